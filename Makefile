@@ -1,0 +1,42 @@
+# softrelay: `make run` and `make test` do all the set-up on a fresh Debian machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+BUILT := $(VENV)/.built
+
+.PHONY: all venv build run test lint bench clean
+
+all: build
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install "setuptools>=77" wheel "Cython>=3.0.10" "numpy>=1.26"
+	$(PY) -m pip install --no-build-isolation -e '.[test]'
+	touch $@
+
+venv: $(STAMP)
+
+# Rebuild the compiled core whenever its sources change.
+$(BUILT): $(STAMP) setup.py ext/softrelay/_core.pyx ext/softrelay/_core.pxd
+	$(PY) setup.py -q build_ext --inplace --build-lib runtime
+	touch $@
+
+build: $(BUILT)
+
+run: build
+	$(PY) -m softrelay run
+
+test: build
+	$(PY) -m ruff check runtime tests benchmarks setup.py
+	$(PY) -m pytest
+
+bench: build
+	$(PY) -m pytest benchmarks --benchmark-only --benchmark-columns=min,median,mean,rounds
+
+lint: venv
+	$(PY) -m ruff check runtime tests benchmarks setup.py
+
+clean:
+	rm -rf build $(VENV) runtime/softrelay/*.so ext/softrelay/*.c ext/softrelay/*.html

@@ -1,0 +1,29 @@
+"""The protection core: table layout, validated settings, the NumPy reference and the bank.
+
+The compiled implementation is ``softrelay._core`` (built from ``ext/``); ``backend`` chooses.
+"""
+
+from softrelay.core.bank import ProtectionCore
+from softrelay.core.layout import (
+    BusbarFlag,
+    ChannelFault,
+    Command,
+    InputMode,
+    PhasePair,
+    Quality,
+    ThermalFlag,
+)
+from softrelay.core.settings import BusbarSettings, ThermalSettings
+
+__all__ = [
+    "BusbarFlag",
+    "BusbarSettings",
+    "ChannelFault",
+    "Command",
+    "InputMode",
+    "PhasePair",
+    "ProtectionCore",
+    "Quality",
+    "ThermalFlag",
+    "ThermalSettings",
+]

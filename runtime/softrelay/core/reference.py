@@ -1,0 +1,33 @@
+"""The NumPy reference core: same entry point and tables as the compiled ``softrelay._core``.
+
+Readable specification and test oracle. It runs in the scan only when SOFTRELAY_CORE=reference
+forces it (see ``softrelay.core.backend``); it is far slower than the compiled core.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from softrelay.core.busbar_reference import busbar_scan
+from softrelay.core.thermal_reference import thermal_scan
+
+IMPLEMENTATION = "reference"
+
+
+def run_scan(
+    th_settings: np.ndarray,
+    th_inputs: np.ndarray,
+    th_window: np.ndarray,
+    th_state: np.ndarray,
+    th_out: np.ndarray,
+    bb_settings: np.ndarray,
+    bb_inputs: np.ndarray,
+    bb_state: np.ndarray,
+    bb_out: np.ndarray,
+    now: float,
+    dt: float,
+    samples_per_cycle: int,
+) -> None:
+    """Advance every point by one scan of ``dt`` s ending at ``now``, in place."""
+    thermal_scan(th_settings, th_inputs, th_window, th_state, th_out, now, dt, samples_per_cycle)
+    busbar_scan(bb_settings, bb_inputs, bb_state, bb_out, now, dt)

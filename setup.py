@@ -1,0 +1,42 @@
+"""Build of the compiled core, ext/softrelay/_core.pyx -> softrelay._core.
+
+Flags are portable: no -march=native (the same wheel must run on any x86-64 or ARM board),
+no -ffast-math (NaN must stay NaN in protection logic), and -ffp-contract=off so that no
+compiler fuses a*b+c differently from the NumPy reference on one platform and not another.
+SOFTRELAY_NATIVE=1 adds -march=native for a build made on its own target.
+"""
+
+import os
+import sys
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+# The packed structs are naturally aligned by construction (tests/test_layout.py) and run_scan
+# refuses a misaligned buffer, so taking a member's address is safe: silence that warning.
+compile_args = (
+    []
+    if sys.platform == "win32"
+    else ["-O2", "-ffp-contract=off", "-fno-fast-math", "-Wno-address-of-packed-member"]
+)
+if os.environ.get("SOFTRELAY_NATIVE") == "1":
+    compile_args.append("-march=native")
+
+extensions = [
+    Extension(
+        "softrelay._core",
+        sources=["ext/softrelay/_core.pyx"],
+        include_dirs=["ext", np.get_include()],
+        extra_compile_args=compile_args,
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    )
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        include_path=["ext"],
+        compiler_directives={"language_level": "3"},
+    )
+)
