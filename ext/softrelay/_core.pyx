@@ -23,6 +23,7 @@ DEF RATE_P0 = (1.0 / 60.0) * (1.0 / 60.0)
 DEF JOINT_MIN_REF = 1.0
 DEF JOINT_HYST = 0.1
 DEF MIN_SAMPLES_PER_CYCLE = 24
+DEF TRIANGLE_TOL = 1e-12
 
 cdef enum:
     MODE_PHASORS = 0
@@ -105,14 +106,15 @@ cdef bint seq_from_magnitudes(const double* mag, double* i1, double* i2) noexcep
     """Closed-triangle I1, I2 from magnitudes; returns True when the sides cannot close."""
     cdef double a = mag[0], b = mag[1], c = mag[2]
     cdef double a2 = a * a, b2 = b * b, c2 = c * c
-    cdef double half_mean = (a2 + b2 + c2) / 6.0
+    cdef double sumsq = a2 + b2 + c2
+    cdef double half_mean = sumsq / 6.0
     cdef double heron = (a + b + c) * (-a + b + c) * (a - b + c) * (a + b - c)
     cdef double i1sq, i2sq, dab, dbc, dca, product
-    if heron < 0.0:
+    if heron < -TRIANGLE_TOL * (sumsq * sumsq):
         i1[0] = sqrt(half_mean)
         i2[0] = i1[0]
         return True
-    i1sq = half_mean + sqrt(heron) / TWO_SQRT3
+    i1sq = half_mean + sqrt(heron if heron > 0.0 else 0.0) / TWO_SQRT3
     dab = a2 - b2
     dbc = b2 - c2
     dca = c2 - a2
@@ -608,4 +610,5 @@ def constants():
         "JOINT_MIN_REF": JOINT_MIN_REF,
         "JOINT_HYST": JOINT_HYST,
         "MIN_SAMPLES_PER_CYCLE": MIN_SAMPLES_PER_CYCLE,
+        "TRIANGLE_TOL": TRIANGLE_TOL,
     }

@@ -258,6 +258,7 @@ RATE_P0 = (1.0 / 60.0) ** 2  #: initial rate variance, (C/s)^2 (1 C/min standard
 JOINT_MIN_REF = 1.0  #: C; the expected rise never counts as less than this
 JOINT_HYST = 0.1  #: dropout hysteresis of the joint ratio
 MIN_SAMPLES_PER_CYCLE = 24  #: the 11th harmonic must lie inside the RMS window
+TRIANGLE_TOL = 1e-12  #: Heron product below -TOL*(a^2+b^2+c^2)^2 is open (not rounding)
 
 ALL_DTYPES = {
     "thermal_settings": THERMAL_SETTINGS,

@@ -32,6 +32,7 @@ import numpy as np
 from softrelay.core.layout import (
     STOP_FRACTION,
     TIMER_EPS,
+    TRIANGLE_TOL,
     Command,
     InputMode,
     Quality,
@@ -45,7 +46,8 @@ SQRT3 = np.sqrt(3.0)
 def sequence_from_phasors(mag: np.ndarray, ang_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positive and negative sequence magnitudes from phasors of shape (..., 3)."""
     rad = np.deg2rad(ang_deg)
-    ph = mag * (np.cos(rad) + 1j * np.sin(rad))
+    with np.errstate(invalid="ignore"):
+        ph = mag * (np.cos(rad) + 1j * np.sin(rad))
     i1 = np.abs(ph[..., 0] + A * ph[..., 1] + A * A * ph[..., 2]) / 3.0
     i2 = np.abs(ph[..., 0] + A * A * ph[..., 1] + A * ph[..., 2]) / 3.0
     return i1, i2
@@ -64,9 +66,10 @@ def sequence_from_magnitudes(mag: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     """
     a, b, c = mag[..., 0], mag[..., 1], mag[..., 2]
     a2, b2, c2 = a * a, b * b, c * c
-    half_mean = (a2 + b2 + c2) / 6.0
+    sumsq = a2 + b2 + c2
+    half_mean = sumsq / 6.0
     heron = (a + b + c) * (-a + b + c) * (a - b + c) * (a + b - c)  # (4 area)^2
-    is_open = heron < 0.0
+    is_open = heron < -TRIANGLE_TOL * (sumsq * sumsq)  # a flat triangle rounds either way
     i1sq = half_mean + np.sqrt(np.maximum(heron, 0.0)) / (2.0 * SQRT3)
     product = ((a2 - b2) ** 2 + (b2 - c2) ** 2 + (c2 - a2) ** 2) / 18.0
     with np.errstate(divide="ignore", invalid="ignore"):
