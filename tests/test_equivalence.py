@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from random_banks import RandomBank
 
 from softrelay.core import backend, busbar_reference, thermal_reference
 from softrelay.core.layout import BusbarFlag, ChannelFault, ThermalFlag
+
+from random_banks import RandomBank
 
 compiled = backend.load("compiled")
 reference = backend.load("reference")
@@ -98,7 +99,7 @@ def test_sequences_from_phasors_kernel(rows):
     got = compiled.sequence_from_phasors(mag, ang)
     want = thermal_reference.sequence_from_phasors(mag, ang)
     scale = max(1.0, mag.max())
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12 * scale)
 
 

@@ -6,12 +6,13 @@ import math
 
 import numpy as np
 import pytest
-from helpers import run_until, set_currents
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from softrelay.core import Command, ProtectionCore, Quality, ThermalFlag, ThermalSettings
 from softrelay.core.thermal_reference import sequence_from_magnitudes, sequence_from_phasors
+
+from helpers import run_until, set_currents
 
 F = ThermalFlag
 
@@ -60,8 +61,9 @@ def test_operate_time_cold_and_hot_within_one_scan(impl):
     expected = np.array([operate_time(c, p, trip, tau) for c, p, trip in CASES])
     assert np.all(first > 0), "some cases never tripped"
     tripped_at = first * dt
-    assert np.all(tripped_at >= expected - 1e-9), list(zip(CASES, tripped_at, expected))
-    assert np.all(tripped_at - dt < expected + 1e-9), list(zip(CASES, tripped_at, expected))
+    report = list(zip(CASES, tripped_at, expected, strict=True))
+    assert np.all(tripped_at >= expected - 1e-9), report
+    assert np.all(tripped_at - dt < expected + 1e-9), report
 
 
 @pytest.mark.parametrize(

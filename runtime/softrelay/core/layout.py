@@ -1,9 +1,9 @@
 """Memory layout of the protection core: the record dtypes every table uses, and the codes.
 
 The core works on *banks*: one NumPy structured array per table (settings, inputs, state,
-outputs) per kind of point, one row per protected point. The compiled core (``ext/softrelay/_core.pxd``)
-declares a packed C struct for every dtype here, field for field; Cython checks the buffer
-format at every call, so a mismatch is an error, never silent garbage.
+outputs) per kind of point, one row per protected point. The compiled core
+(``ext/softrelay/_core.pxd``) declares a packed C struct for every dtype here, field for field;
+Cython checks the buffer format at every call, so a mismatch is an error, never silent garbage.
 
 Layout rules (held by ``tests/test_layout.py``):
 - float64 fields first, then 4-byte, then 1-byte fields, and a pad to a multiple of 8 bytes,
@@ -110,7 +110,7 @@ def _record(fields: list[tuple]) -> np.dtype:
     dtype = np.dtype(fields)
     pad = (-dtype.itemsize) % 8
     if pad:
-        dtype = np.dtype(fields + [("_pad", U1, (pad,))])
+        dtype = np.dtype([*fields, ("_pad", U1, (pad,))])
     return dtype
 
 

@@ -116,7 +116,7 @@ class BusbarSettings(BaseModel):
 def pack_thermal(points: Sequence[ThermalSettings]) -> np.ndarray:
     """Return the core's thermal settings table, one row per point, in the given order."""
     table = np.zeros(len(points), THERMAL_SETTINGS)
-    for row, point in zip(table, points):
+    for row, point in zip(table, points, strict=True):
         values = point.model_dump()
         values["input_mode"] = INPUT_MODES[point.input_mode]
         for name, value in values.items():
@@ -127,7 +127,7 @@ def pack_thermal(points: Sequence[ThermalSettings]) -> np.ndarray:
 def pack_busbar(points: Sequence[BusbarSettings]) -> np.ndarray:
     """Return the core's busbar settings table, one row per point, in the given order."""
     table = np.zeros(len(points), BUSBAR_SETTINGS)
-    for row, point in zip(table, points):
+    for row, point in zip(table, points, strict=True):
         for name, value in point.model_dump().items():
             row[name] = value
     return table

@@ -21,8 +21,8 @@ unknown (NaN). A fault never trips; commands still apply.
 Starts: a start begins when a stopped point starts running; it lasts while I_eq >= start_current
 I_B and for at most start_time_max (a stalled start then heats at full current).
 
-This module is the specification and the test oracle of ``ext/softrelay/_core.pyx``; it never runs in the
-scan unless the compiled core is disabled on purpose.
+This module is the specification and the test oracle of ``ext/softrelay/_core.pyx``; it
+never runs in the scan unless the compiled core is disabled on purpose.
 """
 
 from __future__ import annotations
