@@ -27,7 +27,7 @@ extensions = [
     Extension(
         "softrelay._core",
         sources=["ext/softrelay/_core.pyx"],
-        include_dirs=["ext", np.get_include()],
+        include_dirs=["ext/softrelay", np.get_include()],
         extra_compile_args=compile_args,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )

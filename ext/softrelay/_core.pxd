@@ -73,12 +73,15 @@ cdef packed struct BusbarOutputs:
     unsigned char _pad[5]
 
 # Kernels: the scan is built from these; each has a Python wrapper in _core.pyx for the tests.
+cdef void sincos_deg(double deg, double* s, double* c) noexcept nogil
+cdef void seq_from_rect(const double* re, const double* im,
+                        double* i1sq, double* i2sq) noexcept nogil
 cdef void seq_from_phasors(const double* mag, const double* ang,
-                           double* i1, double* i2) noexcept nogil
-cdef bint seq_from_magnitudes(const double* mag, double* i1, double* i2) noexcept nogil
-cdef void window_phasor(const double* x, Py_ssize_t length, const double* cos_t,
-                        const double* sin_t, double* rms, double* mag,
-                        double* ang) noexcept nogil
+                           double* i1sq, double* i2sq) noexcept nogil
+cdef bint seq_from_magnitudes(const double* mag, double* i1sq, double* i2sq) noexcept nogil
+cdef void window_phasors(const double* x, Py_ssize_t length, const double* cos_t,
+                         const double* sin_t, double* rms, double* re,
+                         double* im) noexcept nogil
 cdef void element_step(unsigned char* active, double* timer, double value, double threshold,
                        double hysteresis, double pickup, double dt) noexcept nogil
 cdef void thermal_point(const ThermalSettings* s, const ThermalInputs* x, const double* window,
@@ -87,3 +90,19 @@ cdef void thermal_point(const ThermalSettings* s, const ThermalInputs* x, const 
                         double dt) noexcept nogil
 cdef void busbar_point(const BusbarSettings* s, const BusbarInputs* x, BusbarState* st,
                        BusbarOutputs* o, double now, double dt) noexcept nogil
+
+
+cdef class Scanner:
+    cdef const ThermalSettings[::1] th_settings
+    cdef const ThermalInputs[::1] th_inputs
+    cdef const double[:, :, ::1] th_window
+    cdef ThermalState[::1] th_state
+    cdef ThermalOutputs[::1] th_out
+    cdef const BusbarSettings[::1] bb_settings
+    cdef const BusbarInputs[::1] bb_inputs
+    cdef BusbarState[::1] bb_state
+    cdef BusbarOutputs[::1] bb_out
+    cdef double* cos_t
+    cdef double* sin_t
+    cdef Py_ssize_t length
+    cdef void run(self, double now, double dt) noexcept nogil

@@ -8,8 +8,13 @@ to rounding. run_scan holds no Python object inside its loop and runs without th
 Constants are those of softrelay/core/layout.py (checked by tests/test_layout.py).
 """
 
-from libc.math cimport INFINITY, M_PI, NAN, cos, exp, hypot, isfinite, isnan, log, sin, sqrt, atan2
+from libc.math cimport INFINITY, M_PI, NAN, atan2, cos, exp, fabs, fmod, isfinite, isnan
+from libc.math cimport log, sin, sqrt
 from libc.stdlib cimport free, malloc
+
+cdef extern from "window_sums.h":
+    void sr_window_sums3(const double* x, Py_ssize_t n, const double* cos_t,
+                         const double* sin_t, double* out) noexcept nogil
 
 import numpy as np
 
@@ -81,67 +86,141 @@ IMPLEMENTATION = "compiled"
 
 # ---------------------------------------------------------------- kernels
 
-cdef void seq_from_phasors(const double* mag, const double* ang,
-                           double* i1, double* i2) noexcept nogil:
-    """I1 = |IL1 + a IL2 + a^2 IL3| / 3 and I2 = |IL1 + a^2 IL2 + a IL3| / 3, a = e^{j120}."""
-    cdef double re[3]
-    cdef double im[3]
-    cdef int k
-    cdef double rad
-    for k in range(3):
-        rad = ang[k] * DEG
-        re[k] = mag[k] * cos(rad)
-        im[k] = mag[k] * sin(rad)
+# fdlibm's minimax kernels for sin and cos on |t| <= pi/4 (error below one ulp).
+cdef double S1 = -1.66666666666666324348e-01, S2 = 8.33333333332248946124e-03
+cdef double S3 = -1.98412698298579493134e-04, S4 = 2.75573137070700676789e-06
+cdef double S5 = -2.50507602534068634195e-08, S6 = 1.58969099521155010221e-10
+cdef double C1 = 4.16666666666666019037e-02, C2 = -1.38888888888741095749e-03
+cdef double C3 = 2.48015872894767294178e-05, C4 = -2.75573143513906633035e-07
+cdef double C5 = 2.08757232129817482790e-09, C6 = -1.13596475577881948265e-11
+cdef double INV90 = 1.0 / 90.0
+cdef double ROUNDER = 6755399441055744.0  # 1.5 * 2^52
+cdef double NINTH = 1.0 / 9.0
+
+
+cdef void sincos_deg(double deg, double* s, double* c) noexcept nogil:
+    """sin and cos of an angle in degrees; NaN for a non-finite angle.
+
+    The reduction is exact in degrees (fmod by 360 and subtracting a multiple of 90 lose
+    nothing), so there is no rounding of pi to amplify; only the remainder of at most 45 degrees
+    is turned into radians. The same bits on every platform, whatever its libm.
+    """
+    cdef double q, r, t, z, z2, sin_t, cos_t, hz, w
+    cdef int quadrant
+    if not isfinite(deg):
+        s[0] = NAN
+        c[0] = NAN
+        return
+    if fabs(deg) > 360.0:
+        deg = fmod(deg, 360.0)
+    # Nearest multiple of 90 degrees: adding and removing 1.5 * 2^52 rounds to an integer
+    # (|deg / 90| <= 4 here). Any integer near deg / 90 keeps r exact and within the kernels'
+    # accurate range, so the product's rounding does not matter.
+    q = (deg * INV90 + ROUNDER) - ROUNDER
+    r = deg - q * 90.0
+    t = r * DEG
+    z = t * t
+    z2 = z * z
+    # Estrin's scheme: the same polynomials, shorter dependency chains.
+    sin_t = t + t * z * ((S1 + z * S2) + z2 * ((S3 + z * S4) + z2 * (S5 + z * S6)))
+    hz = 0.5 * z
+    w = 1.0 - hz
+    cos_t = w + (((1.0 - w) - hz)
+                 + z2 * ((C1 + z * C2) + z2 * ((C3 + z * C4) + z2 * (C5 + z * C6))))
+    quadrant = (<int> q) & 3
+    if quadrant == 0:
+        s[0] = sin_t
+        c[0] = cos_t
+    elif quadrant == 1:
+        s[0] = cos_t
+        c[0] = -sin_t
+    elif quadrant == 2:
+        s[0] = -sin_t
+        c[0] = -cos_t
+    else:
+        s[0] = -cos_t
+        c[0] = sin_t
+
+
+cdef void seq_from_rect(const double* re, const double* im,
+                        double* i1sq, double* i2sq) noexcept nogil:
+    """Squares of I1 = |IL1 + a IL2 + a^2 IL3| / 3 and I2 = |IL1 + a^2 IL2 + a IL3| / 3.
+
+    a = e^{j120}. Squares: the protection needs no square root on its critical path.
+    """
     # a z = (-re/2 - h im, -im/2 + h re); a^2 z = (-re/2 + h im, -im/2 - h re)
     cdef double h = HALF_SQRT3
     cdef double p_re = re[0] + (-0.5 * re[1] - h * im[1]) + (-0.5 * re[2] + h * im[2])
     cdef double p_im = im[0] + (-0.5 * im[1] + h * re[1]) + (-0.5 * im[2] - h * re[2])
     cdef double n_re = re[0] + (-0.5 * re[1] + h * im[1]) + (-0.5 * re[2] - h * im[2])
     cdef double n_im = im[0] + (-0.5 * im[1] - h * re[1]) + (-0.5 * im[2] + h * re[2])
-    i1[0] = hypot(p_re, p_im) / 3.0
-    i2[0] = hypot(n_re, n_im) / 3.0
+    i1sq[0] = (p_re * p_re + p_im * p_im) * NINTH
+    i2sq[0] = (n_re * n_re + n_im * n_im) * NINTH
 
 
-cdef bint seq_from_magnitudes(const double* mag, double* i1, double* i2) noexcept nogil:
-    """Closed-triangle I1, I2 from magnitudes; returns True when the sides cannot close."""
+cdef void seq_from_phasors(const double* mag, const double* ang,
+                           double* i1sq, double* i2sq) noexcept nogil:
+    """Squared sequences from RMS magnitudes and angles in degrees.
+
+    |I1| and |I2| do not change when all three phasors turn together, so phase L1 is taken as
+    the angle reference: two sines and cosines instead of three.
+    """
+    cdef double re[3]
+    cdef double im[3]
+    cdef double s, c
+    if not isfinite(ang[0]):
+        i1sq[0] = NAN
+        i2sq[0] = NAN
+        return
+    re[0] = mag[0]
+    im[0] = 0.0
+    sincos_deg(ang[1] - ang[0], &s, &c)
+    re[1] = mag[1] * c
+    im[1] = mag[1] * s
+    sincos_deg(ang[2] - ang[0], &s, &c)
+    re[2] = mag[2] * c
+    im[2] = mag[2] * s
+    seq_from_rect(re, im, i1sq, i2sq)
+
+
+cdef bint seq_from_magnitudes(const double* mag, double* i1sq, double* i2sq) noexcept nogil:
+    """Closed-triangle I1^2, I2^2 from magnitudes; returns True when the sides cannot close."""
     cdef double a = mag[0], b = mag[1], c = mag[2]
     cdef double a2 = a * a, b2 = b * b, c2 = c * c
     cdef double sumsq = a2 + b2 + c2
     cdef double half_mean = sumsq / 6.0
     cdef double heron = (a + b + c) * (-a + b + c) * (a - b + c) * (a + b - c)
-    cdef double i1sq, i2sq, dab, dbc, dca, product
+    cdef double i1, i2, dab, dbc, dca, product
     if heron < -TRIANGLE_TOL * (sumsq * sumsq):
-        i1[0] = sqrt(half_mean)
-        i2[0] = i1[0]
+        i1sq[0] = half_mean
+        i2sq[0] = half_mean
         return True
-    i1sq = half_mean + sqrt(heron if heron > 0.0 else 0.0) / TWO_SQRT3
+    i1 = half_mean + sqrt(heron if heron > 0.0 else 0.0) / TWO_SQRT3
     dab = a2 - b2
     dbc = b2 - c2
     dca = c2 - a2
     product = (dab * dab + dbc * dbc + dca * dca) / 18.0
-    i2sq = product / i1sq if i1sq > 0.0 else 0.0
-    i1[0] = sqrt(i1sq)
-    i2[0] = sqrt(i2sq)
+    i2 = product / i1 if i1 > 0.0 else 0.0
+    i1sq[0] = i1
+    i2sq[0] = i2
     return False
 
 
-cdef void window_phasor(const double* x, Py_ssize_t length, const double* cos_t,
-                        const double* sin_t, double* rms, double* mag,
-                        double* ang) noexcept nogil:
-    """True RMS and the fundamental's RMS phasor (angle in degrees) of one window."""
-    cdef Py_ssize_t n
-    cdef double sq = 0.0, re = 0.0, im = 0.0, v
-    for n in range(length):
-        v = x[n]
-        sq += v * v
-        re += v * cos_t[n]
-        im += v * sin_t[n]
+cdef void window_phasors(const double* x, Py_ssize_t length, const double* cos_t,
+                         const double* sin_t, double* rms, double* re,
+                         double* im) noexcept nogil:
+    """True RMS and the fundamental's RMS phasor (rectangular) of the three phases of a window.
+
+    x holds three rows of ``length`` samples. X = (sqrt 2 / S) sum x[n] e^{-j 2 pi k n / S}.
+    """
+    cdef double sums[9]
     cdef double scale = sqrt(2.0) / length
-    re = re * scale
-    im = -im * scale
-    rms[0] = sqrt(sq / length)
-    mag[0] = hypot(re, im)
-    ang[0] = atan2(im, re) * (180.0 / M_PI)
+    cdef int k
+    sr_window_sums3(x, length, cos_t, sin_t, sums)
+    for k in range(3):
+        rms[k] = sqrt(sums[k] / length)
+        re[k] = sums[3 + k] * scale
+        im[k] = -sums[6 + k] * scale
 
 
 cdef void element_step(unsigned char* active, double* timer, double value, double threshold,
@@ -163,9 +242,9 @@ cdef void thermal_point(const ThermalSettings* s, const ThermalInputs* x, const 
                         ThermalState* st, ThermalOutputs* o, double now,
                         double dt) noexcept nogil:
     cdef double mag[3]
-    cdef double fmag[3]
-    cdef double fang[3]
-    cdef double i1, i2, i_max, i_raw, i_eq, steady, theta, ttt, tts, ratio
+    cdef double fre[3]
+    cdef double fim[3]
+    cdef double i1sq, i2sq, i_max, i_raw_sq, i_sq, steady, theta, ttt, tts, level
     cdef bint is_open = False, usable, running, new_start, starting, keeps
     cdef bint pickup, latched, inhibit, reset_rejected = False
     cdef unsigned int flags = 0
@@ -182,29 +261,30 @@ cdef void thermal_point(const ThermalSettings* s, const ThermalInputs* x, const 
 
     # Currents.
     if s.input_mode == MODE_SAMPLES:
-        for k in range(3):
-            window_phasor(window + k * length, length, cos_t, sin_t, &mag[k], &fmag[k],
-                          &fang[k])
-        seq_from_phasors(fmag, fang, &i1, &i2)
+        window_phasors(window, length, cos_t, sin_t, mag, fre, fim)
+        seq_from_rect(fre, fim, &i1sq, &i2sq)
     else:
         for k in range(3):
             mag[k] = x.mag[k]
         if s.input_mode == MODE_MAGNITUDES:
-            is_open = seq_from_magnitudes(mag, &i1, &i2)
+            is_open = seq_from_magnitudes(mag, &i1sq, &i2sq)
         else:
-            seq_from_phasors(mag, x.ang, &i1, &i2)
+            seq_from_phasors(mag, x.ang, &i1sq, &i2sq)
     i_max = mag[0]
     if mag[1] > i_max:
         i_max = mag[1]
     if mag[2] > i_max:
         i_max = mag[2]
-    i_raw = sqrt(i_max * i_max + s.k2 * i2 * i2)
-    usable = (x.quality == Q_GOOD and now - x.stamp <= s.stale_limit and isfinite(i_raw)
+    # The reference compares I_eq itself; squares decide the same (but for rounding at a tie)
+    # and keep square roots off the critical path.
+    i_raw_sq = i_max * i_max + s.k2 * i2sq
+    usable = (x.quality == Q_GOOD and now - x.stamp <= s.stale_limit and isfinite(i_raw_sq)
               and mag[0] >= 0.0 and mag[1] >= 0.0 and mag[2] >= 0.0)
 
     if usable:
         # Running and starts.
-        running = i_raw >= STOP_FRACTION * s.i_b
+        level = STOP_FRACTION * s.i_b
+        running = i_raw_sq >= level * level
         new_start = running and not st.running
         if new_start:
             st.start_count += 1
@@ -212,15 +292,15 @@ cdef void thermal_point(const ThermalSettings* s, const ThermalInputs* x, const 
         starting = st.starting or new_start
         if starting:
             st.start_elapsed = st.start_elapsed + dt
-        keeps = (running and i_raw >= s.start_current * s.i_b
+        level = s.start_current * s.i_b
+        keeps = (running and i_raw_sq >= level * level
                  and st.start_elapsed <= s.start_time_max + TIMER_EPS)
         starting = starting and keeps
         st.running = running
         st.starting = starting
-        i_eq = i_raw / s.kst if starting else i_raw
+        i_sq = i_raw_sq / (s.kst * s.kst) if starting else i_raw_sq
         # Thermal state.
-        ratio = i_eq / s.i_b
-        steady = ratio * ratio
+        steady = i_sq / (s.i_b * s.i_b)
         if running:
             st.theta = steady + (st.theta - steady) * exp(-dt / s.t_heat)
         else:
@@ -288,9 +368,9 @@ cdef void thermal_point(const ThermalSettings* s, const ThermalInputs* x, const 
     o.time_to_trip = ttt
     o.time_to_start = tts
     if usable:
-        o.i_eq = i_eq
-        o.i1 = i1
-        o.i2 = i2
+        o.i_eq = sqrt(i_sq)
+        o.i1 = sqrt(i1sq)
+        o.i2 = sqrt(i2sq)
         o.i_max = i_max
     else:
         o.i_eq = NAN
@@ -492,59 +572,102 @@ cdef inline bint misaligned(const void* p) noexcept nogil:
     return (<size_t> p) % 8 != 0
 
 
-def run_scan(const ThermalSettings[::1] th_settings, const ThermalInputs[::1] th_inputs,
-             const double[:, :, ::1] th_window, ThermalState[::1] th_state,
-             ThermalOutputs[::1] th_out,
-             const BusbarSettings[::1] bb_settings, const BusbarInputs[::1] bb_inputs,
-             BusbarState[::1] bb_state, BusbarOutputs[::1] bb_out,
-             double now, double dt, int samples_per_cycle):
-    """Advance every point by one scan of ``dt`` s ending at ``now`` (monotonic s), in place.
+cdef class Scanner:
+    """The tables of one relay, bound once; ``scan`` runs one pass over every point.
 
-    Thermal tables have one row per thermal point, th_window has shape (points, 3, S) with S a
-    whole number of cycles of samples_per_cycle samples (S may be 0 when no point samples).
-    The caller (softrelay.core.bank) has checked shapes, dt > 0 and samples_per_cycle.
+    Thermal tables have one row per thermal point; th_window has shape (points, 3, S), S a whole
+    number of cycles of samples_per_cycle samples (S may be 0 when no point samples). Binding
+    checks lengths and alignment and computes the DFT tables once, so a scan costs nothing per
+    table: it releases the GIL and walks the points. The tables stay owned by the caller, who
+    writes inputs and reads outputs between scans; rebinding is needed only to replace a table.
     """
-    cdef Py_ssize_t n_th = th_settings.shape[0], n_bb = bb_settings.shape[0]
-    cdef Py_ssize_t length = th_window.shape[2], i, n
-    cdef double cycles
-    cdef double* cos_t = NULL
-    cdef double* sin_t = NULL
-    cdef const double* window
-    if (th_inputs.shape[0] != n_th or th_state.shape[0] != n_th or th_out.shape[0] != n_th
-            or th_window.shape[0] != n_th or th_window.shape[1] != 3):
-        raise ValueError("thermal tables differ in length")
-    if bb_inputs.shape[0] != n_bb or bb_state.shape[0] != n_bb or bb_out.shape[0] != n_bb:
-        raise ValueError("busbar tables differ in length")
-    if n_th and (misaligned(&th_settings[0]) or misaligned(&th_inputs[0])
-                 or misaligned(&th_state[0]) or misaligned(&th_out[0])
-                 or (length > 0 and misaligned(&th_window[0, 0, 0]))):
-        raise ValueError("a thermal table is not 8-byte aligned")
-    if n_bb and (misaligned(&bb_settings[0]) or misaligned(&bb_inputs[0])
-                 or misaligned(&bb_state[0]) or misaligned(&bb_out[0])):
-        raise ValueError("a busbar table is not 8-byte aligned")
-    if length > 0:
-        cos_t = <double*> malloc(2 * length * sizeof(double))
-        if cos_t == NULL:
-            raise MemoryError()
-        sin_t = cos_t + length
-    try:
+
+    def __cinit__(self, const ThermalSettings[::1] th_settings,
+                  const ThermalInputs[::1] th_inputs, const double[:, :, ::1] th_window,
+                  ThermalState[::1] th_state, ThermalOutputs[::1] th_out,
+                  const BusbarSettings[::1] bb_settings, const BusbarInputs[::1] bb_inputs,
+                  BusbarState[::1] bb_state, BusbarOutputs[::1] bb_out,
+                  int samples_per_cycle):
+        cdef Py_ssize_t n_th = th_settings.shape[0], n_bb = bb_settings.shape[0], n
+        cdef double cycles
+        self.cos_t = NULL
+        if (th_inputs.shape[0] != n_th or th_state.shape[0] != n_th
+                or th_out.shape[0] != n_th or th_window.shape[0] != n_th
+                or th_window.shape[1] != 3):
+            raise ValueError("thermal tables differ in length")
+        if (bb_inputs.shape[0] != n_bb or bb_state.shape[0] != n_bb
+                or bb_out.shape[0] != n_bb):
+            raise ValueError("busbar tables differ in length")
+        self.length = th_window.shape[2]
+        if n_th and (misaligned(&th_settings[0]) or misaligned(&th_inputs[0])
+                     or misaligned(&th_state[0]) or misaligned(&th_out[0])
+                     or (self.length > 0 and misaligned(&th_window[0, 0, 0]))):
+            raise ValueError("a thermal table is not 8-byte aligned")
+        if n_bb and (misaligned(&bb_settings[0]) or misaligned(&bb_inputs[0])
+                     or misaligned(&bb_state[0]) or misaligned(&bb_out[0])):
+            raise ValueError("a busbar table is not 8-byte aligned")
+        if self.length > 0:
+            if samples_per_cycle <= 0 or self.length % samples_per_cycle:
+                raise ValueError("the window is not a whole number of cycles")
+            self.cos_t = <double*> malloc(2 * self.length * sizeof(double))
+            if self.cos_t == NULL:
+                raise MemoryError()
+            self.sin_t = self.cos_t + self.length
+            cycles = <double> (self.length // samples_per_cycle)
+            for n in range(self.length):
+                self.cos_t[n] = cos(2.0 * M_PI * cycles * <double> n / <double> self.length)
+                self.sin_t[n] = sin(2.0 * M_PI * cycles * <double> n / <double> self.length)
+        self.th_settings = th_settings
+        self.th_inputs = th_inputs
+        self.th_window = th_window
+        self.th_state = th_state
+        self.th_out = th_out
+        self.bb_settings = bb_settings
+        self.bb_inputs = bb_inputs
+        self.bb_state = bb_state
+        self.bb_out = bb_out
+
+    def __dealloc__(self):
+        free(self.cos_t)
+
+    def scan(self, double now, double dt):
+        """Advance every point by one scan of ``dt`` s ending at ``now`` (monotonic s)."""
         with nogil:
+            self.run(now, dt)
+
+    cdef void run(self, double now, double dt) noexcept nogil:
+        cdef Py_ssize_t i
+        cdef Py_ssize_t length = self.length
+        cdef const double* window = NULL
+        for i in range(self.th_settings.shape[0]):
             if length > 0:
-                cycles = <double> (length // samples_per_cycle)
-                for n in range(length):
-                    cos_t[n] = cos(2.0 * M_PI * cycles * <double> n / <double> length)
-                    sin_t[n] = sin(2.0 * M_PI * cycles * <double> n / <double> length)
-            for i in range(n_th):
-                window = &th_window[i, 0, 0] if length > 0 else NULL
-                thermal_point(&th_settings[i], &th_inputs[i], window, length, cos_t, sin_t,
-                              &th_state[i], &th_out[i], now, dt)
-            for i in range(n_bb):
-                busbar_point(&bb_settings[i], &bb_inputs[i], &bb_state[i], &bb_out[i], now, dt)
-    finally:
-        free(cos_t)
+                window = &self.th_window[i, 0, 0]
+            thermal_point(&self.th_settings[i], &self.th_inputs[i], window, length, self.cos_t,
+                          self.sin_t, &self.th_state[i], &self.th_out[i], now, dt)
+        for i in range(self.bb_settings.shape[0]):
+            busbar_point(&self.bb_settings[i], &self.bb_inputs[i], &self.bb_state[i],
+                         &self.bb_out[i], now, dt)
+
+
+def run_scan(th_settings, th_inputs, th_window, th_state, th_out, bb_settings, bb_inputs,
+             bb_state, bb_out, double now, double dt, int samples_per_cycle):
+    """One scan over freshly bound tables (tests and one-off use; a relay keeps a Scanner)."""
+    Scanner(th_settings, th_inputs, th_window, th_state, th_out, bb_settings, bb_inputs,
+            bb_state, bb_out, samples_per_cycle).scan(now, dt)
 
 
 # ---------------------------------------------------------------- kernel wrappers (tests)
+
+def sincos_degrees(const double[::1] deg):
+    """sin and cos of angles in degrees (the kernel of the phasor path)."""
+    cdef Py_ssize_t i, n = deg.shape[0]
+    sines = np.empty(n)
+    cosines = np.empty(n)
+    cdef double[::1] os = sines, oc = cosines
+    for i in range(n):
+        sincos_deg(deg[i], &os[i], &oc[i])
+    return sines, cosines
+
 
 def sequence_from_phasors(const double[:, ::1] mag, const double[:, ::1] ang):
     """I1, I2 per row of (n, 3) magnitudes and angles (degrees)."""
@@ -554,7 +677,7 @@ def sequence_from_phasors(const double[:, ::1] mag, const double[:, ::1] ang):
     cdef double[::1] o1 = i1, o2 = i2
     for i in range(n):
         seq_from_phasors(&mag[i, 0], &ang[i, 0], &o1[i], &o2[i])
-    return i1, i2
+    return np.sqrt(i1), np.sqrt(i2)
 
 
 def sequence_from_magnitudes(const double[:, ::1] mag):
@@ -567,7 +690,7 @@ def sequence_from_magnitudes(const double[:, ::1] mag):
     cdef unsigned char[::1] oo = is_open.view(np.uint8)
     for i in range(n):
         oo[i] = seq_from_magnitudes(&mag[i, 0], &o1[i], &o2[i])
-    return i1, i2, is_open
+    return np.sqrt(i1), np.sqrt(i2), is_open
 
 
 def window_rms_and_phasor(const double[:, ::1] window, int samples_per_cycle):
@@ -580,13 +703,21 @@ def window_rms_and_phasor(const double[:, ::1] window, int samples_per_cycle):
     for k in range(length):
         ct[k] = cos(2.0 * M_PI * cycles * <double> k / <double> length)
         sn[k] = sin(2.0 * M_PI * cycles * <double> k / <double> length)
-    rms = np.empty(n)
-    mag = np.empty(n)
-    ang = np.empty(n)
-    cdef double[::1] o_rms = rms, o_mag = mag, o_ang = ang
+    triple = np.zeros((3, length))
+    cdef double[:, ::1] rows = triple
+    cdef double rms[3]
+    cdef double re[3]
+    cdef double im[3]
+    out_rms = np.empty(n)
+    out_mag = np.empty(n)
+    out_ang = np.empty(n)
     for i in range(n):
-        window_phasor(&window[i, 0], length, &ct[0], &sn[0], &o_rms[i], &o_mag[i], &o_ang[i])
-    return rms, mag, ang
+        rows[0, :] = window[i, :]  # the kernel takes three phases; one is enough here
+        window_phasors(&rows[0, 0], length, &ct[0], &sn[0], rms, re, im)
+        out_rms[i] = rms[0]
+        out_mag[i] = sqrt(re[0] * re[0] + im[0] * im[0])
+        out_ang[i] = atan2(im[0], re[0]) * (180.0 / M_PI)
+    return out_rms, out_mag, out_ang
 
 
 def element_steps(unsigned char[::1] active, double[::1] timer, const double[::1] value,

@@ -64,13 +64,36 @@ def empty_busbar_inputs(n: int) -> np.ndarray:
     return inputs
 
 
+TABLES = (
+    "thermal_settings",
+    "thermal_inputs",
+    "window",
+    "thermal_state",
+    "thermal_outputs",
+    "busbar_settings",
+    "busbar_inputs",
+    "busbar_state",
+    "busbar_outputs",
+)
+
+
 class ProtectionCore:
     """Every protected point of a relay and one scan over all of them per ``scan`` call.
 
     ``window_length`` is S, the samples per phase of the current windows (points in samples
     mode; a whole number of cycles of ``samples_per_cycle``, itself at least 24 so that the 11th
     harmonic is inside the RMS). The window table is ``self.window[point, phase, sample]``.
+
+    Tables are written and read in place between scans. The core binds them once (the first
+    scan); assigning a new array to a table attribute rebinds at the next scan.
     """
+
+    _scanner = None
+
+    def __setattr__(self, name: str, value: object) -> None:
+        super().__setattr__(name, value)
+        if name in TABLES:
+            super().__setattr__("_scanner", None)
 
     def __init__(
         self,
@@ -119,17 +142,7 @@ class ProtectionCore:
             raise ValueError(f"dt must be a positive number of seconds, not {dt!r}")
         if not math.isfinite(now):
             raise ValueError(f"now must be a finite monotonic time, not {now!r}")
-        self.impl.run_scan(
-            self.thermal_settings,
-            self.thermal_inputs,
-            self.window,
-            self.thermal_state,
-            self.thermal_outputs,
-            self.busbar_settings,
-            self.busbar_inputs,
-            self.busbar_state,
-            self.busbar_outputs,
-            float(now),
-            float(dt),
-            self.samples_per_cycle,
-        )
+        if self._scanner is None:
+            tables = [getattr(self, name) for name in TABLES]
+            self._scanner = self.impl.Scanner(*tables, samples_per_cycle=self.samples_per_cycle)
+        self._scanner.scan(float(now), float(dt))

@@ -14,6 +14,17 @@ from softrelay.core.thermal_reference import thermal_scan
 IMPLEMENTATION = "reference"
 
 
+class Scanner:
+    """Same contract as ``softrelay._core.Scanner``: tables bound once, one ``scan`` per scan."""
+
+    def __init__(self, *tables: np.ndarray, samples_per_cycle: int) -> None:
+        self.tables = tables
+        self.samples_per_cycle = samples_per_cycle
+
+    def scan(self, now: float, dt: float) -> None:
+        run_scan(*self.tables, now, dt, self.samples_per_cycle)
+
+
 def run_scan(
     th_settings: np.ndarray,
     th_inputs: np.ndarray,

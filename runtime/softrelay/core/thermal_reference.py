@@ -43,14 +43,18 @@ A = np.exp(2j * np.pi / 3)  # e^{j120}
 SQRT3 = np.sqrt(3.0)
 
 
-def sequence_from_phasors(mag: np.ndarray, ang_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positive and negative sequence magnitudes from phasors of shape (..., 3)."""
-    rad = np.deg2rad(ang_deg)
-    with np.errstate(invalid="ignore"):
-        ph = mag * (np.cos(rad) + 1j * np.sin(rad))
+def sequence_from_complex(ph: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positive and negative sequence magnitudes from complex phasors of shape (..., 3)."""
     i1 = np.abs(ph[..., 0] + A * ph[..., 1] + A * A * ph[..., 2]) / 3.0
     i2 = np.abs(ph[..., 0] + A * A * ph[..., 1] + A * ph[..., 2]) / 3.0
     return i1, i2
+
+
+def sequence_from_phasors(mag: np.ndarray, ang_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positive and negative sequence magnitudes from RMS magnitudes and angles (degrees)."""
+    rad = np.deg2rad(ang_deg)
+    with np.errstate(invalid="ignore"):
+        return sequence_from_complex(mag * (np.cos(rad) + 1j * np.sin(rad)))
 
 
 def sequence_from_magnitudes(mag: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -87,10 +91,10 @@ def dft_tables(length: int, samples_per_cycle: int) -> tuple[np.ndarray, np.ndar
     return np.cos(arg), np.sin(arg)
 
 
-def window_rms_and_phasor(
+def window_rms_and_fundamental(
     window: np.ndarray, samples_per_cycle: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """True RMS, fundamental RMS magnitude and angle (degrees) of windows shaped (..., S).
+) -> tuple[np.ndarray, np.ndarray]:
+    """True RMS and the fundamental's complex RMS phasor of windows shaped (..., S).
 
     The window holds a whole number of cycles. The phasor is X = (sqrt 2 / S) sum x[n]
     e^{-j 2 pi k n / S}, k the number of cycles: for x = A cos(wt + phi), X = A / sqrt 2 at phi.
@@ -103,7 +107,15 @@ def window_rms_and_phasor(
     scale = np.sqrt(2.0) / length
     re = np.sum(window * cos_t, axis=-1) * scale
     im = -np.sum(window * sin_t, axis=-1) * scale
-    return rms, np.hypot(re, im), np.rad2deg(np.arctan2(im, re))
+    return rms, re + 1j * im
+
+
+def window_rms_and_phasor(
+    window: np.ndarray, samples_per_cycle: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True RMS, fundamental RMS magnitude and angle (degrees) of windows shaped (..., S)."""
+    rms, phasor = window_rms_and_fundamental(window, samples_per_cycle)
+    return rms, np.abs(phasor), np.rad2deg(np.angle(phasor))
 
 
 def phase_currents(
@@ -120,9 +132,9 @@ def phase_currents(
     is_open &= by_magnitude
     sampled = mode == InputMode.SAMPLES
     if np.any(sampled):
-        rms, fmag, fang = window_rms_and_phasor(window[sampled], samples_per_cycle)
+        rms, fundamental = window_rms_and_fundamental(window[sampled], samples_per_cycle)
         mag[sampled] = rms
-        i1[sampled], i2[sampled] = sequence_from_phasors(fmag, fang)
+        i1[sampled], i2[sampled] = sequence_from_complex(fundamental)
     return mag, i1, i2, is_open
 
 
