@@ -26,14 +26,17 @@ $(BUILT): $(STAMP) setup.py ext/softrelay/_core.pyx ext/softrelay/_core.pxd ext/
 build: $(BUILT)
 
 run: build
-	$(PY) -m softrelay run
+	$(PY) -m softrelay demo
 
 test: build
 	$(PY) -m ruff check runtime tests benchmarks setup.py
 	$(PY) -m pytest
 
 bench: build
-	$(PY) -m pytest benchmarks --benchmark-only --benchmark-columns=min,median,mean,rounds
+	mkdir -p benchmarks/results
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest benchmarks --benchmark-only -q \
+		--benchmark-columns=min,median,rounds --benchmark-json=benchmarks/results/core.json
+	$(PY) benchmarks/report.py benchmarks/results/core.json
 
 lint: venv
 	$(PY) -m ruff check runtime tests benchmarks setup.py

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from workloads import WORKLOADS, Workload
 
 SIZES = (10, 100, 1000, 10000)
