@@ -4,7 +4,7 @@
 
 The maths is that of softrelay/core/thermal_reference.py and busbar_reference.py (the
 specification, in NumPy), written per point, step for step in the same order, so the two agree
-to rounding. run_scan holds no Python object inside its loop and runs without the GIL.
+to rounding. Scanner.scan holds no Python object inside its loop and runs without the GIL.
 Constants are those of softrelay/core/layout.py (checked by tests/test_layout.py).
 """
 
@@ -114,7 +114,8 @@ cdef void sincos_deg(double deg, double* s, double* c) noexcept nogil:
     if fabs(deg) > 360.0:
         deg = fmod(deg, 360.0)
     # Nearest multiple of 90 degrees: adding and removing 1.5 * 2^52 rounds to an integer
-    # (|deg / 90| <= 4 here). Any integer near deg / 90 keeps r exact and within the kernels'
+    # (|deg / 90| <= 4 here; IEEE doubles without reassociation, which the build guarantees by
+    # never using -ffast-math). Any integer near deg / 90 keeps r exact and within the kernels'
     # accurate range, so the product's rounding does not matter.
     q = (deg * INV90 + ROUNDER) - ROUNDER
     r = deg - q * 90.0

@@ -17,6 +17,9 @@ a quality from the input image, and optionally the three phase currents. Every s
    with the pair it lies between, the fastest rate of rise, and with currents a joint index:
    each phase's rise against the rise the other phases would have at its current (rise ~ I^2),
    evaluated only under balanced load.
+   The filter takes a sample in at the scan that sees it; the fraction of a scan between its
+   stamp and the scan is not modelled (sensors are sampled at 100 ms to minutes; scans are
+   faster).
 5. Elements warning, critical, imbalance, rate and joint, each with a pickup delay (the condition
    held over scans whose dt add up to it) and a dropout hysteresis. An element whose quantity
    cannot be computed (its channels faulted) drops out: a sensor fault never operates one.
