@@ -1,0 +1,292 @@
+"""The relay's configuration: one YAML file, validated by these models.
+
+Every key has an explicit type and unit; unknown keys are errors. Names tie the file together:
+a signal names its bus, a point names its signals, an output names ``<point>.<flag>``. Those
+cross-references are checked by ``references`` (the models check one object at a time).
+
+This module only describes and validates; it never opens devices or files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from softrelay.core.layout import BusbarFlag, ThermalFlag
+from softrelay.core.settings import BusbarSettings, ThermalSettings
+
+STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*$",
+                            max_length=64)]
+
+THERMAL_FLAGS = {f.name.lower(): f for f in ThermalFlag if f}
+BUSBAR_FLAGS = {f.name.lower(): f for f in BusbarFlag if f}
+
+
+class Realtime(BaseModel):
+    """Real-time options; each is applied where permitted, else a warning and normal priority."""
+
+    model_config = STRICT
+    priority: int = Field(0, ge=0, le=99, description="SCHED_FIFO priority; 0 = normal")
+    lock_memory: bool = Field(False, description="mlockall(MCL_CURRENT | MCL_FUTURE)")
+    cpu: int | None = Field(None, ge=0, description="pin the scan to this CPU")
+    timer_slack_ns: int | None = Field(1, ge=1, description="PR_SET_TIMERSLACK, ns")
+
+
+class Scan(BaseModel):
+    model_config = STRICT
+    period: float = Field(ge=0.001, le=60.0, description="scan period, s (1 ms to 60 s)")
+    watchdog_periods: int = Field(10, ge=2, le=1000,
+                                  description="a scan this many periods late drops 'healthy'")
+    realtime: Realtime = Realtime()
+
+
+class State(BaseModel):
+    """Thermal memory: where it is kept, how often, and what a power loss means."""
+
+    model_config = STRICT
+    file: Path
+    checkpoint_interval: float = Field(10.0, ge=0.1, le=3600.0, description="s")
+    power_loss: Literal["freeze", "cool", "preset"] = Field(
+        "cool", description="freeze: keep theta; cool: cool for the outage (wall clock); "
+                            "preset: assume preset_theta"
+    )
+    preset_theta: float = Field(1.0, ge=0.0, le=10.0, description="theta assumed by 'preset'")
+
+
+class Events(BaseModel):
+    model_config = STRICT
+    file: Path | None = Field(None, description="append-only JSON lines; none: memory only")
+    ring_size: int = Field(4096, ge=1024, le=1_000_000)
+
+
+class SimulatedBus(BaseModel):
+    """Devices of the built-in plant model (demo, tests)."""
+
+    model_config = STRICT
+    name: Name
+    kind: Literal["simulated"]
+    timeout: float = Field(0.1, gt=0.0, le=60.0, description="per request, s")
+
+
+Bus = Annotated[SimulatedBus, Field(discriminator="kind")]
+
+
+class Signal(BaseModel):
+    """One value in the input image: where it is read, how often, how it is scaled."""
+
+    model_config = STRICT
+    name: Name
+    bus: Name
+    address: str = Field(min_length=1, description="device-specific: register, channel, ...")
+    poll: float = Field(ge=0.001, le=3600.0, description="poll period, s")
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str = ""
+
+
+class ThermalPoint(BaseModel):
+    model_config = STRICT
+    name: Name
+    kind: Literal["thermal"]
+    currents: tuple[Name, Name, Name] = Field(description="signals of IL1, IL2, IL3 (RMS A)")
+    angles: tuple[Name, Name, Name] | None = Field(
+        None, description="signals of the phase angles (degrees); none: magnitudes only"
+    )
+    settings: ThermalSettings
+
+    @model_validator(mode="after")
+    def _mode_matches_inputs(self) -> ThermalPoint:
+        wanted = "phasors" if self.angles else "magnitudes"
+        if self.settings.input_mode != wanted:
+            raise ValueError(
+                f"settings.input_mode is {self.settings.input_mode!r} but the point "
+                f"{'has' if self.angles else 'has no'} angle signals: use {wanted!r}"
+            )
+        return self
+
+
+class BusbarPoint(BaseModel):
+    model_config = STRICT
+    name: Name
+    kind: Literal["busbar"]
+    phases: tuple[Name, Name, Name] = Field(description="signals of the A, B, C temperatures")
+    ambient: Name
+    currents: tuple[Name, Name, Name] | None = None
+    settings: BusbarSettings = BusbarSettings()
+
+
+Point = Annotated[ThermalPoint | BusbarPoint, Field(discriminator="kind")]
+
+
+class Output(BaseModel):
+    """A relay coil: energised by an OR of flags (or by health), like a relay's output matrix."""
+
+    model_config = STRICT
+    name: Name
+    pin: int | str = Field(description="GPIO pin (BCM number or gpiozero name)")
+    flags: tuple[str, ...] = Field((), description="'<point>.<flag>' names; any one energises")
+    healthy: bool = Field(False, description="the self-supervision contact: energised while "
+                                             "healthy, dropped on a stall or self-test failure")
+    invert: bool = Field(False, description="energised while none of the flags is set "
+                                            "(a permissive)")
+    latched: bool = Field(False, description="stays energised until a reset command")
+    min_pulse: float = Field(0.0, ge=0.0, le=60.0, description="s energised at the least")
+    active_high: bool = True
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Output:
+        if self.healthy and self.flags:
+            raise ValueError("a healthy contact is driven by health alone: remove 'flags'")
+        if not self.healthy and not self.flags:
+            raise ValueError("an output needs 'flags' (or 'healthy: true')")
+        return self
+
+
+class Input(BaseModel):
+    """A GPIO input that issues a command, as a relay's binary input does."""
+
+    model_config = STRICT
+    name: Name
+    pin: int | str
+    command: Literal["reset", "acknowledge", "preset"]
+    points: tuple[Name, ...] = Field((), description="points it acts on; none: all")
+    preset_theta: float = Field(1.0, ge=0.0, le=10.0, description="for 'preset'")
+    pull_up: bool = True
+
+
+class ModbusSlave(BaseModel):
+    model_config = STRICT
+    host: str = "127.0.0.1"
+    port: int = Field(5020, ge=1, le=65535)
+    unit: int = Field(1, ge=1, le=247)
+
+
+class PlantMotor(BaseModel):
+    """A simulated motor: its own thermal physics, a load profile and a breaker."""
+
+    model_config = STRICT
+    name: Name
+    rated_current: float = Field(gt=0.0, description="A")
+    load_profile: tuple[tuple[float, float], ...] = Field(
+        description="(seconds, per-unit load) steps, repeated; the last entry's time is the cycle"
+    )
+    trip_coil: Name = Field(description="output that opens the breaker")
+    close_coil: Name | None = Field(None, description="output that lets the breaker close")
+    restart_delay: float = Field(2.0, ge=0.0, description="s from permissive to close")
+    unbalance: float = Field(0.0, ge=0.0, le=0.5, description="per-unit unbalance of phase C")
+
+
+class JointFault(BaseModel):
+    model_config = STRICT
+    phase: Literal["A", "B", "C"]
+    start: float = Field(0.0, ge=0.0, description="s after start")
+    extra_rise: float = Field(gt=0.0, description="C at rated current, when fully developed")
+    develop_time: float = Field(60.0, gt=0.0, description="time constant of the fault, s")
+
+
+class PlantBusbar(BaseModel):
+    """A simulated busbar: three phase conductors and an ambient, optionally a bad joint."""
+
+    model_config = STRICT
+    name: Name
+    ambient: float = Field(25.0, description="C")
+    rated_current: float = Field(gt=0.0, description="A")
+    load: float = Field(0.8, ge=0.0, le=2.0, description="per-unit")
+    rise_at_rated: float = Field(30.0, gt=0.0, description="C over ambient at rated current")
+    tau: float = Field(120.0, gt=0.0, description="thermal time constant, s")
+    noise: float = Field(0.2, ge=0.0, description="sensor noise, C (standard deviation)")
+    joint_fault: JointFault | None = None
+
+
+class Plant(BaseModel):
+    model_config = STRICT
+    speed: float = Field(1.0, gt=0.0, le=1000.0, description="plant time / real time")
+    motors: tuple[PlantMotor, ...] = ()
+    busbars: tuple[PlantBusbar, ...] = ()
+
+
+class RelayConfig(BaseModel):
+    """The whole file."""
+
+    model_config = STRICT
+    name: Name = "softrelay"
+    scan: Scan
+    state: State
+    events: Events = Events()
+    buses: tuple[Bus, ...] = ()
+    signals: tuple[Signal, ...] = ()
+    points: tuple[Point, ...] = Field(min_length=1)
+    outputs: tuple[Output, ...] = ()
+    inputs: tuple[Input, ...] = ()
+    modbus: ModbusSlave = ModbusSlave()
+    plant: Plant | None = None
+
+
+def flag_of(point: ThermalPoint | BusbarPoint, flag: str) -> ThermalFlag | BusbarFlag | None:
+    """The flag a point's ``flag`` name denotes, or None."""
+    table = THERMAL_FLAGS if point.kind == "thermal" else BUSBAR_FLAGS
+    return table.get(flag)
+
+
+def references(config: RelayConfig) -> list[tuple[tuple, str]]:
+    """Cross-reference errors as (key path, reason); empty when the names tie up."""
+    errors: list[tuple[tuple, str]] = []
+
+    def unique(section: str, items) -> dict:
+        seen: dict = {}
+        for i, item in enumerate(items):
+            if item.name in seen:
+                first = f"{section}[{seen[item.name]}]"
+                errors.append(((section, i, "name"),
+                               f"{item.name!r} is already the name of {first}"))
+            else:
+                seen[item.name] = i
+        return {item.name: item for item in items}
+
+    buses = unique("buses", config.buses)
+    signals = unique("signals", config.signals)
+    points = unique("points", config.points)
+    outputs = unique("outputs", config.outputs)
+    unique("inputs", config.inputs)
+
+    for i, signal in enumerate(config.signals):
+        if signal.bus not in buses:
+            errors.append((("signals", i, "bus"), f"no bus named {signal.bus!r}"))
+    for i, point in enumerate(config.points):
+        fields = (("currents", "angles") if point.kind == "thermal"
+                  else ("phases", "ambient", "currents"))
+        for field in fields:
+            names = getattr(point, field)
+            if names is None:
+                continue
+            for j, name in enumerate((names,) if isinstance(names, str) else names):
+                path = ("points", i, field) if isinstance(names, str) else ("points", i, field, j)
+                if name not in signals:
+                    errors.append((path, f"no signal named {name!r}"))
+    for i, output in enumerate(config.outputs):
+        for j, ref in enumerate(output.flags):
+            point_name, _, flag = ref.rpartition(".")
+            point = points.get(point_name)
+            if point is None:
+                errors.append((("outputs", i, "flags", j),
+                               f"{ref!r}: no point named {point_name!r}"))
+            elif flag_of(point, flag) is None:
+                known = ", ".join(sorted(THERMAL_FLAGS if point.kind == "thermal"
+                                         else BUSBAR_FLAGS))
+                errors.append((("outputs", i, "flags", j),
+                               f"{ref!r}: a {point.kind} point has no flag {flag!r} "
+                               f"(flags: {known})"))
+    for i, item in enumerate(config.inputs):
+        for j, name in enumerate(item.points):
+            if name not in points:
+                errors.append((("inputs", i, "points", j), f"no point named {name!r}"))
+    if config.plant is not None:
+        for i, motor in enumerate(config.plant.motors):
+            for field in ("trip_coil", "close_coil"):
+                name = getattr(motor, field)
+                if name is not None and name not in outputs:
+                    errors.append((("plant", "motors", i, field), f"no output named {name!r}"))
+    return errors

@@ -1,0 +1,67 @@
+"""What a configuration would run, in the words of ``softrelay check``."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from softrelay.config.schema import RelayConfig
+
+
+def describe(config: RelayConfig) -> list[str]:
+    """Lines that say what would run: scan, memory, I/O, points, outputs, Modbus, plant."""
+    scan, rt = config.scan, config.scan.realtime
+    lines = [
+        f"relay {config.name!r}: scan every {scan.period * 1000:g} ms, healthy contact drops "
+        f"after {scan.watchdog_periods} missed periods "
+        f"({scan.watchdog_periods * scan.period * 1000:g} ms)",
+        "  real time: " + (
+            f"SCHED_FIFO {rt.priority}" if rt.priority else "normal priority"
+        ) + (", memory locked" if rt.lock_memory else "")
+        + (f", CPU {rt.cpu}" if rt.cpu is not None else "")
+        + (f", timer slack {rt.timer_slack_ns} ns" if rt.timer_slack_ns else ""),
+        f"  thermal memory: {config.state.file}, every {config.state.checkpoint_interval:g} s, "
+        f"power loss: {config.state.power_loss}"
+        + (f" (theta {config.state.preset_theta:g})" if config.state.power_loss == "preset"
+           else ""),
+        f"  events: ring of {config.events.ring_size}"
+        + (f", on disk {config.events.file}" if config.events.file else ", memory only"),
+    ]
+    by_bus: dict[str, list] = defaultdict(list)
+    for signal in config.signals:
+        by_bus[signal.bus].append(signal)
+    for bus in config.buses:
+        polls = sorted({s.poll for s in by_bus[bus.name]})
+        rates = ", ".join(f"{p * 1000:g} ms" for p in polls) or "-"
+        lines.append(f"  bus {bus.name} ({bus.kind}): {len(by_bus[bus.name])} signals, "
+                     f"polled every {rates}, timeout {bus.timeout * 1000:g} ms")
+    for point in config.points:
+        s = point.settings
+        if point.kind == "thermal":
+            lines.append(
+                f"  point {point.name} (thermal, {s.input_mode}): I_B {s.i_b:g} A, "
+                f"T+ {s.t_heat:g} s, T- {s.t_cool:g} s, K2 {s.k2:g}, KST {s.kst:g}, "
+                f"trip {s.theta_trip:g}, alarms {s.theta_al1:g}/{s.theta_al2:g}, "
+                f"inhibit {s.theta_inhibit:g}, reset {s.theta_reset:g}"
+                f"{', latched' if s.latch else ', self-resetting'}"
+            )
+        else:
+            lines.append(
+                f"  point {point.name} (busbar): warning {s.warning_delta:g} C, critical "
+                f"{s.critical_delta:g} C, imbalance {s.imbalance_max:g} C, rate "
+                f"{s.rate_limit:g} C/min{', with currents' if point.currents else ''}"
+            )
+    for out in config.outputs:
+        source = "healthy" if out.healthy else " OR ".join(out.flags)
+        extras = [w for w, on in (("inverted", out.invert), ("latched", out.latched),
+                                  (f"min pulse {out.min_pulse:g} s", out.min_pulse > 0)) if on]
+        lines.append(f"  coil {out.name} (pin {out.pin}): {source}"
+                     + (f" [{', '.join(extras)}]" if extras else ""))
+    for item in config.inputs:
+        lines.append(f"  input {item.name} (pin {item.pin}): {item.command} "
+                     f"{', '.join(item.points) or 'all points'}")
+    lines.append(f"  modbus slave: {config.modbus.host}:{config.modbus.port} "
+                 f"unit {config.modbus.unit}")
+    if config.plant is not None:
+        lines.append(f"  plant model: {len(config.plant.motors)} motors, "
+                     f"{len(config.plant.busbars)} busbars, speed x{config.plant.speed:g}")
+    return lines

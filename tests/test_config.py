@@ -1,0 +1,131 @@
+"""The configuration file: the demo loads, and every error names file, line, key and reason."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from softrelay.config import ConfigError, demo_path, load, parse
+
+DEMO = demo_path().read_text()
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse(text, "relay.yaml")
+    return [str(p) for p in caught.value.problems]
+
+
+def edited(old: str, new: str) -> str:
+    assert old in DEMO, old
+    return DEMO.replace(old, new, 1)
+
+
+def line_of(text: str, fragment: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if fragment in line)
+
+
+def test_the_embedded_demo_is_valid_and_is_the_file_in_config():
+    config = load()
+    assert config.name == "demo"
+    assert demo_path().resolve() == (Path(__file__).parents[1] / "config/demo.yaml").resolve()
+    assert [p.name for p in config.points] == ["motor1", "bus1"]
+    assert config.modbus.host == "127.0.0.1" and config.modbus.port == 5020
+    assert config.plant is not None and config.plant.motors[0].trip_coil == "trip"
+
+
+def test_check_prints_what_would_run():
+    result = subprocess.run([sys.executable, "-m", "softrelay", "check"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "scan every 10 ms" in result.stdout
+    assert "point motor1 (thermal, phasors): I_B 100 A" in result.stdout
+    assert "coil trip (pin 17): motor1.trip [min pulse 0.5 s]" in result.stdout
+
+
+def test_check_fails_with_every_problem_and_runs_nothing(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(edited("t_cool: 180.0", "t_cool: 30.0").replace("kalman_q:", "kalman_qq:"))
+    result = subprocess.run([sys.executable, "-m", "softrelay", "check", str(bad)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"{bad}:" in result.stderr
+    assert "points[0].settings: t_cool (T-, 30 s) must not be shorter" in result.stderr
+    assert "points[1].settings.kalman_qq: unknown key" in result.stderr
+    assert "2 problem(s): nothing would run" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path", "reason"),
+    [
+        ("period: 0.01 ", "period: 0.0005 ", "scan.period", "greater than or equal to 0.001"),
+        ("period: 0.01 ", "period: 120 ", "scan.period", "less than or equal to 60"),
+        ("power_loss: cool", "power_loss: warm", "state.power_loss",
+         "'freeze', 'cool' or 'preset'"),
+        ("k2: 3.0", "k3: 3.0", "points[0].settings.k3", "unknown key"),
+        ("theta_al2: 1.05", "theta_al2: 1.3", "points[0].settings",
+         "theta_al2 (1.3) must be below theta_trip (1.2)"),
+        ("i_b: 100.0", "i_b: -100.0", "points[0].settings.i_b", "greater than 0"),
+        ("    angles: [m1.aa, m1.ab, m1.ac]\n", "", "points[0]",
+         "settings.input_mode is 'phasors' but the point has no angle signals"),
+        ("{name: healthy, pin: 24, healthy: true}",
+         "{name: healthy, pin: 24, healthy: true, flags: [motor1.trip]}", "outputs[4]",
+         "a healthy contact is driven by health alone"),
+        ("poll: 0.05, unit: A}", "poll: 0.05, unit: A, scale: fast}", "signals[0].scale",
+         "valid number"),
+        ("kind: busbar", "kind: transformer", "points[1]", "'thermal', 'busbar'"),
+        ("{name: plant, kind: simulated, timeout: 0.05}",
+         "{name: plant, kind: simulated, timeout: 0.05, baud: 9600}", "buses[0].baud",
+         "unknown key"),
+    ],
+)
+def test_errors_name_the_key_path_the_line_and_the_reason(old, new, path, reason):
+    text = edited(old, new)
+    found = problems_of(text)
+    assert len(found) == 1, found
+    message = found[0]
+    assert message.startswith("relay.yaml:")
+    assert f": {path}: " in message, message
+    assert reason in message, message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path", "reason"),
+    [
+        ("bus: plant, address: bus1.temp.ambient", "bus: plnt, address: bus1.temp.ambient",
+         "signals[9].bus", "no bus named 'plnt'"),
+        ("ambient: b1.tamb", "ambient: b1.tam", "points[1].ambient", "no signal named 'b1.tam'"),
+        ("currents: [m1.ia, m1.ib, m1.ic]", "currents: [m1.ia, m1.ix, m1.ic]",
+         "points[0].currents[1]", "no signal named 'm1.ix'"),
+        ("flags: [motor1.trip], min_pulse", "flags: [motor1.tripp], min_pulse",
+         "outputs[0].flags[0]", "a thermal point has no flag 'tripp'"),
+        ("flags: [motor1.trip], min_pulse", "flags: [motor2.trip], min_pulse",
+         "outputs[0].flags[0]", "no point named 'motor2'"),
+        ("{name: reset, pin: 5, command: reset}",
+         "{name: reset, pin: 5, command: reset, points: [motor9]}", "inputs[0].points[0]",
+         "no point named 'motor9'"),
+        ("trip_coil: trip", "trip_coil: tripcoil", "plant.motors[0].trip_coil",
+         "no output named 'tripcoil'"),
+        ("{name: warning, pin: 22,", "{name: alarm, pin: 22,", "outputs[2].name",
+         "'alarm' is already the name of outputs[1]"),
+    ],
+)
+def test_cross_references_are_checked(old, new, path, reason):
+    text = edited(old, new)
+    found = problems_of(text)
+    assert len(found) == 1, found
+    assert f": {path}: " in found[0] and reason in found[0], found[0]
+    assert found[0].startswith(f"relay.yaml:{line_of(text, new)}:")
+
+
+def test_a_yaml_syntax_error_names_its_line():
+    found = problems_of("scan: {period: 0.01\nstate: x\n")
+    assert found == ["relay.yaml:2: not valid YAML: expected ',' or '}', but got ':'"]
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read: No such file or directory"):
+        load(tmp_path / "absent.yaml")
