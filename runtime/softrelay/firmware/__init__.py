@@ -1,0 +1,1 @@
+"""Relay firmware behaviour: event recorder, thermal memory."""

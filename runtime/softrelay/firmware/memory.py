@@ -1,0 +1,210 @@
+"""Thermal memory: theta, latched trips and counters, kept across restarts and power losses.
+
+Saved atomically (temporary file, fsync, rename, fsync of the directory): a power loss leaves
+either the old file or the new one, never a torn one. A checksum catches what the file system
+does not. At start the saved state is restored under the declared power-loss policy:
+
+- ``freeze``: theta as saved (no cooling during the outage);
+- ``cool``: theta cooled with each point's T- for the outage, measured on the wall clock
+  (a clock that went backwards counts as no outage, and is reported);
+- ``preset``: theta = preset_theta (hot), whatever was saved.
+
+A missing file is a first start: each point starts at its theta_initial. A corrupt file is
+kept aside (``.corrupt-<time>``) and every point starts at preset_theta, the conservative
+choice. Either is reported, never a crash. Latched trips are restored as saved (a trip latched
+before the outage is still latched after it), except where the file is missing or corrupt.
+
+Contract: ``Checkpointer.submit`` never blocks the scan on the disk (a writer thread does it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+SAVED_FIELDS = ("theta", "start_elapsed", "start_count", "trip_count", "trip_latched",
+                "alarm1", "alarm2", "running", "starting")
+
+
+class StateFileError(ValueError):
+    """The state file exists but cannot be trusted."""
+
+
+def _checksum(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def snapshot(names: list[str], thermal_state: np.ndarray, extra: dict | None = None,
+             wall: float | None = None) -> dict:
+    """The document to save: every thermal point by name, and the extra counters."""
+    points = {
+        name: {f: thermal_state[f][i].item() for f in SAVED_FIELDS}
+        for i, name in enumerate(names)
+    }
+    payload = {"version": FORMAT_VERSION, "saved_wall": time.time() if wall is None else wall,
+               "points": points, "extra": extra or {}}
+    return {"payload": payload, "sha256": _checksum(payload)}
+
+
+def write_atomically(path: Path, document: dict) -> None:
+    """Write ``document`` as JSON so that ``path`` is always the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    data = json.dumps(document, sort_keys=True).encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read_state(path: Path) -> dict:
+    """The saved payload; StateFileError when it is unreadable or fails its checksum."""
+    try:
+        document = json.loads(path.read_bytes())
+        payload = document["payload"]
+        if document["sha256"] != _checksum(payload):
+            raise StateFileError("checksum mismatch")
+        if payload.get("version") != FORMAT_VERSION:
+            raise StateFileError(f"format version {payload.get('version')!r} is not "
+                                 f"{FORMAT_VERSION}")
+        return payload
+    except (ValueError, KeyError, TypeError) as exc:
+        if isinstance(exc, StateFileError):
+            raise
+        raise StateFileError(f"not a state file ({exc.__class__.__name__}: {exc})") from None
+
+
+@dataclass
+class Restored:
+    """What restoring did, for the event recorder and the operator."""
+
+    outcome: str  #: restored, missing, corrupt
+    policy: str
+    outage: float | None = None  #: s on the wall clock, when known
+    messages: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+
+def restore(path: Path, names: list[str], settings: np.ndarray, thermal_state: np.ndarray,
+            policy: str, preset_theta: float, wall: float | None = None) -> Restored:
+    """Fill ``thermal_state`` (rows in ``names`` order) from ``path`` under ``policy``."""
+    now = time.time() if wall is None else wall
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # writes a crash cut short
+        stale.unlink(missing_ok=True)
+    if not path.exists():
+        thermal_state["theta"] = settings["theta_initial"]
+        return Restored("missing", policy, messages=[
+            f"no thermal memory at {path}: first start, theta_initial for every point"])
+    try:
+        payload = read_state(path)
+    except (StateFileError, OSError) as exc:
+        aside = path.with_name(f"{path.name}.corrupt-{int(now)}")
+        try:
+            os.replace(path, aside)
+            kept = f", kept as {aside.name}"
+        except OSError:
+            kept = ""
+        thermal_state["theta"] = preset_theta
+        return Restored("corrupt", policy, messages=[
+            f"thermal memory {path} unusable ({exc}){kept}: every point at preset theta "
+            f"{preset_theta:g} (conservative)"])
+
+    result = Restored("restored", policy, extra=payload.get("extra", {}))
+    outage = now - float(payload["saved_wall"])
+    if outage < 0.0:
+        result.messages.append(f"the wall clock is {-outage:.1f} s behind the last checkpoint: "
+                               "no outage assumed")
+        outage = 0.0
+    result.outage = outage
+    saved = payload["points"]
+    for i, name in enumerate(names):
+        point = saved.get(name)
+        if point is None:
+            thermal_state["theta"][i] = settings["theta_initial"][i]
+            result.messages.append(f"{name}: not in the thermal memory, theta_initial")
+            continue
+        for f in SAVED_FIELDS:
+            thermal_state[f][i] = point[f]
+        if policy == "cool":
+            thermal_state["theta"][i] *= math.exp(-outage / float(settings["t_cool"][i]))
+            thermal_state["running"][i] = 0
+            thermal_state["starting"][i] = 0
+        elif policy == "preset":
+            thermal_state["theta"][i] = preset_theta
+    for name in sorted(set(saved) - set(names)):
+        result.messages.append(f"{name}: in the thermal memory but no longer configured")
+    return result
+
+
+class Checkpointer:
+    """Writes checkpoints on a thread of its own; the scan only hands over a snapshot."""
+
+    def __init__(self, path: Path, on_error: Callable[[str], None] | None = None) -> None:
+        self.path = path
+        self.on_error = on_error
+        self.written = 0
+        self.failures = 0
+        self._pending: dict | None = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="checkpoint", daemon=True)
+        self._thread.start()
+
+    def submit(self, document: dict) -> None:
+        """Queue the newest snapshot (an older one not yet written is superseded)."""
+        with self._lock:
+            self._pending = document
+            self._idle.clear()
+        self._wake.set()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every submitted snapshot is on disk."""
+        return self._idle.wait(timeout)
+
+    def close(self) -> None:
+        """Write what is pending and stop; safe to call twice."""
+        self.flush()
+        self._stop = True
+        self._wake.set()
+        self._thread.join(timeout=10.0)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                document, self._pending = self._pending, None
+            if document is not None:
+                try:
+                    write_atomically(self.path, document)
+                    self.written += 1
+                except OSError as exc:
+                    self.failures += 1
+                    if self.on_error is not None:
+                        self.on_error(f"checkpoint to {self.path} failed: {exc}")
+            with self._lock:
+                if self._pending is None:
+                    self._idle.set()
+            if self._stop:
+                return

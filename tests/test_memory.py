@@ -1,0 +1,197 @@
+"""Thermal memory: atomic checkpoints, power-loss policies, missing and corrupt files."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from softrelay.core import ThermalSettings
+from softrelay.core.bank import initial_thermal_state
+from softrelay.core.settings import pack_thermal
+from softrelay.firmware.memory import (
+    Checkpointer,
+    read_state,
+    restore,
+    snapshot,
+    write_atomically,
+)
+
+NAMES = ["m1", "m2"]
+SETTINGS = pack_thermal([ThermalSettings(i_b=100, t_heat=60, t_cool=100, theta_initial=0.25),
+                         ThermalSettings(i_b=50, t_heat=60, t_cool=200, theta_initial=0.0)])
+
+
+def saved_state(tmp_path, wall=1000.0):
+    state = initial_thermal_state(SETTINGS)
+    state["theta"] = [1.0, 0.5]
+    state["trip_latched"] = [1, 0]
+    state["trip_count"] = [3, 0]
+    state["start_count"] = [7, 2]
+    path = tmp_path / "state.json"
+    write_atomically(path, snapshot(NAMES, state, {"event_seq": 99}, wall=wall))
+    return path
+
+
+def fresh():
+    return initial_thermal_state(SETTINGS)
+
+
+def test_freeze_restores_theta_latches_and_counters(tmp_path):
+    path = saved_state(tmp_path)
+    state = fresh()
+    result = restore(path, NAMES, SETTINGS, state, "freeze", 1.0, wall=1100.0)
+    assert result.outcome == "restored" and result.outage == pytest.approx(100.0)
+    assert state["theta"].tolist() == [1.0, 0.5]
+    assert state["trip_latched"].tolist() == [1, 0]
+    assert state["trip_count"].tolist() == [3, 0] and state["start_count"].tolist() == [7, 2]
+    assert result.extra == {"event_seq": 99}
+
+
+def test_cool_applies_t_minus_over_the_outage_on_the_wall_clock(tmp_path):
+    path = saved_state(tmp_path)
+    state = fresh()
+    restore(path, NAMES, SETTINGS, state, "cool", 1.0, wall=1100.0)
+    assert state["theta"][0] == pytest.approx(math.exp(-1.0))
+    assert state["theta"][1] == pytest.approx(0.5 * math.exp(-0.5))
+    assert state["trip_latched"][0] == 1  # a latched trip outlives the outage
+
+
+def test_preset_assumes_the_hot_value(tmp_path):
+    path = saved_state(tmp_path)
+    state = fresh()
+    restore(path, NAMES, SETTINGS, state, "preset", 1.1, wall=1100.0)
+    assert state["theta"].tolist() == [1.1, 1.1]
+
+
+def test_a_clock_that_went_backwards_is_no_outage_and_is_reported(tmp_path):
+    path = saved_state(tmp_path, wall=5000.0)
+    state = fresh()
+    result = restore(path, NAMES, SETTINGS, state, "cool", 1.0, wall=4000.0)
+    assert state["theta"].tolist() == [1.0, 0.5]
+    assert result.outage == 0.0 and "behind the last checkpoint" in result.messages[0]
+
+
+def test_a_missing_file_is_a_first_start_at_theta_initial(tmp_path):
+    state = fresh()
+    state["theta"] = 9.0
+    result = restore(tmp_path / "none.json", NAMES, SETTINGS, state, "cool", 1.0)
+    assert result.outcome == "missing" and "first start" in result.messages[0]
+    assert state["theta"].tolist() == [0.25, 0.0]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "bit_flip", "empty", "wrong_version"])
+def test_a_corrupt_file_is_kept_aside_and_every_point_starts_hot(tmp_path, damage):
+    path = saved_state(tmp_path)
+    raw = path.read_bytes()
+    if damage == "garbage":
+        path.write_bytes(b"\x00\xff not json")
+    elif damage == "truncated":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif damage == "bit_flip":
+        path.write_bytes(raw.replace(b'"theta": 1.0', b'"theta": 0.0'))
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:
+        doc = json.loads(raw)
+        doc["payload"]["version"] = 99
+        from softrelay.firmware.memory import _checksum
+        doc["sha256"] = _checksum(doc["payload"])
+        path.write_text(json.dumps(doc))
+    state = fresh()
+    result = restore(path, NAMES, SETTINGS, state, "cool", 1.05, wall=2000.0)
+    assert result.outcome == "corrupt"
+    assert state["theta"].tolist() == [1.05, 1.05]
+    assert not path.exists()
+    assert (tmp_path / "state.json.corrupt-2000").exists()
+    assert "conservative" in result.messages[0]
+
+
+def test_points_added_or_removed_since_the_checkpoint_are_reported(tmp_path):
+    path = saved_state(tmp_path)
+    state = initial_thermal_state(SETTINGS)
+    result = restore(path, ["m1", "m3"], SETTINGS, state, "freeze", 1.0, wall=1000.0)
+    assert state["theta"].tolist() == [1.0, 0.0]
+    assert "m3: not in the thermal memory" in result.messages[0]
+    assert "m2: in the thermal memory but no longer configured" in result.messages[1]
+
+
+def test_the_checkpointer_writes_the_newest_snapshot_off_the_scan_thread(tmp_path):
+    path = tmp_path / "state.json"
+    cp = Checkpointer(path)
+    state = initial_thermal_state(SETTINGS)
+    for k in range(50):
+        state["theta"] = k / 10.0
+        cp.submit(snapshot(NAMES, state))
+    assert cp.flush(10.0)
+    assert read_state(path)["points"]["m1"]["theta"] == 4.9
+    assert 1 <= cp.written <= 50
+    cp.close()
+    cp.close()
+
+
+def test_a_failed_checkpoint_is_reported_and_the_relay_goes_on(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    messages = []
+    cp = Checkpointer(blocker / "state.json", on_error=messages.append)
+    cp.submit(snapshot(NAMES, initial_thermal_state(SETTINGS)))
+    cp.flush(10.0)
+    cp.close()
+    assert cp.failures == 1 and "checkpoint to" in messages[0]
+
+
+CHILD = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    import numpy as np
+    from softrelay.firmware.memory import snapshot, write_atomically
+    from softrelay.core.layout import THERMAL_STATE
+    path = Path(sys.argv[1])
+    state = np.zeros(2, THERMAL_STATE)
+    k = int(sys.argv[2])
+    while True:
+        k += 1
+        state["theta"] = k / 1000.0
+        write_atomically(path, snapshot(["m1", "m2"], state, {"k": k}))
+        print(k, flush=True)
+""")
+
+
+def test_kill_9_during_checkpointing_never_leaves_an_unloadable_file(tmp_path):
+    """40 times: the child checkpoints as fast as it can and is killed at a random moment.
+    The file always loads, and it holds the last checkpoint the child finished or the one it
+    was writing: at most one checkpoint interval of history is lost."""
+    path = tmp_path / "state.json"
+    rng = random.Random(11)
+    last = 0
+    for _ in range(40):
+        child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(last)],
+                                 stdout=subprocess.PIPE, text=True)
+        first = child.stdout.readline()  # one checkpoint done: the child is writing
+        assert first.strip()
+        time.sleep(rng.uniform(0.0, 0.03))
+        os.kill(child.pid, signal.SIGKILL)
+        out, _ = child.communicate()
+        done = int([first, *out.split()][-1])
+        payload = read_state(path)
+        saved = payload["extra"]["k"]
+        assert saved in (done, done + 1), (saved, done)
+        assert payload["points"]["m1"]["theta"] == saved / 1000.0
+        state = initial_thermal_state(SETTINGS)
+        result = restore(path, ["m1", "m2"], SETTINGS, state, "cool", 1.0)
+        assert result.outcome == "restored"
+        assert state["theta"][0] <= saved / 1000.0
+        last = saved
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "state.json"]
+    assert all(name.endswith(".tmp") for name in leftovers)  # a killed write's temp file
+    restore(path, ["m1", "m2"], SETTINGS, initial_thermal_state(SETTINGS), "cool", 1.0)
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # cleaned at start
