@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # Rebuild the compiled core whenever its sources change.
-$(BUILT): $(STAMP) setup.py ext/softrelay/_core.pyx ext/softrelay/_core.pxd ext/softrelay/window_sums.h
+$(BUILT): $(STAMP) setup.py $(wildcard ext/softrelay/*.pyx ext/softrelay/*.pxd ext/softrelay/*.h)
 	$(PY) setup.py -q build_ext --inplace --build-lib runtime
 	touch $@
 

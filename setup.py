@@ -1,4 +1,5 @@
-"""Build of the compiled core, ext/softrelay/_core.pyx -> softrelay._core.
+"""Build of the compiled parts: ext/softrelay/_core.pyx -> softrelay._core (the protection
+core), ext/softrelay/_timing.pyx -> softrelay._timing (scan deadlines and statistics).
 
 Flags are portable: no -march=native (the same wheel must run on any x86-64 or ARM board),
 no -ffast-math (NaN must stay NaN in protection logic), and -ffp-contract=off so that no
@@ -30,7 +31,12 @@ extensions = [
         include_dirs=["ext/softrelay", np.get_include()],
         extra_compile_args=compile_args,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    )
+    ),
+    Extension(
+        "softrelay._timing",
+        sources=["ext/softrelay/_timing.pyx"],
+        extra_compile_args=compile_args,
+    ),
 ]
 
 setup(

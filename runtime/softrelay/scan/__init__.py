@@ -1,0 +1,1 @@
+"""The scan: deadlines, real-time options, the loop and its watchdog."""

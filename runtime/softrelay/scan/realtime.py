@@ -1,0 +1,62 @@
+"""Real-time options for the scan thread, applied where permitted, refused with a warning.
+
+SCHED_FIFO needs CAP_SYS_NICE (or root), mlockall needs CAP_IPC_LOCK (or a large enough
+RLIMIT_MEMLOCK); the systemd unit grants both. Where an option is refused the relay runs the
+same loop at normal priority and says so: it never stops for want of privileges.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+from dataclasses import dataclass
+
+log = logging.getLogger("softrelay.scan")
+
+MCL_CURRENT, MCL_FUTURE = 1, 2
+PR_SET_TIMERSLACK = 29
+
+
+@dataclass(frozen=True)
+class Applied:
+    option: str
+    ok: bool
+    detail: str
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def apply(priority: int = 0, lock_memory: bool = False, cpu: int | None = None,
+          timer_slack_ns: int | None = 1) -> list[Applied]:
+    """Apply the options to the calling thread (memory locking: the whole process)."""
+    results: list[Applied] = []
+    libc = _libc()
+    if timer_slack_ns:
+        rc = libc.prctl(PR_SET_TIMERSLACK, ctypes.c_ulong(timer_slack_ns), 0, 0, 0)
+        results.append(Applied("timer slack", rc == 0, f"{timer_slack_ns} ns" if rc == 0
+                               else os.strerror(ctypes.get_errno())))
+    if cpu is not None:
+        try:
+            os.sched_setaffinity(0, {cpu})
+            results.append(Applied("cpu affinity", True, f"CPU {cpu}"))
+        except OSError as exc:
+            results.append(Applied("cpu affinity", False, f"CPU {cpu}: {exc.strerror}"))
+    if lock_memory:
+        rc = libc.mlockall(MCL_CURRENT | MCL_FUTURE)
+        results.append(Applied("mlockall", rc == 0, "memory locked" if rc == 0 else
+                               f"{os.strerror(ctypes.get_errno())} (needs CAP_IPC_LOCK)"))
+    if priority:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+            results.append(Applied("SCHED_FIFO", True, f"priority {priority}"))
+        except OSError as exc:
+            results.append(Applied("SCHED_FIFO", False, f"priority {priority}: {exc.strerror} "
+                                   "(needs CAP_SYS_NICE): running at normal priority"))
+    for item in results:
+        (log.info if item.ok else log.warning)("real time: %s %s: %s", item.option,
+                                               "applied" if item.ok else "REFUSED", item.detail)
+    return results
