@@ -132,7 +132,9 @@ class Output(BaseModel):
                                              "healthy, dropped on a stall or self-test failure")
     invert: bool = Field(False, description="energised while none of the flags is set "
                                             "(a permissive)")
-    latched: bool = Field(False, description="stays energised until a reset command")
+    latched: bool = Field(False, description="stays operated until a reset or acknowledge")
+    fail_safe: bool = Field(False, description="energised in the normal state, dropped to "
+                                               "operate (and when the relay is unhealthy)")
     min_pulse: float = Field(0.0, ge=0.0, le=60.0, description="s energised at the least")
     active_high: bool = True
 
@@ -140,6 +142,9 @@ class Output(BaseModel):
     def _one_source(self) -> Output:
         if self.healthy and self.flags:
             raise ValueError("a healthy contact is driven by health alone: remove 'flags'")
+        if self.healthy and (self.fail_safe or self.invert or self.latched):
+            raise ValueError("a healthy contact is energised while healthy: it takes no "
+                             "'fail_safe', 'invert' or 'latched'")
         if not self.healthy and not self.flags:
             raise ValueError("an output needs 'flags' (or 'healthy: true')")
         return self

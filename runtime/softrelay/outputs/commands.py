@@ -1,0 +1,106 @@
+"""Commands: reset, acknowledge and preset theta, queued and applied at the start of a scan.
+
+Commands arrive from anywhere (a GPIO input, the Modbus slave, the terminal) on any thread; they
+wait in the queue and the scan applies all of them at its start, never in the middle of one.
+Each is recorded as an event with its outcome.
+
+- reset: the core resets latched trips (refused while theta >= theta_reset: the core says so
+  with RESET_REJECTED) and latched coils whose flags have gone are released;
+- acknowledge: latched coils whose flags have gone are released (annunciator behaviour); trips
+  stay latched;
+- preset: theta of the named points is set to the given value.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from softrelay.core import Command, ProtectionCore, ThermalFlag
+
+KINDS = ("reset", "acknowledge", "preset")
+
+
+@dataclass(frozen=True)
+class Request:
+    kind: str  #: reset, acknowledge, preset
+    points: tuple[str, ...] = ()  #: thermal points it acts on; () = all
+    value: float = 0.0  #: theta, for preset
+    source: str = "local"  #: gpio:<name>, modbus, terminal, ...
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown command {self.kind!r} (one of {', '.join(KINDS)})")
+        if self.kind == "preset" and not 0.0 <= self.value <= 10.0:
+            raise ValueError(f"preset theta {self.value!r} outside 0..10")
+
+
+class CommandQueue:
+    """Thread-safe queue of requests, drained by the scan."""
+
+    def __init__(self, thermal_names: Sequence[str],
+                 release_latches: Callable[[], list[str]] | None = None,
+                 record: Callable[[str, str, str, float], None] | None = None) -> None:
+        self.rows = {name: i for i, name in enumerate(thermal_names)}
+        self.release_latches = release_latches
+        self.record = record
+        self._pending: collections.deque[Request] = collections.deque()
+        self._lock = threading.Lock()
+        self._applied: list[tuple[Request, list[int]]] = []
+
+    def put(self, request: Request) -> None:
+        unknown = [p for p in request.points if p not in self.rows]
+        if unknown:
+            raise ValueError(f"no thermal point named {', '.join(map(repr, unknown))}")
+        with self._lock:
+            self._pending.append(request)
+
+    def _rows(self, request: Request) -> list[int]:
+        return [self.rows[p] for p in request.points] if request.points else list(
+            self.rows.values())
+
+    def apply(self, core: ProtectionCore, now: float) -> None:
+        """Scan stage before the core: turn pending requests into command bits."""
+        with self._lock:
+            requests = list(self._pending)
+            self._pending.clear()
+        x = core.thermal_inputs
+        for request in requests:
+            rows = self._rows(request)
+            if request.kind == "reset":
+                for row in rows:
+                    x["command"][row] |= Command.RESET
+            elif request.kind == "preset":
+                for row in rows:
+                    x["command"][row] |= Command.PRESET
+                    x["preset_theta"][row] = request.value
+            self._applied.append((request, rows))
+
+    def settle(self, core: ProtectionCore, now: float) -> None:
+        """Scan stage after the core: clear the bits, release latches, record outcomes."""
+        if not self._applied:
+            return
+        core.thermal_inputs["command"] = 0
+        names = list(self.rows)
+        flags = core.thermal_outputs["flags"]
+        for request, rows in self._applied:
+            released = (self.release_latches() if request.kind in ("reset", "acknowledge")
+                        and self.release_latches is not None else [])
+            detail = [f"from {request.source}"]
+            if request.kind == "reset":
+                refused = [names[r] for r in rows if flags[r] & ThermalFlag.RESET_REJECTED]
+                still = [names[r] for r in rows if flags[r] & ThermalFlag.TRIP]
+                if refused:
+                    detail.append(f"refused while theta >= theta_reset: {', '.join(refused)}")
+                elif not still:
+                    detail.append("trips reset")
+            if request.kind == "preset":
+                detail.append(f"theta = {request.value:g}")
+            if released:
+                detail.append(f"released coils: {', '.join(released)}")
+            if self.record is not None:
+                target = ",".join(request.points) if request.points else "all"
+                self.record("command", f"{request.kind} {target}", "; ".join(detail), now)
+        self._applied.clear()
