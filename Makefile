@@ -26,7 +26,7 @@ $(BUILT): $(STAMP) setup.py $(wildcard ext/softrelay/*.pyx ext/softrelay/*.pxd e
 build: $(BUILT)
 
 run: build
-	$(PY) -m softrelay demo
+	$(PY) -m softrelay run
 
 test: build
 	$(PY) -m ruff check runtime tests benchmarks setup.py

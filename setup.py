@@ -1,5 +1,6 @@
 """Build of the compiled parts: ext/softrelay/_core.pyx -> softrelay._core (the protection
-core), ext/softrelay/_timing.pyx -> softrelay._timing (scan deadlines and statistics).
+core), ext/softrelay/_timing.pyx -> softrelay._timing (scan deadlines and statistics),
+ext/softrelay/_shm.pyx -> softrelay._shm (the seqlock over shared-memory images).
 
 Flags are portable: no -march=native (the same wheel must run on any x86-64 or ARM board),
 no -ffast-math (NaN must stay NaN in protection logic), and -ffp-contract=off so that no
@@ -35,6 +36,11 @@ extensions = [
     Extension(
         "softrelay._timing",
         sources=["ext/softrelay/_timing.pyx"],
+        extra_compile_args=compile_args,
+    ),
+    Extension(
+        "softrelay._shm",
+        sources=["ext/softrelay/_shm.pyx"],
         extra_compile_args=compile_args,
     ),
 ]

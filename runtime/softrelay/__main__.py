@@ -1,13 +1,18 @@
 """Command line: ``python -m softrelay`` (or ``softrelay``).
 
-``check CONFIG`` validates a configuration and prints what would run; ``demo`` is the
-accelerated demonstration of the protection core.
+``run [CONFIG]`` runs the relay (default: the embedded demo configuration); ``check CONFIG``
+validates a configuration and prints what would run; ``demo`` is the accelerated
+demonstration of the protection core alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
 import sys
+import threading
 
 from softrelay import __version__, demo
 from softrelay.config import ConfigError, load
@@ -21,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     run_demo = commands.add_parser("demo", help="accelerated demonstration of the core")
     run_demo.add_argument("--seconds", type=int, default=1800, help="simulated seconds")
     run_demo.add_argument("--every", type=int, default=60, help="print period, s")
+    run = commands.add_parser("run", help="run the relay (default: the demo configuration)")
+    run.add_argument("config", nargs="?", help="YAML file (default: the embedded demo)")
     check = commands.add_parser("check", help="validate a configuration, say what would run")
     check.add_argument("config", nargs="?", help="YAML file (default: the embedded demo)")
     args = parser.parse_args(argv)
@@ -36,7 +43,43 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "demo":
         return demo.main(args.seconds, args.every)
+    if args.command == "run":
+        return run_relay(args.config)
     return 2  # pragma: no cover (argparse refuses unknown commands)
+
+
+def configure_logging(terminal: bool) -> None:
+    """Plain lines; no timestamps of our own under systemd (journald adds them). On a terminal
+    the live status is the view, so only warnings are printed over it."""
+    under_journald = "JOURNAL_STREAM" in os.environ or "INVOCATION_ID" in os.environ
+    fmt = "%(levelname)s %(name)s: %(message)s" if under_journald else (
+        "%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING if terminal else logging.INFO, format=fmt,
+                        stream=sys.stderr)
+
+
+def run_relay(path: str | None) -> int:
+    from softrelay.runtime import Relay  # the runtime imports gpiozero: only when running
+
+    terminal = sys.stdout.isatty()
+    configure_logging(terminal)
+    try:
+        config = load(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    relay = Relay(config, path, status=terminal)
+    relay.apply_realtime()
+    relay.start()
+    try:
+        relay.run(lambda: not stop.is_set())
+    finally:
+        relay.stop()
+    return 0
 
 
 if __name__ == "__main__":

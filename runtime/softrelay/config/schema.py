@@ -206,11 +206,25 @@ class PlantBusbar(BaseModel):
     joint_fault: JointFault | None = None
 
 
+class PlantFault(BaseModel):
+    """A fault injected into a simulated device at a plant time (the seed's troubleshooting
+    matrix: nack, refused, slow; sentinel, stuck, noisy, garbage)."""
+
+    model_config = STRICT
+    address: str = Field(min_length=1, description="plant address, or '*' for a whole bus")
+    bus: Name
+    kind: Literal["nack", "refused", "slow", "sentinel", "stuck", "noisy", "garbage"]
+    start: float = Field(0.0, ge=0.0, description="plant s")
+    stop: float | None = Field(None, gt=0.0, description="plant s; none: never cleared")
+    sigma: float = Field(5.0, gt=0.0, description="for noisy, C or A")
+
+
 class Plant(BaseModel):
     model_config = STRICT
     speed: float = Field(1.0, gt=0.0, le=1000.0, description="plant time / real time")
     motors: tuple[PlantMotor, ...] = ()
     busbars: tuple[PlantBusbar, ...] = ()
+    faults: tuple[PlantFault, ...] = ()
 
 
 class RelayConfig(BaseModel):
@@ -289,6 +303,9 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
             if name not in points:
                 errors.append((("inputs", i, "points", j), f"no point named {name!r}"))
     if config.plant is not None:
+        for i, fault in enumerate(config.plant.faults):
+            if fault.bus not in buses:
+                errors.append((("plant", "faults", i, "bus"), f"no bus named {fault.bus!r}"))
         for i, motor in enumerate(config.plant.motors):
             for field in ("trip_coil", "close_coil"):
                 name = getattr(motor, field)

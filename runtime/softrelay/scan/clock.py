@@ -17,6 +17,10 @@ class MonotonicClock:
         self.period_ns = period_ns
         self.ticker = _timing.Ticker(period_ns)
 
+    def restart(self) -> None:
+        """Put the grid's origin at now (before the first scan, after a slow start-up)."""
+        self.ticker = _timing.Ticker(self.period_ns)
+
     def wait(self) -> tuple[int, int, int]:
         return self.ticker.wait()
 
@@ -52,6 +56,9 @@ class SimulatedClock:
         late, self._late = self._late, 0
         self._woke = True
         return target, late, missed
+
+    def restart(self) -> None:
+        """Nothing to do: simulated time does not pass while the relay starts."""
 
     def now_ns(self) -> int:
         """Time as the loop sees it: the wake-up, then (at the next look) any stall spent."""

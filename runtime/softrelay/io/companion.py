@@ -1,0 +1,103 @@
+"""The companion process: everything Python that must not hold the scan's interpreter lock.
+
+It attaches to the two shared images the scan process created, runs one worker thread per bus
+(polling the field devices into the input image), the plant model when the configuration has
+one (reading coil states from the output snapshot, so a trip opens the breaker), the scheduled
+faults, and the terminal status. The scan process never waits for it: if it stalls or dies,
+the signals age, the core flags them stale, and the relay says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from multiprocessing.synchronize import Event
+
+from softrelay.config import load
+from softrelay.image.shared import SharedImage
+from softrelay.image.signals import SIGNAL, signal_writer
+from softrelay.image.snapshot import snapshot_layout
+from softrelay.io.plant import PlantModel
+from softrelay.io.simulated import SimulatedDevice
+from softrelay.io.worker import BusWorker, Polled
+from softrelay.status_view import TerminalStatus, render
+
+log = logging.getLogger("softrelay.io")
+
+
+def input_layout(n_signals: int) -> dict:
+    return {"signals": (SIGNAL, (n_signals,))}
+
+
+class CoilReader:
+    """Coil states from the snapshot, refreshed at most every ``every`` seconds."""
+
+    def __init__(self, snapshot: SharedImage, names: list[str], every: float = 0.01) -> None:
+        self.snapshot = snapshot
+        self.index = {name: i for i, name in enumerate(names)}
+        self.every = every
+        self._at = -1.0
+        self._coils: list[bool] = [False] * len(names)
+
+    def __call__(self, name: str) -> bool:
+        now = time.monotonic()
+        if now - self._at >= self.every:
+            self._coils = [bool(c) for c in self.snapshot.read()["coils"]]
+            self._at = now
+        return self._coils[self.index[name]]
+
+
+def companion_main(config_path: str | None, input_name: str, snapshot_name: str, stop: Event,
+                   ready: Event, status: bool = False, status_every: float = 0.5) -> None:
+    """Entry point of the companion process (spawned by the runtime)."""
+    # Ctrl-C reaches the whole process group: stopping is the scan process's decision (it
+    # writes the last checkpoint and drops the coils first, then sets ``stop``).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config = load(config_path)
+    inputs = SharedImage(input_layout(len(config.signals)), name=input_name, create=False)
+    snapshot = SharedImage(snapshot_layout(config), name=snapshot_name, create=False)
+    plant = None
+    if config.plant is not None:
+        plant = PlantModel(config.plant, CoilReader(snapshot, [o.name for o in config.outputs]))
+    publish = signal_writer(inputs)
+    devices: dict[str, SimulatedDevice] = {}
+    workers = []
+    for bus in config.buses:
+        if plant is None:
+            raise ValueError(f"bus {bus.name!r} is simulated but the configuration has no plant")
+        device = SimulatedDevice(bus.name, bus.timeout, plant)
+        devices[bus.name] = device
+        polled = [Polled(i, s.address, s.poll, s.scale, s.offset)
+                  for i, s in enumerate(config.signals) if s.bus == bus.name]
+        workers.append(BusWorker(device, polled, publish))
+    for worker in workers:
+        worker.start()
+    ready.set()
+    view = TerminalStatus(sys.stdout) if status and sys.stdout.isatty() else None
+    active: set[int] = set()
+    drawn_at = 0.0
+    try:
+        while not stop.wait(0.05 if plant is not None else status_every):
+            if plant is not None:
+                now = plant.time()
+                for i, fault in enumerate(config.plant.faults):
+                    on = now >= fault.start and (fault.stop is None or now < fault.stop)
+                    if on and i not in active:
+                        devices[fault.bus].inject(fault.address, fault.kind, sigma=fault.sigma)
+                        active.add(i)
+                        log.info("plant: fault %s at %s injected", fault.kind, fault.address)
+                    elif not on and i in active:
+                        devices[fault.bus].clear(fault.address)
+                        active.discard(i)
+                        log.info("plant: fault %s at %s cleared", fault.kind, fault.address)
+            if view is not None and time.monotonic() - drawn_at >= status_every:
+                view.draw(render(config, snapshot.read()))
+                drawn_at = time.monotonic()
+    finally:
+        for worker in workers:
+            worker.stop()
+        inputs.close()
+        snapshot.close()

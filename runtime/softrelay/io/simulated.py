@@ -1,0 +1,86 @@
+"""Simulated devices: the plant model behind the ``Device`` interface, with injectable faults.
+
+The faults are those of the seed's troubleshooting matrix. Whole-transaction faults, as a
+device or gateway fails: ``nack`` (I/O error), ``refused`` (connection refused), ``slow`` (an
+answer later than the timeout). Per-value faults, as a sensor fails: ``sentinel`` (-32768),
+``stuck`` (the value freezes), ``noisy`` (jitter of ``sigma``), ``garbage`` (NaN).
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from softrelay.io.device import Device
+from softrelay.io.plant import PlantModel
+
+TRANSACTION_FAULTS = ("nack", "refused", "slow")
+VALUE_FAULTS = ("sentinel", "stuck", "noisy", "garbage")
+
+
+@dataclass
+class Fault:
+    kind: str
+    sigma: float = 5.0  #: for noisy
+    delay: float | None = None  #: for slow: s (default: twice the timeout)
+    held: float | None = None  #: for stuck
+
+
+class SimulatedDevice(Device):
+    def __init__(self, name: str, timeout: float, plant: PlantModel, seed: int = 1) -> None:
+        super().__init__(name, timeout)
+        self.plant = plant
+        self.faults: dict[str, Fault] = {}
+        self.rng = np.random.default_rng(seed)
+
+    def inject(self, address: str, kind: str, **params: float) -> None:
+        """Inject a fault at ``address`` ('*' for every address of this device)."""
+        if kind not in TRANSACTION_FAULTS + VALUE_FAULTS:
+            raise ValueError(f"unknown fault {kind!r}")
+        self.faults[address] = Fault(kind, **params)
+
+    def clear(self, address: str | None = None) -> None:
+        if address is None:
+            self.faults.clear()
+        else:
+            self.faults.pop(address, None)
+
+    def _fault(self, address: str) -> Fault | None:
+        return self.faults.get(address) or self.faults.get("*")
+
+    def _read(self, addresses: Sequence[str]) -> list[float]:
+        for address in addresses:
+            fault = self._fault(address)
+            if fault is None:
+                continue
+            if fault.kind == "nack":
+                raise OSError(errno.EIO, "I/O error (no acknowledge)")
+            if fault.kind == "refused":
+                raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+            if fault.kind == "slow":
+                delay = fault.delay if fault.delay is not None else 2.0 * self.timeout
+                time.sleep(min(delay, self.timeout))
+                if delay > self.timeout:
+                    raise TimeoutError(f"no answer within {self.timeout * 1000:g} ms")
+        values = []
+        for address in addresses:
+            value = self.plant.read(address)
+            fault = self._fault(address)
+            if fault is not None:
+                if fault.kind == "sentinel":
+                    value = -32768.0
+                elif fault.kind == "stuck":
+                    if fault.held is None:
+                        fault.held = value
+                    value = fault.held
+                elif fault.kind == "noisy":
+                    value += float(self.rng.normal(0.0, fault.sigma))
+                elif fault.kind == "garbage":
+                    value = math.nan
+            values.append(value)
+        return values

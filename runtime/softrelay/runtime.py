@@ -1,0 +1,209 @@
+"""The relay: everything ``softrelay run`` starts, assembled from one configuration.
+
+The scan process (this one) holds the compiled core, the scan loop and what the scan drives:
+coils, commands, events, thermal memory, the output snapshot. Python I/O and the terminal run
+in the companion process (``softrelay.io.companion``); the two exchange the input image and
+the output snapshot through shared memory under seqlocks.
+
+Data flow, one way: companion -> input image -> latch -> commands -> core -> coils -> events ->
+thermal memory -> snapshot -> companion (plant, status) and, later, communications.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+
+from softrelay.config.schema import RelayConfig
+from softrelay.core import BusbarFlag, ChannelFault, ProtectionCore, ThermalFlag
+from softrelay.firmware.events import EventRecorder, FlagWatcher
+from softrelay.firmware.memory import Checkpointer, restore, snapshot
+from softrelay.image.shared import SharedImage
+from softrelay.image.signals import InputMap, empty_signals
+from softrelay.image.snapshot import SnapshotPublisher, snapshot_layout
+from softrelay.io.companion import companion_main, input_layout
+from softrelay.outputs.buttons import CommandButtons
+from softrelay.outputs.coils import CoilBank, pin_factory
+from softrelay.outputs.commands import CommandQueue
+from softrelay.scan import realtime
+from softrelay.scan.clock import MonotonicClock
+from softrelay.scan.loop import ScanLoop
+from softrelay.scan.watchdog import Watchdog
+
+log = logging.getLogger("softrelay")
+
+THERMAL_EVENT_FLAGS = {int(f): f.name.lower() for f in ThermalFlag
+                       if f and f not in (ThermalFlag.TRIP_PICKUP, ThermalFlag.RESET_REJECTED)}
+BUSBAR_EVENT_FLAGS = {int(f): f.name.lower() for f in BusbarFlag if f}
+FAULT_BITS = {int(f): f.name.lower() for f in ChannelFault if f}
+CHANNELS = ("a", "b", "c", "ambient")
+
+
+class Relay:
+    """One relay. ``start()``, then ``run()`` (or ``step()`` in tests), then ``stop()``."""
+
+    def __init__(self, config: RelayConfig, config_path: str | None = None, *, clock=None,
+                 factory=None, status: bool = False) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.status = status
+        thermal = [p for p in config.points if p.kind == "thermal"]
+        busbar = [p for p in config.points if p.kind == "busbar"]
+        self.thermal_names = [p.name for p in thermal]
+        self.busbar_names = [p.name for p in busbar]
+        self.core = ProtectionCore([p.settings for p in thermal], [p.settings for p in busbar])
+        period_ns = round(config.scan.period * 1e9)
+        self.clock = clock or MonotonicClock(period_ns)
+
+        self.events = EventRecorder(config.events.ring_size, config.events.file)
+        self._restore_memory()
+        self.checkpointer = Checkpointer(
+            config.state.file, on_error=lambda why: self.events.record("fault", "memory", why))
+        self._checkpoint_every = config.state.checkpoint_interval
+        self._last_checkpoint = None
+
+        self.inputs = SharedImage(input_layout(len(config.signals)))
+        with self.inputs.writing() as t:
+            t["signals"][:] = empty_signals(len(config.signals))
+        self.snapshot = SharedImage(snapshot_layout(config))
+        self.input_map = InputMap(config)
+
+        index = {p.name: ("thermal", i, p) for i, p in enumerate(thermal)}
+        index.update({p.name: ("busbar", i, p) for i, p in enumerate(busbar)})
+        self.factory = factory if factory is not None else pin_factory()
+        self.coils = CoilBank(config.outputs, index, factory=self.factory,
+                              on_change=self._coil_changed)
+        self.commands = CommandQueue(self.thermal_names, self.coils.release_latches,
+                                     self.events.record)
+        self.buttons = CommandButtons(config.inputs, self.commands, factory=self.factory)
+        limit = config.scan.watchdog_periods * config.scan.period
+        self.watchdog = Watchdog(limit, self._set_healthy, feed_systemd=None)
+
+        fault_names = [f"{b}.{c}" for b in self.busbar_names for c in CHANNELS]
+        self.watchers = [
+            (FlagWatcher(self.thermal_names, THERMAL_EVENT_FLAGS, self.events),
+             lambda core: core.thermal_outputs["flags"]),
+            (FlagWatcher(self.busbar_names, BUSBAR_EVENT_FLAGS, self.events),
+             lambda core: core.busbar_outputs["flags"]),
+            (FlagWatcher(fault_names, FAULT_BITS, self.events, "fault", "fault cleared"),
+             lambda core: core.busbar_outputs["fault"].reshape(-1)),
+        ]
+        self.publisher = SnapshotPublisher(
+            self.snapshot, None, lambda: list(self.coils.state().values()),
+            lambda: self.events.next_seq - 1, lambda: self.watchdog.healthy)
+        self.loop = ScanLoop(
+            self.core, self.clock,
+            before=[self._latch, self.commands.apply],
+            after=[self.commands.settle, self._record_edges, self.coils.drive, self._checkpoint,
+                   self.publisher.publish],
+            on_overrun=lambda missed, now: self.events.record(
+                "overrun", "scan", f"{missed} period(s) skipped", now),
+            heartbeat=self.watchdog.beat,
+        )
+        self.publisher.stats = self.loop.stats
+        self._companion: multiprocessing.Process | None = None
+        self._stop = multiprocessing.get_context("spawn").Event()
+        self.running = False
+
+    # ---------------------------------------------------------------- stages
+
+    def _latch(self, core: ProtectionCore, now: float) -> None:
+        self.input_map.latch(core, self.inputs.read()["signals"], now)
+
+    def _record_edges(self, core: ProtectionCore, now: float) -> None:
+        for watcher, flags in self.watchers:
+            watcher.update(flags(core), now)
+
+    def _checkpoint(self, core: ProtectionCore, now: float) -> None:
+        if self._last_checkpoint is None:
+            self._last_checkpoint = now
+        elif now - self._last_checkpoint >= self._checkpoint_every:
+            self._last_checkpoint = now
+            self.checkpointer.submit(self._memory())
+
+    # ---------------------------------------------------------------- firmware
+
+    def _memory(self) -> dict:
+        coils = {c.name: c.latched for c in self.coils.coils}
+        return snapshot(self.thermal_names, self.core.thermal_state,
+                        {"event_seq": self.events.next_seq, "coil_latches": coils})
+
+    def _restore_memory(self) -> None:
+        state = self.config.state
+        result = restore(state.file, self.thermal_names, self.core.thermal_settings,
+                         self.core.thermal_state, state.power_loss, state.preset_theta)
+        self._restored = result
+        if result.extra.get("event_seq"):
+            self.events.next_seq = max(self.events.next_seq, int(result.extra["event_seq"]))
+        outage = f", outage {result.outage:.0f} s" if result.outage is not None else ""
+        self.events.record("system", "memory",
+                           f"thermal memory {result.outcome}, power-loss policy "
+                           f"{result.policy}{outage}")
+        for message in result.messages:
+            self.events.record("system", "memory", message)
+
+    def _coil_changed(self, name: str, operated: bool, now: float) -> None:
+        self.events.record("pickup" if operated else "dropout", f"coil.{name}", mono=now)
+
+    def _set_healthy(self, healthy: bool, why: str) -> None:
+        self.coils.healthy = healthy
+        self.events.record("system", "healthy", ("healthy: " if healthy else "NOT healthy: ")
+                           + why)
+
+    # ---------------------------------------------------------------- life
+
+    def start(self, companion: bool = True) -> None:
+        """Restore coil latches, start the companion and the watchdog."""
+        latches = self._restored.extra.get("coil_latches", {})
+        for coil in self.coils.coils:
+            coil.latched = bool(latches.get(coil.name, False)) and coil.config.latched
+        if companion:
+            ctx = multiprocessing.get_context("spawn")
+            ready = ctx.Event()
+            self._companion = ctx.Process(
+                target=companion_main, name="softrelay-io",
+                args=(self.config_path, self.inputs.name, self.snapshot.name, self._stop, ready,
+                      self.status), daemon=True)
+            self._companion.start()
+            if not ready.wait(30.0):
+                raise RuntimeError("the companion process did not start")
+        self.watchdog.start()
+        self.clock.restart()
+        self.running = True
+        self.events.record("system", "relay", f"started: {len(self.core.thermal_settings)} "
+                                              f"thermal, {len(self.core.busbar_settings)} busbar "
+                                              f"points, scan {self.config.scan.period * 1000:g} ms")
+
+    def apply_realtime(self) -> list[realtime.Applied]:
+        rt = self.config.scan.realtime
+        results = realtime.apply(rt.priority, rt.lock_memory, rt.cpu, rt.timer_slack_ns)
+        for item in results:
+            if not item.ok:
+                self.events.record("system", "realtime", f"{item.option} refused: {item.detail}")
+        return results
+
+    def run(self, keep_going) -> None:
+        self.loop.run(keep_going)
+
+    def stop(self) -> None:
+        """Last checkpoint, coils to their safe state, companion stopped; safe to call twice."""
+        if not self.running:
+            return
+        self.running = False
+        self.watchdog.stop()
+        self.coils.safe_state()
+        self.checkpointer.submit(self._memory())
+        self.checkpointer.close()
+        self.events.record("system", "relay", "stopped: checkpoint written, coils safe")
+        self._stop.set()
+        if self._companion is not None:
+            self._companion.join(10.0)
+            if self._companion.is_alive():
+                self._companion.kill()
+            self._companion = None
+        self.buttons.close()
+        self.coils.close()
+        self.events.close()
+        self.inputs.close()
+        self.snapshot.close()
+
