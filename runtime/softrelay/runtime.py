@@ -16,7 +16,7 @@ import multiprocessing
 
 from softrelay.config.schema import RelayConfig
 from softrelay.core import BusbarFlag, ChannelFault, ProtectionCore, ThermalFlag
-from softrelay.firmware.events import EventRecorder, FlagWatcher
+from softrelay.firmware.events import EventRecorder, FlagWatcher, last_seq
 from softrelay.firmware.memory import Checkpointer, restore, snapshot
 from softrelay.image.shared import SharedImage
 from softrelay.image.signals import InputMap, empty_signals
@@ -55,7 +55,8 @@ class Relay:
         period_ns = round(config.scan.period * 1e9)
         self.clock = clock or MonotonicClock(period_ns)
 
-        self.events = EventRecorder(config.events.ring_size, config.events.file)
+        first_seq = last_seq(config.events.file) + 1 if config.events.file else 1
+        self.events = EventRecorder(config.events.ring_size, config.events.file, first_seq)
         self._restore_memory()
         self.checkpointer = Checkpointer(
             config.state.file, on_error=lambda why: self.events.record("fault", "memory", why))
@@ -192,9 +193,9 @@ class Relay:
         self.running = False
         self.watchdog.stop()
         self.coils.safe_state()
-        self.checkpointer.submit(self._memory())
-        self.checkpointer.close()
         self.events.record("system", "relay", "stopped: checkpoint written, coils safe")
+        self.checkpointer.submit(self._memory())  # after the last event: numbers never repeat
+        self.checkpointer.close()
         self._stop.set()
         if self._companion is not None:
             self._companion.join(10.0)

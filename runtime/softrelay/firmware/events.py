@@ -119,6 +119,26 @@ def read_events(file: Path) -> list[dict]:
     return events
 
 
+def last_seq(file: Path, tail: int = 65536) -> int:
+    """The highest sequence number in the last ``tail`` bytes of an events file (0 if none):
+    a restarted relay continues after it, so numbers never repeat, even after a crash."""
+    try:
+        with open(file, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - tail))
+            lines = f.read().splitlines()
+    except OSError:
+        return 0
+    best = 0
+    for line in lines:
+        try:
+            best = max(best, int(json.loads(line)["seq"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return best
+
+
 class FlagWatcher:
     """Turns a flags table into pickup and dropout events, scan after scan.
 

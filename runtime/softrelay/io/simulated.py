@@ -1,9 +1,10 @@
 """Simulated devices: the plant model behind the ``Device`` interface, with injectable faults.
 
-The faults are those of the seed's troubleshooting matrix. Whole-transaction faults, as a
-device or gateway fails: ``nack`` (I/O error), ``refused`` (connection refused), ``slow`` (an
-answer later than the timeout). Per-value faults, as a sensor fails: ``sentinel`` (-32768),
-``stuck`` (the value freezes), ``noisy`` (jitter of ``sigma``), ``garbage`` (NaN).
+The faults are those of the seed's troubleshooting matrix. Transaction faults: ``nack`` (I/O
+error), ``refused`` (connection refused), ``slow`` (an answer later than the timeout); at one
+address they fail that sensor's reading alone (each sensor is its own transaction), at '*' the
+whole bus (a gateway or bus that fails). Value faults, as a sensor fails: ``sentinel``
+(-32768), ``stuck`` (the value freezes), ``noisy`` (jitter of ``sigma``), ``garbage`` (NaN).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from softrelay.io.device import Device
+from softrelay.core import Quality
+from softrelay.io.device import Device, Reading
 from softrelay.io.plant import PlantModel
 
 TRANSACTION_FAULTS = ("nack", "refused", "slow")
@@ -53,25 +55,33 @@ class SimulatedDevice(Device):
     def _fault(self, address: str) -> Fault | None:
         return self.faults.get(address) or self.faults.get("*")
 
-    def _read(self, addresses: Sequence[str]) -> list[float]:
+    def _transaction(self, fault: Fault) -> None:
+        """Raise as a failed transaction does (after the timeout, for a slow one)."""
+        if fault.kind == "nack":
+            raise OSError(errno.EIO, "I/O error (no acknowledge)")
+        if fault.kind == "refused":
+            raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+        delay = fault.delay if fault.delay is not None else 2.0 * self.timeout
+        time.sleep(min(delay, self.timeout))
+        if delay > self.timeout:
+            raise TimeoutError(f"no answer within {self.timeout * 1000:g} ms")
+
+    def _read(self, addresses: Sequence[str]) -> list[float | Reading]:
+        bus_fault = self.faults.get("*")
+        if bus_fault is not None and bus_fault.kind in TRANSACTION_FAULTS:
+            self._transaction(bus_fault)
+        values: list[float | Reading] = []
         for address in addresses:
-            fault = self._fault(address)
-            if fault is None:
-                continue
-            if fault.kind == "nack":
-                raise OSError(errno.EIO, "I/O error (no acknowledge)")
-            if fault.kind == "refused":
-                raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
-            if fault.kind == "slow":
-                delay = fault.delay if fault.delay is not None else 2.0 * self.timeout
-                time.sleep(min(delay, self.timeout))
-                if delay > self.timeout:
-                    raise TimeoutError(f"no answer within {self.timeout * 1000:g} ms")
-        values = []
-        for address in addresses:
+            fault = self.faults.get(address)
+            if fault is not None and fault.kind in TRANSACTION_FAULTS:
+                try:
+                    self._transaction(fault)
+                except (OSError, TimeoutError):
+                    values.append((math.nan, Quality.IO_ERROR))
+                    continue
             value = self.plant.read(address)
             fault = self._fault(address)
-            if fault is not None:
+            if fault is not None and fault.kind in VALUE_FAULTS:
                 if fault.kind == "sentinel":
                     value = -32768.0
                 elif fault.kind == "stuck":

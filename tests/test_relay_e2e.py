@@ -1,0 +1,149 @@
+"""The real relay end to end: scan loop, companion process, plant, coils, events, memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from softrelay.config import load
+from softrelay.core import BusbarFlag, ChannelFault, PhasePair, ThermalFlag
+from softrelay.firmware.events import read_events
+from softrelay.firmware.memory import read_state
+from softrelay.outputs.commands import Request
+from softrelay.runtime import Relay
+
+FAST = Path(__file__).parent / "configs" / "fast.yaml"
+
+
+def config_in(tmp_path: Path) -> Path:
+    path = tmp_path / "fast.yaml"
+    path.write_text(FAST.read_text().replace("STATE_DIR", str(tmp_path)))
+    return path
+
+
+class Driver:
+    """Runs the relay's scan in this thread until a condition holds (or a timeout)."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+
+    def until(self, condition, timeout: float, what: str) -> float:
+        start = time.monotonic()
+        while not condition():
+            assert time.monotonic() - start < timeout, f"timed out waiting for {what}"
+            self.relay.loop.step()
+        return time.monotonic() - start
+
+    def thermal(self) -> int:
+        return int(self.relay.core.thermal_outputs["flags"][0])
+
+    def busbar(self) -> int:
+        return int(self.relay.core.busbar_outputs["flags"][0])
+
+
+@pytest.fixture
+def relay(tmp_path):
+    path = config_in(tmp_path)
+    factory = MockFactory()
+    relay = Relay(load(path), str(path), factory=factory)
+    relay.factory_used = factory
+    relay.start()
+    yield relay
+    relay.stop()
+
+
+def test_alarm_trip_breaker_cooling_inhibit_reset_and_restart(relay, tmp_path):
+    d = Driver(relay)
+    pins = relay.factory_used
+    d.until(lambda: d.thermal() & ThermalFlag.RUNNING, 10, "the motor running")
+    d.until(lambda: d.thermal() & ThermalFlag.ALARM1, 10, "alarm 1")
+    d.until(lambda: d.thermal() & ThermalFlag.TRIP, 10, "the trip")
+    assert pins.pin(17).state, "the trip coil operates"
+    assert not pins.pin(23).state, "the permissive drops"
+    d.until(lambda: not d.thermal() & ThermalFlag.RUNNING, 2, "the breaker to open")
+    assert d.thermal() & ThermalFlag.START_INHIBIT
+    relay.commands.put(Request("reset", source="test"))
+    d.until(lambda: relay.events.newest(1)[0].kind == "command" or False, 1, "the reset")
+    assert d.thermal() & ThermalFlag.TRIP, "refused while hot"
+    d.until(lambda: relay.core.thermal_outputs["theta"][0] < 0.7, 10, "cooling below reset")
+    assert not d.thermal() & ThermalFlag.START_INHIBIT
+    relay.commands.put(Request("reset", source="test"))
+    d.until(lambda: not d.thermal() & ThermalFlag.TRIP, 1, "the reset accepted")
+    d.until(lambda: pins.pin(23).state, 1, "the permissive")
+    d.until(lambda: d.thermal() & ThermalFlag.RUNNING, 5, "the breaker to reclose")
+    assert relay.core.thermal_state["start_count"][0] == 2
+    texts = [(e.kind, e.source, e.text) for e in relay.events.ring]
+    assert ("pickup", "motor1.trip", "") in texts and ("pickup", "coil.trip", "") in texts
+    resets = [t for k, s, t in texts if k == "command"]
+    assert "refused while theta >= theta_reset" in resets[0] and "trips reset" in resets[1]
+    assert relay.loop.stats.overruns == 0 or relay.loop.stats.missed < 5
+
+
+def test_the_joint_fault_and_a_failed_sensor_end_to_end(relay):
+    d = Driver(relay)
+    d.until(lambda: d.busbar() & BusbarFlag.CRITICAL, 15, "the critical joint")
+    out = relay.core.busbar_outputs[0]
+    assert out["imbalance_pair"] == PhasePair.CA and out["hottest_phase"] == 3
+    d.until(lambda: d.busbar() & BusbarFlag.JOINT, 5, "the joint indicator")
+    assert relay.core.busbar_outputs["joint_phase"][0] == 3
+    d.until(lambda: relay.core.busbar_outputs["fault"][0, 3] & ChannelFault.IO, 10,
+            "the ambient sensor's NACK")
+    assert d.busbar() & BusbarFlag.AMBIENT_FAULT
+    assert not d.busbar() & (BusbarFlag.WARNING | BusbarFlag.CRITICAL)  # no rise: no alarm
+    d.until(lambda: not relay.core.busbar_outputs["fault"][0, 3], 10, "the sensor back")
+    d.until(lambda: d.busbar() & BusbarFlag.CRITICAL, 5, "critical again")
+    kinds = [(e.kind, e.source) for e in relay.events.ring]
+    assert ("fault", "bus1.ambient.io") in kinds and ("fault cleared", "bus1.ambient.io") in kinds
+
+
+def test_thermal_memory_survives_a_restart_under_the_cool_policy(tmp_path):
+    path = config_in(tmp_path)
+    relay = Relay(load(path), str(path), factory=MockFactory())
+    relay.start()
+    d = Driver(relay)
+    d.until(lambda: d.thermal() & ThermalFlag.TRIP, 15, "the trip")
+    theta_at_stop = float(relay.core.thermal_state["theta"][0])
+    relay.stop()
+    saved = read_state(tmp_path / "state.json")
+    assert saved["points"]["motor1"]["trip_latched"] == 1
+    assert saved["points"]["motor1"]["theta"] == pytest.approx(theta_at_stop)
+    time.sleep(1.0)
+    again = Relay(load(path), str(path), factory=MockFactory())
+    theta = float(again.core.thermal_state["theta"][0])
+    assert theta < theta_at_stop and theta > theta_at_stop * 0.7  # cooled ~1 s with T- 6 s
+    assert again.core.thermal_state["trip_latched"][0] == 1  # still latched after restart
+    restored = [e.text for e in again.events.ring if e.source == "memory"]
+    assert restored[0].startswith("thermal memory restored, power-loss policy cool, outage")
+    again.start()
+    again.stop()
+    events = read_events(tmp_path / "events.jsonl")
+    assert any(e["text"].startswith("stopped: checkpoint written") for e in events)
+    assert [e["seq"] for e in events] == sorted({e["seq"] for e in events})  # never repeated
+
+
+def test_sigterm_stops_cleanly_with_a_last_checkpoint(tmp_path):
+    path = config_in(tmp_path)
+    env = dict(os.environ, GPIOZERO_PIN_FACTORY="mock")
+    proc = subprocess.Popen([sys.executable, "-m", "softrelay", "run", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 30
+    events = tmp_path / "events.jsonl"
+    while time.monotonic() < deadline:
+        if events.exists() and "pickup" in events.read_text():
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "stopped: checkpoint written, coils safe" in err
+    assert "Traceback" not in err
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert "motor1" in state["payload"]["points"]
