@@ -125,6 +125,22 @@ def test_the_healthy_contact_follows_health_and_the_safe_state_drops_everything(
     assert coils.energised() == {"healthy": False, "permit": False}
 
 
+def test_losing_health_drops_the_healthy_contact_and_operates_fail_safe_coils_at_once(factory):
+    """No scan is needed: the scan may be what stalled."""
+    c = core()
+    coils = bank([{"name": "healthy", "pin": 24, "healthy": True},
+                  {"name": "trip_fs", "pin": 12, "flags": ["m1.trip"], "fail_safe": True},
+                  {"name": "alarm", "pin": 27, "flags": ["m1.alarm1"]}], factory)
+    set_flags(c)
+    coils.drive(c, 0.0)
+    assert coils.energised() == {"healthy": True, "trip_fs": True, "alarm": False}
+    coils.set_healthy(False)
+    assert coils.energised() == {"healthy": False, "trip_fs": False, "alarm": False}
+    coils.set_healthy(True)
+    coils.drive(c, 1.0)
+    assert coils.energised() == {"healthy": True, "trip_fs": True, "alarm": False}
+
+
 def test_coil_changes_are_reported(factory):
     changes = []
     c = core()

@@ -147,3 +147,66 @@ def test_sigterm_stops_cleanly_with_a_last_checkpoint(tmp_path):
     assert "Traceback" not in err
     state = json.loads((tmp_path / "state.json").read_text())
     assert "motor1" in state["payload"]["points"]
+
+
+def test_a_stalled_scan_drops_the_healthy_contact_and_stops_feeding_systemd(tmp_path):
+    """The scan stops for 0.5 s (10 ms period, 20 periods allowed): the watchdog drops the
+    healthy contact and records it; the next scan counts the skipped deadlines."""
+    import socket
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    address = str(tmp_path / "notify")
+    listener.bind(address)
+    listener.setblocking(False)  # draining must not stall the scan it watches
+    os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"] = address, "200000"
+    try:
+        path = config_in(tmp_path)
+        pins = MockFactory()
+        relay = Relay(load(path), str(path), factory=pins)
+    finally:
+        del os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"]
+    relay.start()
+    d = Driver(relay)
+    try:
+        d.until(lambda: pins.pin(24).state, 5, "the healthy contact")
+        messages = []
+
+        def drain():
+            while True:
+                try:
+                    messages.append(listener.recv(4096).decode())
+                except OSError:
+                    return
+
+        d.until(lambda: relay.loop.stats.scans > 50, 5, "some scans")
+        drain()
+        assert messages[0].startswith("READY=1") and "WATCHDOG=1" in messages
+        messages.clear()
+        time.sleep(0.5)  # the scan stalls
+        drain()
+        assert not pins.pin(24).state, "the healthy contact dropped during the stall"
+        verdict = next(i for i, m in enumerate(messages)
+                       if m.startswith("STATUS=NOT healthy: no scan for"))
+        assert "WATCHDOG=1" not in messages[verdict:], "systemd was fed after the verdict"
+        d.until(lambda: pins.pin(24).state, 2, "healthy again")
+        assert relay.loop.stats.overruns >= 1 and relay.loop.stats.missed >= 40
+        kinds = [(e.kind, e.source, e.text[:20]) for e in relay.events.ring]
+        assert ("system", "healthy", "NOT healthy: no scan") in kinds
+        assert any(k == "overrun" for k, _, _ in kinds)
+    finally:
+        relay.stop()
+        listener.close()
+
+
+def test_the_terminal_shows_a_live_status(tmp_path):
+    """Under a pseudo-terminal (script(1)) the companion draws the status in place."""
+    path = config_in(tmp_path)
+    env = dict(os.environ, GPIOZERO_PIN_FACTORY="mock")
+    cmd = f"timeout --foreground -s TERM 6 {sys.executable} -m softrelay run {path}"
+    result = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True,
+                            text=True, env=env, timeout=60)
+    screen = result.stdout
+    assert "softrelay fast  scan 10 ms" in screen
+    assert "motor1" in screen and "theta" in screen and "bus1" in screen
+    assert "coils: trip" in screen and "HEALTHY" in screen
+    assert "\x1b[2K" in screen  # redrawn in place

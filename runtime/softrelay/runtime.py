@@ -28,6 +28,7 @@ from softrelay.outputs.commands import CommandQueue
 from softrelay.scan import realtime
 from softrelay.scan.clock import MonotonicClock
 from softrelay.scan.loop import ScanLoop
+from softrelay.scan.systemd import Notifier
 from softrelay.scan.watchdog import Watchdog
 
 log = logging.getLogger("softrelay")
@@ -78,7 +79,8 @@ class Relay:
                                      self.events.record)
         self.buttons = CommandButtons(config.inputs, self.commands, factory=self.factory)
         limit = config.scan.watchdog_periods * config.scan.period
-        self.watchdog = Watchdog(limit, self._set_healthy, feed_systemd=None)
+        self.systemd = Notifier()
+        self.watchdog = Watchdog(limit, self._set_healthy, feed_systemd=self.systemd.feed)
 
         fault_names = [f"{b}.{c}" for b in self.busbar_names for c in CHANNELS]
         self.watchers = [
@@ -147,9 +149,10 @@ class Relay:
         self.events.record("pickup" if operated else "dropout", f"coil.{name}", mono=now)
 
     def _set_healthy(self, healthy: bool, why: str) -> None:
-        self.coils.healthy = healthy
-        self.events.record("system", "healthy", ("healthy: " if healthy else "NOT healthy: ")
-                           + why)
+        self.coils.set_healthy(healthy)
+        text = ("healthy: " if healthy else "NOT healthy: ") + why
+        self.events.record("system", "healthy", text)
+        self.systemd.status(text)
 
     # ---------------------------------------------------------------- life
 
@@ -171,6 +174,7 @@ class Relay:
         self.watchdog.start()
         self.clock.restart()
         self.running = True
+        self.systemd.ready(f"scanning every {self.config.scan.period * 1000:g} ms")
         self.events.record("system", "relay", f"started: {len(self.core.thermal_settings)} "
                                               f"thermal, {len(self.core.busbar_settings)} busbar "
                                               f"points, scan {self.config.scan.period * 1000:g} ms")
@@ -191,6 +195,7 @@ class Relay:
         if not self.running:
             return
         self.running = False
+        self.systemd.stopping()
         self.watchdog.stop()
         self.coils.safe_state()
         self.events.record("system", "relay", "stopped: checkpoint written, coils safe")
@@ -205,6 +210,7 @@ class Relay:
         self.buttons.close()
         self.coils.close()
         self.events.close()
+        self.systemd.close()
         self.inputs.close()
         self.snapshot.close()
 

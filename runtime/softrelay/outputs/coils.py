@@ -111,6 +111,19 @@ class CoilBank:
                 if self.on_change is not None:
                     self.on_change(coil.name, want, now)
 
+    def set_healthy(self, healthy: bool) -> None:
+        """Self-supervision's verdict, applied at once by the watchdog's thread: the scan may be
+        the thing that stalled, so the healthy contact (and every fail-safe coil, which then
+        operates) cannot wait for the next ``drive``."""
+        self.healthy = healthy
+        for coil in self.coils:
+            if coil.config.healthy:
+                coil.demand = coil.operated = healthy
+                coil.device.value = healthy
+            elif coil.config.fail_safe and not healthy:
+                coil.operated = True
+                coil.device.value = False
+
     def release_latches(self) -> list[str]:
         """Clear the latch of every latched coil whose flags have gone; their names."""
         released = []

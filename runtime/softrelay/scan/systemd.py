@@ -1,0 +1,70 @@
+"""The sd_notify protocol (Type=notify services): READY, WATCHDOG, STOPPING, STATUS.
+
+Messages are datagrams to $NOTIFY_SOCKET; outside systemd (no socket) every call is a no-op.
+The socket is non-blocking: a datagram queue holds about ten messages, and a relay must never
+wait for systemd to read (a full queue drops the message and counts it).
+``WATCHDOG=1`` is sent at most every WATCHDOG_USEC / 4, and only when the scan watchdog says
+the scan is running, so systemd restarts a relay whose scan has stalled.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+
+class Notifier:
+    def __init__(self, environ: dict | None = None) -> None:
+        env = os.environ if environ is None else environ
+        address = env.get("NOTIFY_SOCKET", "")
+        self.sock: socket.socket | None = None
+        if address:
+            if address.startswith("@"):
+                address = "\0" + address[1:]
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.sock.setblocking(False)
+            self.sock.connect(address)
+        usec = int(env.get("WATCHDOG_USEC", "0") or 0)
+        self.watchdog_every = usec / 4e6 if usec else None
+        self._fed = -1e9
+        self.sent = 0
+        self.dropped = 0
+
+    @property
+    def active(self) -> bool:
+        return self.sock is not None
+
+    def notify(self, *lines: str) -> bool:
+        if self.sock is None:
+            return False
+        try:
+            self.sock.send("\n".join(lines).encode())
+        except OSError:  # BlockingIOError (queue full) included: never wait
+            self.dropped += 1
+            return False
+        self.sent += 1
+        return True
+
+    def ready(self, status: str) -> bool:
+        return self.notify("READY=1", f"STATUS={status}")
+
+    def status(self, status: str) -> bool:
+        return self.notify(f"STATUS={status}")
+
+    def stopping(self) -> bool:
+        return self.notify("STOPPING=1", "STATUS=stopping: last checkpoint, coils safe")
+
+    def feed(self) -> None:
+        """Watchdog keep-alive, throttled to a quarter of systemd's timeout."""
+        if self.sock is None or self.watchdog_every is None:
+            return
+        now = time.monotonic()
+        if now - self._fed >= self.watchdog_every:
+            self._fed = now
+            self.notify("WATCHDOG=1")
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
