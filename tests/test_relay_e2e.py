@@ -91,7 +91,8 @@ def test_the_joint_fault_and_a_failed_sensor_end_to_end(relay):
     d = Driver(relay)
     d.until(lambda: d.busbar() & BusbarFlag.CRITICAL, 15, "the critical joint")
     out = relay.core.busbar_outputs[0]
-    assert out["imbalance_pair"] == PhasePair.CA and out["hottest_phase"] == 3
+    # C is hot; A and B are alike, so the colder of them (noise decides) completes the pair.
+    assert out["imbalance_pair"] in (PhasePair.BC, PhasePair.CA) and out["hottest_phase"] == 3
     d.until(lambda: d.busbar() & BusbarFlag.JOINT, 5, "the joint indicator")
     assert relay.core.busbar_outputs["joint_phase"][0] == 3
     d.until(lambda: relay.core.busbar_outputs["fault"][0, 3] & ChannelFault.IO, 10,

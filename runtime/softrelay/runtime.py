@@ -11,6 +11,7 @@ thermal memory -> snapshot -> companion (plant, status) and, later, communicatio
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 
@@ -172,6 +173,8 @@ class Relay:
             if not ready.wait(30.0):
                 raise RuntimeError("the companion process did not start")
         self.watchdog.start()
+        gc.collect()
+        gc.freeze()  # start-up objects to the permanent generation: shorter collections
         self.clock.restart()
         self.running = True
         self.systemd.ready(f"scanning every {self.config.scan.period * 1000:g} ms")

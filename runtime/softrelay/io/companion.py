@@ -98,6 +98,9 @@ def companion_main(config_path: str | None, input_name: str, snapshot_name: str,
                 drawn_at = time.monotonic()
     finally:
         for worker in workers:
-            worker.stop()
-        inputs.close()
-        snapshot.close()
+            worker.stop(timeout=30.0)
+        if any(worker.alive for worker in workers):
+            log.warning("a bus worker is still in a device call: leaving the images mapped")
+        else:
+            inputs.close()
+            snapshot.close()

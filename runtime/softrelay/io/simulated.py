@@ -70,6 +70,7 @@ class SimulatedDevice(Device):
         bus_fault = self.faults.get("*")
         if bus_fault is not None and bus_fault.kind in TRANSACTION_FAULTS:
             self._transaction(bus_fault)
+        sample = self.plant.snapshot()  # one transaction samples the plant once
         values: list[float | Reading] = []
         for address in addresses:
             fault = self.faults.get(address)
@@ -79,7 +80,10 @@ class SimulatedDevice(Device):
                 except (OSError, TimeoutError):
                     values.append((math.nan, Quality.IO_ERROR))
                     continue
-            value = self.plant.read(address)
+            try:
+                value = sample[address]
+            except KeyError:
+                raise ValueError(f"the plant has no value at {address!r}") from None
             fault = self._fault(address)
             if fault is not None and fault.kind in VALUE_FAULTS:
                 if fault.kind == "sentinel":

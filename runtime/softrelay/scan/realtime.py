@@ -3,6 +3,11 @@
 SCHED_FIFO needs CAP_SYS_NICE (or root), mlockall needs CAP_IPC_LOCK (or a large enough
 RLIMIT_MEMLOCK); the systemd unit grants both. Where an option is refused the relay runs the
 same loop at normal priority and says so: it never stops for want of privileges.
+
+With a real-time priority the relay also holds /dev/cpu_dma_latency at 0 (as cyclictest does:
+the CPUs stay out of deep idle states, whose exit latency would add to every wake-up) and
+shortens the interpreter's thread switch interval to 0.5 ms, so a helper thread of the scan
+process can delay the scan by at most that much.
 """
 
 from __future__ import annotations
@@ -11,12 +16,16 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import struct
+import sys
 from dataclasses import dataclass
 
 log = logging.getLogger("softrelay.scan")
 
 MCL_CURRENT, MCL_FUTURE = 1, 2
 PR_SET_TIMERSLACK = 29
+SWITCH_INTERVAL = 0.0005
+_dma_latency_fd: int | None = None  # held open for the life of the process
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,19 @@ class Applied:
 
 def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _hold_cpu_dma_latency() -> Applied:
+    global _dma_latency_fd
+    if _dma_latency_fd is not None:
+        return Applied("cpu_dma_latency", True, "0 us (held)")
+    try:
+        fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
+        os.write(fd, struct.pack("i", 0))
+    except OSError as exc:
+        return Applied("cpu_dma_latency", False, f"{exc.strerror}: deep idle states allowed")
+    _dma_latency_fd = fd
+    return Applied("cpu_dma_latency", True, "0 us: no deep idle states")
 
 
 def apply(priority: int = 0, lock_memory: bool = False, cpu: int | None = None,
@@ -56,6 +78,9 @@ def apply(priority: int = 0, lock_memory: bool = False, cpu: int | None = None,
         except OSError as exc:
             results.append(Applied("SCHED_FIFO", False, f"priority {priority}: {exc.strerror} "
                                    "(needs CAP_SYS_NICE): running at normal priority"))
+        results.append(_hold_cpu_dma_latency())
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        results.append(Applied("switch interval", True, f"{SWITCH_INTERVAL * 1e3:g} ms"))
     for item in results:
         (log.info if item.ok else log.warning)("real time: %s %s: %s", item.option,
                                                "applied" if item.ok else "REFUSED", item.detail)
