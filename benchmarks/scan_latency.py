@@ -35,7 +35,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
 
 
-def relay_config(points: int, period: float, poll: float, priority: int, state: Path) -> dict:
+def relay_config(points: int, period: float, poll: float, priority: int, state: Path,
+                 cpu: int | None = None) -> dict:
     n_th, n_bb = points // 2, points - points // 2
     signals, cfg_points, motors, busbars = [], [], [], []
     for i in range(n_th):
@@ -62,7 +63,7 @@ def relay_config(points: int, period: float, poll: float, priority: int, state: 
     return {
         "name": "bench",
         "scan": {"period": period, "watchdog_periods": 50,
-                 "realtime": {"priority": priority, "lock_memory": True}},
+                 "realtime": {"priority": priority, "lock_memory": True, "cpu": cpu}},
         "state": {"file": str(state / "state.json"), "checkpoint_interval": 10.0},
         "events": {"file": str(state / "events.jsonl")},
         "buses": [{"name": "plant", "kind": "simulated", "timeout": 0.05}],
@@ -74,13 +75,14 @@ def relay_config(points: int, period: float, poll: float, priority: int, state: 
     }
 
 
-def cyclictest(scans: int, period: float, priority: int) -> dict:
+def cyclictest(scans: int, period: float, priority: int, cpu: int | None = None) -> dict:
     exe = shutil.which("cyclictest")
     if exe is None:
         raise SystemExit("cyclictest not found: apt-get install rt-tests")
     interval = round(period * 1e6)
+    affinity = ["-a", str(cpu)] if cpu is not None else []
     out = subprocess.run([exe, "-m", "-q", "-p", str(priority), "-i", str(interval), "-l",
-                          str(scans), "-h", "20000"], capture_output=True, text=True,
+                          str(scans), "-h", "20000", *affinity], capture_output=True, text=True,
                          check=True).stdout
     counts = {}
     for line in out.splitlines():
@@ -164,19 +166,23 @@ def main() -> int:
     parser.add_argument("--points", type=int, default=1000)
     parser.add_argument("--period", type=float, default=0.01)
     parser.add_argument("--priority", type=int, default=80)
+    parser.add_argument("--cpu", type=int, default=None,
+                        help="pin the scan (and cyclictest) to this CPU; the companion avoids it")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     workdir = Path(tempfile.mkdtemp(prefix="softrelay-bench-"))
     results = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release},
-               "scans": args.scans, "points": args.points, "period_ms": args.period * 1e3}
+               "scans": args.scans, "points": args.points, "period_ms": args.period * 1e3,
+               "cpu": args.cpu}
     print(f"cyclictest: {args.scans} loops at {args.period * 1e3:g} ms, SCHED_FIFO "
           f"{args.priority} ...", flush=True)
-    results["cyclictest"] = cyclictest(args.scans, args.period, args.priority)
+    results["cyclictest"] = cyclictest(args.scans, args.period, args.priority, args.cpu)
     print(json.dumps(results["cyclictest"]), flush=True)
     runs = []
     for label, poll in (("idle", 1.0), ("busy", args.period)):
-        config = relay_config(args.points, args.period, poll, args.priority, workdir / label)
+        config = relay_config(args.points, args.period, poll, args.priority, workdir / label,
+                              args.cpu)
         print(f"relay, companion {label}: {args.scans} scans ...", flush=True)
         runs.append(relay_run(label, config, args.scans, workdir))
         print(json.dumps(runs[-1]), flush=True)

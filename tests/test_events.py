@@ -47,7 +47,9 @@ def test_each_event_is_a_log_line_without_a_timestamp_of_its_own(caplog):
     rec = EventRecorder()
     with caplog.at_level(logging.INFO, logger="softrelay.events"):
         rec.record("pickup", "bus1.critical", "rise 31.2 C")
+        assert rec.flush()
     assert caplog.messages == ["#1 pickup bus1.critical: rise 31.2 C"]
+    rec.close()
 
 
 def test_flag_edges_become_pickups_and_dropouts_after_the_first_scan():

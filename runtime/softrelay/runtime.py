@@ -26,6 +26,7 @@ from softrelay.io.companion import companion_main, input_layout
 from softrelay.outputs.buttons import CommandButtons
 from softrelay.outputs.coils import CoilBank, pin_factory
 from softrelay.outputs.commands import CommandQueue
+from softrelay.outputs.settings_changes import SettingsQueue
 from softrelay.scan import realtime
 from softrelay.scan.clock import MonotonicClock
 from softrelay.scan.loop import ScanLoop
@@ -79,6 +80,8 @@ class Relay:
         self.commands = CommandQueue(self.thermal_names, self.coils.release_latches,
                                      self.events.record)
         self.buttons = CommandButtons(config.inputs, self.commands, factory=self.factory)
+        self.settings = SettingsQueue([(p.name, p.settings) for p in thermal],
+                                      [(p.name, p.settings) for p in busbar], self.events.record)
         limit = config.scan.watchdog_periods * config.scan.period
         self.systemd = Notifier()
         self.watchdog = Watchdog(limit, self._set_healthy, feed_systemd=self.systemd.feed)
@@ -97,7 +100,7 @@ class Relay:
             lambda: self.events.next_seq - 1, lambda: self.watchdog.healthy)
         self.loop = ScanLoop(
             self.core, self.clock,
-            before=[self._latch, self.commands.apply],
+            before=[self._latch, self.settings.apply, self.commands.apply],
             after=[self.commands.settle, self._record_edges, self.coils.drive, self._checkpoint,
                    self.publisher.publish],
             on_overrun=lambda missed, now: self.events.record(
@@ -168,7 +171,7 @@ class Relay:
             self._companion = ctx.Process(
                 target=companion_main, name="softrelay-io",
                 args=(self.config_path, self.inputs.name, self.snapshot.name, self._stop, ready,
-                      self.status), daemon=True)
+                      self.status, 0.5, self.config.scan.realtime.cpu), daemon=True)
             self._companion.start()
             if not ready.wait(30.0):
                 raise RuntimeError("the companion process did not start")

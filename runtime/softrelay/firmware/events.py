@@ -5,13 +5,16 @@ an append-only JSON-lines file on disk, and one log line per event. Events carry
 number that never repeats (a reader that polls over Modbus knows what it missed), the wall-clock
 time and the monotonic time.
 
-Contract: ``record`` and ``FlagWatcher.update`` never block on the disk: a writer thread owns
-the file. Edge detection is one XOR per scan; Python runs per change only.
+Contract: ``record`` and ``FlagWatcher.update`` never block on the disk or on the log: a writer
+thread owns the file and emits the log lines (under systemd stderr is a pipe to journald, and a
+full pipe must stall that thread, never the scan). Edge detection is one XOR per scan; Python
+runs per change only.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import queue
@@ -55,12 +58,13 @@ class EventRecorder:
         self.file = file
         self.write_errors = 0
         self._queue: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
+        self._idle = threading.Event()
+        self._idle.set()
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = threading.Thread(target=self._write_loop, name="event-writer",
-                                            daemon=True)
-            self._writer.start()
+        self._writer: threading.Thread | None = threading.Thread(
+            target=self._write_loop, name="event-writer", daemon=True)
+        self._writer.start()
 
     def record(self, kind: str, source: str, text: str = "", mono: float | None = None) -> Event:
         """Record one event now; returns it."""
@@ -68,9 +72,11 @@ class EventRecorder:
                       kind, source, text)
         self.next_seq += 1
         self.ring.append(event)
-        log.info(event.line())
         if self._writer is not None:
+            self._idle.clear()
             self._queue.put(event)
+        else:  # closed: nobody to hand it to
+            log.info(event.line())
         return event
 
     def newest(self, count: int) -> list[Event]:
@@ -82,22 +88,32 @@ class EventRecorder:
         return [e for e in self.ring if e.seq > seq]
 
     def _write_loop(self) -> None:
-        assert self.file is not None
-        with open(self.file, "a", encoding="utf-8") as out:
+        with contextlib.ExitStack() as stack:
+            out = (stack.enter_context(open(self.file, "a", encoding="utf-8"))
+                   if self.file is not None else None)
             while True:
                 event = self._queue.get()
                 batch = [event]
                 while not self._queue.empty():
                     batch.append(self._queue.get())
-                done = None in batch
-                try:
-                    out.writelines(json.dumps(asdict(e)) + "\n" for e in batch if e is not None)
-                    out.flush()
-                except OSError as exc:  # a full disk loses the file copy, never the relay
-                    self.write_errors += 1
-                    log.error("event file %s: %s", self.file, exc)
-                if done:
+                events = [e for e in batch if e is not None]
+                for e in events:
+                    log.info(e.line())
+                if out is not None and events:
+                    try:
+                        out.writelines(json.dumps(asdict(e)) + "\n" for e in events)
+                        out.flush()
+                    except OSError as exc:  # a full disk loses the file copy, never the relay
+                        self.write_errors += 1
+                        log.error("event file %s: %s", self.file, exc)
+                if self._queue.empty():
+                    self._idle.set()
+                if None in batch:
                     return
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every recorded event is logged and on disk."""
+        return self._idle.wait(timeout)
 
     def close(self) -> None:
         """Write what is queued and stop the writer; safe to call twice."""

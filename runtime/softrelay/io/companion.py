@@ -10,6 +10,7 @@ the signals age, the core flags them stale, and the relay says so.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -50,8 +51,17 @@ class CoilReader:
 
 
 def companion_main(config_path: str | None, input_name: str, snapshot_name: str, stop: Event,
-                   ready: Event, status: bool = False, status_every: float = 0.5) -> None:
-    """Entry point of the companion process (spawned by the runtime)."""
+                   ready: Event, status: bool = False, status_every: float = 0.5,
+                   avoid_cpu: int | None = None) -> None:
+    """Entry point of the companion process (spawned by the runtime).
+
+    ``avoid_cpu``: the CPU the scan is pinned to; the companion keeps off it (it would
+    otherwise inherit the scan's affinity), so the scan's CPU serves the scan alone.
+    """
+    if avoid_cpu is not None:
+        others = set(range(os.cpu_count() or 1)) - {avoid_cpu}
+        if others:
+            os.sched_setaffinity(0, others)
     # Ctrl-C reaches the whole process group: stopping is the scan process's decision (it
     # writes the last checkpoint and drops the coils first, then sets ``stop``).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
