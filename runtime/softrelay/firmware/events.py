@@ -58,8 +58,8 @@ class EventRecorder:
         self.file = file
         self.write_errors = 0
         self._queue: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
-        self._idle = threading.Event()
-        self._idle.set()
+        self._pending = 0  # recorded, not yet logged and written
+        self._done = threading.Condition()
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
         self._writer: threading.Thread | None = threading.Thread(
@@ -73,7 +73,8 @@ class EventRecorder:
         self.next_seq += 1
         self.ring.append(event)
         if self._writer is not None:
-            self._idle.clear()
+            with self._done:
+                self._pending += 1
             self._queue.put(event)
         else:  # closed: nobody to hand it to
             log.info(event.line())
@@ -106,14 +107,16 @@ class EventRecorder:
                     except OSError as exc:  # a full disk loses the file copy, never the relay
                         self.write_errors += 1
                         log.error("event file %s: %s", self.file, exc)
-                if self._queue.empty():
-                    self._idle.set()
+                with self._done:
+                    self._pending -= len(events)
+                    self._done.notify_all()
                 if None in batch:
                     return
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every recorded event is logged and on disk."""
-        return self._idle.wait(timeout)
+        with self._done:
+            return self._done.wait_for(lambda: self._pending == 0, timeout)
 
     def close(self) -> None:
         """Write what is queued and stop the writer; safe to call twice."""
