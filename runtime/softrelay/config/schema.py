@@ -71,7 +71,45 @@ class SimulatedBus(BaseModel):
     timeout: float = Field(0.1, gt=0.0, le=60.0, description="per request, s")
 
 
-Bus = Annotated[SimulatedBus, Field(discriminator="kind")]
+class I2CSensor(BaseModel):
+    """One chip on an I2C bus. Its signals are addressed '<name>.<quantity>': an MLX90614
+    gives 'object' and 'ambient', a TMP117 'temperature'."""
+
+    model_config = STRICT
+    name: Name
+    chip: Literal["mlx90614", "tmp117"]
+    address: int = Field(ge=0x03, le=0x77, description="7-bit address")
+    emissivity: float | None = Field(None, ge=0.1, le=1.0,
+                                     description="MLX90614: written to EEPROM at start, verified")
+    simulate: dict[str, str] = Field(default_factory=dict,
+                                     description="simulated bus: quantity -> plant address")
+
+
+class I2CBus(BaseModel):
+    """An I2C bus (/dev/i2c-N through smbus2), or its simulated twin fed by the plant."""
+
+    model_config = STRICT
+    name: Name
+    kind: Literal["i2c"]
+    bus: int = Field(1, ge=0, description="N of /dev/i2c-N")
+    simulated: bool = Field(False, description="chips simulated at the transaction level")
+    timeout: float = Field(0.1, gt=0.0, le=60.0)
+    sensors: tuple[I2CSensor, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _sensors(self) -> I2CBus:
+        seen: dict[int, str] = {}
+        for sensor in self.sensors:
+            if sensor.address in seen:
+                raise ValueError(f"sensors {seen[sensor.address]!r} and {sensor.name!r} share "
+                                 f"address 0x{sensor.address:02x}")
+            seen[sensor.address] = sensor.name
+            if sensor.emissivity is not None and sensor.chip != "mlx90614":
+                raise ValueError(f"{sensor.name}: only an MLX90614 has an emissivity")
+        return self
+
+
+Bus = Annotated[SimulatedBus | I2CBus, Field(discriminator="kind")]
 
 
 class Signal(BaseModel):
@@ -271,9 +309,19 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
     outputs = unique("outputs", config.outputs)
     unique("inputs", config.inputs)
 
+    quantities = {"mlx90614": ("object", "ambient"), "tmp117": ("temperature",)}
     for i, signal in enumerate(config.signals):
         if signal.bus not in buses:
             errors.append((("signals", i, "bus"), f"no bus named {signal.bus!r}"))
+        elif buses[signal.bus].kind == "i2c":
+            sensors = {s.name: s for s in buses[signal.bus].sensors}
+            name, _, quantity = signal.address.rpartition(".")
+            sensor = sensors.get(name)
+            if sensor is None or quantity not in quantities[sensor.chip]:
+                known = ", ".join(f"{s.name}.{q}" for s in sensors.values()
+                                  for q in quantities[s.chip])
+                errors.append((("signals", i, "address"),
+                               f"{signal.address!r} is not on bus {signal.bus!r} ({known})"))
     for i, point in enumerate(config.points):
         fields = (("currents", "angles") if point.kind == "thermal"
                   else ("phases", "ambient", "currents"))
@@ -302,10 +350,19 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
         for j, name in enumerate(item.points):
             if name not in points:
                 errors.append((("inputs", i, "points", j), f"no point named {name!r}"))
+    for i, bus in enumerate(config.buses):
+        if (bus.kind == "simulated" or getattr(bus, "simulated", False)) and config.plant is None:
+            errors.append((("buses", i, "kind" if bus.kind == "simulated" else "simulated"),
+                           "a simulated bus needs a plant (the 'plant' section)"))
     if config.plant is not None:
         for i, fault in enumerate(config.plant.faults):
             if fault.bus not in buses:
                 errors.append((("plant", "faults", i, "bus"), f"no bus named {fault.bus!r}"))
+            elif buses[fault.bus].kind != "simulated":
+                errors.append((("plant", "faults", i, "bus"),
+                               f"faults are injected on 'simulated' buses; {fault.bus!r} is "
+                               f"{buses[fault.bus].kind!r}"))
+
         for i, motor in enumerate(config.plant.motors):
             for field in ("trip_coil", "close_coil"):
                 name = getattr(motor, field)

@@ -20,12 +20,25 @@ from softrelay.config import load
 from softrelay.image.shared import SharedImage
 from softrelay.image.signals import SIGNAL, signal_writer
 from softrelay.image.snapshot import snapshot_layout
+from softrelay.io.device import Device
 from softrelay.io.plant import PlantModel
 from softrelay.io.simulated import SimulatedDevice
 from softrelay.io.worker import BusWorker, Polled
 from softrelay.status_view import TerminalStatus, render
 
 log = logging.getLogger("softrelay.io")
+
+
+def make_device(bus, plant: PlantModel | None) -> Device:
+    """The device behind a configured bus; drivers are imported only when configured (a
+    missing smbus2 never breaks a relay that has no I2C bus)."""
+    if bus.kind == "simulated":
+        return SimulatedDevice(bus.name, bus.timeout, plant)
+    if bus.kind == "i2c":
+        from softrelay.io.i2c.device import I2CBusDevice
+
+        return I2CBusDevice(bus, plant.read if plant is not None else None)
+    raise ValueError(f"bus {bus.name!r}: no driver for kind {bus.kind!r}")
 
 
 def input_layout(n_signals: int) -> dict:
@@ -73,12 +86,10 @@ def companion_main(config_path: str | None, input_name: str, snapshot_name: str,
     if config.plant is not None:
         plant = PlantModel(config.plant, CoilReader(snapshot, [o.name for o in config.outputs]))
     publish = signal_writer(inputs)
-    devices: dict[str, SimulatedDevice] = {}
+    devices: dict[str, Device] = {}
     workers = []
     for bus in config.buses:
-        if plant is None:
-            raise ValueError(f"bus {bus.name!r} is simulated but the configuration has no plant")
-        device = SimulatedDevice(bus.name, bus.timeout, plant)
+        device = make_device(bus, plant)
         devices[bus.name] = device
         polled = [Polled(i, s.address, s.poll, s.scale, s.offset)
                   for i, s in enumerate(config.signals) if s.bus == bus.name]

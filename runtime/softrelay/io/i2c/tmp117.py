@@ -11,6 +11,7 @@ opens, so a wrong chip at the address is an error, not wrong readings.
 from __future__ import annotations
 
 import errno
+import time
 from collections.abc import Callable
 
 from smbus2 import i2c_msg
@@ -64,7 +65,7 @@ class TMP117Twin:
     cleared by reading the configuration register."""
 
     def __init__(self, address: int = 0x48, celsius: Callable[[], float] = lambda: 25.0,
-                 clock: Callable[[], float] = lambda: 1.0, first_conversion: float = 0.0155,
+                 clock: Callable[[], float] = time.monotonic, first_conversion: float = 0.0155,
                  device_id: int = ID_TMP117) -> None:
         self.address = address
         self.celsius = celsius
