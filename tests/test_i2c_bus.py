@@ -11,7 +11,7 @@ from gpiozero.pins.mock import MockFactory
 
 from softrelay.config import load, parse
 from softrelay.core import BusbarFlag, Quality
-from softrelay.io.i2c.device import I2CBusDevice
+from softrelay.io.i2c.device import i2c_bus_device
 from softrelay.io.plant import PlantModel
 from softrelay.runtime import Relay
 
@@ -65,7 +65,7 @@ def device_and_plant():
     t = [50.0]
     plant = PlantModel(config.plant, lambda name: False, clock=lambda: t[0])
     ir = next(b for b in config.buses if b.name == "ir")
-    return I2CBusDevice(ir, plant.read), plant
+    return i2c_bus_device(ir, plant.read), plant
 
 
 def test_opening_writes_and_verifies_the_emissivity_and_identifies_the_tmp117():

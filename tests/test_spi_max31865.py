@@ -67,3 +67,41 @@ def test_no_chip_or_the_wrong_spi_mode_is_refused_at_open():
     spi.mode = 0  # someone changed it after the driver set it
     with pytest.raises(OSError, match="configuration read back 0xff"):
         sensor.open()
+
+
+SPI_BUS = """
+  - name: rtd
+    kind: spi
+    bus: 0
+    simulated: true
+    sensors:
+      - {name: rtd_a, chip: max31865, device: 0, simulate: {temperature: bus1.temp.a}}
+      - {name: rtd_b, chip: max31865, device: 1, r0: 1000, r_ref: 4300,
+         simulate: {temperature: bus1.temp.b}}
+"""
+
+
+def test_an_spi_bus_in_the_configuration_reads_the_plant_through_the_converters():
+    from softrelay.config import parse
+    from softrelay.io.plant import PlantModel
+    from softrelay.io.spi.device import spi_bus_device
+
+    from test_config import DEMO, problems_of
+
+    text = DEMO.replace("buses:\n", "buses:" + SPI_BUS, 1).replace(
+        "bus: plant, address: bus1.temp.a,", "bus: rtd, address: rtd_a.temperature,").replace(
+        "bus: plant, address: bus1.temp.b,", "bus: rtd, address: rtd_b.temperature,")
+    config = parse(text)
+    plant = PlantModel(config.plant, lambda name: False, clock=lambda: 100.0)
+    bus = next(b for b in config.buses if b.name == "rtd")
+    device = spi_bus_device(bus, plant.read)
+    device.open()
+    assert device.opened == {"rtd_a": "MAX31865 configured", "rtd_b": "MAX31865 configured"}
+    readings = device.read(["rtd_a.temperature", "rtd_b.temperature"])
+    truth = plant.snapshot()
+    assert readings[0][0] == pytest.approx(truth["bus1.temp.a"], abs=0.03)
+    assert readings[1][0] == pytest.approx(truth["bus1.temp.b"], abs=0.03)
+    found = problems_of(text.replace("device: 1,", "device: 0,"))
+    assert "sensors 'rtd_a' and 'rtd_b' share chip select 0" in found[0]
+    found = problems_of(text.replace("r_ref: 4300", "r_ref: 900"))
+    assert "r_ref (900) must exceed r0 (1000)" in found[0]

@@ -109,7 +109,52 @@ class I2CBus(BaseModel):
         return self
 
 
-Bus = Annotated[SimulatedBus | I2CBus, Field(discriminator="kind")]
+class SpiSensor(BaseModel):
+    """A MAX31865 RTD converter on a chip select; its signal is '<name>.temperature'."""
+
+    model_config = STRICT
+    name: Name
+    chip: Literal["max31865"]
+    device: int = Field(ge=0, description="chip select: D of /dev/spidevB.D")
+    r0: float = Field(100.0, gt=0.0, description="RTD at 0 C: 100 (PT100) or 1000 (PT1000)")
+    r_ref: float = Field(430.0, gt=0.0, description="reference resistor, ohm")
+    wires: Literal[2, 3, 4] = 3
+    filter_50hz: bool = True
+    simulate: dict[str, str] = Field(default_factory=dict,
+                                     description="simulated bus: quantity -> plant address")
+
+    @model_validator(mode="after")
+    def _reference(self) -> SpiSensor:
+        if self.r_ref <= self.r0:
+            raise ValueError(f"r_ref ({self.r_ref:g}) must exceed r0 ({self.r0:g}): the ratio "
+                             "is measured against it")
+        return self
+
+
+class SpiBus(BaseModel):
+    """An SPI bus (/dev/spidevB.D through spidev), or its simulated twin fed by the plant."""
+
+    model_config = STRICT
+    name: Name
+    kind: Literal["spi"]
+    bus: int = Field(0, ge=0, description="B of /dev/spidevB.D")
+    simulated: bool = False
+    timeout: float = Field(0.1, gt=0.0, le=60.0)
+    max_speed_hz: int = Field(1_000_000, ge=10_000, le=5_000_000)
+    sensors: tuple[SpiSensor, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _chip_selects(self) -> SpiBus:
+        seen: dict[int, str] = {}
+        for sensor in self.sensors:
+            if sensor.device in seen:
+                raise ValueError(f"sensors {seen[sensor.device]!r} and {sensor.name!r} share "
+                                 f"chip select {sensor.device}")
+            seen[sensor.device] = sensor.name
+        return self
+
+
+Bus = Annotated[SimulatedBus | I2CBus | SpiBus, Field(discriminator="kind")]
 
 
 class Signal(BaseModel):
@@ -309,11 +354,12 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
     outputs = unique("outputs", config.outputs)
     unique("inputs", config.inputs)
 
-    quantities = {"mlx90614": ("object", "ambient"), "tmp117": ("temperature",)}
+    quantities = {"mlx90614": ("object", "ambient"), "tmp117": ("temperature",),
+                  "max31865": ("temperature",)}
     for i, signal in enumerate(config.signals):
         if signal.bus not in buses:
             errors.append((("signals", i, "bus"), f"no bus named {signal.bus!r}"))
-        elif buses[signal.bus].kind == "i2c":
+        elif buses[signal.bus].kind in ("i2c", "spi"):
             sensors = {s.name: s for s in buses[signal.bus].sensors}
             name, _, quantity = signal.address.rpartition(".")
             sensor = sensors.get(name)

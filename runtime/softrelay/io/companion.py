@@ -35,9 +35,13 @@ def make_device(bus, plant: PlantModel | None) -> Device:
     if bus.kind == "simulated":
         return SimulatedDevice(bus.name, bus.timeout, plant)
     if bus.kind == "i2c":
-        from softrelay.io.i2c.device import I2CBusDevice
+        from softrelay.io.i2c.device import i2c_bus_device
 
-        return I2CBusDevice(bus, plant.read if plant is not None else None)
+        return i2c_bus_device(bus, plant.read if plant is not None else None)
+    if bus.kind == "spi":
+        from softrelay.io.spi.device import spi_bus_device
+
+        return spi_bus_device(bus, plant.read if plant is not None else None)
     raise ValueError(f"bus {bus.name!r}: no driver for kind {bus.kind!r}")
 
 

@@ -1,23 +1,26 @@
-"""An I2C bus as a ``Device``: its chips' drivers behind one worker, real or simulated.
+"""An I2C bus as a ``Device`` (``SensorBusDevice``): MLX90614 and TMP117 chips, real or simulated.
 
 At open, each chip is checked (TMP117: Device_ID) and configured (MLX90614: the emissivity of
-the configuration written to EEPROM and read back, the seed's calibration step). A read takes
-each addressed quantity in its own transaction: a chip that NACKs, fails its PEC or flags an
-error marks its own signals only (IO_ERROR, or OUT_OF_RANGE for the chip's error flag), never
-its neighbours'. One worker per bus serialises access (two services on one bus lock it).
+the configuration written to EEPROM and read back, the seed's calibration step). One worker per
+bus serialises access (two services on one bus lock it).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from softrelay.config.schema import I2CBus
-from softrelay.core import Quality
-from softrelay.io.device import Device, Reading
 from softrelay.io.i2c.mlx90614 import MLX90614, MLX90614Twin
 from softrelay.io.i2c.smbus_sim import SimulatedSMBus
 from softrelay.io.i2c.tmp117 import TMP117, TMP117Twin
+from softrelay.io.sensor_bus import SensorBusDevice
+
+
+def plant_feed(plant_value: Callable[[str], float], mapping: dict[str, str], quantity: str,
+               default: float = 25.0) -> Callable[[], float]:
+    """A twin's input: the plant value its configuration names, else a constant."""
+    address = mapping.get(quantity)
+    return (lambda: plant_value(address)) if address else (lambda: default)
 
 
 def open_bus(config: I2CBus, plant_value: Callable[[str], float] | None):
@@ -30,69 +33,37 @@ def open_bus(config: I2CBus, plant_value: Callable[[str], float] | None):
         raise ValueError(f"bus {config.name!r} is simulated but there is no plant")
     bus = SimulatedSMBus(config.bus)
     for sensor in config.sensors:
-
-        def feed(quantity: str, sensor=sensor, default: float = 25.0) -> Callable[[], float]:
-            address = sensor.simulate.get(quantity)
-            return (lambda: plant_value(address)) if address else (lambda: default)
-
+        feed = plant_feed(plant_value, sensor.simulate, "object" if sensor.chip == "mlx90614"
+                          else "temperature")
         if sensor.chip == "mlx90614":
-            bus.attach(sensor.address, MLX90614Twin(sensor.address, feed("object"),
-                                                    feed("ambient")))
+            ambient = plant_feed(plant_value, sensor.simulate, "ambient")
+            bus.attach(sensor.address, MLX90614Twin(sensor.address, feed, ambient))
         else:
-            bus.attach(sensor.address, TMP117Twin(sensor.address, feed("temperature")))
+            bus.attach(sensor.address, TMP117Twin(sensor.address, feed))
     return bus
 
 
-class I2CBusDevice(Device):
-    def __init__(self, config: I2CBus, plant_value: Callable[[str], float] | None = None,
-                 bus=None) -> None:
-        super().__init__(config.name, config.timeout)
-        self.config = config
-        self.bus = bus if bus is not None else open_bus(config, plant_value)
-        self.drivers: dict[str, object] = {}
-        self.readers: dict[str, Callable[[], float]] = {}
-        for sensor in config.sensors:
-            if sensor.chip == "mlx90614":
-                driver = MLX90614(self.bus, sensor.address)
-                self.readers[f"{sensor.name}.object"] = driver.object_temperature
-                self.readers[f"{sensor.name}.ambient"] = driver.ambient_temperature
+def i2c_bus_device(config: I2CBus, plant_value: Callable[[str], float] | None = None,
+                   bus=None) -> SensorBusDevice:
+    bus = bus if bus is not None else open_bus(config, plant_value)
+    openers: dict[str, Callable[[], str]] = {}
+    readers: dict[str, Callable[[], float]] = {}
+    for sensor in config.sensors:
+        if sensor.chip == "mlx90614":
+            mlx = MLX90614(bus, sensor.address)
+            readers[f"{sensor.name}.object"] = mlx.object_temperature
+            readers[f"{sensor.name}.ambient"] = mlx.ambient_temperature
+            if sensor.emissivity is not None:
+                openers[sensor.name] = (
+                    lambda mlx=mlx, e=sensor.emissivity:
+                    f"emissivity {mlx.set_emissivity(e):.4f} verified")
             else:
-                driver = TMP117(self.bus, sensor.address)
-                self.readers[f"{sensor.name}.temperature"] = driver.temperature
-            self.drivers[sensor.name] = driver
-        self.opened: dict[str, str] = {}
-
-    def open(self) -> None:
-        """Check and configure every chip; a chip that fails is reported, not fatal."""
-        for sensor in self.config.sensors:
-            driver = self.drivers[sensor.name]
-            try:
-                if sensor.chip == "tmp117":
-                    driver.open()
-                    self.opened[sensor.name] = "TMP117 identified"
-                elif sensor.emissivity is not None:
-                    stored = driver.set_emissivity(sensor.emissivity)
-                    self.opened[sensor.name] = f"emissivity {stored:.4f} verified"
-                else:
-                    self.opened[sensor.name] = f"emissivity {driver.emissivity():.4f} (as found)"
-            except (OSError, ValueError) as exc:
-                self.errors += 1
-                self.last_error = f"{sensor.name}: {exc}"
-                self.opened[sensor.name] = f"FAILED: {exc}"
-
-    def close(self) -> None:
-        self.bus.close()
-
-    def _read(self, addresses: Sequence[str]) -> list[float | Reading]:
-        readings: list[float | Reading] = []
-        for address in addresses:
-            try:
-                readings.append(self.readers[address]())
-            except ValueError as exc:  # the chip answered, but flags its reading
-                self.last_error = f"{address}: {exc}"
-                readings.append((math.nan, Quality.OUT_OF_RANGE))
-            except OSError as exc:  # NACK, PEC error, bus error: this chip only
-                self.errors += 1
-                self.last_error = f"{address}: {exc}"
-                readings.append((math.nan, Quality.IO_ERROR))
-        return readings
+                openers[sensor.name] = (
+                    lambda mlx=mlx: f"emissivity {mlx.emissivity():.4f} (as found)")
+        else:
+            tmp = TMP117(bus, sensor.address)
+            readers[f"{sensor.name}.temperature"] = tmp.temperature
+            openers[sensor.name] = lambda tmp=tmp: (tmp.open(), "TMP117 identified")[1]
+    device = SensorBusDevice(config.name, config.timeout, openers, readers, bus.close)
+    device.bus = bus
+    return device

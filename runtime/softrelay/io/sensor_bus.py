@@ -1,0 +1,56 @@
+"""A bus of single-value sensors (I2C, SPI chips) as one ``Device``: the shared work.
+
+Each sensor is opened on its own (checked, configured; a sensor that fails is reported, not
+fatal) and read in its own transaction: a chip that NACKs or whose bus call fails marks its own
+signals IO_ERROR, a chip that answers but flags its reading (an error flag, an open RTD, no
+conversion yet) marks them OUT_OF_RANGE, and its neighbours go on. Bus kinds (I2C, SPI) only
+build the drivers and say how to open and read each.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from softrelay.core import Quality
+from softrelay.io.device import Device, Reading
+
+
+class SensorBusDevice(Device):
+    def __init__(self, name: str, timeout: float,
+                 openers: dict[str, Callable[[], str]],
+                 readers: dict[str, Callable[[], float]],
+                 close: Callable[[], None] = lambda: None) -> None:
+        """``openers``: sensor name -> open it, return what was done; ``readers``: signal
+        address ('<sensor>.<quantity>') -> read it."""
+        super().__init__(name, timeout)
+        self.openers = openers
+        self.readers = readers
+        self._close = close
+        self.opened: dict[str, str] = {}
+
+    def open(self) -> None:
+        for sensor, opener in self.openers.items():
+            try:
+                self.opened[sensor] = opener()
+            except (OSError, ValueError) as exc:
+                self.errors += 1
+                self.last_error = f"{sensor}: {exc}"
+                self.opened[sensor] = f"FAILED: {exc}"
+
+    def close(self) -> None:
+        self._close()
+
+    def _read(self, addresses: Sequence[str]) -> list[float | Reading]:
+        readings: list[float | Reading] = []
+        for address in addresses:
+            try:
+                readings.append(self.readers[address]())
+            except ValueError as exc:  # the chip answered, but flags its reading
+                self.last_error = f"{address}: {exc}"
+                readings.append((math.nan, Quality.OUT_OF_RANGE))
+            except OSError as exc:  # NACK, checksum, bus error: this chip only
+                self.errors += 1
+                self.last_error = f"{address}: {exc}"
+                readings.append((math.nan, Quality.IO_ERROR))
+        return readings
