@@ -71,6 +71,17 @@ class SimulatedBus(BaseModel):
     timeout: float = Field(0.1, gt=0.0, le=60.0, description="per request, s")
 
 
+def _distinct(sensors, key, describe) -> None:
+    """Raise naming the first two sensors that share ``key`` (an address, a chip select)."""
+    seen: dict = {}
+    for sensor in sensors:
+        value = key(sensor)
+        if value in seen:
+            raise ValueError(f"sensors {seen[value]!r} and {sensor.name!r} share "
+                             f"{describe(value)}")
+        seen[value] = sensor.name
+
+
 class I2CSensor(BaseModel):
     """One chip on an I2C bus. Its signals are addressed '<name>.<quantity>': an MLX90614
     gives 'object' and 'ambient', a TMP117 'temperature'."""
@@ -98,12 +109,8 @@ class I2CBus(BaseModel):
 
     @model_validator(mode="after")
     def _sensors(self) -> I2CBus:
-        seen: dict[int, str] = {}
+        _distinct(self.sensors, lambda s: s.address, lambda a: f"address 0x{a:02x}")
         for sensor in self.sensors:
-            if sensor.address in seen:
-                raise ValueError(f"sensors {seen[sensor.address]!r} and {sensor.name!r} share "
-                                 f"address 0x{sensor.address:02x}")
-            seen[sensor.address] = sensor.name
             if sensor.emissivity is not None and sensor.chip != "mlx90614":
                 raise ValueError(f"{sensor.name}: only an MLX90614 has an emissivity")
         return self
@@ -145,12 +152,7 @@ class SpiBus(BaseModel):
 
     @model_validator(mode="after")
     def _chip_selects(self) -> SpiBus:
-        seen: dict[int, str] = {}
-        for sensor in self.sensors:
-            if sensor.device in seen:
-                raise ValueError(f"sensors {seen[sensor.device]!r} and {sensor.name!r} share "
-                                 f"chip select {sensor.device}")
-            seen[sensor.device] = sensor.name
+        _distinct(self.sensors, lambda s: s.device, lambda d: f"chip select {d}")
         return self
 
 
