@@ -62,7 +62,7 @@ def test_a_writer_stuck_mid_write_makes_readers_time_out_not_hang():
     started = time.monotonic()
     with pytest.raises(TimeoutError, match="stuck mid-write"):
         _shm.read_into(image.region, image._copy, 50.0)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5.0  # gave up (50 ms asked), did not hang
     _shm.end(image.region)
     image.read()
     image.close()
