@@ -214,3 +214,15 @@ def test_the_terminal_shows_a_live_status(tmp_path):
     assert "motor1" in screen and "theta" in screen and "bus1" in screen
     assert "coils: trip" in screen and "HEALTHY" in screen
     assert "\x1b[2K" in screen  # redrawn in place
+
+
+def test_the_status_is_not_drawn_where_it_cannot_be_seen():
+    """Not a terminal, or a terminal of which we are not the foreground (SIGTTOU): silent."""
+    import io
+
+    from softrelay.status_view import TerminalStatus, in_foreground
+
+    stream = io.StringIO()
+    TerminalStatus(stream).draw(["softrelay status"])
+    assert stream.getvalue() == ""
+    assert not in_foreground(stream)

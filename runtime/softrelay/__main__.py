@@ -7,9 +7,15 @@ demonstration of the protection core alone.
 
 from __future__ import annotations
 
+import os
+
+# Before NumPy loads OpenBLAS: its worker threads spin after every BLAS call and would compete
+# with the scan for a 2-core machine's CPUs. The companion process inherits this.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading

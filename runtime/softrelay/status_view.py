@@ -8,6 +8,7 @@ events are the record there).
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -53,12 +54,24 @@ def render(config: RelayConfig, tables: dict[str, np.ndarray]) -> list[str]:
     return lines
 
 
+def in_foreground(stream) -> bool:
+    """True when this process may write to the terminal: it is a terminal and our process
+    group is its foreground group (a background writer would be stopped by SIGTTOU)."""
+    try:
+        return stream.isatty() and os.tcgetpgrp(stream.fileno()) == os.getpgrp()
+    except (OSError, ValueError):
+        return False
+
+
 class TerminalStatus:
     def __init__(self, stream) -> None:
         self.stream = stream
         self.drawn = 0
 
     def draw(self, lines: list[str]) -> None:
+        """Redraw in place; skipped while the relay runs in the background."""
+        if not in_foreground(self.stream):
+            return
         out = self.stream
         if self.drawn:
             out.write(f"\x1b[{self.drawn}F")
