@@ -1,0 +1,90 @@
+"""Register decoding for Modbus field devices: words in, engineering values and quality out.
+
+A value is ``count`` 16-bit registers (1 for int16/uint16, 2 for int32/uint32/float32) read
+from a table. 32-bit values come in either word order: ``big`` (high word first, the Modbus
+convention, "ABCD") or ``little`` (low word first, "CDAB", common in meters); bytes within a
+word are always big-endian, as the protocol sends them. value = raw x scale + offset.
+
+A raw value equal to one of the device's sentinels (the seed's -32768 "out of range") is not a
+reading: it is reported with OUT_OF_RANGE quality and NaN, never scaled into a temperature. A
+float32 NaN or infinity is likewise OUT_OF_RANGE.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from softrelay.core import Quality
+
+DataType = Literal["int16", "uint16", "int32", "uint32", "float32"]
+WIDTH = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2}
+FORMAT = {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "float32": ">f"}
+
+
+@dataclass(frozen=True)
+class Register:
+    """Where one value lives and how it is coded."""
+
+    address: int  #: 0-based register address
+    data_type: DataType = "int16"
+    word_order: Literal["big", "little"] = "big"
+    scale: float = 1.0
+    offset: float = 0.0
+    sentinels: tuple[float, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return WIDTH[self.data_type]
+
+
+def raw_value(words: Sequence[int], data_type: DataType,
+              word_order: Literal["big", "little"] = "big") -> float:
+    """The value coded in ``words`` (each 0..65535) before scaling."""
+    if len(words) != WIDTH[data_type]:
+        raise ValueError(f"{data_type} takes {WIDTH[data_type]} registers, got {len(words)}")
+    if any(not 0 <= w <= 0xFFFF for w in words):
+        raise ValueError(f"registers must be 0..65535: {list(words)}")
+    ordered = list(words) if word_order == "big" else list(reversed(words))
+    data = b"".join(struct.pack(">H", w) for w in ordered)
+    return struct.unpack(FORMAT[data_type], data)[0]
+
+
+def decode(register: Register, words: Sequence[int]) -> tuple[float, int]:
+    """(engineering value, quality) of one value's registers."""
+    raw = raw_value(words, register.data_type, register.word_order)
+    if raw in register.sentinels or not math.isfinite(raw):
+        return math.nan, Quality.OUT_OF_RANGE
+    return raw * register.scale + register.offset, Quality.GOOD
+
+
+def encode(value: float, data_type: DataType,
+           word_order: Literal["big", "little"] = "big") -> list[int]:
+    """The registers that code ``value`` (for simulated devices and tests)."""
+    raw = value if data_type == "float32" else round(value)
+    data = struct.pack(FORMAT[data_type], raw)
+    words = [struct.unpack(">H", data[i:i + 2])[0] for i in range(0, len(data), 2)]
+    return words if word_order == "big" else list(reversed(words))
+
+
+def coalesce(registers: Sequence[Register], max_gap: int = 0,
+             max_count: int = 125) -> list[tuple[int, int]]:
+    """The fewest reads (start, count) that cover every register: contiguous ones merge,
+    holes of at most ``max_gap`` registers are read through, no read exceeds ``max_count``
+    (125: the protocol's limit for FC03/FC04)."""
+    spans = sorted((r.address, r.address + r.count) for r in registers)
+    reads: list[list[int]] = []
+    for start, end in spans:
+        if reads:
+            near = start <= reads[-1][1] + max_gap
+            fits = max(end, reads[-1][1]) - reads[-1][0] <= max_count
+            if near and fits:
+                reads[-1][1] = max(reads[-1][1], end)
+                continue
+        if end - start > max_count:
+            raise ValueError(f"a value at {start} is wider than {max_count} registers")
+        reads.append([start, end])
+    return [(start, end - start) for start, end in reads]
