@@ -84,11 +84,6 @@ def end(uint8_t[::1] region):
     return s + 1
 
 
-def sequence(uint8_t[::1] region):
-    """The current sequence number (even: stable; odd: a write in progress)."""
-    return sr_load_acquire(seq_of(region))
-
-
 cdef inline double seconds() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)

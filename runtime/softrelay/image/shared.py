@@ -96,10 +96,6 @@ class SharedImage:
         _shm.read_into(self.region, self._copy)
         return self.copies
 
-    @property
-    def sequence(self) -> int:
-        return _shm.sequence(self.region)
-
     def close(self) -> None:
         """Detach; the creator also removes the segment. Safe to call twice."""
         if self._buffer is None:

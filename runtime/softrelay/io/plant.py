@@ -144,6 +144,3 @@ class PlantModel:
             return self.snapshot()[address]
         except KeyError:
             raise ValueError(f"the plant has no value at {address!r}") from None
-
-    def addresses(self) -> list[str]:
-        return sorted(self.snapshot())
