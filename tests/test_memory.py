@@ -130,7 +130,8 @@ def test_the_checkpointer_writes_the_newest_snapshot_off_the_scan_thread(tmp_pat
     state = initial_thermal_state(SETTINGS)
     for k in range(50):
         state["theta"] = k / 10.0
-        cp.submit(snapshot(NAMES, state))
+        copy = state.copy()  # what the scan hands over: a copy, built into JSON later
+        cp.submit(lambda copy=copy: snapshot(NAMES, copy))
     assert cp.flush(10.0)
     assert read_state(path)["points"]["m1"]["theta"] == 4.9
     assert 1 <= cp.written <= 50
@@ -143,7 +144,7 @@ def test_a_failed_checkpoint_is_reported_and_the_relay_goes_on(tmp_path):
     blocker.write_text("x")
     messages = []
     cp = Checkpointer(blocker / "state.json", on_error=messages.append)
-    cp.submit(snapshot(NAMES, initial_thermal_state(SETTINGS)))
+    cp.submit(lambda: snapshot(NAMES, initial_thermal_state(SETTINGS)))
     cp.flush(10.0)
     cp.close()
     assert cp.failures == 1 and "checkpoint to" in messages[0]

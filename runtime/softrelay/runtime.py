@@ -14,6 +14,8 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing
+import time
+from collections.abc import Callable
 
 from softrelay.config.schema import RelayConfig
 from softrelay.core import BusbarFlag, ChannelFault, ProtectionCore, ThermalFlag
@@ -126,14 +128,18 @@ class Relay:
             self._last_checkpoint = now
         elif now - self._last_checkpoint >= self._checkpoint_every:
             self._last_checkpoint = now
-            self.checkpointer.submit(self._memory())
+            self.checkpointer.submit(self._memory())  # a copy now, the JSON on its thread
 
     # ---------------------------------------------------------------- firmware
 
-    def _memory(self) -> dict:
-        coils = {c.name: c.latched for c in self.coils.coils}
-        return snapshot(self.thermal_names, self.core.thermal_state,
-                        {"event_seq": self.events.next_seq, "coil_latches": coils})
+    def _memory(self) -> Callable[[], dict]:
+        """This scan's thermal memory, copied (microseconds); the document is built later,
+        on the checkpoint thread. The wall clock is read now: the outage is measured from it."""
+        state = self.core.thermal_state.copy()
+        extra = {"event_seq": self.events.next_seq,
+                 "coil_latches": {c.name: c.latched for c in self.coils.coils}}
+        wall = time.time()
+        return lambda: snapshot(self.thermal_names, state, extra, wall)
 
     def _restore_memory(self) -> None:
         state = self.config.state
