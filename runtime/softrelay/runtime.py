@@ -31,7 +31,7 @@ from softrelay.outputs.commands import CommandQueue
 from softrelay.outputs.settings_changes import SettingsQueue
 from softrelay.scan import realtime
 from softrelay.scan.clock import MonotonicClock
-from softrelay.scan.loop import ScanLoop
+from softrelay.scan.loop import ScanLoop, ScanStats
 from softrelay.scan.systemd import Notifier
 from softrelay.scan.watchdog import Watchdog
 
@@ -97,8 +97,9 @@ class Relay:
             (FlagWatcher(fault_names, FAULT_BITS, self.events, "fault", "fault cleared"),
              lambda core: core.busbar_outputs["fault"].reshape(-1)),
         ]
+        stats = ScanStats(self.clock.period_ns)
         self.publisher = SnapshotPublisher(
-            self.snapshot, None, lambda: list(self.coils.state().values()),
+            self.snapshot, stats, lambda: list(self.coils.state().values()),
             lambda: self.events.next_seq - 1, lambda: self.watchdog.healthy)
         self.loop = ScanLoop(
             self.core, self.clock,
@@ -108,8 +109,8 @@ class Relay:
             on_overrun=lambda missed, now: self.events.record(
                 "overrun", "scan", f"{missed} period(s) skipped", now),
             heartbeat=self.watchdog.beat,
+            stats=stats,
         )
-        self.publisher.stats = self.loop.stats
         self._companion: multiprocessing.Process | None = None
         self._stop = multiprocessing.get_context("spawn").Event()
         self.running = False

@@ -47,14 +47,15 @@ class ScanLoop:
 
     def __init__(self, core: ProtectionCore, clock, *, before: Sequence[Stage] = (),
                  after: Sequence[Stage] = (), on_overrun: Callable[[int, float], None] | None
-                 = None, heartbeat: Callable[[int], None] | None = None) -> None:
+                 = None, heartbeat: Callable[[int], None] | None = None,
+                 stats: ScanStats | None = None) -> None:
         self.core = core
         self.clock = clock
         self.before = list(before)
         self.after = list(after)
         self.on_overrun = on_overrun
         self.heartbeat = heartbeat
-        self.stats = ScanStats(clock.period_ns)
+        self.stats = stats if stats is not None else ScanStats(clock.period_ns)
 
     def step(self) -> None:
         """Wait for the next deadline and run one scan."""
