@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BUILT := $(VENV)/.built
 
-.PHONY: all venv build run test lint bench clean
+.PHONY: all venv build run test lint bench clean system-deps
 
 all: build
 
@@ -28,7 +28,13 @@ build: $(BUILT)
 run: build
 	$(PY) -m softrelay run
 
-test: build
+# Programs the tests use: socat makes the pty pairs of the Modbus RTU tests.
+system-deps:
+	@command -v socat >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q socat; \
+		else echo "socat is missing: sudo apt-get install socat" >&2; exit 1; fi; }
+
+test: build system-deps
 	$(PY) -m ruff check runtime tests benchmarks setup.py
 	$(PY) -m pytest
 

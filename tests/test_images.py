@@ -169,7 +169,7 @@ def test_a_failing_device_marks_io_error_keeps_the_last_value_and_backs_off():
     assert s["quality"] == Quality.IO_ERROR
     assert s["value"] == 7.0 and s["stamp"] == 0.0  # the last good reading, ageing
     assert len(device.batches) - reads < 12  # backed off: not 39 attempts
-    assert worker.consecutive_failures >= 5
+    assert worker.schedule.consecutive_failures >= 5
     image.close()
 
 

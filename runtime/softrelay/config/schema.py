@@ -156,7 +156,121 @@ class SpiBus(BaseModel):
         return self
 
 
-Bus = Annotated[SimulatedBus | I2CBus | SpiBus, Field(discriminator="kind")]
+class ModbusRegister(BaseModel):
+    """One value of a Modbus device: where it lives and how it is coded."""
+
+    model_config = STRICT
+    name: Name = Field(description="the quantity: signals address it as '<device>.<name>'")
+    table: Literal["holding", "input"] = Field("holding", description="FC03 or FC04")
+    address: int = Field(ge=0, le=65535, description="0-based register address (as sent)")
+    type: Literal["int16", "uint16", "int32", "uint32", "float32"] = "int16"
+    word_order: Literal["big", "little"] = Field(
+        "big", description="32-bit values: big = high word first (ABCD), little = CDAB")
+    scale: float = 1.0
+    offset: float = 0.0
+    sentinels: tuple[float, ...] = Field((), description="raw values meaning 'no reading'")
+    valid: tuple[float, float] | None = Field(
+        None, description="engineering range (after scale and offset); outside: out of range")
+    unit: str = ""
+
+    @model_validator(mode="after")
+    def _fits(self) -> ModbusRegister:
+        width = 1 if self.type in ("int16", "uint16") else 2
+        if self.address + width > 65536:
+            raise ValueError(f"a {self.type} at {self.address} runs past register 65535")
+        if self.valid is not None and self.valid[0] > self.valid[1]:
+            raise ValueError(f"valid range {list(self.valid)} is empty")
+        return self
+
+
+class ModbusDevice(BaseModel):
+    """A device (unit id) behind a Modbus gateway or on an RTU line: a built-in profile, its
+    own register table, or a profile with extra registers."""
+
+    model_config = STRICT
+    name: Name
+    unit: int = Field(1, ge=0, le=255, description="unit id (RTU: 1..247)")
+    profile: Literal["sdm630", "thermal_gateway"] | None = Field(
+        None, description="sdm630: three-phase meter (FC04 float32); thermal_gateway: the "
+                          "seed's gateway (temperatures, emissivity x 100 at 4005, scaling "
+                          "at 4006)")
+    registers: tuple[ModbusRegister, ...] = Field((), description="added to the profile's")
+    max_read: int | None = Field(None, ge=1, le=125, description="registers per request; "
+                                 "none: the profile's limit, else 125")
+    max_gap: int = Field(0, ge=0, le=64, description="unread registers a request may span "
+                                                     "to save a request")
+    emissivity: float | None = Field(None, ge=0.1, le=1.0, description="thermal_gateway: "
+                                     "written x 100 to 4005 at connect, read back")
+    decimals: int = Field(1, ge=0, le=3, description="thermal_gateway: written to 4006 at "
+                          "connect, read back; temperatures are raw x 10^-decimals")
+    channels: int = Field(8, ge=1, le=64, description="thermal_gateway: temperature inputs")
+    simulate: dict[str, str] = Field(default_factory=dict,
+                                     description="simulated bus: quantity -> plant address")
+
+    @model_validator(mode="after")
+    def _complete(self) -> ModbusDevice:
+        if self.profile is None and not self.registers:
+            raise ValueError("a device needs a 'profile' or 'registers'")
+        if self.profile != "thermal_gateway" and self.emissivity is not None:
+            raise ValueError("only a thermal_gateway takes an 'emissivity'")
+        _distinct([r for r in self.registers], lambda r: r.name, lambda n: f"the name {n!r}")
+        return self
+
+
+class _ModbusLine(BaseModel):
+    model_config = STRICT
+    name: Name
+    timeout: float = Field(0.2, gt=0.0, le=60.0, description="per request, s")
+    max_backoff: float = Field(5.0, ge=0.0, le=600.0,
+                               description="longest wait between reconnect attempts, s")
+    simulated: bool = Field(False, description="devices simulated at the register level")
+    devices: tuple[ModbusDevice, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _devices(self) -> _ModbusLine:
+        _distinct(self.devices, lambda d: d.name, lambda n: f"the name {n!r}")
+        _distinct(self.devices, lambda d: d.unit, lambda u: f"unit id {u}")
+        return self
+
+
+class ModbusTcpBus(_ModbusLine):
+    """A Modbus TCP gateway or device: one connection, shared by every unit id behind it."""
+
+    kind: Literal["modbus_tcp"]
+    host: str = Field(min_length=1)
+    port: int = Field(502, ge=0, le=65535, description="0: any free port (simulated only)")
+
+    @model_validator(mode="after")
+    def _port(self) -> ModbusTcpBus:
+        if self.port == 0 and not self.simulated:
+            raise ValueError("port 0 (any free port) is for a simulated gateway only")
+        return self
+
+
+class ModbusRtuBus(_ModbusLine):
+    """A Modbus RTU line on a serial port: one master, requests strictly one at a time."""
+
+    kind: Literal["modbus_rtu"]
+    port: str = Field("", description="serial device, e.g. /dev/ttyUSB0; empty: a pty "
+                                      "(simulated only)")
+    baudrate: int = Field(19200, ge=300, le=921600)
+    parity: Literal["N", "E", "O"] = "E"
+    stopbits: Literal[1, 2] = 1
+
+    @model_validator(mode="after")
+    def _line(self) -> ModbusRtuBus:
+        if not self.port and not self.simulated:
+            raise ValueError("a real RTU line needs its serial 'port'")
+        if self.port and self.simulated:
+            raise ValueError("a simulated RTU line makes its own pty: remove 'port'")
+        for device in self.devices:
+            if not 1 <= device.unit <= 247:
+                raise ValueError(f"{device.name}: an RTU unit id is 1..247, not {device.unit}")
+        return self
+
+
+Bus = Annotated[SimulatedBus | I2CBus | SpiBus | ModbusTcpBus | ModbusRtuBus,
+                Field(discriminator="kind")]
 
 
 class Signal(BaseModel):
@@ -296,7 +410,8 @@ class PlantFault(BaseModel):
     matrix: nack, refused, slow; sentinel, stuck, noisy, garbage)."""
 
     model_config = STRICT
-    address: str = Field(min_length=1, description="plant address, or '*' for a whole bus")
+    address: str = Field(min_length=1, description="'simulated' bus: a plant address; "
+                         "Modbus: '<device>.<quantity>' or '<device>'; '*': the whole bus")
     bus: Name
     kind: Literal["nack", "refused", "slow", "sentinel", "stuck", "noisy", "garbage"]
     start: float = Field(0.0, ge=0.0, description="plant s")
@@ -370,6 +485,20 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
                                   for q in quantities[s.chip])
                 errors.append((("signals", i, "address"),
                                f"{signal.address!r} is not on bus {signal.bus!r} ({known})"))
+        elif buses[signal.bus].kind in ("modbus_tcp", "modbus_rtu"):
+            from softrelay.io.modbus.profiles import quantities as modbus_quantities
+
+            devices = {d.name: d for d in buses[signal.bus].devices}
+            name, _, quantity = signal.address.rpartition(".")
+            device = devices.get(name)
+            if device is None:
+                errors.append((("signals", i, "address"),
+                               f"{signal.address!r}: bus {signal.bus!r} has no device "
+                               f"{name!r} (devices: {', '.join(devices)})"))
+            elif quantity not in modbus_quantities(device):
+                errors.append((("signals", i, "address"),
+                               f"{signal.address!r}: device {name!r} has no register "
+                               f"{quantity!r} ({', '.join(modbus_quantities(device))})"))
     for i, point in enumerate(config.points):
         fields = (("currents", "angles") if point.kind == "thermal"
                   else ("phases", "ambient", "currents"))
@@ -406,10 +535,11 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
         for i, fault in enumerate(config.plant.faults):
             if fault.bus not in buses:
                 errors.append((("plant", "faults", i, "bus"), f"no bus named {fault.bus!r}"))
-            elif buses[fault.bus].kind != "simulated":
+            elif not (buses[fault.bus].kind == "simulated"
+                      or getattr(buses[fault.bus], "simulated", False)):
                 errors.append((("plant", "faults", i, "bus"),
-                               f"faults are injected on 'simulated' buses; {fault.bus!r} is "
-                               f"{buses[fault.bus].kind!r}"))
+                               f"faults are injected on simulated buses; {fault.bus!r} is a "
+                               f"real {buses[fault.bus].kind!r} bus"))
 
         for i, motor in enumerate(config.plant.motors):
             for field in ("trip_coil", "close_coil"):

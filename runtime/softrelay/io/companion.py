@@ -45,6 +45,22 @@ def make_device(bus, plant: PlantModel | None) -> Device:
     raise ValueError(f"bus {bus.name!r}: no driver for kind {bus.kind!r}")
 
 
+def make_modbus(bus, plant: PlantModel | None):
+    """(link, twin server or None) of a configured Modbus bus; a simulated bus gets its devices
+    served on loopback (TCP) or a pty (RTU), and the link talks to them for real."""
+    from softrelay.io.modbus.master import rtu_link, tcp_link
+
+    if not bus.simulated:
+        return (tcp_link(bus) if bus.kind == "modbus_tcp" else rtu_link(bus)), None
+    from softrelay.io.modbus.twin import twins_for
+    from softrelay.io.modbus.twin_server import TwinServer
+
+    server = TwinServer(twins_for(bus, plant.read if plant is not None else None), bus.name)
+    if bus.kind == "modbus_tcp":
+        return tcp_link(bus, port=server.start_tcp(bus.host, bus.port)), server
+    return rtu_link(bus, port=server.start_rtu()), server
+
+
 def input_layout(n_signals: int) -> dict:
     return {"signals": (SIGNAL, (n_signals,))}
 
@@ -90,14 +106,27 @@ def companion_main(config_path: str | None, input_name: str, snapshot_name: str,
     if config.plant is not None:
         plant = PlantModel(config.plant, CoilReader(snapshot, [o.name for o in config.outputs]))
     publish = signal_writer(inputs)
-    devices: dict[str, Device] = {}
-    workers = []
+    devices: dict[str, Device] = {}  #: bus name -> what faults are injected into
+    workers: list = []
+    modbus_links = []
+    servers = []
     for bus in config.buses:
-        device = make_device(bus, plant)
-        devices[bus.name] = device
         polled = [Polled(i, s.address, s.poll, s.scale, s.offset)
                   for i, s in enumerate(config.signals) if s.bus == bus.name]
+        if bus.kind in ("modbus_tcp", "modbus_rtu"):
+            link, server = make_modbus(bus, plant)
+            modbus_links.append((link, polled))
+            if server is not None:
+                devices[bus.name] = server
+                servers.append(server)
+            continue
+        device = make_device(bus, plant)
+        devices[bus.name] = device
         workers.append(BusWorker(device, polled, publish))
+    if modbus_links:
+        from softrelay.io.modbus.poller import ModbusPoller
+
+        workers.append(ModbusPoller(modbus_links, publish))
     for worker in workers:
         worker.start()
     ready.set()
@@ -124,6 +153,8 @@ def companion_main(config_path: str | None, input_name: str, snapshot_name: str,
     finally:
         for worker in workers:
             worker.stop(timeout=30.0)
+        for server in servers:
+            server.stop()
         if any(worker.alive for worker in workers):
             log.warning("a bus worker is still in a device call: leaving the images mapped")
         else:

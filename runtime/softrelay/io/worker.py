@@ -29,6 +29,53 @@ class Polled:
     next_due: float = 0.0
 
 
+class PollSchedule:
+    """When each signal of one device (or gateway) is due, and what a finished read publishes.
+
+    Each signal runs on its own grid of ``poll`` periods, never in a burst to catch up. A read in
+    which every signal failed counts as a failure; consecutive failures push every signal back
+    exponentially (0.1 s doubling, up to ``max_backoff``); one success ends the back-off.
+    """
+
+    def __init__(self, signals: Sequence[Polled], max_backoff: float = 5.0) -> None:
+        self.signals = list(signals)
+        self.max_backoff = max_backoff
+        self.reads = 0
+        self.failures = 0
+        self.consecutive_failures = 0
+
+    def due(self, now: float) -> list[Polled]:
+        return [s for s in self.signals if s.next_due <= now]
+
+    def record(self, due: Sequence[Polled], readings: Sequence[tuple[float, int]], now: float,
+               stamp: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Reschedule ``due`` (read at ``now``) and return the batch to publish:
+        (indices, scaled values, stamps, qualities)."""
+        failed = all(q == Quality.IO_ERROR for _, q in readings)
+        self.reads += 1
+        if failed:
+            self.failures += 1
+            self.consecutive_failures += 1
+            backoff = min(self.max_backoff, 0.1 * 2 ** (self.consecutive_failures - 1))
+        else:
+            self.consecutive_failures = 0
+            backoff = 0.0
+        idx = np.array([s.index for s in due], dtype=np.intp)
+        values = np.array([v * s.scale + s.offset for (v, _), s in zip(readings, due,
+                                                                     strict=True)])
+        qualities = np.array([q for _, q in readings], dtype=np.uint8)
+        stamps = np.full(len(due), stamp)
+        for s in due:
+            s.next_due = s.next_due + s.poll if s.next_due else now + s.poll
+            if s.next_due <= now:
+                s.next_due = now + s.poll
+            s.next_due = max(s.next_due, now + backoff)
+        return idx, values, stamps, qualities
+
+    def next_due(self, now: float) -> float:
+        return min((s.next_due for s in self.signals), default=now + 1.0)
+
+
 class BusWorker:
     def __init__(self, device: Device, signals: Sequence[Polled],
                  publish: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None],
@@ -36,46 +83,32 @@ class BusWorker:
                  ) -> None:
         """``publish(indices, values, stamps, qualities)`` writes one batch into the image."""
         self.device = device
-        self.signals = list(signals)
+        self.schedule = PollSchedule(signals, max_backoff)
         self.publish = publish
         self.clock = clock
-        self.max_backoff = max_backoff
-        self.reads = 0
-        self.failures = 0
-        self.consecutive_failures = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def signals(self) -> list[Polled]:
+        return self.schedule.signals
+
+    @property
+    def reads(self) -> int:
+        return self.schedule.reads
+
+    @property
+    def failures(self) -> int:
+        return self.schedule.failures
 
     def poll_once(self) -> float:
         """Read every due signal; returns the time until the next one is due."""
         now = self.clock()
-        due = [s for s in self.signals if s.next_due <= now]
+        due = self.schedule.due(now)
         if due:
             readings = self.device.read([s.address for s in due])
-            stamp = self.clock()
-            failed = all(q == Quality.IO_ERROR for _, q in readings)
-            self.reads += 1
-            if failed:
-                self.failures += 1
-                self.consecutive_failures += 1
-                backoff = min(self.max_backoff, 0.1 * 2 ** (self.consecutive_failures - 1))
-            else:
-                self.consecutive_failures = 0
-                backoff = 0.0
-            idx = np.array([s.index for s in due], dtype=np.intp)
-            values = np.array([v * s.scale + s.offset for (v, _), s in zip(readings, due,
-                                                                         strict=True)])
-            qualities = np.array([q for _, q in readings], dtype=np.uint8)
-            stamps = np.full(len(due), stamp)
-            self.publish(idx, values, stamps, qualities)
-            for s in due:
-                # On the signal's own grid; never a burst to catch up; later while backing off.
-                s.next_due = s.next_due + s.poll if s.next_due else now + s.poll
-                if s.next_due <= now:
-                    s.next_due = now + s.poll
-                s.next_due = max(s.next_due, now + backoff)
-        upcoming = min((s.next_due for s in self.signals), default=now + 1.0)
-        return max(0.0, upcoming - self.clock())
+            self.publish(*self.schedule.record(due, readings, now, self.clock()))
+        return max(0.0, self.schedule.next_due(now) - self.clock())
 
     def run(self) -> None:
         self.device.open()

@@ -7,7 +7,8 @@ word are always big-endian, as the protocol sends them. value = raw x scale + of
 
 A raw value equal to one of the device's sentinels (the seed's -32768 "out of range") is not a
 reading: it is reported with OUT_OF_RANGE quality and NaN, never scaled into a temperature. A
-float32 NaN or infinity is likewise OUT_OF_RANGE.
+float32 NaN or infinity is likewise OUT_OF_RANGE, and so is an engineering value outside the
+register's ``valid`` range (a negative current from a meter is a fault, not a current).
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from typing import Literal
 from softrelay.core import Quality
 
 DataType = Literal["int16", "uint16", "int32", "uint32", "float32"]
+Table = Literal["holding", "input"]
 WIDTH = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2}
 FORMAT = {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "float32": ">f"}
+LIMITS = {"int16": (-0x8000, 0x7FFF), "uint16": (0, 0xFFFF), "int32": (-0x8000_0000, 0x7FFF_FFFF),
+          "uint32": (0, 0xFFFF_FFFF)}
 
 
 @dataclass(frozen=True)
@@ -31,10 +35,12 @@ class Register:
 
     address: int  #: 0-based register address
     data_type: DataType = "int16"
+    table: Table = "holding"
     word_order: Literal["big", "little"] = "big"
     scale: float = 1.0
     offset: float = 0.0
     sentinels: tuple[float, ...] = ()
+    valid: tuple[float, float] | None = None  #: engineering range; outside it: OUT_OF_RANGE
 
     @property
     def count(self) -> int:
@@ -58,13 +64,21 @@ def decode(register: Register, words: Sequence[int]) -> tuple[float, int]:
     raw = raw_value(words, register.data_type, register.word_order)
     if raw in register.sentinels or not math.isfinite(raw):
         return math.nan, Quality.OUT_OF_RANGE
-    return raw * register.scale + register.offset, Quality.GOOD
+    value = raw * register.scale + register.offset
+    if register.valid is not None and not register.valid[0] <= value <= register.valid[1]:
+        return math.nan, Quality.OUT_OF_RANGE
+    return value, Quality.GOOD
 
 
 def encode(value: float, data_type: DataType,
            word_order: Literal["big", "little"] = "big") -> list[int]:
-    """The registers that code ``value`` (for simulated devices and tests)."""
-    raw = value if data_type == "float32" else round(value)
+    """The registers that code the raw ``value`` (for simulated devices and tests); an integer
+    type saturates at its limits, as a device's converter does."""
+    if data_type == "float32":
+        raw = value
+    else:
+        lo, hi = LIMITS[data_type]
+        raw = min(hi, max(lo, round(value)))
     data = struct.pack(FORMAT[data_type], raw)
     words = [struct.unpack(">H", data[i:i + 2])[0] for i in range(0, len(data), 2)]
     return words if word_order == "big" else list(reversed(words))
