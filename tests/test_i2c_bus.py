@@ -15,7 +15,7 @@ from softrelay.io.i2c.device import i2c_bus_device
 from softrelay.io.plant import PlantModel
 from softrelay.runtime import Relay
 
-from test_config import DEMO, problems_of
+from test_config import problems_of
 
 I2C_BUS = """
   - name: ir
@@ -33,6 +33,10 @@ I2C_BUS = """
 """
 
 
+# The end-to-end configuration (every value from the plant's simulated bus) as the base.
+BASE = (Path(__file__).parent / "configs" / "fast.yaml").read_text()
+
+
 def with_i2c(text: str) -> str:
     """The busbar's four temperatures read over I2C instead of the plant's simulated bus."""
     text = text.replace("buses:\n", "buses:" + I2C_BUS, 1)
@@ -47,21 +51,21 @@ def with_i2c(text: str) -> str:
 
 
 def test_an_i2c_configuration_is_checked_to_the_quantity():
-    config = parse(with_i2c(DEMO))
+    config = parse(with_i2c(BASE))
     ir = next(b for b in config.buses if b.name == "ir")
     assert ir.kind == "i2c" and len(ir.sensors) == 4
-    found = problems_of(with_i2c(DEMO).replace("ir_b.object", "ir_b.objekt"))
+    found = problems_of(with_i2c(BASE).replace("ir_b.object", "ir_b.objekt"))
     assert len(found) == 1 and "'ir_b.objekt' is not on bus 'ir'" in found[0]
-    found = problems_of(with_i2c(DEMO).replace("address: 0x5b", "address: 0x5a"))
+    found = problems_of(with_i2c(BASE).replace("address: 0x5b", "address: 0x5a"))
     assert "sensors 'ir_a' and 'ir_b' share address 0x5a" in found[0]
-    found = problems_of(with_i2c(DEMO).replace("address: 0x48,", "address: 0x48, emissivity: 0.9,"))
+    found = problems_of(with_i2c(BASE).replace("address: 0x48,", "address: 0x48, emissivity: 0.9,"))
     assert "amb: only an MLX90614 has an emissivity" in found[0]
-    found = problems_of(with_i2c(DEMO).replace("address: 0x5c,", "address: 0x99,"))
+    found = problems_of(with_i2c(BASE).replace("address: 0x5c,", "address: 0x99,"))
     assert "less than or equal to 119" in found[0]
 
 
 def device_and_plant():
-    config = parse(with_i2c(DEMO))
+    config = parse(with_i2c(BASE))
     t = [50.0]
     plant = PlantModel(config.plant, lambda name: False, clock=lambda: t[0])
     ir = next(b for b in config.buses if b.name == "ir")

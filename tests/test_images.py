@@ -173,6 +173,29 @@ def test_a_failing_device_marks_io_error_keeps_the_last_value_and_backs_off():
     image.close()
 
 
+def test_a_frozen_sensor_is_published_stale_after_its_identical_readings():
+    image = SharedImage({"signals": (empty_signals(2).dtype, (2,))})
+    t = [0.0]
+    device = FakeDevice({"temp": 40.0, "emissivity": 0.55})
+    worker = BusWorker(device, [Polled(0, "temp", 0.1, stuck_after=5),
+                                Polled(1, "emissivity", 0.1)],  # constant by nature: no check
+                       signal_writer(image), clock=lambda: t[0])
+    qualities = []
+    for step in range(12):
+        t[0] = step * 0.1
+        device.values["temp"] = 40.0 + (0.01 * step if step < 3 else 0.03)  # freezes at 3
+        worker.poll_once()
+        qualities.append(int(image.read()["signals"]["quality"][0]))
+        assert image.read()["signals"]["quality"][1] == Quality.GOOD
+    # identical from step 3: the fifth identical reading (step 7) is the first stale one
+    assert qualities == [Quality.GOOD] * 7 + [Quality.STALE] * 5
+    device.values["temp"] = 41.0  # alive again
+    t[0] = 1.2
+    worker.poll_once()
+    assert image.read()["signals"]["quality"][0] == Quality.GOOD
+    image.close()
+
+
 def plant(coils: dict[str, bool], t: list[float]) -> PlantModel:
     return PlantModel(CONFIG.plant, lambda name: coils.get(name, False), clock=lambda: t[0])
 

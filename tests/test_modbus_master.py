@@ -200,13 +200,33 @@ def test_a_timeout_never_lets_a_late_answer_through(gateway):
     _, server, link = gateway
     run(link.read(ALL))
     server.inject("meter", "slow", delay=0.3)
-    got = run(link.read(["meter.current.a", "gw.ch1"]))
-    assert got[0][1] == IO and got[1] == (pytest.approx(61.2), GOOD)
+    asked = server.by_name["meter"].requests
+    got = run(link.read(["meter.current.a", "meter.angle.a", "gw.ch1"]))
+    assert got[0][1] == IO and got[1][1] == IO and got[2] == (pytest.approx(61.2), GOOD)
+    assert server.by_name["meter"].requests - asked == 1  # silent: asked once, not twice
     server.clear()
     time.sleep(0.35)  # the late answer arrives on the dropped connection
+    time.sleep(0.05)
     got = run(link.read(["meter.current.a", "gw.ch1", "gw.ch2"]))
     assert got == [(pytest.approx(101.5), GOOD), (pytest.approx(61.2), GOOD),
                    (pytest.approx(40.5), GOOD)]
+
+
+def test_a_meter_fed_with_phasor_angles_codes_its_own_phase_angles():
+    """The plant knows current phasors; the meter reports each current's lag behind its own
+    phase voltage; the master turns that back into the phasors."""
+    bus = tcp_bus()
+    angles = {"aa": -30.0, "ab": -150.0, "ac": 90.0}
+    bus.devices[0].simulate.clear()
+    bus.devices[0].simulate.update({f"angle.{p}": f"a{p}" for p in "abc"})
+    server = twin_server(bus, angles)
+    link = tcp_link(bus, port=server.start_tcp())
+    try:
+        got = run(link.read([f"meter.{q}.{p}" for q in ("angle", "phase_angle") for p in "abc"]))
+        assert [v for v, _ in got] == pytest.approx([-30.0, -150.0, 90.0, 30.0, 30.0, 30.0])
+    finally:
+        run(link.close())
+        server.stop()
 
 
 def test_many_gateways_are_swept_concurrently():

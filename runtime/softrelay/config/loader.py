@@ -78,8 +78,11 @@ def line_of(root: yaml.Node | None, loc: tuple) -> int | None:
 
 def _clean_loc(loc: tuple) -> tuple:
     """Drop pydantic's union tags ('thermal', 'function-after[...]') from a location."""
-    return tuple(p for p in loc if isinstance(p, int) or ("[" not in p and p not in
-                                                          ("thermal", "busbar", "simulated")))
+    return tuple(p for p in loc if isinstance(p, int) or ("[" not in p and p not in UNION_TAGS))
+
+
+#: the ``kind`` values that tag the members of a union (buses, points)
+UNION_TAGS = ("thermal", "busbar", "simulated", "i2c", "spi", "modbus_tcp", "modbus_rtu")
 
 
 def parse(text: str, file: str = "<config>") -> RelayConfig:

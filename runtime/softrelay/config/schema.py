@@ -21,6 +21,9 @@ STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*$",
                             max_length=64)]
 
+Word = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$", max_length=32,
+                            description="a name without dots")]
+
 THERMAL_FLAGS = {f.name.lower(): f for f in ThermalFlag if f}
 BUSBAR_FLAGS = {f.name.lower(): f for f in BusbarFlag if f}
 
@@ -71,13 +74,13 @@ class SimulatedBus(BaseModel):
     timeout: float = Field(0.1, gt=0.0, le=60.0, description="per request, s")
 
 
-def _distinct(sensors, key, describe) -> None:
+def _distinct(sensors, key, describe, what: str = "sensors") -> None:
     """Raise naming the first two sensors that share ``key`` (an address, a chip select)."""
     seen: dict = {}
     for sensor in sensors:
         value = key(sensor)
         if value in seen:
-            raise ValueError(f"sensors {seen[value]!r} and {sensor.name!r} share "
+            raise ValueError(f"{what} {seen[value]!r} and {sensor.name!r} share "
                              f"{describe(value)}")
         seen[value] = sensor.name
 
@@ -188,7 +191,7 @@ class ModbusDevice(BaseModel):
     own register table, or a profile with extra registers."""
 
     model_config = STRICT
-    name: Name
+    name: Word = Field(description="signals address its values as '<name>.<quantity>'")
     unit: int = Field(1, ge=0, le=255, description="unit id (RTU: 1..247)")
     profile: Literal["sdm630", "thermal_gateway"] | None = Field(
         None, description="sdm630: three-phase meter (FC04 float32); thermal_gateway: the "
@@ -213,7 +216,7 @@ class ModbusDevice(BaseModel):
             raise ValueError("a device needs a 'profile' or 'registers'")
         if self.profile != "thermal_gateway" and self.emissivity is not None:
             raise ValueError("only a thermal_gateway takes an 'emissivity'")
-        _distinct([r for r in self.registers], lambda r: r.name, lambda n: f"the name {n!r}")
+        _distinct(self.registers, lambda r: r.name, lambda n: f"the name {n!r}", "registers")
         return self
 
 
@@ -228,8 +231,8 @@ class _ModbusLine(BaseModel):
 
     @model_validator(mode="after")
     def _devices(self) -> _ModbusLine:
-        _distinct(self.devices, lambda d: d.name, lambda n: f"the name {n!r}")
-        _distinct(self.devices, lambda d: d.unit, lambda u: f"unit id {u}")
+        _distinct(self.devices, lambda d: d.name, lambda n: f"the name {n!r}", "devices")
+        _distinct(self.devices, lambda d: d.unit, lambda u: f"unit id {u}", "devices")
         return self
 
 
@@ -284,6 +287,9 @@ class Signal(BaseModel):
     scale: float = 1.0
     offset: float = 0.0
     unit: str = ""
+    stuck_after: int | None = Field(
+        None, ge=2, le=100_000, description="this many identical readings in a row mean a "
+        "frozen sensor (quality stale); for noisy analog values only; none: off")
 
 
 class ThermalPoint(BaseModel):
@@ -489,7 +495,7 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
             from softrelay.io.modbus.profiles import quantities as modbus_quantities
 
             devices = {d.name: d for d in buses[signal.bus].devices}
-            name, _, quantity = signal.address.rpartition(".")
+            name, _, quantity = signal.address.partition(".")
             device = devices.get(name)
             if device is None:
                 errors.append((("signals", i, "address"),

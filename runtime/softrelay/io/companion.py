@@ -111,7 +111,7 @@ def companion_main(config_path: str | None, input_name: str, snapshot_name: str,
     modbus_links = []
     servers = []
     for bus in config.buses:
-        polled = [Polled(i, s.address, s.poll, s.scale, s.offset)
+        polled = [Polled(i, s.address, s.poll, s.scale, s.offset, s.stuck_after or 0)
                   for i, s in enumerate(config.signals) if s.bus == bus.name]
         if bus.kind in ("modbus_tcp", "modbus_rtu"):
             link, server = make_modbus(bus, plant)

@@ -26,7 +26,10 @@ class Polled:
     poll: float  #: s
     scale: float = 1.0
     offset: float = 0.0
+    stuck_after: int = 0  #: identical good readings in a row that mean a frozen sensor; 0: off
     next_due: float = 0.0
+    last_value: float = float("nan")
+    repeats: int = 0
 
 
 class PollSchedule:
@@ -35,6 +38,10 @@ class PollSchedule:
     Each signal runs on its own grid of ``poll`` periods, never in a burst to catch up. A read in
     which every signal failed counts as a failure; consecutive failures push every signal back
     exponentially (0.1 s doubling, up to ``max_backoff``); one success ends the back-off.
+
+    A signal with ``stuck_after`` = n whose last n good readings were bit-for-bit identical is
+    published STALE: a live sensor always jitters in its last digit, a gateway that lost its
+    sensor and serves the last value does not. (It cannot be told sooner than n readings.)
     """
 
     def __init__(self, signals: Sequence[Polled], max_backoff: float = 5.0) -> None:
@@ -64,6 +71,13 @@ class PollSchedule:
         values = np.array([v * s.scale + s.offset for (v, _), s in zip(readings, due,
                                                                      strict=True)])
         qualities = np.array([q for _, q in readings], dtype=np.uint8)
+        for k, ((value, quality), s) in enumerate(zip(readings, due, strict=True)):
+            if not s.stuck_after or quality != Quality.GOOD:
+                continue
+            s.repeats = s.repeats + 1 if value == s.last_value else 1
+            s.last_value = value
+            if s.repeats >= s.stuck_after:
+                qualities[k] = Quality.STALE
         stamps = np.full(len(due), stamp)
         for s in due:
             s.next_due = s.next_due + s.poll if s.next_due else now + s.poll

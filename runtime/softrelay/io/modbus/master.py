@@ -12,7 +12,8 @@ exception, never longer than about (requests x timeout):
   exceeds the device's ``max_read``;
 - a request that fails (timeout, exception response, garbage) marks its own values IO_ERROR and
   the others go on; a timeout also drops the connection (a late answer must not be taken for the
-  next request's) and the link reconnects before its next request;
+  next request's) and the link reconnects before its next request; a device that gave no answer
+  is not asked again in the same read (one timeout per silent device, not one per request);
 - a link that cannot connect marks everything IO_ERROR and retries after a back-off that doubles
   from 0.1 s up to ``max_backoff``;
 - after every (re)connect, each device's setup writes (``profiles.setup_writes``) are made and
@@ -23,12 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import termios
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -109,6 +111,7 @@ class ModbusLink:
         self.failures = 0
         self.connects = 0
         self.connect_attempts = 0
+        self.silent = False  #: the last failed request got no (valid) answer at all
         self.last_error = ""
         self._plans: dict[tuple[str, ...], list[Request]] = {}
 
@@ -152,15 +155,17 @@ class ModbusLink:
         self._drop()
 
     # --- requests ------------------------------------------------------------------------
-    async def _call(self, what: str, call) -> object | None:
-        """Run one request; None (and the reason in ``last_error``) when it failed."""
+    async def _call(self, what: str, request: Callable[[], Awaitable]) -> object | None:
+        """Run one request (``request()`` makes it: pymodbus may raise while making it, when
+        the connection is gone); None, and the reason in ``last_error``, when it failed."""
         self.requests += 1
         try:
             # pymodbus enforces ``timeout``; this only guards against a hang in it
-            response = await asyncio.wait_for(call, self.timeout * 2 + 0.5)
+            response = await asyncio.wait_for(request(), self.timeout * 2 + 0.5)
         except (ModbusException, OSError, TimeoutError, ValueError) as exc:
             self.failures += 1
             self.last_error = f"{what}: {exc.__class__.__name__}: {exc}"
+            self.silent = True
             self._drop()  # a late answer must not be taken for the next request's
             return None
         if response.isError():
@@ -173,13 +178,12 @@ class ModbusLink:
     async def _setup(self, device: DeviceMap) -> bool:
         for address, value in device.setup:
             what = f"{device.name} write {address}={value}"
-            if await self._call(what, self.client.write_register(
-                    address, value, device_id=device.unit)) is None:
+            if await self._call(what, functools.partial(
+                    self.client.write_register, address, value, device_id=device.unit)) is None:
                 return False
         for address, value in device.setup:
-            response = await self._call(f"{device.name} read back {address}",
-                                        self.client.read_holding_registers(
-                                            address, count=1, device_id=device.unit))
+            response = await self._call(f"{device.name} read back {address}", functools.partial(
+                self.client.read_holding_registers, address, count=1, device_id=device.unit))
             if response is None:
                 return False
             if response.registers[0] != value:
@@ -199,18 +203,26 @@ class ModbusLink:
         if requests is None:
             requests = self._plans[key] = plan(self.devices, addresses)
         readings: list[Reading] = [IO_ERROR] * len(addresses)
+        silent: set[str] = set()  # devices that did not answer: not asked again in this read
         for request in requests:
+            device = request.device
+            if device.name in silent:
+                continue
             if not await self._connect():
                 break
-            device = request.device
+            self.silent = False
             if not device.ready and not await self._setup(device):
+                if self.silent:
+                    silent.add(device.name)
                 continue
             read = (self.client.read_holding_registers if request.table == "holding"
                     else self.client.read_input_registers)
             what = f"{device.name} {request.table} {request.start}+{request.count}"
-            response = await self._call(what, read(request.start, count=request.count,
-                                                   device_id=device.unit))
+            response = await self._call(what, functools.partial(
+                read, request.start, count=request.count, device_id=device.unit))
             if response is None:
+                if self.silent:
+                    silent.add(device.name)
                 continue
             words = response.registers
             if len(words) != request.count:

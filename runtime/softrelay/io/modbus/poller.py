@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from softrelay.io.modbus.master import ModbusLink
+from softrelay.io.modbus.master import IO_ERROR, ModbusLink
 from softrelay.io.worker import Polled, PollSchedule
 
+log = logging.getLogger("softrelay.modbus")
 Publish = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
 
 
@@ -39,7 +41,13 @@ class ModbusPoller:
                 now = self.clock()
                 due = schedule.due(now)
                 if due:
-                    readings = await link.read([s.address for s in due])
+                    addresses = [s.address for s in due]
+                    try:
+                        readings = await link.read(addresses)
+                    except Exception as exc:  # a bug must not end the polling of every link
+                        log.exception("%s: read failed", link.name)
+                        link.last_error = f"internal: {exc!r}"
+                        readings = [IO_ERROR] * len(addresses)
                     self.publish(*schedule.record(due, readings, now, self.clock()))
                 wait = max(0.0, schedule.next_due(now) - self.clock())
                 with contextlib.suppress(TimeoutError):

@@ -39,11 +39,13 @@ class ModbusTwin:
         self.limits: dict[int, tuple[int, int]] = {}
         self.value_faults: dict[str, dict] = {}
         self.rng = np.random.default_rng(seed)
-        self.requests = 0
+        self.requests = 0  #: requests addressed to it (counted by the server on arrival)
         self._cells: dict[tuple[str, int], tuple[str, int]] = {}
-        for quantity, reg in registers.items():
+        # Where quantities share registers (a meter's phase angle, and the phasor angle derived
+        # from it), the one the plant feeds codes them.
+        for quantity, reg in sorted(registers.items(), key=lambda item: item[0] in feeds):
             for k in range(reg.count):
-                self._cells.setdefault((reg.table, reg.address + k), (quantity, k))
+                self._cells[(reg.table, reg.address + k)] = (quantity, k)
 
     def engineering(self, quantity: str) -> float:
         feed = self.feeds.get(quantity)
@@ -66,7 +68,6 @@ class ModbusTwin:
         return raw
 
     def read(self, table: str, start: int, count: int) -> list[int] | int:
-        self.requests += 1
         words: list[int] = []
         coded: dict[str, list[int]] = {}
         for address in range(start, start + count):

@@ -27,21 +27,27 @@ from softrelay.io.modbus.twin import TRANSACTION_FAULTS, VALUE_FAULTS, ModbusTwi
 
 
 class TwinServer:
-    def __init__(self, twins: list[ModbusTwin], name: str = "twin", seed: int = 7) -> None:
+    def __init__(self, twins: list[ModbusTwin], name: str = "twin", seed: int = 7,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """``loop``: a running loop (on another thread) to serve on, shared with other servers;
+        none: a loop and thread of its own."""
         self.name = name
         self.twins = {t.unit: t for t in twins}
         self.by_name = {t.name: t for t in twins}
         self.faults: dict[str, dict] = {}  #: transaction faults: '*' or device name
         self.rng = np.random.default_rng(seed)
-        self.loop = asyncio.new_event_loop()
+        self.own_loop = loop is None
+        self.loop = loop if loop is not None else asyncio.new_event_loop()
         self.port: int | None = None
         self.host = "127.0.0.1"
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task] = set()
         self._rtu_fd: int | None = None
-        self._thread = threading.Thread(target=self.loop.run_forever, name=f"twin-{name}",
-                                        daemon=True)
-        self._thread.start()
+        if self.own_loop:
+            self._thread = threading.Thread(target=self.loop.run_forever, name=f"twin-{name}",
+                                            daemon=True)
+            self._thread.start()
 
     # --- lifecycle -----------------------------------------------------------------------
     def _call(self, coro, timeout: float = 5.0):
@@ -57,6 +63,12 @@ class TwinServer:
         self._server = await asyncio.start_server(self._serve_tcp, self.host, port,
                                                   reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _cancel_tasks(self) -> None:
+        tasks = [t for t in self._tasks if not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _close_tcp(self) -> None:
         if self._server is not None:
@@ -89,17 +101,22 @@ class TwinServer:
             return
         with contextlib.suppress(Exception):
             self._call(self._close_tcp())
+            self._call(self._cancel_tasks())
         if self._rtu_fd is not None:
-            self.loop.call_soon_threadsafe(self.loop.remove_reader, self._rtu_fd)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5.0)
+            self._call(self._remove_reader(self._rtu_fd))
+        if self.own_loop:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5.0)
+            self.loop.close()
         if self._rtu_fd is not None:
             os.close(self._rtu_fd)
             self._rtu_fd = None
         if getattr(self, "_peer", None) is not None:
             os.close(self._peer)
             self._peer = None
-        self.loop.close()
+
+    async def _remove_reader(self, fd: int) -> None:
+        self.loop.remove_reader(fd)
 
     # --- faults --------------------------------------------------------------------------
     def inject(self, address: str, kind: str, **params: float) -> None:
@@ -143,6 +160,8 @@ class TwinServer:
     async def _respond(self, unit: int, pdu: bytes, rtu: bool) -> bytes | None:
         """The response PDU, or None for silence."""
         twin = self.twins.get(unit)
+        if twin is not None:
+            twin.requests += 1
         fault = self._fault(unit)
         if fault is not None and fault["kind"] == "slow":
             await asyncio.sleep(fault.get("delay", 1.0))
@@ -168,6 +187,7 @@ class TwinServer:
     async def _serve_tcp(self, reader: asyncio.StreamReader,
                          writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        self._tasks.add(asyncio.current_task())
         try:
             while True:
                 header = await reader.readexactly(frames.MBAP.size)
@@ -185,6 +205,7 @@ class TwinServer:
             pass
         finally:
             self._writers.discard(writer)
+            self._tasks.discard(asyncio.current_task())
             writer.close()
 
     def _rtu_readable(self) -> None:
@@ -206,7 +227,9 @@ class TwinServer:
             if frames.crc16(frame) != 0:  # a CRC over data + CRC leaves 0
                 self._rtu_buffer = b""  # a corrupt frame: drop, answer nothing
                 return
-            self.loop.create_task(self._answer_rtu(frame[0], frame[1:-2]))
+            task = self.loop.create_task(self._answer_rtu(frame[0], frame[1:-2]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _answer_rtu(self, unit: int, pdu: bytes) -> None:
         if unit == 0:
