@@ -113,6 +113,10 @@ def test_errors_name_the_key_path_the_line_and_the_reason(old, new, path, reason
          "bus 'rs485' has no device 'gx' (devices: gw)"),
         ("address: gw.ch3,", "address: gw.ch4,", "signals[8].address",
          "device 'gw' has no register 'ch4'"),
+        ("plant:\n", "plant:\n  faults: [{bus: i2c1, address: amb, kind: nack}]\n",
+         "plant.faults[0].bus", "not yet on 'i2c'"),
+        ("plant:\n", "plant:\n  faults: [{bus: rs485, address: gx.ch1, kind: stuck}]\n",
+         "plant.faults[0].address", "bus 'rs485' has no device 'gx'"),
         ("ambient: b1.tamb", "ambient: b1.tam", "points[1].ambient", "no signal named 'b1.tam'"),
         ("currents: [m1.ia, m1.ib, m1.ic]", "currents: [m1.ia, m1.ix, m1.ic]",
          "points[0].currents[1]", "no signal named 'm1.ix'"),
@@ -134,7 +138,7 @@ def test_cross_references_are_checked(old, new, path, reason):
     found = problems_of(text)
     assert len(found) == 1, found
     assert f": {path}: " in found[0] and reason in found[0], found[0]
-    assert found[0].startswith(f"relay.yaml:{line_of(text, new)}:")
+    assert found[0].startswith(f"relay.yaml:{line_of(text, new.strip().splitlines()[-1])}:")
 
 
 def test_a_yaml_syntax_error_names_its_line():

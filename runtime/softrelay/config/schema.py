@@ -546,6 +546,17 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
                 errors.append((("plant", "faults", i, "bus"),
                                f"faults are injected on simulated buses; {fault.bus!r} is a "
                                f"real {buses[fault.bus].kind!r} bus"))
+            elif buses[fault.bus].kind in ("i2c", "spi"):
+                errors.append((("plant", "faults", i, "bus"),
+                               f"faults are injected on 'simulated' and Modbus buses; not yet "
+                               f"on {buses[fault.bus].kind!r} ({fault.bus!r})"))
+            elif buses[fault.bus].kind != "simulated" and fault.address != "*":
+                device = fault.address.partition(".")[0]
+                names = [d.name for d in buses[fault.bus].devices]
+                if device not in names:
+                    errors.append((("plant", "faults", i, "address"),
+                                   f"{fault.address!r}: bus {fault.bus!r} has no device "
+                                   f"{device!r} (devices: {', '.join(names)})"))
 
         for i, motor in enumerate(config.plant.motors):
             for field in ("trip_coil", "close_coil"):
