@@ -62,7 +62,7 @@ def test_plan_respects_the_device_limit_and_gaps():
     device = DeviceMap("m", 1, regs, max_read=80)
     requests = plan({"m": device}, [f"m.v{i}" for i in range(100)])
     assert [(r.start, r.count) for r in requests] == [(0, 80), (80, 80), (160, 40)]
-    assert sorted(i for r in requests for i in r.members) == list(range(100))
+    assert sorted(i for r in requests for i, _ in r.members) == list(range(100))
     holes = DeviceMap("h", 1, {"a": Register(0), "b": Register(3)}, max_gap=2)
     assert [(r.start, r.count) for r in plan({"h": holes}, ["h.a", "h.b"])] == [(0, 4)]
     holes.max_gap = 1

@@ -71,7 +71,7 @@ class Request:
     table: str
     start: int
     count: int
-    members: list[int]  #: positions in the batch of addresses it serves
+    members: list[tuple[int, Register]]  #: (position in the batch, register) of what it serves
 
 
 def plan(devices: dict[str, DeviceMap], addresses: Sequence[str]) -> list[Request]:
@@ -87,7 +87,7 @@ def plan(devices: dict[str, DeviceMap], addresses: Sequence[str]) -> list[Reques
         device = devices[name]
         spans = coalesce([reg for _, reg in members], device.max_gap, device.max_read)
         for start, count in spans:
-            inside = [i for i, reg in members
+            inside = [(i, reg) for i, reg in members
                       if start <= reg.address and reg.address + reg.count <= start + count]
             requests.append(Request(device, table, start, count, inside))
     return requests
@@ -111,7 +111,6 @@ class ModbusLink:
         self.failures = 0
         self.connects = 0
         self.connect_attempts = 0
-        self.silent = False  #: the last failed request got no (valid) answer at all
         self.last_error = ""
         self._plans: dict[tuple[str, ...], list[Request]] = {}
 
@@ -157,7 +156,9 @@ class ModbusLink:
     # --- requests ------------------------------------------------------------------------
     async def _call(self, what: str, request: Callable[[], Awaitable]) -> object | None:
         """Run one request (``request()`` makes it: pymodbus may raise while making it, when
-        the connection is gone); None, and the reason in ``last_error``, when it failed."""
+        the connection is gone); None, and the reason in ``last_error``, when it failed. A
+        request that got no valid answer at all also drops the connection (``connected``
+        turns False); an exception response keeps it."""
         self.requests += 1
         try:
             # pymodbus enforces ``timeout``; this only guards against a hang in it
@@ -165,7 +166,6 @@ class ModbusLink:
         except (ModbusException, OSError, TimeoutError, ValueError) as exc:
             self.failures += 1
             self.last_error = f"{what}: {exc.__class__.__name__}: {exc}"
-            self.silent = True
             self._drop()  # a late answer must not be taken for the next request's
             return None
         if response.isError():
@@ -210,9 +210,8 @@ class ModbusLink:
                 continue
             if not await self._connect():
                 break
-            self.silent = False
             if not device.ready and not await self._setup(device):
-                if self.silent:
+                if not self.connected:  # no answer: the call dropped the connection
                     silent.add(device.name)
                 continue
             read = (self.client.read_holding_registers if request.table == "holding"
@@ -221,7 +220,7 @@ class ModbusLink:
             response = await self._call(what, functools.partial(
                 read, request.start, count=request.count, device_id=device.unit))
             if response is None:
-                if self.silent:
+                if not self.connected:
                     silent.add(device.name)
                 continue
             words = response.registers
@@ -229,21 +228,19 @@ class ModbusLink:
                 self.failures += 1
                 self.last_error = f"{what}: {len(words)} registers in the answer"
                 continue
-            for i in request.members:
-                _, _, quantity = addresses[i].partition(".")
-                reg = device.registers[quantity]
+            for i, reg in request.members:
                 offset = reg.address - request.start
                 readings[i] = decode(reg, words[offset:offset + reg.count])
         return readings
 
 
-def tcp_link(config, host: str | None = None, port: int | None = None) -> ModbusLink:
-    """A link to a ``ModbusTcpBus`` (host/port override the config's: a simulated gateway)."""
-    host = host or config.host
+def tcp_link(config, port: int | None = None) -> ModbusLink:
+    """A link to a ``ModbusTcpBus`` (``port`` overrides the config's: a simulated gateway on a
+    free port)."""
     port = port if port is not None else config.port
 
     def factory():
-        return AsyncModbusTcpClient(host, port=port, timeout=config.timeout, retries=0,
+        return AsyncModbusTcpClient(config.host, port=port, timeout=config.timeout, retries=0,
                                     reconnect_delay=0, name=config.name)
 
     return ModbusLink(config.name, factory, [DeviceMap.from_config(d) for d in config.devices],
