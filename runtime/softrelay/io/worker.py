@@ -103,18 +103,6 @@ class BusWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    @property
-    def signals(self) -> list[Polled]:
-        return self.schedule.signals
-
-    @property
-    def reads(self) -> int:
-        return self.schedule.reads
-
-    @property
-    def failures(self) -> int:
-        return self.schedule.failures
-
     def poll_once(self) -> float:
         """Read every due signal; returns the time until the next one is due."""
         now = self.clock()
