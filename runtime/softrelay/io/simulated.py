@@ -84,17 +84,22 @@ class SimulatedDevice(Device):
                 value = sample[address]
             except KeyError:
                 raise ValueError(f"the plant has no value at {address!r}") from None
-            fault = self._fault(address)
-            if fault is not None and fault.kind in VALUE_FAULTS:
-                if fault.kind == "sentinel":
-                    value = -32768.0
-                elif fault.kind == "stuck":
-                    if fault.held is None:
-                        fault.held = value
-                    value = fault.held
-                elif fault.kind == "noisy":
-                    value += float(self.rng.normal(0.0, fault.sigma))
-                elif fault.kind == "garbage":
-                    value = math.nan
-            values.append(value)
+            values.append(faulty_value(self._fault(address), value, self.rng))
         return values
+
+
+def faulty_value(fault: Fault | None, value: float, rng: np.random.Generator) -> float:
+    """``value`` as a sensor with ``fault`` reports it: ``sentinel`` -32768, ``stuck`` the
+    first value it saw, ``noisy`` plus N(0, sigma), ``garbage`` NaN; any other fault (or none)
+    leaves it alone."""
+    if fault is None or fault.kind not in VALUE_FAULTS:
+        return value
+    if fault.kind == "sentinel":
+        return -32768.0
+    if fault.kind == "stuck":
+        if fault.held is None:
+            fault.held = value
+        return fault.held
+    if fault.kind == "noisy":
+        return value + float(rng.normal(0.0, fault.sigma))
+    return math.nan

@@ -9,7 +9,8 @@ emissivity reads a surface wrongly, as the real one does.
 
 Faults (the seed's troubleshooting matrix) are injected per quantity (``<device>.<quantity>``),
 per device (``<device>``) or for the whole server (``*``), see ``twin_server``. Value faults live
-here: ``sentinel`` (-32768), ``stuck``, ``noisy``.
+here, as ``simulated.faulty_value`` applies them: ``sentinel`` (the raw -32768 the device codes),
+``stuck``, ``noisy``. (``garbage`` is a fault of the bytes on a Modbus wire: the server's.)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 from softrelay.io.modbus import frames
 from softrelay.io.modbus.profiles import EMISSIVITY_REGISTER, SCALING_REGISTER, SENTINEL
 from softrelay.io.modbus.registers import Register, encode
+from softrelay.io.simulated import Fault, faulty_value
 
 TRANSACTION_FAULTS = ("nack", "refused", "slow", "garbage")
 VALUE_FAULTS = ("sentinel", "stuck", "noisy")
@@ -37,7 +39,7 @@ class ModbusTwin:
         self.feeds = feeds
         self.kept: dict[int, int] = {}  #: holding registers the device stores (writable)
         self.limits: dict[int, tuple[int, int]] = {}
-        self.value_faults: dict[str, dict] = {}
+        self.value_faults: dict[str, Fault] = {}  #: quantity or '*' -> fault
         self.rng = np.random.default_rng(seed)
         self.requests = 0  #: requests addressed to it (counted by the server on arrival)
         self._cells: dict[tuple[str, int], tuple[str, int]] = {}
@@ -55,17 +57,10 @@ class ModbusTwin:
         """The raw register value of ``quantity`` now, faults applied."""
         reg = self.registers[quantity]
         fault = self.value_faults.get(quantity) or self.value_faults.get("*")
-        if fault is not None and fault["kind"] == "sentinel":
-            return SENTINEL
-        if fault is not None and fault["kind"] == "stuck" and "held" in fault:
-            return fault["held"]
-        value = self.engineering(quantity)
-        if fault is not None and fault["kind"] == "noisy":
-            value += float(self.rng.normal(0.0, fault.get("sigma", 5.0)))
-        raw = (value - reg.offset) / reg.scale if reg.scale else 0.0
-        if fault is not None and fault["kind"] == "stuck":
-            fault["held"] = raw
-        return raw
+        if fault is not None and fault.kind == "sentinel":
+            return SENTINEL  # the device's code for "no reading", not a scaled value
+        value = faulty_value(fault, self.engineering(quantity), self.rng)
+        return (value - reg.offset) / reg.scale if reg.scale else 0.0
 
     def read(self, table: str, start: int, count: int) -> list[int] | int:
         words: list[int] = []

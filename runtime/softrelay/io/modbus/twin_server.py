@@ -24,6 +24,7 @@ import numpy as np
 
 from softrelay.io.modbus import frames
 from softrelay.io.modbus.twin import TRANSACTION_FAULTS, VALUE_FAULTS, ModbusTwin
+from softrelay.io.simulated import Fault
 
 
 class TwinServer:
@@ -34,7 +35,7 @@ class TwinServer:
         self.name = name
         self.twins = {t.unit: t for t in twins}
         self.by_name = {t.name: t for t in twins}
-        self.faults: dict[str, dict] = {}  #: transaction faults: '*' or device name
+        self.faults: dict[str, Fault] = {}  #: transaction faults: '*' or device name
         self.rng = np.random.default_rng(seed)
         self.own_loop = loop is None
         self.loop = loop if loop is not None else asyncio.new_event_loop()
@@ -129,19 +130,20 @@ class TwinServer:
         if kind in VALUE_FAULTS:
             targets = self.twins.values() if address == "*" else [self.by_name[device]]
             for twin in targets:
-                twin.value_faults[quantity or "*"] = {"kind": kind, **params}
+                twin.value_faults[quantity or "*"] = Fault(kind, **params)
             return
         if quantity:
             raise ValueError(f"{kind!r} is a fault of a device or of the server, not of "
                              f"{address!r}")
-        self.faults[address] = {"kind": kind, **params}
+        self.faults[address] = Fault(kind, **params)
         if kind == "refused" and address == "*" and self._server is not None:
             self._call(self._close_tcp())
 
     def clear(self, address: str | None = None) -> None:
         targets = [address] if address is not None else ["*", *self.by_name]
         for target in targets:
-            refused = self.faults.pop(target, {}).get("kind") == "refused"
+            removed = self.faults.pop(target, None)
+            refused = removed is not None and removed.kind == "refused"
             if refused and target == "*" and self.port is not None and self._server is None:
                 self._call(self._listen(self.port))
             device, _, quantity = target.partition(".")
@@ -152,7 +154,7 @@ class TwinServer:
                 else:
                     twin.value_faults.clear()
 
-    def _fault(self, unit: int) -> dict | None:
+    def _fault(self, unit: int) -> Fault | None:
         twin = self.twins.get(unit)
         return self.faults.get("*") or (self.faults.get(twin.name) if twin else None)
 
@@ -163,22 +165,22 @@ class TwinServer:
         if twin is not None:
             twin.requests += 1
         fault = self._fault(unit)
-        if fault is not None and fault["kind"] == "slow":
-            await asyncio.sleep(fault.get("delay", 1.0))
+        if fault is not None and fault.kind == "slow":
+            await asyncio.sleep(fault.delay if fault.delay is not None else 1.0)
         if twin is None:
             return None if rtu else frames.exception_pdu(pdu[0] if pdu else 0,
                                                          frames.GATEWAY_NO_RESPONSE)
-        if fault is not None and fault["kind"] in ("nack", "refused"):
+        if fault is not None and fault.kind in ("nack", "refused"):
             if rtu:
                 return None
-            code = (frames.GATEWAY_NO_RESPONSE if fault["kind"] == "nack"
+            code = (frames.GATEWAY_NO_RESPONSE if fault.kind == "nack"
                     else frames.GATEWAY_PATH_UNAVAILABLE)
             return frames.exception_pdu(pdu[0] if pdu else 0, code)
         return frames.answer(pdu, twin.read, twin.write)
 
     def _scramble(self, unit: int, frame: bytes) -> bytes:
         fault = self._fault(unit)
-        if fault is None or fault["kind"] != "garbage":
+        if fault is None or fault.kind != "garbage":
             return frame
         keep = 6 if len(frame) > 7 and frame[2:4] == b"\0\0" else 0  # MBAP: keep tid, length
         noise = self.rng.integers(0, 256, len(frame) - keep, dtype=np.uint8).tobytes()
