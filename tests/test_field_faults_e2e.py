@@ -113,9 +113,8 @@ class Watch:
         return [int(f) for f in self.relay.core.busbar_outputs["fault"][0]]
 
     def clean(self) -> bool:
-        inputs = self.relay.core
         return (not self.thermal_fault() and not any(self.channels())
-                and inputs.thermal_inputs["quality"][0] == Quality.GOOD)
+                and self.relay.core.thermal_inputs["quality"][0] == Quality.GOOD)
 
 
 IO, RANGE, STALE, ERRATIC = ChannelFault.IO, ChannelFault.RANGE, ChannelFault.STALE, \

@@ -479,6 +479,11 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
 
     quantities = {"mlx90614": ("object", "ambient"), "tmp117": ("temperature",),
                   "max31865": ("temperature",)}
+    from softrelay.io.modbus.profiles import quantities as modbus_quantities
+
+    # bus -> device -> its quantities, each device's register map built once
+    modbus_registers = {b.name: {d.name: modbus_quantities(d) for d in b.devices}
+                        for b in config.buses if b.kind in ("modbus_tcp", "modbus_rtu")}
     for i, signal in enumerate(config.signals):
         if signal.bus not in buses:
             errors.append((("signals", i, "bus"), f"no bus named {signal.bus!r}"))
@@ -492,19 +497,16 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
                 errors.append((("signals", i, "address"),
                                f"{signal.address!r} is not on bus {signal.bus!r} ({known})"))
         elif buses[signal.bus].kind in ("modbus_tcp", "modbus_rtu"):
-            from softrelay.io.modbus.profiles import quantities as modbus_quantities
-
-            devices = {d.name: d for d in buses[signal.bus].devices}
+            devices = modbus_registers[signal.bus]
             name, _, quantity = signal.address.partition(".")
-            device = devices.get(name)
-            if device is None:
+            if name not in devices:
                 errors.append((("signals", i, "address"),
                                f"{signal.address!r}: bus {signal.bus!r} has no device "
                                f"{name!r} (devices: {', '.join(devices)})"))
-            elif quantity not in modbus_quantities(device):
+            elif quantity not in devices[name]:
                 errors.append((("signals", i, "address"),
                                f"{signal.address!r}: device {name!r} has no register "
-                               f"{quantity!r} ({', '.join(modbus_quantities(device))})"))
+                               f"{quantity!r} ({', '.join(devices[name])})"))
     for i, point in enumerate(config.points):
         fields = (("currents", "angles") if point.kind == "thermal"
                   else ("phases", "ambient", "currents"))

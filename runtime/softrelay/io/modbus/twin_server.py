@@ -45,6 +45,7 @@ class TwinServer:
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task] = set()
         self._rtu_fd: int | None = None
+        self._peer: int | None = None  #: our hold on the other end of a pty we made
         if self.own_loop:
             self._thread = threading.Thread(target=self.loop.run_forever, name=f"twin-{name}",
                                             daemon=True)
@@ -86,7 +87,7 @@ class TwinServer:
         if path is None:
             fd, peer = os.openpty()
             path = os.ttyname(peer)
-            self._peer = peer  # held open so the pty persists between master opens
+            self._peer = peer  # held open so the pty persists between the master's opens
         else:
             fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         with contextlib.suppress(termios.error):
@@ -112,7 +113,7 @@ class TwinServer:
         if self._rtu_fd is not None:
             os.close(self._rtu_fd)
             self._rtu_fd = None
-        if getattr(self, "_peer", None) is not None:
+        if self._peer is not None:
             os.close(self._peer)
             self._peer = None
 
