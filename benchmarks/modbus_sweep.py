@@ -34,14 +34,15 @@ from softrelay.io.modbus.twin_server import TwinServer
 ADDRESSES = [f"m.{q}.{p}" for q in ("current", "angle") for p in "abc"]
 
 
-def meter_bus(units: list[int], port: int = 0, timeout: float = 1.0) -> ModbusTcpBus:
+def meter_bus(units: list[int]) -> ModbusTcpBus:
+    """A simulated gateway (any free port, 1 s timeout) with a meter at each unit id."""
     return ModbusTcpBus.model_validate(yaml.safe_load(f"""
 name: gw
 kind: modbus_tcp
 host: 127.0.0.1
-port: {port}
+port: 0
 simulated: true
-timeout: {timeout}
+timeout: 1.0
 devices: {[{"name": "m" if len(units) == 1 else f"m{u}", "unit": u, "profile": "sdm630",
             "simulate": {"current.a": "i", "current.b": "i", "current.c": "i",
                          "phase_angle.a": "p", "phase_angle.b": "p", "phase_angle.c": "p"}}
