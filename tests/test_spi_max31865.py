@@ -10,10 +10,10 @@ from softrelay.io.spi.max31865 import (
     MAX31865,
     MAX31865Twin,
     RTDFaultError,
-    SimulatedSpiDev,
     resistance,
     temperature,
 )
+from softrelay.io.spi.spidev_sim import SimulatedSpiDev
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,9 @@ Word = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$", max_length=32,
                             description="a name without dots")]
 
 THERMAL_FLAGS = {f.name.lower(): f for f in ThermalFlag if f}
+#: what each I2C / SPI chip measures: signals address them as '<sensor>.<quantity>'
+CHIP_QUANTITIES = {"mlx90614": ("object", "ambient"), "tmp117": ("temperature",),
+                   "max31865": ("temperature",)}
 BUSBAR_FLAGS = {f.name.lower(): f for f in BusbarFlag if f}
 
 
@@ -417,7 +420,8 @@ class PlantFault(BaseModel):
 
     model_config = STRICT
     address: str = Field(min_length=1, description="'simulated' bus: a plant address; "
-                         "Modbus: '<device>.<quantity>' or '<device>'; '*': the whole bus")
+                         "Modbus: '<device>.<quantity>' or '<device>'; I2C, SPI: '<sensor>' or "
+                         "'<sensor>.<quantity>'; '*': the whole bus")
     bus: Name
     kind: Literal["nack", "refused", "slow", "sentinel", "stuck", "noisy", "garbage"]
     start: float = Field(0.0, ge=0.0, description="plant s")
@@ -477,8 +481,7 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
     outputs = unique("outputs", config.outputs)
     unique("inputs", config.inputs)
 
-    quantities = {"mlx90614": ("object", "ambient"), "tmp117": ("temperature",),
-                  "max31865": ("temperature",)}
+    quantities = CHIP_QUANTITIES
     from softrelay.io.modbus.profiles import quantities as modbus_quantities
 
     # bus -> device -> its quantities, each device's register map built once
@@ -549,9 +552,17 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
                                f"faults are injected on simulated buses; {fault.bus!r} is a "
                                f"real {buses[fault.bus].kind!r} bus"))
             elif buses[fault.bus].kind in ("i2c", "spi"):
-                errors.append((("plant", "faults", i, "bus"),
-                               f"faults are injected on 'simulated' and Modbus buses; not yet "
-                               f"on {buses[fault.bus].kind!r} ({fault.bus!r})"))
+                from softrelay.io.chip_faults import NOT_ON, BusFaults
+
+                bus = buses[fault.bus]
+                chips = BusFaults(bus.kind, {s.name: CHIP_QUANTITIES[s.chip]
+                                             for s in bus.sensors}, bus.timeout)
+                try:
+                    chips.check(fault.address, fault.kind)
+                except ValueError as exc:
+                    errors.append((("plant", "faults", i,
+                                    "kind" if fault.kind in NOT_ON[bus.kind] else "address"),
+                                   str(exc)))
             elif buses[fault.bus].kind != "simulated" and fault.address != "*":
                 device = fault.address.partition(".")[0]
                 names = [d.name for d in buses[fault.bus].devices]

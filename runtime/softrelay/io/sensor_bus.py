@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from softrelay.core import Quality
+from softrelay.io.chip_faults import BusFaults
 from softrelay.io.device import Device, Reading
 
 
@@ -20,14 +21,27 @@ class SensorBusDevice(Device):
     def __init__(self, name: str, timeout: float,
                  openers: dict[str, Callable[[], str]],
                  readers: dict[str, Callable[[], float]],
-                 close: Callable[[], None] = lambda: None) -> None:
+                 close: Callable[[], None] = lambda: None,
+                 faults: BusFaults | None = None) -> None:
         """``openers``: sensor name -> open it, return what was done; ``readers``: signal
-        address ('<sensor>.<quantity>') -> read it."""
+        address ('<sensor>.<quantity>') -> read it; ``faults``: a simulated bus's faults."""
         super().__init__(name, timeout)
         self.openers = openers
         self.readers = readers
         self._close = close
+        self.faults = faults
         self.opened: dict[str, str] = {}
+
+    def inject(self, address: str, kind: str, **params: float) -> None:
+        """Inject a fault into a simulated bus (see ``chip_faults``)."""
+        if self.faults is None:
+            raise ValueError(f"bus {self.name!r} is a real bus: faults are injected into "
+                             "simulated ones")
+        self.faults.inject(address, kind, **params)
+
+    def clear(self, address: str | None = None) -> None:
+        if self.faults is not None:
+            self.faults.clear(address)
 
     def open(self) -> None:
         for sensor, opener in self.openers.items():

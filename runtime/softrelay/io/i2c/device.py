@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from softrelay.config.schema import I2CBus
+from softrelay.config.schema import CHIP_QUANTITIES, I2CBus
+from softrelay.io.chip_faults import BusFaults
 from softrelay.io.i2c.mlx90614 import MLX90614, MLX90614Twin
 from softrelay.io.i2c.smbus_sim import SimulatedSMBus
 from softrelay.io.i2c.tmp117 import TMP117, TMP117Twin
@@ -24,22 +25,23 @@ def plant_feed(plant_value: Callable[[str], float], mapping: dict[str, str], qua
 
 
 def open_bus(config: I2CBus, plant_value: Callable[[str], float] | None):
-    """smbus2's SMBus on /dev/i2c-N, or a SimulatedSMBus whose twins read the plant."""
+    """smbus2's SMBus on /dev/i2c-N, or a SimulatedSMBus whose twins read the plant (and
+    whose ``faults`` can be injected)."""
     if not config.simulated:
         from smbus2 import SMBus  # only where a real bus is wanted
 
         return SMBus(config.bus)
     if plant_value is None:
         raise ValueError(f"bus {config.name!r} is simulated but there is no plant")
-    bus = SimulatedSMBus(config.bus)
+    faults = BusFaults("i2c", {s.name: CHIP_QUANTITIES[s.chip] for s in config.sensors},
+                       config.timeout)
+    bus = SimulatedSMBus(config.bus, faults)
     for sensor in config.sensors:
-        feed = plant_feed(plant_value, sensor.simulate, "object" if sensor.chip == "mlx90614"
-                          else "temperature")
-        if sensor.chip == "mlx90614":
-            ambient = plant_feed(plant_value, sensor.simulate, "ambient")
-            bus.attach(sensor.address, MLX90614Twin(sensor.address, feed, ambient))
-        else:
-            bus.attach(sensor.address, TMP117Twin(sensor.address, feed))
+        feeds = [faults.feed(sensor.name, q, plant_feed(plant_value, sensor.simulate, q))
+                 for q in CHIP_QUANTITIES[sensor.chip]]
+        twin = (MLX90614Twin(sensor.address, *feeds) if sensor.chip == "mlx90614"
+                else TMP117Twin(sensor.address, *feeds))
+        bus.attach(sensor.address, twin, sensor.name)
     return bus
 
 
@@ -64,6 +66,7 @@ def i2c_bus_device(config: I2CBus, plant_value: Callable[[str], float] | None = 
             tmp = TMP117(bus, sensor.address)
             readers[f"{sensor.name}.temperature"] = tmp.temperature
             openers[sensor.name] = lambda tmp=tmp: (tmp.open(), "TMP117 identified")[1]
-    device = SensorBusDevice(config.name, config.timeout, openers, readers, bus.close)
+    device = SensorBusDevice(config.name, config.timeout, openers, readers, bus.close,
+                             getattr(bus, "faults", None))
     device.bus = bus
     return device

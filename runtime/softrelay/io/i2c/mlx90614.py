@@ -119,10 +119,10 @@ class MLX90614Twin:
         self.writes = 0
 
     def _word(self, command: int) -> int:
-        if command == RAM_TOBJ1:
-            word = from_celsius(self.object_c())
-        elif command == RAM_TA:
-            word = from_celsius(self.ambient_c())
+        if command in (RAM_TOBJ1, RAM_TA):
+            celsius = self.object_c() if command == RAM_TOBJ1 else self.ambient_c()
+            # NaN: the thermopile failed (an injected element fault): the error flag alone
+            word = from_celsius(celsius) if celsius == celsius else 0x8000
         elif command & 0xE0 == EEPROM:
             word = self.eeprom.get(command & 0x1F, 0)
         else:

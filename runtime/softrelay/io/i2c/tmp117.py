@@ -79,7 +79,8 @@ class TMP117Twin:
     def _register(self, register: int) -> int:
         converted = self.clock() - self.powered_at >= self.first_conversion
         if register == TEMP_RESULT:
-            return from_celsius(self.celsius()) if converted else NOT_CONVERTED
+            celsius = self.celsius()  # NaN: no reading (an injected element fault)
+            return from_celsius(celsius) if converted and celsius == celsius else NOT_CONVERTED
         if register == CONFIGURATION:
             value = self.configuration | (DATA_READY if converted else 0)
             return value

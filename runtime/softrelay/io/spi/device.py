@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from softrelay.config.schema import SpiBus
+from softrelay.io.chip_faults import BusFaults
 from softrelay.io.i2c.device import plant_feed
 from softrelay.io.sensor_bus import SensorBusDevice
-from softrelay.io.spi.max31865 import MAX31865, MAX31865Twin, SimulatedSpiDev
+from softrelay.io.spi.max31865 import MAX31865, MAX31865Twin
+from softrelay.io.spi.spidev_sim import SimulatedSpiDev
 
 
 def spi_bus_device(config: SpiBus, plant_value: Callable[[str], float] | None = None
@@ -19,13 +21,18 @@ def spi_bus_device(config: SpiBus, plant_value: Callable[[str], float] | None = 
     openers: dict[str, Callable[[], str]] = {}
     readers: dict[str, Callable[[], float]] = {}
     handles = []
+    faults = None
+    if config.simulated:
+        if plant_value is None:
+            raise ValueError(f"bus {config.name!r} is simulated but there is no plant")
+        faults = BusFaults("spi", {s.name: ("temperature",) for s in config.sensors},
+                           config.timeout)
     for sensor in config.sensors:
-        if config.simulated:
-            if plant_value is None:
-                raise ValueError(f"bus {config.name!r} is simulated but there is no plant")
-            spi = SimulatedSpiDev(MAX31865Twin(
-                plant_feed(plant_value, sensor.simulate, "temperature"), sensor.r0,
-                sensor.r_ref))
+        if faults is not None:
+            feed = faults.feed(sensor.name, "temperature",
+                               plant_feed(plant_value, sensor.simulate, "temperature"))
+            spi = SimulatedSpiDev(MAX31865Twin(feed, sensor.r0, sensor.r_ref), sensor.name,
+                                  faults)
         else:
             try:
                 import spidev  # only where a real bus is wanted
@@ -44,4 +51,4 @@ def spi_bus_device(config: SpiBus, plant_value: Callable[[str], float] | None = 
         for handle in handles:
             handle.close()
 
-    return SensorBusDevice(config.name, config.timeout, openers, readers, close)
+    return SensorBusDevice(config.name, config.timeout, openers, readers, close, faults)

@@ -8,6 +8,9 @@ set on any fault. Fault status 07h: D7 RTD high threshold, D6 RTD low threshold,
 D5 REFIN- > 0.85 VBIAS, D4 REFIN- < 0.85 VBIAS (FORCE- open), D3 RTDIN- < 0.85 VBIAS
 (FORCE- open), D2 over/undervoltage.
 
+Every reading also reads back the configuration (one transfer from 00h): a chip that reset,
+is absent or answered through interference is an I/O error, never a temperature.
+
 Temperature from resistance by Callendar-Van Dusen (IEC 60751): R(T) = R0 (1 + A T + B T^2)
 for T >= 0, + R0 C (T - 100) T^3 below 0 C; inverted exactly (the quadratic above 0 C, Newton
 below), not by a linear approximation.
@@ -83,7 +86,16 @@ class MAX31865:
                                      f"0x{self.config:02x} (no chip, or wiring)")
 
     def temperature(self) -> float:
-        msb, lsb = self.read(RTD_MSB, 2)
+        """One read of the configuration and the RTD data together: a configuration that is
+        not the one written means the chip reset (a brown-out), is absent (MISO reads 0xFF) or
+        the transfer was corrupted; the reading is refused and the configuration rewritten."""
+        config, msb, lsb = self.read(CONFIG, 3)
+        if config != self.config:
+            self.write(CONFIG, self.config | FAULT_CLEAR)
+            why = ("no chip answering: MISO reads 0xFF" if (config, msb, lsb) == (0xFF,) * 3
+                   else "chip reset or transfer corrupted")
+            raise OSError(errno.EIO, f"MAX31865 configuration read 0x{config:02x}, expected "
+                                     f"0x{self.config:02x} ({why}); rewritten")
         code = msb << 8 | lsb
         if code & 1:
             status = self.read(FAULT_STATUS, 1)[0]
@@ -97,6 +109,8 @@ class MAX31865:
 class MAX31865Twin:
     """The converter as the SPI bus sees it: registers, the RTD from the plant, faults."""
 
+    modes = (1, 3)  #: SPI modes the datasheet allows
+
     def __init__(self, celsius: Callable[[], float] = lambda: 25.0, r0: float = 100.0,
                  r_ref: float = 430.0) -> None:
         self.celsius = celsius
@@ -107,10 +121,11 @@ class MAX31865Twin:
     def _code(self) -> int:
         if not self.registers[CONFIG] & VBIAS:
             return 0
-        if self.open_rtd:
+        celsius = self.celsius()
+        if self.open_rtd or celsius != celsius:  # NaN: the element failed open
             self.registers[FAULT_STATUS] |= 0x80 | 0x08
             return 0xFFFF  # full scale with the fault bit
-        ratio = resistance(self.celsius(), self.r0) / self.r_ref
+        ratio = resistance(celsius, self.r0) / self.r_ref
         return min(0x7FFF, round(ratio * 32768)) << 1
 
     def transfer(self, data: list[int]) -> list[int]:
@@ -130,22 +145,3 @@ class MAX31865Twin:
         for i in range(len(data) - 1):
             out.append(words.get(register + i, 0))
         return out
-
-
-class SimulatedSpiDev:
-    """Drop-in for ``spidev.SpiDev`` as far as a driver uses it."""
-
-    def __init__(self, chip) -> None:
-        self.chip = chip
-        self.mode = 0
-        self.max_speed_hz = 500_000
-        self.transfers = 0
-
-    def xfer2(self, data: list[int]) -> list[int]:
-        if self.mode not in (1, 3):
-            return [0xFF] * len(data)  # the wrong clock phase: garbage, as on the wire
-        self.transfers += 1
-        return self.chip.transfer(list(data))
-
-    def close(self) -> None:
-        """Nothing to release; safe to call twice."""
