@@ -119,6 +119,7 @@ class RandomBank:
         command |= np.where(r.random(n) < 0.03, Command.PRESET, 0)
         x["command"] = command
         x["preset_theta"] = r.choice([np.nan, -1.0, 0.0, 0.5, 1.5, 3.0], n)
+        x["interleave"] = r.choice([0, 0, 1, 3, 4, 255], n)
         t = np.arange(self.length) / self.spc * 2.0 * np.pi
         phase = np.deg2rad(x["ang"])[..., None]
         mag = np.nan_to_num(amps)[..., None] * np.sqrt(2.0)

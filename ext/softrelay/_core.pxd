@@ -18,8 +18,8 @@ cdef packed struct ThermalInputs:
     double mag[3]
     double ang[3]
     double stamp, preset_theta
-    unsigned char quality, command
-    unsigned char _pad[6]
+    unsigned char quality, command, interleave
+    unsigned char _pad[5]
 
 cdef packed struct ThermalState:
     double theta, start_elapsed
@@ -86,8 +86,8 @@ cdef void element_step(unsigned char* active, double* timer, double value, doubl
                        double hysteresis, double pickup, double dt) noexcept nogil
 cdef void thermal_point(const ThermalSettings* s, const ThermalInputs* x, const double* window,
                         Py_ssize_t length, const double* cos_t, const double* sin_t,
-                        ThermalState* st, ThermalOutputs* o, double now,
-                        double dt) noexcept nogil
+                        double samples_per_cycle, ThermalState* st, ThermalOutputs* o,
+                        double now, double dt) noexcept nogil
 cdef void busbar_point(const BusbarSettings* s, const BusbarInputs* x, BusbarState* st,
                        BusbarOutputs* o, double now, double dt) noexcept nogil
 
@@ -105,4 +105,5 @@ cdef class Scanner:
     cdef double* cos_t
     cdef double* sin_t
     cdef Py_ssize_t length
+    cdef double samples_per_cycle
     cdef void run(self, double now, double dt) noexcept nogil

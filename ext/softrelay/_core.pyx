@@ -238,10 +238,28 @@ cdef void element_step(unsigned char* active, double* timer, double value, doubl
         active[0] = condition and timer[0] >= pickup - TIMER_EPS
 
 
+cdef void interleave_correct(double* re, double* im, int interleave,
+                             double samples_per_cycle) noexcept nogil:
+    """Turn back the fundamental phasors of phases sampled after L1 (one ADC converting the
+    phases in turn): phase k lags by k / interleave of a sample, 2 pi k / (interleave S_c) of
+    the fundamental. Exact for the fundamental; the RMS does not depend on a time shift."""
+    cdef int k
+    cdef double d, c, sn, r
+    if interleave == 0:
+        return
+    for k in range(1, 3):
+        d = 2.0 * M_PI * k / (interleave * samples_per_cycle)
+        c = cos(d)
+        sn = sin(d)
+        r = re[k]
+        re[k] = r * c + im[k] * sn
+        im[k] = im[k] * c - r * sn
+
+
 cdef void thermal_point(const ThermalSettings* s, const ThermalInputs* x, const double* window,
                         Py_ssize_t length, const double* cos_t, const double* sin_t,
-                        ThermalState* st, ThermalOutputs* o, double now,
-                        double dt) noexcept nogil:
+                        double samples_per_cycle, ThermalState* st, ThermalOutputs* o,
+                        double now, double dt) noexcept nogil:
     cdef double mag[3]
     cdef double fre[3]
     cdef double fim[3]
@@ -263,6 +281,7 @@ cdef void thermal_point(const ThermalSettings* s, const ThermalInputs* x, const 
     # Currents.
     if s.input_mode == MODE_SAMPLES:
         window_phasors(window, length, cos_t, sin_t, mag, fre, fim)
+        interleave_correct(fre, fim, x.interleave, samples_per_cycle)
         seq_from_rect(fre, fim, &i1sq, &i2sq)
     else:
         for k in range(3):
@@ -618,6 +637,7 @@ cdef class Scanner:
             for n in range(self.length):
                 self.cos_t[n] = cos(2.0 * M_PI * cycles * <double> n / <double> self.length)
                 self.sin_t[n] = sin(2.0 * M_PI * cycles * <double> n / <double> self.length)
+        self.samples_per_cycle = samples_per_cycle
         self.th_settings = th_settings
         self.th_inputs = th_inputs
         self.th_window = th_window
@@ -644,7 +664,8 @@ cdef class Scanner:
             if length > 0:
                 window = &self.th_window[i, 0, 0]
             thermal_point(&self.th_settings[i], &self.th_inputs[i], window, length, self.cos_t,
-                          self.sin_t, &self.th_state[i], &self.th_out[i], now, dt)
+                          self.sin_t, self.samples_per_cycle, &self.th_state[i],
+                          &self.th_out[i], now, dt)
         for i in range(self.bb_settings.shape[0]):
             busbar_point(&self.bb_settings[i], &self.bb_inputs[i], &self.bb_state[i],
                          &self.bb_out[i], now, dt)

@@ -144,6 +144,9 @@ THERMAL_INPUTS = _record(
         ("preset_theta", F8),  # value for Command.PRESET
         ("quality", U1),  # Quality of the currents
         ("command", U1),  # Command bits
+        # SAMPLES mode: phases converted in turn by one ADC; phase k's samples lag L1's by
+        # k / interleave of a sample interval (3: L1, L2, L3 round robin). 0: simultaneous.
+        ("interleave", U1),
     ],
 )
 

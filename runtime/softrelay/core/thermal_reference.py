@@ -4,7 +4,8 @@ Every scan, for every thermal point, vectorised over the bank:
 
 1. Phase currents. PHASORS: given. MAGNITUDES: given, and the sequences by the closed-triangle
    relation (below). SAMPLES: true RMS over the window (carries the harmonics) and the
-   fundamental phasor by a one-bin DFT.
+   fundamental phasor by a one-bin DFT, turned back by the known lag of phases an ADC
+   converted after L1 (``interleave``).
 2. Sequences as the seed manual defines them, a = e^{j120}:
    I1 = |IL1 + a IL2 + a^2 IL3| / 3,  I2 = |IL1 + a^2 IL2 + a IL3| / 3.
 3. I_eq = sqrt(max(IL1, IL2, IL3)^2 + K2 I2^2); divided by KST while a start is in progress.
@@ -118,6 +119,18 @@ def window_rms_and_phasor(
     return rms, np.abs(phasor), np.rad2deg(np.angle(phasor))
 
 
+def interleave_correction(interleave: np.ndarray, samples_per_cycle: int) -> np.ndarray:
+    """Factors (n, 3) that turn back the fundamental phasors of phases sampled after L1 by one
+    ADC converting the phases in turn: phase k lags by k / interleave of a sample, that is
+    2 pi k / (interleave S_c) of the fundamental (0: sampled together, no correction). Exact
+    for the fundamental; the RMS does not depend on a time shift."""
+    interleave = np.asarray(interleave, dtype=np.float64)[:, None]
+    k = np.arange(3, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        turn = np.where(interleave > 0, 2.0 * np.pi * k / (interleave * samples_per_cycle), 0.0)
+    return np.exp(-1j * turn)
+
+
 def phase_currents(
     settings: np.ndarray, inputs: np.ndarray, window: np.ndarray, samples_per_cycle: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -133,6 +146,8 @@ def phase_currents(
     sampled = mode == InputMode.SAMPLES
     if np.any(sampled):
         rms, fundamental = window_rms_and_fundamental(window[sampled], samples_per_cycle)
+        fundamental = fundamental * interleave_correction(inputs["interleave"][sampled],
+                                                          samples_per_cycle)
         mag[sampled] = rms
         i1[sampled], i2[sampled] = sequence_from_complex(fundamental)
     return mag, i1, i2, is_open
