@@ -60,7 +60,7 @@ def devices(t: list[float]):
     config = parse(chip_config())
     plant = PlantModel(config.plant, lambda name: False, clock=lambda: t[0])
     i2c, spi = (next(b for b in config.buses if b.name == n) for n in ("i2c1", "spi0"))
-    i2c_device, spi_device = i2c_bus_device(i2c, plant.read), spi_bus_device(spi, plant.read)
+    i2c_device, spi_device = i2c_bus_device(i2c, plant.read), spi_bus_device(spi, plant)
     i2c_device.open()
     spi_device.open()
     time.sleep(0.02)  # the TMP117's first conversion (15.5 ms)

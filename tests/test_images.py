@@ -106,7 +106,7 @@ def test_the_input_map_gathers_signals_into_the_core():
         "b1.ia": (300.0, 10.0, good), "b1.ib": (301.0, 10.0, Quality.STALE),
         "b1.ic": (302.0, -100.0, good),
     })
-    InputMap(CONFIG).latch(core, signals, now=11.0)
+    InputMap(CONFIG).latch(core, {"signals": signals}, now=11.0)
     x = core.thermal_inputs[0]
     assert x["mag"].tolist() == [100.0, 101.0, 102.0]
     assert x["ang"].tolist() == [0.0, -120.0, 120.0]
@@ -146,7 +146,8 @@ def test_a_bus_worker_polls_each_signal_at_its_rate_in_batches():
     assert device.batches[0] == ["x", "y", "z"]
     assert device.batches[1] == ["x", "y"]
     assert sum(1 for b in device.batches if "z" in b) == 3  # at 0, 0.5 and 1.0 s
-    idx, values, stamps, qualities = published[0]
+    idx, values, stamps, qualities, windows = published[0]
+    assert windows == {}
     assert idx.tolist() == [0, 1, 2] and values.tolist() == [1.0, 20.0, 2.0]
     assert stamps.tolist() == [0.0] * 3 and published[-1][2].tolist() == [1.0] * 3
     assert qualities.tolist() == [Quality.GOOD] * 3

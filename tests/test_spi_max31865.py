@@ -94,7 +94,7 @@ def test_an_spi_bus_in_the_configuration_reads_the_plant_through_the_converters(
     config = parse(text)
     plant = PlantModel(config.plant, lambda name: False, clock=lambda: 100.0)
     bus = next(b for b in config.buses if b.name == "rtd")
-    device = spi_bus_device(bus, plant.read)
+    device = spi_bus_device(bus, plant)
     device.open()
     assert device.opened == {"rtd_a": "MAX31865 configured", "rtd_b": "MAX31865 configured"}
     readings = device.read(["rtd_a.temperature", "rtd_b.temperature"])

@@ -22,9 +22,9 @@ from softrelay.core import BusbarFlag, ChannelFault, ProtectionCore, ThermalFlag
 from softrelay.firmware.events import EventRecorder, FlagWatcher, last_seq
 from softrelay.firmware.memory import Checkpointer, restore, snapshot
 from softrelay.image.shared import SharedImage
-from softrelay.image.signals import InputMap, empty_signals
+from softrelay.image.signals import InputMap, empty_signals, input_layout
 from softrelay.image.snapshot import SnapshotPublisher, snapshot_layout
-from softrelay.io.companion import companion_main, input_layout
+from softrelay.io.companion import companion_main
 from softrelay.outputs.buttons import CommandButtons
 from softrelay.outputs.coils import CoilBank, pin_factory
 from softrelay.outputs.commands import CommandQueue
@@ -56,7 +56,10 @@ class Relay:
         busbar = [p for p in config.points if p.kind == "busbar"]
         self.thermal_names = [p.name for p in thermal]
         self.busbar_names = [p.name for p in busbar]
-        self.core = ProtectionCore([p.settings for p in thermal], [p.settings for p in busbar])
+        sampled = any(p.samples for p in thermal)
+        self.core = ProtectionCore([p.settings for p in thermal], [p.settings for p in busbar],
+                                   window_length=config.sampling.window_length if sampled else 0,
+                                   samples_per_cycle=config.sampling.samples_per_cycle)
         period_ns = round(config.scan.period * 1e9)
         self.clock = clock or MonotonicClock(period_ns)
 
@@ -68,7 +71,7 @@ class Relay:
         self._checkpoint_every = config.state.checkpoint_interval
         self._last_checkpoint = None
 
-        self.inputs = SharedImage(input_layout(len(config.signals)))
+        self.inputs = SharedImage(input_layout(config))
         with self.inputs.writing() as t:
             t["signals"][:] = empty_signals(len(config.signals))
         self.snapshot = SharedImage(snapshot_layout(config))
@@ -118,7 +121,7 @@ class Relay:
     # ---------------------------------------------------------------- stages
 
     def _latch(self, core: ProtectionCore, now: float) -> None:
-        self.input_map.latch(core, self.inputs.read()["signals"], now)
+        self.input_map.latch(core, self.inputs.read(), now)
 
     def _record_edges(self, core: ProtectionCore, now: float) -> None:
         for watcher, flags in self.watchers:

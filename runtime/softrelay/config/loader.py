@@ -81,8 +81,9 @@ def _clean_loc(loc: tuple) -> tuple:
     return tuple(p for p in loc if isinstance(p, int) or ("[" not in p and p not in UNION_TAGS))
 
 
-#: the ``kind`` values that tag the members of a union (buses, points)
-UNION_TAGS = ("thermal", "busbar", "simulated", "i2c", "spi", "modbus_tcp", "modbus_rtu")
+#: the ``kind`` (and ``chip``) values that tag the members of a union (buses, points, chips)
+UNION_TAGS = ("thermal", "busbar", "simulated", "i2c", "spi", "modbus_tcp", "modbus_rtu",
+              "max31865", "mcp3208")
 
 
 def parse(text: str, file: str = "<config>") -> RelayConfig:

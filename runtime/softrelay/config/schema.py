@@ -27,7 +27,7 @@ Word = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$", max_length=32,
 THERMAL_FLAGS = {f.name.lower(): f for f in ThermalFlag if f}
 #: what each I2C / SPI chip measures: signals address them as '<sensor>.<quantity>'
 CHIP_QUANTITIES = {"mlx90614": ("object", "ambient"), "tmp117": ("temperature",),
-                   "max31865": ("temperature",)}
+                   "max31865": ("temperature",), "mcp3208": ("window",)}
 BUSBAR_FLAGS = {f.name.lower(): f for f in BusbarFlag if f}
 
 
@@ -144,6 +144,36 @@ class SpiSensor(BaseModel):
         return self
 
 
+class AdcSensor(BaseModel):
+    """An MCP3208 ADC sampling three CT inputs in bursts: its signal is '<name>.window', the
+    sample window of the three phase currents a thermal point in 'samples' mode reads."""
+
+    model_config = STRICT
+    name: Name
+    chip: Literal["mcp3208"]
+    device: int = Field(ge=0, description="chip select: D of /dev/spidevB.D")
+    channels: tuple[int, int, int] = Field((0, 1, 2), description="inputs of L1, L2, L3")
+    amps_per_count: float = Field(gt=0.0, description="primary A per ADC count (CT ratio, "
+                                  "burden resistor and reference voltage together)")
+    vref: float = Field(3.3, gt=0.0, le=5.5, description="reference voltage, V (simulation)")
+    max_speed_hz: int = Field(1_000_000, ge=10_000, le=2_000_000,
+                              description="SPI clock; the datasheet's limit is 2 MHz at 5 V, "
+                                          "1 MHz at 2.7 V")
+    overhead_us: float = Field(0.0, ge=0.0, le=1000.0, description="controller time per "
+                               "transfer beyond its clocks and delay, us (measure it on the "
+                               "target: the burst's duration is logged)")
+    timing_tolerance: float = Field(0.1, gt=0.0, le=1.0, description="a burst whose duration "
+                                    "is off by more than this fraction is not used")
+    simulate: dict[str, str] = Field(default_factory=dict, description="simulated bus: "
+                                     "'ch<n>' -> a plant current ('motor1.current.a')")
+
+    @model_validator(mode="after")
+    def _inputs(self) -> AdcSensor:
+        if len(set(self.channels)) != 3 or not all(0 <= c <= 7 for c in self.channels):
+            raise ValueError(f"channels {list(self.channels)}: three distinct inputs 0..7")
+        return self
+
+
 class SpiBus(BaseModel):
     """An SPI bus (/dev/spidevB.D through spidev), or its simulated twin fed by the plant."""
 
@@ -154,12 +184,28 @@ class SpiBus(BaseModel):
     simulated: bool = False
     timeout: float = Field(0.1, gt=0.0, le=60.0)
     max_speed_hz: int = Field(1_000_000, ge=10_000, le=5_000_000)
-    sensors: tuple[SpiSensor, ...] = Field(min_length=1)
+    sensors: tuple[Annotated[SpiSensor | AdcSensor, Field(discriminator="chip")], ...] = Field(
+        min_length=1)
 
     @model_validator(mode="after")
     def _chip_selects(self) -> SpiBus:
         _distinct(self.sensors, lambda s: s.device, lambda d: f"chip select {d}")
         return self
+
+
+class Sampling(BaseModel):
+    """The current windows of points in 'samples' mode: one format for every ADC."""
+
+    model_config = STRICT
+    frequency: float = Field(50.0, ge=16.0, le=400.0, description="nominal system frequency, "
+                             "Hz: the window holds whole cycles of it")
+    samples_per_cycle: int = Field(32, ge=24, le=256, description="per phase; at least 24 so "
+                                   "that the 11th harmonic is inside the true RMS")
+    cycles: int = Field(2, ge=1, le=20, description="cycles per window")
+
+    @property
+    def window_length(self) -> int:
+        return self.samples_per_cycle * self.cycles
 
 
 class ModbusRegister(BaseModel):
@@ -299,19 +345,29 @@ class ThermalPoint(BaseModel):
     model_config = STRICT
     name: Name
     kind: Literal["thermal"]
-    currents: tuple[Name, Name, Name] = Field(description="signals of IL1, IL2, IL3 (RMS A)")
+    currents: tuple[Name, Name, Name] | None = Field(
+        None, description="signals of IL1, IL2, IL3 (RMS A)")
     angles: tuple[Name, Name, Name] | None = Field(
         None, description="signals of the phase angles (degrees); none: magnitudes only"
     )
+    samples: Name | None = Field(None, description="instead of currents: a window signal "
+                                 "(an ADC's '<sensor>.window'), true RMS and phasors from it")
     settings: ThermalSettings
 
     @model_validator(mode="after")
     def _mode_matches_inputs(self) -> ThermalPoint:
-        wanted = "phasors" if self.angles else "magnitudes"
+        if (self.samples is None) == (self.currents is None):
+            raise ValueError("a thermal point reads 'currents' or 'samples' (one of them)")
+        if self.samples is not None and self.angles is not None:
+            raise ValueError("a sampled point takes its angles from the samples: remove "
+                             "'angles'")
+        wanted = ("samples" if self.samples else "phasors" if self.angles else "magnitudes")
         if self.settings.input_mode != wanted:
+            has = ("a sample window" if self.samples else
+                   "angle signals" if self.angles else "no angle signals")
             raise ValueError(
-                f"settings.input_mode is {self.settings.input_mode!r} but the point "
-                f"{'has' if self.angles else 'has no'} angle signals: use {wanted!r}"
+                f"settings.input_mode is {self.settings.input_mode!r} but the point has "
+                f"{has}: use {wanted!r}"
             )
         return self
 
@@ -432,6 +488,8 @@ class PlantFault(BaseModel):
 class Plant(BaseModel):
     model_config = STRICT
     speed: float = Field(1.0, gt=0.0, le=1000.0, description="plant time / real time")
+    frequency: float = Field(50.0, ge=16.0, le=400.0, description="system frequency, Hz, of "
+                             "the currents simulated ADCs sample")
     motors: tuple[PlantMotor, ...] = ()
     busbars: tuple[PlantBusbar, ...] = ()
     faults: tuple[PlantFault, ...] = ()
@@ -451,6 +509,7 @@ class RelayConfig(BaseModel):
     outputs: tuple[Output, ...] = ()
     inputs: tuple[Input, ...] = ()
     modbus: ModbusSlave = ModbusSlave()
+    sampling: Sampling = Sampling()
     plant: Plant | None = None
 
 
@@ -458,6 +517,29 @@ def flag_of(point: ThermalPoint | BusbarPoint, flag: str) -> ThermalFlag | Busba
     """The flag a point's ``flag`` name denotes, or None."""
     table = THERMAL_FLAGS if point.kind == "thermal" else BUSBAR_FLAGS
     return table.get(flag)
+
+
+def adc_problems(sensor: AdcSensor, sampling: Sampling) -> list[tuple[tuple, str]]:
+    """Why an ADC cannot sample the configured windows, as (key path, reason)."""
+    from softrelay.io.spi.mcp3208 import BITS_PER_CONVERSION
+    from softrelay.io.spi.port import MAX_TRANSFERS
+
+    problems: list[tuple[tuple, str]] = []
+    interval = 1e6 / (sampling.frequency * sampling.samples_per_cycle * 3)
+    transfer = BITS_PER_CONVERSION * 1e6 / sensor.max_speed_hz + sensor.overhead_us
+    if transfer > interval:
+        problems.append((("max_speed_hz",), f"a conversion takes {transfer:.1f} us at "
+                         f"{sensor.max_speed_hz} Hz, longer than the {interval:.1f} us between "
+                         "conversions the sampling needs"))
+    if 3 * sampling.window_length > MAX_TRANSFERS:
+        problems.append((("device",), f"a window of 3 x {sampling.window_length} conversions "
+                         f"exceeds the {MAX_TRANSFERS} transfers of one SPI message: fewer "
+                         "sampling.cycles or samples_per_cycle"))
+    for key in sensor.simulate:
+        if key not in {f"ch{c}" for c in sensor.channels}:
+            problems.append((("simulate", key), f"not an input of this ADC (channels "
+                             f"{', '.join(f'ch{c}' for c in sensor.channels)})"))
+    return problems
 
 
 def references(config: RelayConfig) -> list[tuple[tuple, str]]:
@@ -510,8 +592,14 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
                 errors.append((("signals", i, "address"),
                                f"{signal.address!r}: device {name!r} has no register "
                                f"{quantity!r} ({', '.join(devices[name])})"))
+    window_signals = {s.name for s in config.signals if s.bus in buses
+                      and buses[s.bus].kind == "spi" and s.address.endswith(".window")}
     for i, point in enumerate(config.points):
-        fields = (("currents", "angles") if point.kind == "thermal"
+        sampled = point.kind == "thermal" and point.samples is not None
+        if sampled and point.samples in signals and point.samples not in window_signals:
+            errors.append((("points", i, "samples"), f"signal {point.samples!r} is not a "
+                           "sample window (an MCP3208's '<sensor>.window')"))
+        fields = (("currents", "angles", "samples") if point.kind == "thermal"
                   else ("phases", "ambient", "currents"))
         for field in fields:
             names = getattr(point, field)
@@ -521,6 +609,9 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
                 path = ("points", i, field) if isinstance(names, str) else ("points", i, field, j)
                 if name not in signals:
                     errors.append((path, f"no signal named {name!r}"))
+                elif name in window_signals and field != "samples":
+                    errors.append((path, f"{name!r} is a sample window: a thermal point reads "
+                                         "it as 'samples'"))
     for i, output in enumerate(config.outputs):
         for j, ref in enumerate(output.flags):
             point_name, _, flag = ref.rpartition(".")
@@ -539,6 +630,10 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
             if name not in points:
                 errors.append((("inputs", i, "points", j), f"no point named {name!r}"))
     for i, bus in enumerate(config.buses):
+        for j, sensor in enumerate(bus.sensors if bus.kind == "spi" else ()):
+            if sensor.chip == "mcp3208":
+                errors += [(("buses", i, "sensors", j, *path), why)
+                           for path, why in adc_problems(sensor, config.sampling)]
         if (bus.kind == "simulated" or getattr(bus, "simulated", False)) and config.plant is None:
             errors.append((("buses", i, "kind" if bus.kind == "simulated" else "simulated"),
                            "a simulated bus needs a plant (the 'plant' section)"))
@@ -552,11 +647,13 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
                                f"faults are injected on simulated buses; {fault.bus!r} is a "
                                f"real {buses[fault.bus].kind!r} bus"))
             elif buses[fault.bus].kind in ("i2c", "spi"):
-                from softrelay.io.chip_faults import NOT_ON, BusFaults
+                from softrelay.io.chip_faults import NOT_ON, REFUSED_ON_CHIP, BusFaults
 
                 bus = buses[fault.bus]
                 chips = BusFaults(bus.kind, {s.name: CHIP_QUANTITIES[s.chip]
-                                             for s in bus.sensors}, bus.timeout)
+                                             for s in bus.sensors}, bus.timeout,
+                                  refused={s.name: REFUSED_ON_CHIP.get(s.chip, {})
+                                           for s in bus.sensors})
                 try:
                     chips.check(fault.address, fault.kind)
                 except ValueError as exc:

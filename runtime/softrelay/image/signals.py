@@ -4,6 +4,11 @@ I/O workers write signals (value, stamp, quality); at the start of every scan th
 latched (one consistent copy) and gathered into the core's tables: vectorised index arrays
 built once from the configuration, no per-point Python.
 
+A window signal (an ADC's burst of the three phase currents) has its record (value: the
+largest phase RMS, for display; its stamp and quality) and a row of the ``windows`` table, both
+written in the same version; a thermal point in samples mode takes the window into the core's
+window table, with the record's stamp and quality.
+
 Thermal points take the worst quality and the oldest stamp of their current (and angle)
 signals. Busbar channels keep their own. A busbar current that is not good, or older than the
 point's stale_limit, becomes NaN: the joint indicator is then not evaluated.
@@ -20,6 +25,21 @@ from softrelay.image.shared import SharedImage
 SIGNAL = np.dtype([("value", "<f8"), ("stamp", "<f8"), ("quality", "u1"), ("_pad", "u1", (7,))])
 
 
+def window_rows(config: RelayConfig) -> dict[int, int]:
+    """Signal index -> its row of the windows table, for the signals that are windows."""
+    spi = {b.name for b in config.buses if b.kind == "spi"}
+    windows = [i for i, s in enumerate(config.signals)
+               if s.bus in spi and s.address.endswith(".window")]
+    return {i: row for row, i in enumerate(windows)}
+
+
+def input_layout(config: RelayConfig) -> dict:
+    """The input image's tables: the signals and the sample windows."""
+    return {"signals": (SIGNAL, (len(config.signals),)),
+            "windows": (np.dtype("<f8"), (len(window_rows(config)), 3,
+                                          config.sampling.window_length))}
+
+
 def empty_signals(n: int) -> np.ndarray:
     """Signals never read: NaN, no time, stale."""
     table = np.zeros(n, SIGNAL)
@@ -29,21 +49,25 @@ def empty_signals(n: int) -> np.ndarray:
     return table
 
 
-def signal_writer(image: SharedImage, table: str = "signals"):
-    """``publish(indices, values, stamps, qualities)`` for bus workers: one seqlocked write.
+def signal_writer(image: SharedImage, rows: dict[int, int] | None = None):
+    """``publish(indices, values, stamps, qualities, windows)`` for bus workers: one seqlocked
+    write. ``windows``: signal index -> its (3, S) samples; ``rows`` places them.
 
     A reading that failed (IO_ERROR) updates only the quality: the last good value and its stamp
     stay, so the signal also ages towards stale.
     """
+    rows = rows or {}
 
     def publish(idx: np.ndarray, values: np.ndarray, stamps: np.ndarray,
-                qualities: np.ndarray) -> None:
+                qualities: np.ndarray, windows: dict[int, np.ndarray] | None = None) -> None:
         ok = qualities != Quality.IO_ERROR
         with image.writing() as tables:
-            signals = tables[table]
+            signals = tables["signals"]
             signals["value"][idx[ok]] = values[ok]
             signals["stamp"][idx[ok]] = stamps[ok]
             signals["quality"][idx] = qualities
+            for index, samples in (windows or {}).items():
+                tables["windows"][rows[index]] = samples
 
     return publish
 
@@ -56,8 +80,17 @@ class InputMap:
         thermal = [p for p in config.points if p.kind == "thermal"]
         busbar = [p for p in config.points if p.kind == "busbar"]
         self.n_signals = len(config.signals)
-        self.mag = np.array([[index[n] for n in p.currents] for p in thermal],
+        # a sampled point's "magnitudes" are its window signal's record (largest RMS): its
+        # stamp and quality are the window's
+        self.mag = np.array([[index[n] for n in p.currents] if p.currents
+                             else [index[p.samples]] * 3 for p in thermal],
                             dtype=np.intp).reshape(-1, 3)
+        rows = window_rows(config)
+        self.sampled = np.array([k for k, p in enumerate(thermal) if p.samples], dtype=np.intp)
+        self.window_row = np.array([rows[index[p.samples]] for p in thermal if p.samples],
+                                   dtype=np.intp)
+        #: phases converted in turn by one ADC (see core.layout): an MCP3208 interleaves 3
+        self.interleave = np.array([3 if p.samples else 0 for p in thermal], dtype=np.uint8)
         self.ang = np.array([[index[n] for n in p.angles] if p.angles else [-1, -1, -1]
                              for p in thermal], dtype=np.intp).reshape(-1, 3)
         self.has_ang = self.ang[:, 0] >= 0
@@ -68,11 +101,16 @@ class InputMap:
         self.has_cur = self.cur[:, 0] >= 0
         self.cur_stale = np.array([p.settings.stale_limit for p in busbar], dtype=float)
 
-    def latch(self, core: ProtectionCore, signals: np.ndarray, now: float) -> None:
-        """Gather one consistent copy of the signals into the core's input tables."""
+    def latch(self, core: ProtectionCore, tables: dict[str, np.ndarray], now: float) -> None:
+        """Gather one consistent copy of the image (``tables``: signals, windows) into the
+        core's input tables."""
+        signals = tables["signals"]
         value, stamp, quality = signals["value"], signals["stamp"], signals["quality"]
         x = core.thermal_inputs
         if len(x):
+            if len(self.sampled):
+                core.window[self.sampled] = tables["windows"][self.window_row]
+                x["interleave"] = self.interleave
             x["mag"] = value[self.mag]
             q = quality[self.mag].max(axis=1)
             t = stamp[self.mag].min(axis=1)

@@ -15,6 +15,10 @@ In the sensing element, before the chip codes the value (twins read their feed t
 "no reading" code: an open RTD, the MLX90614 error flag, the TMP117 reset value), ``stuck``
 (frozen at the value it had), ``noisy`` (plus N(0, sigma)).
 
+An ADC's input (``waveform``) can be broken (``sentinel``: pulled to 0 V, which the driver
+sees clipped) or ``noisy``; it cannot be ``stuck`` (a frozen input is a DC level, which the
+window's bias removal reads as no current: no chip or driver could flag it).
+
 ``refused`` is a network fault (a TCP gateway refusing connections): a local bus has no
 equivalent and the configuration refuses it there.
 """
@@ -33,6 +37,10 @@ from softrelay.io.simulated import Fault, faulty_value
 
 WIRE_FAULTS = ("nack", "slow", "garbage")
 ELEMENT_FAULTS = ("sentinel", "stuck", "noisy")
+#: faults a kind of chip cannot have, and why
+REFUSED_ON_CHIP = {"mcp3208": {
+    "stuck": "a frozen ADC input is a DC level, which bias removal reads as no current: no "
+             "driver could tell it; inject 'sentinel' (a broken input)"}}
 NOT_ON = {"i2c": {"refused": "a network fault: a local bus has no connection to refuse"},
           "spi": {"refused": "a network fault: a local bus has no connection to refuse",
                   "slow": "the SPI master clocks every bit: a chip cannot answer late"}}
@@ -42,10 +50,13 @@ class BusFaults:
     """The faults of one simulated bus of ``kind`` ('i2c' or 'spi'), settable from any thread."""
 
     def __init__(self, kind: str, sensors: dict[str, tuple[str, ...]], timeout: float,
-                 seed: int = 1, sleep: Callable[[float], None] = time.sleep) -> None:
-        """``sensors``: each chip's name -> its quantities (addresses are checked against it)."""
+                 seed: int = 1, sleep: Callable[[float], None] = time.sleep,
+                 refused: dict[str, dict[str, str]] | None = None) -> None:
+        """``sensors``: each chip's name -> its quantities (addresses are checked against it);
+        ``refused``: a chip's name -> faults it cannot have -> why."""
         self.kind = kind
         self.sensors = sensors
+        self.refused = refused or {}
         self.timeout = timeout
         self.sleep = sleep
         self.faults: dict[str, Fault] = {}
@@ -68,6 +79,8 @@ class BusFaults:
         if quantity and quantity not in self.sensors[sensor]:
             raise ValueError(f"{address!r}: {sensor!r} has no quantity {quantity!r} "
                              f"({', '.join(self.sensors[sensor])})")
+        if kind in self.refused.get(sensor, {}):
+            raise ValueError(f"{address!r}: no {kind!r} here: {self.refused[sensor][kind]}")
         if quantity and kind in WIRE_FAULTS:
             raise ValueError(f"{address!r}: a {kind!r} fails a whole chip's transactions: "
                              f"address it as {sensor!r} (or '*')")
@@ -126,5 +139,20 @@ class BusFaults:
             if fault.kind == "sentinel":
                 return math.nan
             return faulty_value(fault, value, self.rng)
+
+        return element
+
+    def waveform(self, sensor: str, quantity: str, volts: Callable[[float], float],
+                 per_amp: float) -> Callable[[float], float]:
+        """An ADC input (``volts`` at a time) under any element fault: ``sentinel`` a broken
+        input, pulled to 0 V; ``noisy`` plus N(0, sigma) amperes (``per_amp`` V per A)."""
+
+        def element(t: float) -> float:
+            fault = self._find(f"{sensor}.{quantity}", sensor, "*")
+            if fault is None or fault.kind not in ELEMENT_FAULTS:
+                return volts(t)
+            if fault.kind == "sentinel":
+                return 0.0
+            return volts(t) + float(self.rng.normal(0.0, fault.sigma)) * per_amp
 
         return element

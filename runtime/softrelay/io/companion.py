@@ -17,8 +17,9 @@ import time
 from multiprocessing.synchronize import Event
 
 from softrelay.config import load
+from softrelay.config.schema import Sampling
 from softrelay.image.shared import SharedImage
-from softrelay.image.signals import SIGNAL, signal_writer
+from softrelay.image.signals import input_layout, signal_writer, window_rows
 from softrelay.image.snapshot import snapshot_layout
 from softrelay.io.device import Device
 from softrelay.io.plant import PlantModel
@@ -29,7 +30,7 @@ from softrelay.status_view import TerminalStatus, render
 log = logging.getLogger("softrelay.io")
 
 
-def make_device(bus, plant: PlantModel | None) -> Device:
+def make_device(bus, plant: PlantModel | None, sampling: Sampling | None = None) -> Device:
     """The device behind a configured bus; drivers are imported only when configured (a
     missing smbus2 never breaks a relay that has no I2C bus)."""
     if bus.kind == "simulated":
@@ -41,7 +42,7 @@ def make_device(bus, plant: PlantModel | None) -> Device:
     if bus.kind == "spi":
         from softrelay.io.spi.device import spi_bus_device
 
-        return spi_bus_device(bus, plant.read if plant is not None else None)
+        return spi_bus_device(bus, plant, sampling)
     raise ValueError(f"bus {bus.name!r}: no driver for kind {bus.kind!r}")
 
 
@@ -59,10 +60,6 @@ def make_modbus(bus, plant: PlantModel | None):
     if bus.kind == "modbus_tcp":
         return tcp_link(bus, port=server.start_tcp(bus.host, bus.port)), server
     return rtu_link(bus, port=server.start_rtu()), server
-
-
-def input_layout(n_signals: int) -> dict:
-    return {"signals": (SIGNAL, (n_signals,))}
 
 
 class CoilReader:
@@ -100,12 +97,12 @@ def companion_main(config_path: str | None, input_name: str, snapshot_name: str,
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = load(config_path)
-    inputs = SharedImage(input_layout(len(config.signals)), name=input_name, create=False)
+    inputs = SharedImage(input_layout(config), name=input_name, create=False)
     snapshot = SharedImage(snapshot_layout(config), name=snapshot_name, create=False)
     plant = None
     if config.plant is not None:
         plant = PlantModel(config.plant, CoilReader(snapshot, [o.name for o in config.outputs]))
-    publish = signal_writer(inputs)
+    publish = signal_writer(inputs, window_rows(config))
     devices: dict[str, Device] = {}  #: bus name -> what faults are injected into
     workers: list = []
     modbus_links = []
@@ -120,7 +117,7 @@ def companion_main(config_path: str | None, input_name: str, snapshot_name: str,
                 devices[bus.name] = server
                 servers.append(server)
             continue
-        device = make_device(bus, plant)
+        device = make_device(bus, plant, config.sampling)
         devices[bus.name] = device
         workers.append(BusWorker(device, polled, publish))
     if modbus_links:

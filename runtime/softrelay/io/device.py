@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 from softrelay.core import Quality
 
-Reading = tuple[float, int]
+Reading = tuple[float | np.ndarray, int]  #: (value or sample window, quality)
 
 
 class Device:
@@ -49,5 +51,7 @@ class Device:
         readings = []
         for item in raw:
             value, quality = item if isinstance(item, tuple) else (item, Quality.GOOD)
-            readings.append((float(value), int(quality)))
+            if not isinstance(value, np.ndarray):  # a sample window stays an array
+                value = float(value)
+            readings.append((value, int(quality)))
         return readings

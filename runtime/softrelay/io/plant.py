@@ -139,6 +139,17 @@ class PlantModel:
             self._cache, self._cache_t = values, t
         return self._cache
 
+    def phasor(self, address: str) -> tuple[float, float]:
+        """RMS and angle (degrees) of a current ('motor1.current.a'): its angle from the
+        plant where it has one ('motor1.angle.a'), else the phase's place in a balanced set."""
+        values = self.snapshot()
+        rms = self.read(address)
+        owner, _, phase = address.rpartition(".current.")
+        angle = values.get(f"{owner}.angle.{phase}")
+        if angle is None:
+            angle = (0.0, -120.0, 120.0)[PHASES.index(phase)] if phase in PHASES else 0.0
+        return rms, angle
+
     def read(self, address: str) -> float:
         try:
             return self.snapshot()[address]

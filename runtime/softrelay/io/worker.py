@@ -54,10 +54,13 @@ class PollSchedule:
     def due(self, now: float) -> list[Polled]:
         return [s for s in self.signals if s.next_due <= now]
 
-    def record(self, due: Sequence[Polled], readings: Sequence[tuple[float, int]], now: float,
-               stamp: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def record(self, due: Sequence[Polled], readings: Sequence[tuple[float | np.ndarray, int]],
+               now: float, stamp: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, np.ndarray]]:
         """Reschedule ``due`` (read at ``now``) and return the batch to publish:
-        (indices, scaled values, stamps, qualities)."""
+        (indices, scaled values, stamps, qualities, windows). A reading that is a sample window
+        goes to ``windows`` (signal index -> samples x scale) and its value is its largest row
+        RMS."""
         failed = all(q == Quality.IO_ERROR for _, q in readings)
         self.reads += 1
         if failed:
@@ -68,11 +71,17 @@ class PollSchedule:
             self.consecutive_failures = 0
             backoff = 0.0
         idx = np.array([s.index for s in due], dtype=np.intp)
-        values = np.array([v * s.scale + s.offset for (v, _), s in zip(readings, due,
-                                                                     strict=True)])
+        windows: dict[int, np.ndarray] = {}
+        values = np.empty(len(due))
+        for k, ((value, _), s) in enumerate(zip(readings, due, strict=True)):
+            if isinstance(value, np.ndarray):
+                windows[s.index] = value * s.scale
+                values[k] = np.sqrt(np.mean(windows[s.index] ** 2, axis=-1)).max()
+            else:
+                values[k] = value * s.scale + s.offset
         qualities = np.array([q for _, q in readings], dtype=np.uint8)
         for k, ((value, quality), s) in enumerate(zip(readings, due, strict=True)):
-            if not s.stuck_after or quality != Quality.GOOD:
+            if not s.stuck_after or quality != Quality.GOOD or s.index in windows:
                 continue
             s.repeats = s.repeats + 1 if value == s.last_value else 1
             s.last_value = value
@@ -84,7 +93,7 @@ class PollSchedule:
             if s.next_due <= now:
                 s.next_due = now + s.poll
             s.next_due = max(s.next_due, now + backoff)
-        return idx, values, stamps, qualities
+        return idx, values, stamps, qualities, windows
 
     def next_due(self, now: float) -> float:
         return min((s.next_due for s in self.signals), default=now + 1.0)

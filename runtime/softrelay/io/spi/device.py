@@ -1,47 +1,87 @@
-"""An SPI bus as a ``Device`` (``SensorBusDevice``): MAX31865 converters, real or simulated.
+"""An SPI bus as a ``Device`` (``SensorBusDevice``): MAX31865 converters and MCP3208 ADCs,
+real or simulated.
 
-Each converter is opened on its own chip select (/dev/spidevB.D), configured (bias, automatic
-conversion, wiring, mains filter) and the configuration read back at open.
+Each chip is opened on its own chip select (/dev/spidevB.D) through a ``SpidevPort``: a
+converter is configured (bias, automatic conversion, wiring, mains filter) and the configuration
+read back; an ADC converts each of its inputs once. A simulated bus gives each a twin behind a
+simulated spidev (the same port code, ioctl structures included).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
-from softrelay.config.schema import SpiBus
-from softrelay.io.chip_faults import BusFaults
+from softrelay.config.schema import CHIP_QUANTITIES, AdcSensor, Sampling, SpiBus, SpiSensor
+from softrelay.io.chip_faults import REFUSED_ON_CHIP, BusFaults
 from softrelay.io.i2c.device import plant_feed
+from softrelay.io.plant import PlantModel
 from softrelay.io.sensor_bus import SensorBusDevice
 from softrelay.io.spi.max31865 import MAX31865, MAX31865Twin
+from softrelay.io.spi.mcp3208 import MCP3208, MCP3208Twin
+from softrelay.io.spi.port import SpidevPort
 from softrelay.io.spi.spidev_sim import SimulatedSpiDev
 
 
-def spi_bus_device(config: SpiBus, plant_value: Callable[[str], float] | None = None
-                   ) -> SensorBusDevice:
+def ct_input(plant: PlantModel, address: str, amps_per_count: float, vref: float,
+             every: float = 0.005) -> Callable[[float], float]:
+    """The voltage at an ADC input behind a CT and burden biased at vref / 2: the plant
+    current's waveform sqrt(2) I cos(2 pi f t + angle); I and the angle refreshed from the
+    plant at most every ``every`` s (a burst of 40 ms sees a steady load, as a real one)."""
+    volts_per_amp = vref / 4096.0 / amps_per_count
+    omega = 2.0 * math.pi * plant.cfg.frequency
+    cached = [-math.inf, 0.0, 0.0]
+
+    def volts(t: float) -> float:
+        if t - cached[0] >= every:
+            rms, angle = plant.phasor(address)
+            cached[:] = [t, rms, math.radians(angle)]
+        return vref / 2.0 + math.sqrt(2.0) * cached[1] * math.cos(omega * t + cached[2]) * (
+            volts_per_amp)
+
+    return volts
+
+
+def spi_bus_device(config: SpiBus, plant: PlantModel | None = None,
+                   sampling: Sampling | None = None) -> SensorBusDevice:
+    """MAX31865 converters and MCP3208 ADCs on one bus, opened on their chip selects; a
+    simulated bus has their twins, fed by ``plant``."""
+    sampling = sampling or Sampling()
     openers: dict[str, Callable[[], str]] = {}
     readers: dict[str, Callable[[], float]] = {}
     handles = []
     faults = None
     if config.simulated:
-        if plant_value is None:
+        if plant is None:
             raise ValueError(f"bus {config.name!r} is simulated but there is no plant")
-        faults = BusFaults("spi", {s.name: ("temperature",) for s in config.sensors},
-                           config.timeout)
+        faults = BusFaults("spi", {s.name: CHIP_QUANTITIES[s.chip] for s in config.sensors},
+                           config.timeout,
+                           refused={s.name: REFUSED_ON_CHIP.get(s.chip, {})
+                                    for s in config.sensors})
     for sensor in config.sensors:
         if faults is not None:
-            feed = faults.feed(sensor.name, "temperature",
-                               plant_feed(plant_value, sensor.simulate, "temperature"))
-            spi = SimulatedSpiDev(MAX31865Twin(feed, sensor.r0, sensor.r_ref), sensor.name,
-                                  faults)
+            twin = _twin(sensor, plant, faults)
+            simulated = SimulatedSpiDev(twin, sensor.name, faults)
+            spi = SpidevPort(simulated, ioctl=simulated.ioctl)
         else:
             try:
                 import spidev  # only where a real bus is wanted
             except ImportError:
                 raise ImportError(f"bus {config.name!r} needs spidev: "
                                   "pip install 'softrelay[hardware]'") from None
-            spi = spidev.SpiDev()
-            spi.open(config.bus, sensor.device)
+            raw = spidev.SpiDev()
+            raw.open(config.bus, sensor.device)
+            spi = SpidevPort(raw)
         handles.append(spi)
+        if sensor.chip == "mcp3208":
+            adc = MCP3208(spi, sensor.channels, amps_per_count=sensor.amps_per_count,
+                          frequency=sampling.frequency,
+                          samples_per_cycle=sampling.samples_per_cycle, cycles=sampling.cycles,
+                          max_speed_hz=sensor.max_speed_hz, overhead_us=sensor.overhead_us,
+                          timing_tolerance=sensor.timing_tolerance)
+            readers[f"{sensor.name}.window"] = adc.window
+            openers[sensor.name] = adc.open
+            continue
         rtd = MAX31865(spi, sensor.r0, sensor.r_ref, sensor.wires, sensor.filter_50hz,
                        config.max_speed_hz)
         readers[f"{sensor.name}.temperature"] = rtd.temperature
@@ -52,3 +92,19 @@ def spi_bus_device(config: SpiBus, plant_value: Callable[[str], float] | None = 
             handle.close()
 
     return SensorBusDevice(config.name, config.timeout, openers, readers, close, faults)
+
+
+def _twin(sensor: SpiSensor | AdcSensor, plant: PlantModel, faults: BusFaults):
+    """The simulated chip of ``sensor``, fed by the plant through the bus's faults."""
+    if sensor.chip == "max31865":
+        feed = faults.feed(sensor.name, "temperature",
+                           plant_feed(plant.read, sensor.simulate, "temperature"))
+        return MAX31865Twin(feed, sensor.r0, sensor.r_ref)
+    per_amp = sensor.vref / 4096.0 / sensor.amps_per_count
+    inputs = {}
+    for channel in sensor.channels:
+        address = sensor.simulate.get(f"ch{channel}")
+        volts = (ct_input(plant, address, sensor.amps_per_count, sensor.vref) if address
+                 else lambda t, v=sensor.vref / 2.0: v)
+        inputs[channel] = faults.waveform(sensor.name, "window", volts, per_amp)
+    return MCP3208Twin(inputs, sensor.vref)

@@ -128,7 +128,9 @@ class MAX31865Twin:
         ratio = resistance(celsius, self.r0) / self.r_ref
         return min(0x7FFF, round(ratio * 32768)) << 1
 
-    def transfer(self, data: list[int]) -> list[int]:
+    def transfer(self, data: list[int], at: float | None = None,
+                 speed_hz: int = 0) -> list[int]:
+        """One chip-select period (``at``, ``speed_hz``: unused, it converts on its own)."""
         address = data[0]
         if address & WRITE:
             register = address & 0x7F
