@@ -32,7 +32,7 @@ def test_the_embedded_demo_is_valid_and_is_the_file_in_config():
     config = load()
     assert config.name == "demo"
     assert demo_path().resolve() == (Path(__file__).parents[1] / "config/demo.yaml").resolve()
-    assert [p.name for p in config.points] == ["motor1", "bus1"]
+    assert [p.name for p in config.points] == ["motor1", "motor2", "bus1"]
     assert config.modbus.host == "127.0.0.1" and config.modbus.port == 5020
     assert config.plant is not None and config.plant.motors[0].trip_coil == "trip"
 
@@ -54,7 +54,7 @@ def test_check_fails_with_every_problem_and_runs_nothing(tmp_path):
     assert result.returncode == 1
     assert f"{bad}:" in result.stderr
     assert "points[0].settings: t_cool (T-, 30 s) must not be shorter" in result.stderr
-    assert "points[1].settings.kalman_qq: unknown key" in result.stderr
+    assert "points[2].settings.kalman_qq: unknown key" in result.stderr
     assert "2 problem(s): nothing would run" in result.stderr
 
 
@@ -72,11 +72,11 @@ def test_check_fails_with_every_problem_and_runs_nothing(tmp_path):
         ("    angles: [m1.aa, m1.ab, m1.ac]\n", "", "points[0]",
          "settings.input_mode is 'phasors' but the point has no angle signals"),
         ("{name: healthy, pin: 24, healthy: true}",
-         "{name: healthy, pin: 24, healthy: true, flags: [motor1.trip]}", "outputs[4]",
+         "{name: healthy, pin: 24, healthy: true, flags: [motor1.trip]}", "outputs[5]",
          "a healthy contact is driven by health alone"),
         ("poll: 0.05, unit: A}", "poll: 0.05, unit: A, scale: fast}", "signals[0].scale",
          "valid number"),
-        ("kind: busbar", "kind: transformer", "points[1]", "'thermal', 'busbar'"),
+        ("kind: busbar", "kind: transformer", "points[2]", "'thermal', 'busbar'"),
         ("    timeout: 0.1\n    devices:", "    timeout: 0.1\n    baud: 9600\n    devices:",
          "buses[0].baud", "unknown key"),
         ("        emissivity: 0.55 ", "        emissivity: 1.5 ", "buses[1].devices[0].emissivity",
@@ -106,12 +106,12 @@ def test_errors_name_the_key_path_the_line_and_the_reason(old, new, path, reason
     ("old", "new", "path", "reason"),
     [
         ("bus: i2c1, address: amb.temperature", "bus: i2c2, address: amb.temperature",
-         "signals[9].bus", "no bus named 'i2c2'"),
+         "signals[10].bus", "no bus named 'i2c2'"),
         ("address: m1.current.b,", "address: m1.curent.b,", "signals[1].address",
          "device 'm1' has no register 'curent.b' (voltage.a,"),
-        ("address: gw.ch3,", "address: gx.ch3,", "signals[8].address",
+        ("address: gw.ch3,", "address: gx.ch3,", "signals[9].address",
          "bus 'rs485' has no device 'gx' (devices: gw)"),
-        ("address: gw.ch3,", "address: gw.ch4,", "signals[8].address",
+        ("address: gw.ch3,", "address: gw.ch4,", "signals[9].address",
          "device 'gw' has no register 'ch4'"),
         ("plant:\n", "plant:\n  faults: [{bus: i2c1, address: amb, kind: refused}]\n",
          "plant.faults[0].kind", "no 'refused' on an I2C bus: a network fault"),
@@ -123,13 +123,13 @@ def test_errors_name_the_key_path_the_line_and_the_reason(old, new, path, reason
          "plant.faults[0].address", "'amb' has no quantity 'pressure' (temperature)"),
         ("plant:\n", "plant:\n  faults: [{bus: rs485, address: gx.ch1, kind: stuck}]\n",
          "plant.faults[0].address", "bus 'rs485' has no device 'gx'"),
-        ("ambient: b1.tamb", "ambient: b1.tam", "points[1].ambient", "no signal named 'b1.tam'"),
+        ("ambient: b1.tamb", "ambient: b1.tam", "points[2].ambient", "no signal named 'b1.tam'"),
         ("currents: [m1.ia, m1.ib, m1.ic]", "currents: [m1.ia, m1.ix, m1.ic]",
          "points[0].currents[1]", "no signal named 'm1.ix'"),
         ("flags: [motor1.trip], min_pulse", "flags: [motor1.tripp], min_pulse",
          "outputs[0].flags[0]", "a thermal point has no flag 'tripp'"),
-        ("flags: [motor1.trip], min_pulse", "flags: [motor2.trip], min_pulse",
-         "outputs[0].flags[0]", "no point named 'motor2'"),
+        ("flags: [motor1.trip], min_pulse", "flags: [motor3.trip], min_pulse",
+         "outputs[0].flags[0]", "no point named 'motor3'"),
         ("{name: reset, pin: 5, command: reset}",
          "{name: reset, pin: 5, command: reset, points: [motor9]}", "inputs[0].points[0]",
          "no point named 'motor9'"),

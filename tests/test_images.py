@@ -95,7 +95,10 @@ def image_with(values: dict[str, tuple[float, float, int]]) -> np.ndarray:
 
 
 def test_the_input_map_gathers_signals_into_the_core():
-    core = ProtectionCore([CONFIG.points[0].settings], [CONFIG.points[1].settings])
+    motor1, motor2, bus1 = CONFIG.points
+    core = ProtectionCore([motor1.settings, motor2.settings], [bus1.settings],
+                          window_length=CONFIG.sampling.window_length,
+                          samples_per_cycle=CONFIG.sampling.samples_per_cycle)
     good = Quality.GOOD
     signals = image_with({
         "m1.ia": (100.0, 10.0, good), "m1.ib": (101.0, 10.2, good),
@@ -105,8 +108,15 @@ def test_the_input_map_gathers_signals_into_the_core():
         "b1.tc": (42.0, 10.0, good), "b1.tamb": (25.0, 9.5, good),
         "b1.ia": (300.0, 10.0, good), "b1.ib": (301.0, 10.0, Quality.STALE),
         "b1.ic": (302.0, -100.0, good),
+        "m2.win": (45.0, 9.8, good),
     })
-    InputMap(CONFIG).latch(core, {"signals": signals}, now=11.0)
+    # motor2's window: its own row of the windows table, the record's stamp and quality
+    window = np.random.default_rng(2).normal(0.0, 60.0, (1, 3, CONFIG.sampling.window_length))
+    InputMap(CONFIG).latch(core, {"signals": signals, "windows": window}, now=11.0)
+    assert np.array_equal(core.window[1], window[0]) and not core.window[0].any()
+    sampled = core.thermal_inputs[1]
+    assert sampled["quality"] == good and sampled["stamp"] == 9.8
+    assert sampled["interleave"] == 3 and core.thermal_inputs[0]["interleave"] == 0
     x = core.thermal_inputs[0]
     assert x["mag"].tolist() == [100.0, 101.0, 102.0]
     assert x["ang"].tolist() == [0.0, -120.0, 120.0]

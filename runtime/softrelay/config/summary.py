@@ -38,7 +38,11 @@ def describe(config: RelayConfig) -> list[str]:
         s = point.settings
         if point.kind == "thermal":
             lines.append(
-                f"  point {point.name} (thermal, {s.input_mode}): I_B {s.i_b:g} A, "
+                f"  point {point.name} (thermal, {s.input_mode}"
+                + (f" of {point.samples}: {config.sampling.cycles} x "
+                   f"{config.sampling.samples_per_cycle} samples at "
+                   f"{config.sampling.frequency:g} Hz" if point.samples else "")
+                + f"): I_B {s.i_b:g} A, "
                 f"T+ {s.t_heat:g} s, T- {s.t_cool:g} s, K2 {s.k2:g}, KST {s.kst:g}, "
                 f"trip {s.theta_trip:g}, alarms {s.theta_al1:g}/{s.theta_al2:g}, "
                 f"inhibit {s.theta_inhibit:g}, reset {s.theta_reset:g}"
