@@ -4,6 +4,7 @@ end on a sampled motor."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 
@@ -13,10 +14,12 @@ from gpiozero.pins.mock import MockFactory
 from hypothesis import given
 from hypothesis import strategies as st
 
-from softrelay.config import load
+from softrelay.config import load, parse
 from softrelay.core import ProtectionCore, Quality, ThermalFlag
 from softrelay.core.settings import ThermalSettings
 from softrelay.io.chip_faults import BusFaults
+from softrelay.io.plant import PlantModel
+from softrelay.io.spi.device import spi_bus_device
 from softrelay.io.spi.mcp3208 import MCP3208, MCP3208Twin, command, paced_delays, result
 from softrelay.io.spi.port import (
     MAX_TRANSFERS,
@@ -236,6 +239,10 @@ def sampled(text: str = BASE) -> str:
          "not an input of this ADC (channels ch0, ch1, ch2)"),
         ("channels: [0, 1, 2]", "channels: [0, 1, 1]", "buses[0].sensors[0]",
          "three distinct inputs"),
+        ("device: 0,", "device: 0, mode: 1,", "buses[0].sensors[0]",
+         "a MCP3208 works in SPI modes 0 and 3, not 1"),
+        ("device: 0,", "device: 0, max_speed_hz: 3000000,", "buses[0].sensors[0]",
+         "a MCP3208 is clocked at 2000000 Hz at most"),
         ("plant:\n", "plant:\n  faults: [{bus: spi0, address: ct1, kind: stuck}]\n",
          "plant.faults[0].address", "a frozen ADC input is a DC level"),
     ],
@@ -245,6 +252,17 @@ def test_sampled_configurations_are_checked(old, new, path, reason):
     assert old in text, old
     found = problems_of(text.replace(old, new, 1))
     assert any(f": {path}: " in f and reason in f for f in found), found
+
+
+def test_the_configured_mode_and_clock_reach_the_chip():
+    config = parse(sampled().replace("device: 0,", "device: 0, mode: 3, max_speed_hz: 1600000,"))
+    plant = PlantModel(config.plant, lambda name: False)
+    device = spi_bus_device(config.buses[0], plant, config.sampling)
+    device.open()
+    port = device.readers["ct1.window"].__self__.port
+    assert (port.mode, port.max_speed_hz) == (3, 1_600_000)
+    (window, quality), = device.read(["ct1.window"])
+    assert quality == Quality.GOOD and window.shape == (3, 64)
 
 
 def test_the_relay_protects_a_motor_from_its_sampled_currents(tmp_path):
@@ -277,3 +295,51 @@ def test_the_relay_protects_a_motor_from_its_sampled_currents(tmp_path):
     assert relay.core.thermal_outputs["flags"][0] & ThermalFlag.TRIP, "no trip"
     tripped_at = readings[-1][0]  # the plant's clock starts a little before the test's
     assert 1.51 - 0.3 < tripped_at < 1.51 + 0.3
+
+
+ADC_FAULTS = [("nack", 1.0, 1.5), ("garbage", 2.5, 3.0), ("sentinel", 4.0, 4.5)]
+
+
+def test_adc_faults_end_to_end_freeze_the_replica_without_a_trip(tmp_path):
+    """A dead chip, corrupted transfers and a broken input, one after the other: each makes
+    motor1's input faulted within two polls (a 40 ms burst every 50 ms), theta holds, nothing
+    trips, the scan keeps its period, and good windows return after each fault."""
+    faults = ", ".join(f"{{bus: spi0, address: ct1, kind: {k}, start: {a}, stop: {b}}}"
+                       for k, a, b in ADC_FAULTS)
+    text = sampled().replace("load_profile: [[0, 1.0], [1, 2.0], [1000, 2.0]]",
+                             "load_profile: [[0, 1.0], [1000, 1.0]]")
+    text = text.replace("plant:\n", f"plant:\n  faults: [{faults}]\n", 1)
+    path = tmp_path / "adc_faults.yaml"
+    path.write_text(text.replace("STATE_DIR", str(tmp_path)))
+    relay = Relay(load(path), str(path), factory=MockFactory())
+    flagged: list[float] = []
+    theta: list[tuple[float, float, bool]] = []
+    tripped = False
+    relay.start()
+    started, scans0 = time.monotonic(), relay.loop.stats.scans
+    try:
+        while (now := time.monotonic() - started) < 5.0:
+            relay.loop.step()
+            out = relay.core.thermal_outputs[0]
+            fault = bool(out["flags"] & ThermalFlag.INPUT_FAULT)
+            if fault and now > 0.5:
+                flagged.append(now)
+            theta.append((now, float(out["theta"]), fault))
+            tripped |= bool(out["flags"] & ThermalFlag.TRIP)
+    finally:
+        relay.stop()
+    elapsed, scans = time.monotonic() - started, relay.loop.stats.scans - scans0
+    assert not tripped
+    assert scans >= 0.5 * elapsed / relay.config.scan.period, (scans, elapsed)
+    poll, early, slack = 0.05, 0.3, 0.35  # the plant's clock leads the test's a little
+    for k, (kind, start, stop) in enumerate(ADC_FAULTS):
+        until = ADC_FAULTS[k + 1][1] - early if k + 1 < len(ADC_FAULTS) else stop + 1.0
+        inside = [t for t in flagged if start - early <= t < until]
+        assert inside, f"{kind}: never flagged"
+        assert inside[0] <= start + 2 * poll + slack, (kind, inside[0])
+        # the bus backs off while every read fails (reads 0.1, 0.2, 0.4 s apart ...): a fault
+        # of 0.5 s is seen to end up to 0.4 s late
+        assert inside[-1] <= stop + 0.4 + poll + slack, (kind, inside[-1])
+    # theta frozen while faulted: no step between consecutive faulted scans
+    frozen = [abs(b[1] - a[1]) for a, b in itertools.pairwise(theta) if a[2] and b[2]]
+    assert frozen and max(frozen) == 0.0

@@ -122,13 +122,45 @@ class I2CBus(BaseModel):
         return self
 
 
-class SpiSensor(BaseModel):
-    """A MAX31865 RTD converter on a chip select; its signal is '<name>.temperature'."""
+#: SPI modes and the fastest clock each chip's datasheet allows
+SPI_CHIPS = {"max31865": ((1, 3), 5_000_000), "mcp3208": ((0, 3), 2_000_000)}
+
+
+class _SpiChip(BaseModel):
+    """What every chip on an SPI bus has: a chip select, a mode and a clock."""
 
     model_config = STRICT
     name: Name
-    chip: Literal["max31865"]
+    chip: str
     device: int = Field(ge=0, description="chip select: D of /dev/spidevB.D")
+    mode: int | None = Field(None, ge=0, le=3, description="SPI mode (CPOL, CPHA); none: the "
+                             "chip's first (MAX31865: 1, MCP3208: 0)")
+    max_speed_hz: int | None = Field(None, ge=10_000, le=50_000_000, description="SPI clock; "
+                                     "none: the bus's")
+
+    @model_validator(mode="after")
+    def _datasheet(self) -> _SpiChip:
+        modes, fastest = SPI_CHIPS[self.chip]
+        if self.mode is not None and self.mode not in modes:
+            raise ValueError(f"a {self.chip.upper()} works in SPI modes "
+                             f"{' and '.join(map(str, modes))}, not {self.mode}")
+        if self.max_speed_hz is not None and self.max_speed_hz > fastest:
+            raise ValueError(f"max_speed_hz {self.max_speed_hz}: a {self.chip.upper()} is "
+                             f"clocked at {fastest} Hz at most")
+        return self
+
+    def spi_mode(self) -> int:
+        return self.mode if self.mode is not None else SPI_CHIPS[self.chip][0][0]
+
+    def speed(self, bus: SpiBus) -> int:
+        """The clock this chip is driven at: its own, else the bus's (within its limit)."""
+        return self.max_speed_hz or min(bus.max_speed_hz, SPI_CHIPS[self.chip][1])
+
+
+class SpiSensor(_SpiChip):
+    """A MAX31865 RTD converter on a chip select; its signal is '<name>.temperature'."""
+
+    chip: Literal["max31865"]
     r0: float = Field(100.0, gt=0.0, description="RTD at 0 C: 100 (PT100) or 1000 (PT1000)")
     r_ref: float = Field(430.0, gt=0.0, description="reference resistor, ohm")
     wires: Literal[2, 3, 4] = 3
@@ -144,21 +176,16 @@ class SpiSensor(BaseModel):
         return self
 
 
-class AdcSensor(BaseModel):
+class AdcSensor(_SpiChip):
     """An MCP3208 ADC sampling three CT inputs in bursts: its signal is '<name>.window', the
     sample window of the three phase currents a thermal point in 'samples' mode reads."""
 
-    model_config = STRICT
-    name: Name
     chip: Literal["mcp3208"]
-    device: int = Field(ge=0, description="chip select: D of /dev/spidevB.D")
     channels: tuple[int, int, int] = Field((0, 1, 2), description="inputs of L1, L2, L3")
     amps_per_count: float = Field(gt=0.0, description="primary A per ADC count (CT ratio, "
                                   "burden resistor and reference voltage together)")
-    vref: float = Field(3.3, gt=0.0, le=5.5, description="reference voltage, V (simulation)")
-    max_speed_hz: int = Field(1_000_000, ge=10_000, le=2_000_000,
-                              description="SPI clock; the datasheet's limit is 2 MHz at 5 V, "
-                                          "1 MHz at 2.7 V")
+    vref: float = Field(3.3, gt=0.0, le=5.5, description="reference voltage, V (simulation); "
+                        "the clock limit is 2 MHz at 5 V, 1 MHz at 2.7 V")
     overhead_us: float = Field(0.0, ge=0.0, le=1000.0, description="controller time per "
                                "transfer beyond its clocks and delay, us (measure it on the "
                                "target: the burst's duration is logged)")
@@ -183,7 +210,8 @@ class SpiBus(BaseModel):
     bus: int = Field(0, ge=0, description="B of /dev/spidevB.D")
     simulated: bool = False
     timeout: float = Field(0.1, gt=0.0, le=60.0)
-    max_speed_hz: int = Field(1_000_000, ge=10_000, le=5_000_000)
+    max_speed_hz: int = Field(1_000_000, ge=10_000, le=50_000_000,
+                              description="SPI clock of chips that do not set their own")
     sensors: tuple[Annotated[SpiSensor | AdcSensor, Field(discriminator="chip")], ...] = Field(
         min_length=1)
 
@@ -519,17 +547,18 @@ def flag_of(point: ThermalPoint | BusbarPoint, flag: str) -> ThermalFlag | Busba
     return table.get(flag)
 
 
-def adc_problems(sensor: AdcSensor, sampling: Sampling) -> list[tuple[tuple, str]]:
+def adc_problems(sensor: AdcSensor, bus: SpiBus, sampling: Sampling
+                 ) -> list[tuple[tuple, str]]:
     """Why an ADC cannot sample the configured windows, as (key path, reason)."""
     from softrelay.io.spi.mcp3208 import BITS_PER_CONVERSION
     from softrelay.io.spi.port import MAX_TRANSFERS
 
     problems: list[tuple[tuple, str]] = []
     interval = 1e6 / (sampling.frequency * sampling.samples_per_cycle * 3)
-    transfer = BITS_PER_CONVERSION * 1e6 / sensor.max_speed_hz + sensor.overhead_us
+    transfer = BITS_PER_CONVERSION * 1e6 / sensor.speed(bus) + sensor.overhead_us
     if transfer > interval:
         problems.append((("max_speed_hz",), f"a conversion takes {transfer:.1f} us at "
-                         f"{sensor.max_speed_hz} Hz, longer than the {interval:.1f} us between "
+                         f"{sensor.speed(bus)} Hz, longer than the {interval:.1f} us between "
                          "conversions the sampling needs"))
     if 3 * sampling.window_length > MAX_TRANSFERS:
         problems.append((("device",), f"a window of 3 x {sampling.window_length} conversions "
@@ -633,7 +662,7 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
         for j, sensor in enumerate(bus.sensors if bus.kind == "spi" else ()):
             if sensor.chip == "mcp3208":
                 errors += [(("buses", i, "sensors", j, *path), why)
-                           for path, why in adc_problems(sensor, config.sampling)]
+                           for path, why in adc_problems(sensor, bus, config.sampling)]
         if (bus.kind == "simulated" or getattr(bus, "simulated", False)) and config.plant is None:
             errors.append((("buses", i, "kind" if bus.kind == "simulated" else "simulated"),
                            "a simulated bus needs a plant (the 'plant' section)"))

@@ -77,13 +77,14 @@ def spi_bus_device(config: SpiBus, plant: PlantModel | None = None,
             adc = MCP3208(spi, sensor.channels, amps_per_count=sensor.amps_per_count,
                           frequency=sampling.frequency,
                           samples_per_cycle=sampling.samples_per_cycle, cycles=sampling.cycles,
-                          max_speed_hz=sensor.max_speed_hz, overhead_us=sensor.overhead_us,
+                          max_speed_hz=sensor.speed(config), mode=sensor.spi_mode(),
+                          overhead_us=sensor.overhead_us,
                           timing_tolerance=sensor.timing_tolerance)
             readers[f"{sensor.name}.window"] = adc.window
             openers[sensor.name] = adc.open
             continue
         rtd = MAX31865(spi, sensor.r0, sensor.r_ref, sensor.wires, sensor.filter_50hz,
-                       config.max_speed_hz)
+                       sensor.speed(config), sensor.spi_mode())
         readers[f"{sensor.name}.temperature"] = rtd.temperature
         openers[sensor.name] = lambda rtd=rtd: (rtd.open(), "MAX31865 configured")[1]
 

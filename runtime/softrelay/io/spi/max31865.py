@@ -63,12 +63,13 @@ class MAX31865:
     """Driver: one converter on an spidev-like ``spi`` (already opened on its bus and CS)."""
 
     def __init__(self, spi, r0: float = 100.0, r_ref: float = 430.0, wires: int = 3,
-                 filter_50hz: bool = True, max_speed_hz: int = 1_000_000) -> None:
+                 filter_50hz: bool = True, max_speed_hz: int = 1_000_000,
+                 mode: int = 1) -> None:
         self.spi = spi
         self.r0, self.r_ref = r0, r_ref
         self.config = VBIAS | AUTO | (THREE_WIRE if wires == 3 else 0) | (
             FILTER_50HZ if filter_50hz else 0)
-        spi.mode = 1
+        spi.mode = mode
         spi.max_speed_hz = max_speed_hz
 
     def read(self, register: int, count: int) -> list[int]:

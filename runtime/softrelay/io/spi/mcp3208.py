@@ -68,7 +68,7 @@ class MCP3208:
 
     def __init__(self, port, channels: Sequence[int] = (0, 1, 2), *, amps_per_count: float,
                  frequency: float = 50.0, samples_per_cycle: int = 32, cycles: int = 2,
-                 max_speed_hz: int = 1_000_000, overhead_us: float = 0.0,
+                 max_speed_hz: int = 1_000_000, mode: int = 0, overhead_us: float = 0.0,
                  timing_tolerance: float = 0.1,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if len(channels) != 3:
@@ -88,7 +88,7 @@ class MCP3208:
         self.clock = clock
         self.last_duration = math.nan
         self.clipped = 0
-        port.mode = 0
+        port.mode = mode
         port.max_speed_hz = max_speed_hz
 
     def convert(self, channel: int) -> int:
