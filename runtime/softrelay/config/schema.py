@@ -189,8 +189,11 @@ class AdcSensor(_SpiChip):
     overhead_us: float = Field(0.0, ge=0.0, le=1000.0, description="controller time per "
                                "transfer beyond its clocks and delay, us (measure it on the "
                                "target: the burst's duration is logged)")
-    timing_tolerance: float = Field(0.1, gt=0.0, le=1.0, description="a burst whose duration "
-                                    "is off by more than this fraction is not used")
+    timing_tolerance: float = Field(0.25, gt=0.0, le=1.0, description="a burst whose "
+                                    "duration, as measured around the ioctl, is off by more "
+                                    "than this fraction is not used: it catches a controller "
+                                    "that stalled mid-burst (the fine pacing is the kernel's); "
+                                    "a wake-up of this process that much late refuses one too")
     simulate: dict[str, str] = Field(default_factory=dict, description="simulated bus: "
                                      "'ch<n>' -> a plant current ('motor1.current.a')")
 
@@ -547,6 +550,13 @@ def flag_of(point: ThermalPoint | BusbarPoint, flag: str) -> ThermalFlag | Busba
     return table.get(flag)
 
 
+def window_signals_of(config: RelayConfig) -> list[str]:
+    """The signals that are sample windows (an ADC's '<sensor>.window' on an SPI bus), in
+    configuration order."""
+    spi = {b.name for b in config.buses if b.kind == "spi"}
+    return [s.name for s in config.signals if s.bus in spi and s.address.endswith(".window")]
+
+
 def adc_problems(sensor: AdcSensor, bus: SpiBus, sampling: Sampling
                  ) -> list[tuple[tuple, str]]:
     """Why an ADC cannot sample the configured windows, as (key path, reason)."""
@@ -621,8 +631,7 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
                 errors.append((("signals", i, "address"),
                                f"{signal.address!r}: device {name!r} has no register "
                                f"{quantity!r} ({', '.join(devices[name])})"))
-    window_signals = {s.name for s in config.signals if s.bus in buses
-                      and buses[s.bus].kind == "spi" and s.address.endswith(".window")}
+    window_signals = set(window_signals_of(config))
     for i, point in enumerate(config.points):
         sampled = point.kind == "thermal" and point.samples is not None
         if sampled and point.samples in signals and point.samples not in window_signals:

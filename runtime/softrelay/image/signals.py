@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from softrelay.config.schema import RelayConfig
+from softrelay.config.schema import RelayConfig, window_signals_of
 from softrelay.core import ProtectionCore, Quality
 from softrelay.image.shared import SharedImage
 
@@ -27,10 +27,8 @@ SIGNAL = np.dtype([("value", "<f8"), ("stamp", "<f8"), ("quality", "u1"), ("_pad
 
 def window_rows(config: RelayConfig) -> dict[int, int]:
     """Signal index -> its row of the windows table, for the signals that are windows."""
-    spi = {b.name for b in config.buses if b.kind == "spi"}
-    windows = [i for i, s in enumerate(config.signals)
-               if s.bus in spi and s.address.endswith(".window")]
-    return {i: row for row, i in enumerate(windows)}
+    index = {s.name: i for i, s in enumerate(config.signals)}
+    return {index[name]: row for row, name in enumerate(window_signals_of(config))}
 
 
 def input_layout(config: RelayConfig) -> dict:

@@ -69,7 +69,7 @@ class MCP3208:
     def __init__(self, port, channels: Sequence[int] = (0, 1, 2), *, amps_per_count: float,
                  frequency: float = 50.0, samples_per_cycle: int = 32, cycles: int = 2,
                  max_speed_hz: int = 1_000_000, mode: int = 0, overhead_us: float = 0.0,
-                 timing_tolerance: float = 0.1,
+                 timing_tolerance: float = 0.25,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if len(channels) != 3:
             raise ValueError("a window is three phases: three channels")
