@@ -75,6 +75,9 @@ class SimulatedBus(BaseModel):
     name: Name
     kind: Literal["simulated"]
     timeout: float = Field(0.1, gt=0.0, le=60.0, description="per request, s")
+    max_backoff: float = Field(1.0, ge=0.0, le=600.0, description="longest wait between reads "
+                               "of a bus whose every read fails, s (a protection input is "
+                               "wanted back soon; a local bus costs nothing to ask)")
 
 
 def _distinct(sensors, key, describe, what: str = "sensors") -> None:
@@ -111,6 +114,9 @@ class I2CBus(BaseModel):
     bus: int = Field(1, ge=0, description="N of /dev/i2c-N")
     simulated: bool = Field(False, description="chips simulated at the transaction level")
     timeout: float = Field(0.1, gt=0.0, le=60.0)
+    max_backoff: float = Field(1.0, ge=0.0, le=600.0, description="longest wait between reads "
+                               "of a bus whose every read fails, s (a protection input is "
+                               "wanted back soon; a local bus costs nothing to ask)")
     sensors: tuple[I2CSensor, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -213,6 +219,9 @@ class SpiBus(BaseModel):
     bus: int = Field(0, ge=0, description="B of /dev/spidevB.D")
     simulated: bool = False
     timeout: float = Field(0.1, gt=0.0, le=60.0)
+    max_backoff: float = Field(1.0, ge=0.0, le=600.0, description="longest wait between reads "
+                               "of a bus whose every read fails, s (a protection input is "
+                               "wanted back soon; a local bus costs nothing to ask)")
     max_speed_hz: int = Field(1_000_000, ge=10_000, le=50_000_000,
                               description="SPI clock of chips that do not set their own")
     sensors: tuple[Annotated[SpiSensor | AdcSensor, Field(discriminator="chip")], ...] = Field(

@@ -119,7 +119,7 @@ def companion_main(config_path: str | None, input_name: str, snapshot_name: str,
             continue
         device = make_device(bus, plant, config.sampling)
         devices[bus.name] = device
-        workers.append(BusWorker(device, polled, publish))
+        workers.append(BusWorker(device, polled, publish, max_backoff=bus.max_backoff))
     if modbus_links:
         from softrelay.io.modbus.poller import ModbusPoller
 
