@@ -1,6 +1,7 @@
 """Build of the compiled parts: ext/softrelay/_core.pyx -> softrelay._core (the protection
 core), ext/softrelay/_timing.pyx -> softrelay._timing (scan deadlines and statistics),
-ext/softrelay/_shm.pyx -> softrelay._shm (the seqlock over shared-memory images).
+ext/softrelay/_shm.pyx -> softrelay._shm (the seqlock over shared-memory images),
+ext/softrelay/_regimage.pyx -> softrelay._regimage (the Modbus register image of each scan).
 
 Flags are portable: no -march=native (the same wheel must run on any x86-64 or ARM board),
 no -ffast-math (NaN must stay NaN in protection logic), and -ffp-contract=off so that no
@@ -32,6 +33,11 @@ extensions = [
         include_dirs=["ext/softrelay", np.get_include()],
         extra_compile_args=compile_args,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    ),
+    Extension(
+        "softrelay._regimage",
+        sources=["ext/softrelay/_regimage.pyx"],
+        extra_compile_args=compile_args,
     ),
     Extension(
         "softrelay._timing",

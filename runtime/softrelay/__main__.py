@@ -1,8 +1,9 @@
 """Command line: ``python -m softrelay`` (or ``softrelay``).
 
 ``run [CONFIG]`` runs the relay (default: the embedded demo configuration); ``check CONFIG``
-validates a configuration and prints what would run; ``demo`` is the accelerated
-demonstration of the protection core alone.
+validates a configuration and prints what would run; ``regmap CONFIG --format json|csv|md``
+prints the Modbus register map the DCS polls; ``demo`` is the accelerated demonstration of
+the protection core alone.
 """
 
 from __future__ import annotations
@@ -36,7 +37,24 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("config", nargs="?", help="YAML file (default: the embedded demo)")
     check = commands.add_parser("check", help="validate a configuration, say what would run")
     check.add_argument("config", nargs="?", help="YAML file (default: the embedded demo)")
+    regmap = commands.add_parser("regmap", help="print the Modbus register map")
+    regmap.add_argument("config", nargs="?", help="YAML file (default: the embedded demo)")
+    regmap.add_argument("--format", choices=("json", "csv", "md"), default="md")
     args = parser.parse_args(argv)
+    if args.command == "regmap":
+        from softrelay.comms.regmap import RegisterMap
+
+        try:
+            config = load(args.config)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            return 1
+        regmap = RegisterMap(config)
+        text = {"json": regmap.to_json, "csv": regmap.to_csv, "md": regmap.to_markdown}[
+            args.format]()
+        sys.stdout.write(text)
+        return 0
     if args.command == "check":
         try:
             config = load(args.config)

@@ -17,13 +17,14 @@ import multiprocessing
 import time
 from collections.abc import Callable
 
+from softrelay.comms.regmap import RegisterMap
 from softrelay.config.schema import RelayConfig
 from softrelay.core import BusbarFlag, ChannelFault, ProtectionCore, ThermalFlag
 from softrelay.firmware.events import EventRecorder, FlagWatcher, last_seq
 from softrelay.firmware.memory import Checkpointer, restore, snapshot
 from softrelay.image.shared import SharedImage
 from softrelay.image.signals import InputMap, empty_signals, input_layout
-from softrelay.image.snapshot import SnapshotPublisher, snapshot_layout
+from softrelay.image.snapshot import RegisterPublisher, SnapshotPublisher, snapshot_layout
 from softrelay.io.companion import companion_main
 from softrelay.outputs.buttons import CommandButtons
 from softrelay.outputs.coils import CoilBank, pin_factory
@@ -101,9 +102,11 @@ class Relay:
              lambda core: core.busbar_outputs["fault"].reshape(-1)),
         ]
         stats = ScanStats(self.clock.period_ns)
+        self.regmap = RegisterMap(config)
         self.publisher = SnapshotPublisher(
             self.snapshot, stats, lambda: list(self.coils.state().values()),
-            lambda: self.events.next_seq - 1, lambda: self.watchdog.healthy)
+            lambda: self.events.next_seq - 1, lambda: self.watchdog.healthy,
+            registers=RegisterPublisher(self.regmap))
         self.loop = ScanLoop(
             self.core, self.clock,
             before=[self._latch, self.settings.apply, self.commands.apply],

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from softrelay.comms.register_image import RELAY, compiled_encoder, image_layout
+from softrelay.comms.regmap import RegisterMap, firmware_version
 from softrelay.config.schema import RelayConfig
 from softrelay.core import ProtectionCore
 from softrelay.core.layout import BUSBAR_OUTPUTS, THERMAL_OUTPUTS
@@ -25,19 +27,56 @@ STATS = np.dtype(
 )
 
 
+#: the register image's tables in the snapshot: "mb_<table>"
+IMAGE_PREFIX = "mb_"
+
+
 def snapshot_layout(config: RelayConfig) -> Layout:
     n_th = sum(p.kind == "thermal" for p in config.points)
     n_bb = sum(p.kind == "busbar" for p in config.points)
-    return {"thermal": (THERMAL_OUTPUTS, (n_th,)), "busbar": (BUSBAR_OUTPUTS, (n_bb,)),
-            "coils": (np.dtype("u1"), (len(config.outputs),)), "stats": (STATS, (1,))}
+    layout = {"thermal": (THERMAL_OUTPUTS, (n_th,)), "busbar": (BUSBAR_OUTPUTS, (n_bb,)),
+              "coils": (np.dtype("u1"), (len(config.outputs),)), "stats": (STATS, (1,))}
+    for table, spec in image_layout(RegisterMap(config)).items():
+        layout[IMAGE_PREFIX + table] = spec
+    return layout
+
+
+class RegisterPublisher:
+    """The Modbus register image of each scan (compiled coder, about a microsecond), written
+    into the snapshot's ``mb_*`` tables in the same version as the outputs."""
+
+    def __init__(self, regmap: RegisterMap) -> None:
+        self.regmap = regmap
+        self.relay = np.zeros(1, RELAY)
+        major, minor, patch = firmware_version()
+        for name, value in (("map_version", regmap.version), ("firmware_major", major),
+                            ("firmware_minor", minor), ("firmware_patch", patch),
+                            ("config_hash", regmap.config_hash), ("points", regmap.points)):
+            self.relay[name] = value
+        self._encoder = None
+
+    def fill(self, core: ProtectionCore, tables: dict[str, np.ndarray]) -> None:
+        if self._encoder is None:  # bound once: the core and the staging tables stay put
+            sources = {"thermal_outputs": core.thermal_outputs,
+                       "thermal_inputs": core.thermal_inputs,
+                       "thermal_state": core.thermal_state,
+                       "thermal_settings": core.thermal_settings,
+                       "busbar_outputs": core.busbar_outputs,
+                       "busbar_settings": core.busbar_settings, "relay": self.relay}
+            image = {name[len(IMAGE_PREFIX):]: table for name, table in tables.items()
+                     if name.startswith(IMAGE_PREFIX)}
+            self._encoder = compiled_encoder(self.regmap, sources, image)
+        self._encoder.fill()
 
 
 class SnapshotPublisher:
     """Scan stage (last): copy this scan's results into the shared snapshot."""
 
     def __init__(self, image: SharedImage, stats: ScanStats, coil_state, event_count,
-                 healthy, stats_every: int = 50) -> None:
+                 healthy, stats_every: int = 50, registers: RegisterPublisher | None = None
+                 ) -> None:
         self.image = image
+        self.registers = registers
         self.stats = stats
         self.coil_state = coil_state  #: () -> list[bool], coils in configuration order
         self.event_count = event_count  #: () -> int
@@ -55,7 +94,7 @@ class SnapshotPublisher:
             t["coils"][:] = self.coil_state()
             s = t["stats"][0]
             s["now"] = now
-            s["scans"] = self.stats.scans
+            s["scans"] = self.stats.scans + 1  # this scan's number (counted after it ends)
             s["overruns"] = self.stats.overruns
             s["missed"] = self.stats.missed
             s["events"] = self.event_count()
@@ -64,3 +103,18 @@ class SnapshotPublisher:
                 s[f"late_{k}"] = summary["lateness"][k]
                 s[f"exec_{k}"] = summary["execution"][k]
             s["healthy"] = self.healthy()
+            if self.registers is not None:
+                r = self.registers.relay
+                r["scans"] = s["scans"]
+                r["heartbeat"] = s["scans"] % 65536
+                r["healthy"] = s["healthy"]
+                r["overruns"] = self.stats.overruns
+                r["missed"] = self.stats.missed
+                r["events"] = s["events"]
+                r["period"] = self.stats.period_ns * 1e-6
+                for name, source in (("lateness_p99", ("lateness", "p99")),
+                                     ("lateness_max", ("lateness", "max")),
+                                     ("execution_p99", ("execution", "p99")),
+                                     ("execution_max", ("execution", "max"))):
+                    r[name] = summary[source[0]][source[1]] * 1e-3  # ns -> us
+                self.registers.fill(core, t)

@@ -1,0 +1,373 @@
+"""The Modbus register map the DCS polls: generated from the configuration, versioned.
+
+Layout (every address 0-based, as sent on the wire; the 6-digit Modicon reference is
+``table digit`` followed by address + 1):
+
+- a global block at 0..99 of each table: identity (map version, firmware version, a hash of the
+  configuration), scan counters and timing, health, the events counter; the unlock register and
+  whole-relay commands;
+- then one block of ``BLOCK`` (64) addresses per protected point, in the configuration's order
+  (point k at 100 + 64 k in every table), so adding a point at the end never moves another.
+
+Per point: measurements and derived values (float32) and the packed flag word (uint32) as input
+registers, each flag bit again as a discrete input, commands as coils (write 1 to act; they read
+0), preset theta and the settings as holding registers (settings writable only while unlocked).
+32-bit values are two registers, high word first ("big" word order, ABCD); float32 is IEEE 754.
+A float reads NaN when the quantity is unknown and +inf when it is unbounded (time to trip at a
+current that never trips).
+
+Map version 1. An address, once given, keeps its meaning in every later version: entries are
+only added. The JSON export (``regmap`` command) is what an integrator imports; its schema is
+documented in the README.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+
+from softrelay import __version__
+from softrelay.config.schema import RelayConfig
+from softrelay.core import BusbarFlag, BusbarSettings, ThermalFlag, ThermalSettings
+
+MAP_VERSION = 1
+WORD_ORDER = "big"  #: 32-bit values: high word first
+BLOCK = 64  #: addresses per point in every table
+FIRST_POINT = 100  #: the first point's block starts here in every table
+TABLES = ("coil", "discrete_input", "input_register", "holding_register")
+REFERENCE_DIGIT = {"coil": "0", "discrete_input": "1", "input_register": "3",
+                   "holding_register": "4"}
+WIDTH = {"bool": 1, "uint16": 1, "int16": 1, "uint32": 2, "float32": 2}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One value of the map."""
+
+    name: str  #: '<point>.<quantity>' or 'relay.<quantity>'
+    table: str  #: one of TABLES
+    address: int  #: 0-based, as on the wire
+    type: str  #: bool, uint16, int16, uint32, float32
+    access: str  #: R, W (write-only command: reads 0), RW, RW-unlocked
+    description: str
+    unit: str = ""
+    scale: float = 1.0  #: engineering value = raw x scale
+    #: where the value comes from (the encoder's business; not exported)
+    source: tuple = field(default=(), compare=False, repr=False)
+
+    @property
+    def width(self) -> int:
+        return WIDTH[self.type]
+
+    @property
+    def reference(self) -> str:
+        """The 6-digit Modicon form: 300001 for input register 0."""
+        return f"{REFERENCE_DIGIT[self.table]}{self.address + 1:05d}"
+
+    def exported(self) -> dict:
+        return {"name": self.name, "table": self.table, "address": self.address,
+                "reference": self.reference, "width": self.width, "type": self.type,
+                "scale": self.scale, "unit": self.unit, "access": self.access,
+                "description": self.description}
+
+
+# ---------------------------------------------------------------- what each kind of point shows
+
+#: (quantity, type, unit, description, source field in the outputs table)
+THERMAL_MEASUREMENTS = [
+    ("theta", "float32", "pu", "thermal state, per-unit of the base capacity (1.0 at I_B)",
+     "theta"),
+    ("capacity_used", "float32", "%", "100 theta / theta_trip", "capacity_used"),
+    ("time_to_trip", "float32", "s", "at the present current; 0 tripped, +inf never, NaN "
+     "unknown (input fault)", "time_to_trip"),
+    ("time_to_start", "float32", "s", "cooling until a start is permitted (theta < "
+     "theta_inhibit); 0 now", "time_to_start"),
+    ("i_eq", "float32", "A", "equivalent thermal current (K2-weighted, after KST)", "i_eq"),
+    ("i1", "float32", "A", "positive-sequence current", "i1"),
+    ("i2", "float32", "A", "negative-sequence current", "i2"),
+    ("i_max", "float32", "A", "largest phase RMS current", "i_max"),
+]
+BUSBAR_MEASUREMENTS = (
+    [(f"level_{c}", "float32", "C", f"smoothed temperature of channel {c.upper()} (NaN when "
+      "excluded)", ("level", k)) for k, c in enumerate(("a", "b", "c", "ambient"))]
+    + [(f"rate_{p}", "float32", "C/min", f"rate of rise of phase {p.upper()}", ("rate", k))
+       for k, p in enumerate("abc")]
+    + [(f"rise_{p}", "float32", "C", f"phase {p.upper()} over ambient", ("rise", k))
+       for k, p in enumerate("abc")]
+    + [(f"joint_index_{p}", "float32", "", f"phase {p.upper()}'s rise over the rise expected "
+        "from the other phases", ("joint_index", k)) for k, p in enumerate("abc")]
+    + [("max_rise", "float32", "C", "largest phase rise over ambient", "max_rise"),
+       ("phase_delta", "float32", "C", "hottest minus coolest valid phase", "phase_delta")]
+)
+BUSBAR_CODES = (
+    [(f"fault_{c}", "uint16", f"channel {c.upper()} fault bits (ChannelFault: 1 NaN, 2 "
+      "sentinel, 4 range, 8 stale, 16 I/O error, 32 erratic)", ("fault", k))
+     for k, c in enumerate(("a", "b", "c", "ambient"))]
+    + [("imbalance_pair", "uint16", "phase pair of the delta: 0 none, 1 A-B, 2 B-C, 3 C-A",
+        "imbalance_pair"),
+       ("hottest_phase", "uint16", "1 A, 2 B, 3 C; 0 none valid", "hottest_phase"),
+       ("joint_phase", "uint16", "phase of a suspect joint: 1 A, 2 B, 3 C; 0 none",
+        "joint_phase")]
+)
+THERMAL_FLAGS = [f for f in ThermalFlag if f]
+BUSBAR_FLAGS = [f for f in BusbarFlag if f]
+FLAG_TEXT = {
+    ThermalFlag.TRIP: "trip (latched until reset when the point latches)",
+    ThermalFlag.TRIP_PICKUP: "theta >= theta_trip in this scan",
+    ThermalFlag.ALARM1: "theta >= theta_al1",
+    ThermalFlag.ALARM2: "theta >= theta_al2",
+    ThermalFlag.START_INHIBIT: "stopped and theta >= theta_inhibit: a start is not permitted",
+    ThermalFlag.STARTING: "a start is in progress (I_eq divided by KST)",
+    ThermalFlag.RUNNING: "I_eq >= 0.1 I_B",
+    ThermalFlag.INPUT_FAULT: "currents unusable (quality, stale, NaN): theta frozen",
+    ThermalFlag.RESET_REJECTED: "a reset arrived while theta >= theta_reset",
+    ThermalFlag.TRIANGLE_OPEN: "magnitudes cannot close a triangle: I2 is the conservative bound",
+    BusbarFlag.WARNING: "largest rise over ambient >= warning_delta (after its pickup delay)",
+    BusbarFlag.CRITICAL: "largest rise over ambient >= critical_delta (after its pickup delay)",
+    BusbarFlag.IMBALANCE: "phase-to-phase delta >= imbalance_max (after its pickup delay)",
+    BusbarFlag.RATE: "a phase's rate of rise >= rate_limit (after its pickup delay)",
+    BusbarFlag.JOINT: "one phase hot for its current under balanced load: a suspect joint",
+    BusbarFlag.SENSOR_FAULT: "at least one channel is faulted and excluded",
+    BusbarFlag.AMBIENT_FAULT: "the ambient channel is unusable: rises are unavailable",
+}
+#: settings a DCS may not change over Modbus (they follow the wiring), shown read-only
+READ_ONLY_SETTINGS = {"input_mode"}
+ENUM_SETTINGS = {"input_mode": "0 phasors, 1 magnitudes, 2 samples", "latch": "0 no, 1 yes"}
+
+# ---------------------------------------------------------------- globals
+
+#: (quantity, table, offset, type, unit, description): input registers and discrete inputs
+GLOBAL_READINGS = [
+    ("map_version", "input_register", 0, "uint16", "", "version of this register map"),
+    ("firmware_major", "input_register", 1, "uint16", "", "softrelay version, major"),
+    ("firmware_minor", "input_register", 2, "uint16", "", "softrelay version, minor"),
+    ("firmware_patch", "input_register", 3, "uint16", "", "softrelay version, patch"),
+    ("config_hash", "input_register", 4, "uint32", "", "first 32 bits of the SHA-256 of the "
+     "validated configuration: changes when any setting or mapping changes"),
+    ("scans", "input_register", 6, "uint32", "", "scans run (wraps at 2^32)"),
+    ("heartbeat", "input_register", 8, "uint16", "", "scans run, modulo 65536: a DCS watchdog "
+     "sees it move every scan"),
+    ("healthy", "input_register", 9, "uint16", "", "1 while the self-supervision is healthy"),
+    ("overruns", "input_register", 10, "uint32", "", "scans that overran their period"),
+    ("missed", "input_register", 12, "uint32", "", "periods skipped by overruns"),
+    ("events", "input_register", 14, "uint32", "", "number of the newest event"),
+    ("lateness_p99", "input_register", 16, "float32", "us", "wake-up lateness, 99th "
+     "percentile"),
+    ("lateness_max", "input_register", 18, "float32", "us", "wake-up lateness, largest"),
+    ("execution_p99", "input_register", 20, "float32", "us", "scan execution time, 99th "
+     "percentile"),
+    ("execution_max", "input_register", 22, "float32", "us", "scan execution time, largest"),
+    ("period", "input_register", 24, "float32", "ms", "scan period"),
+    ("unlocked", "input_register", 26, "uint16", "", "1 while settings may be written"),
+    ("points", "input_register", 27, "uint16", "", "protected points in the map"),
+    ("healthy", "discrete_input", 0, "bool", "", "self-supervision healthy"),
+    ("unlocked", "discrete_input", 1, "bool", "", "settings may be written"),
+]
+#: (quantity, table, offset, type, access, unit, description): commands and the unlock
+GLOBAL_WRITES = [
+    ("reset_all", "coil", 0, "bool", "W", "", "write 1: reset every point (as a relay's reset "
+     "button)"),
+    ("acknowledge_all", "coil", 1, "bool", "W", "", "write 1: acknowledge (release latched "
+     "coils whose flags have gone)"),
+    ("unlock", "holding_register", 0, "uint32", "W", "", "write the unlock code to allow "
+     "settings writes (for unlock_minutes); write 0 to lock; reads 0"),
+]
+
+
+def config_hash(config: RelayConfig) -> int:
+    """First 32 bits of the SHA-256 of the validated configuration (canonical JSON)."""
+    text = config.model_dump_json()
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+
+def firmware_version() -> tuple[int, int, int]:
+    parts = [int("".join(ch for ch in part if ch.isdigit()) or 0)
+             for part in __version__.split(".")[:3]]
+    major, minor, patch = [*parts, 0, 0, 0][:3]
+    return major, minor, patch
+
+
+class RegisterMap:
+    """Every entry of one configuration's map, with lookups by name and by address."""
+
+    def __init__(self, config: RelayConfig) -> None:
+        self.version = MAP_VERSION
+        self.word_order = WORD_ORDER
+        self.config_hash = config_hash(config)
+        self.relay = config.name
+        entries: list[Entry] = []
+        for quantity, table, offset, kind, unit, text in GLOBAL_READINGS:
+            access = "R"
+            entries.append(Entry(f"relay.{quantity}", table, offset, kind, access, text, unit,
+                                 source=("relay", quantity, 0)))
+        for quantity, table, offset, kind, access, unit, text in GLOBAL_WRITES:
+            entries.append(Entry(f"relay.{quantity}", table, offset, kind, access, text, unit,
+                                 source=("command", quantity)))
+        rows = {"thermal": 0, "busbar": 0}
+        for k, point in enumerate(config.points):
+            base = FIRST_POINT + BLOCK * k
+            row = rows[point.kind]
+            rows[point.kind] += 1
+            if point.kind == "thermal":
+                entries += thermal_entries(point.name, base, row)
+            else:
+                entries += busbar_entries(point.name, base, row)
+        self.entries = entries
+        self.points = len(config.points)
+        self._by_name = {(e.name, e.table): e for e in entries}
+        self._check()
+
+    def _check(self) -> None:
+        """No two entries share an address in a table (a generator error, caught here)."""
+        used: dict[tuple[str, int], str] = {}
+        for e in self.entries:
+            for a in range(e.address, e.address + e.width):
+                key = (e.table, a)
+                if key in used:
+                    raise AssertionError(f"{e.name} overlaps {used[key]} at {e.table} {a}")
+                used[key] = e.name
+
+    def size(self, table: str) -> int:
+        """One past the highest address used in ``table``."""
+        return max((e.address + e.width for e in self.entries if e.table == table), default=0)
+
+    def get(self, name: str, table: str | None = None) -> Entry:
+        """The entry of ``name`` (in ``table`` when a name is in two tables)."""
+        if table is not None:
+            return self._by_name[(name, table)]
+        found = [e for e in self.entries if e.name == name]
+        if len(found) != 1:
+            raise KeyError(f"{name!r}: {len(found)} entries (give the table)")
+        return found[0]
+
+    def in_table(self, table: str) -> list[Entry]:
+        return sorted((e for e in self.entries if e.table == table), key=lambda e: e.address)
+
+    # ------------------------------------------------------------ exports
+
+    def header(self) -> dict:
+        return {"relay": self.relay, "map_version": self.version,
+                "firmware": ".".join(map(str, firmware_version())),
+                "config_hash": f"0x{self.config_hash:08x}", "word_order": self.word_order,
+                "float": "IEEE 754 binary32", "addressing": "0-based (as on the wire); "
+                "reference = table digit + (address + 1), 6 digits",
+                "block": BLOCK, "first_point": FIRST_POINT}
+
+    def to_json(self) -> str:
+        document = self.header() | {"entries": [e.exported() for e in self.entries]}
+        return json.dumps(document, indent=2, allow_nan=False) + "\n"
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        columns = list(Entry("", "coil", 0, "bool", "R", "").exported())
+        writer = csv.DictWriter(out, columns, lineterminator="\n")
+        writer.writeheader()
+        for e in self.entries:
+            writer.writerow(e.exported())
+        return out.getvalue()
+
+    def to_markdown(self) -> str:
+        h = self.header()
+        lines = [f"# Register map of {h['relay']}", "",
+                 f"Map version {h['map_version']}, softrelay {h['firmware']}, configuration "
+                 f"hash {h['config_hash']}. Addresses are 0-based as sent on the wire (the "
+                 "reference column is the 6-digit Modicon form). 32-bit values span two "
+                 "registers, high word first; float32 is IEEE 754. Unmapped addresses answer "
+                 "exception 02.", ""]
+        for table in TABLES:
+            entries = self.in_table(table)
+            if not entries:
+                continue
+            lines += [f"## {table.replace('_', ' ')}s", "",
+                      "| address | reference | name | type | unit | access | description |",
+                      "|---:|---|---|---|---|---|---|"]
+            lines += [f"| {e.address} | {e.reference} | {e.name} | {e.type} | {e.unit} | "
+                      f"{e.access} | {e.description} |" for e in entries]
+            lines.append("")
+        return "\n".join(lines)
+
+
+def thermal_entries(point: str, base: int, row: int) -> list[Entry]:
+    entries = []
+    address = base
+    for quantity, kind, unit, text, source in THERMAL_MEASUREMENTS:
+        entries.append(Entry(f"{point}.{quantity}", "input_register", address, kind, "R", text,
+                             unit, source=("thermal_outputs", source, row)))
+        address += WIDTH[kind]
+    entries += flag_entries(point, base, address, THERMAL_FLAGS, "thermal_outputs", row)
+    address += 2
+    entries.append(Entry(f"{point}.quality", "input_register", address, "uint16", "R",
+                         "quality of the currents: 0 good, 1 stale, 2 out of range, 3 I/O error",
+                         source=("thermal_inputs", "quality", row)))
+    address += 1
+    for quantity in ("trip_count", "start_count"):
+        entries.append(Entry(f"{point}.{quantity}", "input_register", address, "uint32", "R",
+                             f"{quantity.split('_')[0]}s counted (kept in thermal memory)",
+                             source=("thermal_state", quantity, row)))
+        address += 2
+    for offset, (quantity, text) in enumerate((
+            ("reset", "write 1: reset the latched trip (refused while theta >= theta_reset)"),
+            ("acknowledge", "write 1: release latched coils whose flags have gone"))):
+        entries.append(Entry(f"{point}.{quantity}", "coil", base + offset, "bool", "W", text,
+                             source=("command", quantity, point)))
+    entries.append(Entry(f"{point}.preset_theta", "holding_register", base, "float32", "W",
+                         "write theta (0..10 pu) to preset it at the next scan; reads NaN",
+                         "pu", source=("command", "preset", point)))
+    entries += settings_entries(point, base + 2, ThermalSettings, "thermal_settings", row)
+    return entries
+
+
+def busbar_entries(point: str, base: int, row: int) -> list[Entry]:
+    entries = []
+    address = base
+    for quantity, kind, unit, text, source in BUSBAR_MEASUREMENTS:
+        field_name, *index = source if isinstance(source, tuple) else (source,)
+        entries.append(Entry(f"{point}.{quantity}", "input_register", address, kind, "R", text,
+                             unit, source=("busbar_outputs", field_name, row, *index)))
+        address += WIDTH[kind]
+    entries += flag_entries(point, base, address, BUSBAR_FLAGS, "busbar_outputs", row)
+    address += 2
+    for quantity, kind, text, source in BUSBAR_CODES:
+        field_name, *index = source if isinstance(source, tuple) else (source,)
+        entries.append(Entry(f"{point}.{quantity}", "input_register", address, kind, "R", text,
+                             source=("busbar_outputs", field_name, row, *index)))
+        address += 1
+    entries += settings_entries(point, base, BusbarSettings, "busbar_settings", row)
+    return entries
+
+
+def flag_entries(point: str, base: int, address: int, flags: list, table: str,
+                 row: int) -> list[Entry]:
+    """The packed flag word (input registers at ``address``) and each flag as a discrete
+    input at ``base`` + its bit."""
+    bits = ", ".join(f"{f.bit_length() - 1} {f.name.lower()}" for f in flags)
+    entries = [Entry(f"{point}.flags", "input_register", address, "uint32", "R",
+                     f"flag word ({type(flags[0]).__name__} bits: {bits})",
+                     source=(table, "flags", row))]
+    for flag in flags:
+        bit = flag.bit_length() - 1
+        entries.append(Entry(f"{point}.{flag.name.lower()}", "discrete_input", base + bit,
+                             "bool", "R", FLAG_TEXT[flag], source=(table, "flags", row, bit)))
+    return entries
+
+
+def settings_entries(point: str, base: int, model, table: str, row: int) -> list[Entry]:
+    """One holding register pair per setting (uint16 for the enumerations), in the model's
+    order; writable only while unlocked."""
+    entries = []
+    address = base
+    for name, info in model.model_fields.items():
+        kind = "uint16" if name in ENUM_SETTINGS else "float32"
+        access = "R" if name in READ_ONLY_SETTINGS else "RW-unlocked"
+        text = "setting: " + (info.description or name)
+        if name in ENUM_SETTINGS:
+            text += f" ({ENUM_SETTINGS[name]})"
+        entries.append(Entry(f"{point}.{name}", "holding_register", address, kind, access,
+                             text, source=(table, name, row)))
+        address += WIDTH[kind]
+    if address > base + BLOCK:
+        raise AssertionError(f"{model.__name__}: settings overflow the point's block")
+    return entries
