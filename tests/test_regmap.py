@@ -288,12 +288,16 @@ def test_the_relay_publishes_each_scans_image_with_its_snapshot(tmp_path):
     try:
         for _ in range(5):
             relay.loop.step()
-        snapshot = relay.snapshot.read()
+        snapshot = {name: table.copy() for name, table in relay.snapshot.read().items()}
+        motor1 = relay.settings.current["motor1"]
+        relay.settings.put("motor1", motor1.model_copy(update={"k2": 4.5}), "test")
+        relay.loop.step()
+        changed = relay.snapshot.read()[IMAGE_PREFIX + "holding_register"].copy()
     finally:
         relay.stop()
     regmap = relay.regmap
     ir = snapshot[IMAGE_PREFIX + "input_register"]
-    assert decode(ir, regmap.get("relay.scans")) == relay.loop.stats.scans == 5
+    assert decode(ir, regmap.get("relay.scans")) == 5  # the fifth scan's image
     assert decode(ir, regmap.get("relay.heartbeat")) == 5
     assert decode(ir, regmap.get("relay.config_hash")) == regmap.config_hash
     assert decode(ir, regmap.get("relay.map_version")) == 1
@@ -301,3 +305,5 @@ def test_the_relay_publishes_each_scans_image_with_its_snapshot(tmp_path):
     assert decode(ir, regmap.get("motor1.theta")) == pytest.approx(
         float(np.float32(snapshot["thermal"]["theta"][0])))
     assert decode(snapshot[IMAGE_PREFIX + "holding_register"], regmap.get("motor1.i_b")) == 100.0
+    assert decode(snapshot[IMAGE_PREFIX + "holding_register"], regmap.get("motor1.k2")) == 3.0
+    assert decode(changed, regmap.get("motor1.k2")) == 4.5  # a change shows at the next scan

@@ -106,7 +106,7 @@ class Relay:
         self.publisher = SnapshotPublisher(
             self.snapshot, stats, lambda: list(self.coils.state().values()),
             lambda: self.events.next_seq - 1, lambda: self.watchdog.healthy,
-            registers=RegisterPublisher(self.regmap))
+            registers=RegisterPublisher(self.regmap, lambda: self.settings.applied))
         self.loop = ScanLoop(
             self.core, self.clock,
             before=[self._latch, self.settings.apply, self.commands.apply],

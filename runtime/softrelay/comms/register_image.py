@@ -22,6 +22,7 @@ a few microseconds per scan where the NumPy one takes hundreds; tests prove both
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 
 import numpy as np
 
@@ -112,9 +113,11 @@ class RegisterImage:
 
 # ---------------------------------------------------------------- the compiled encoder's plan
 
-def plan(regmap: RegisterMap, sources: dict[str, np.ndarray]) -> tuple[list, np.ndarray]:
+def plan(regmap: RegisterMap, sources: dict[str, np.ndarray],
+         only: Callable[[str], bool] = lambda table: True) -> tuple[list, np.ndarray]:
     """(source buffers, plan rows) for ``softrelay._regimage.ImageEncoder``: one row per word
-    pair, word or bit of the map, reading the same source values ``RegisterImage`` reads."""
+    pair, word or bit of the map, reading the same source values ``RegisterImage`` reads;
+    ``only``: the source tables to include (constants go with the tables of ``only("")``)."""
     from softrelay._regimage import CONSTANTS as C
 
     names = list(sources)
@@ -128,6 +131,8 @@ def plan(regmap: RegisterMap, sources: dict[str, np.ndarray]) -> tuple[list, np.
     in_kind = {"<f8": C["S_F8"], "<u4": C["S_U4"], "<i4": C["S_I4"], "|u1": C["S_U1"]}
     rows = []
     for e in regmap.entries:
+        if not only("" if e.source[0] == "command" else e.source[0]):
+            continue
         if e.source[0] == "command":
             skind = C["S_NAN"] if _constant(e) != _constant(e) else C["S_ZERO"]
             tkind = out_kind.get(e.type, C["T_BOOL"])
@@ -150,10 +155,12 @@ def plan(regmap: RegisterMap, sources: dict[str, np.ndarray]) -> tuple[list, np.
 
 
 def compiled_encoder(regmap: RegisterMap, sources: dict[str, np.ndarray],
-                     image: dict[str, np.ndarray]):
-    """A bound ``ImageEncoder``: ``.fill()`` recodes ``image`` from ``sources``."""
+                     image: dict[str, np.ndarray],
+                     only: Callable[[str], bool] = lambda table: True):
+    """A bound ``ImageEncoder``: ``.fill()`` recodes ``image`` from ``sources`` (those
+    ``only`` accepts)."""
     from softrelay._regimage import ImageEncoder
 
-    buffers, rows = plan(regmap, sources)
+    buffers, rows = plan(regmap, sources, only)
     return ImageEncoder(buffers, rows, image["input_register"], image["holding_register"],
                         image["discrete_input"], image["coil"])

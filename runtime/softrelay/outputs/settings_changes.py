@@ -29,6 +29,7 @@ class SettingsQueue:
         self.rows = {name: ("thermal", i) for i, (name, _) in enumerate(thermal)}
         self.rows.update({name: ("busbar", i) for i, (name, _) in enumerate(busbar)})
         self.record = record
+        self.applied = 0  #: changes applied so far (readers of the settings table watch it)
         self._pending: collections.deque[tuple[str, object, str]] = collections.deque()
         self._lock = threading.Lock()
 
@@ -60,6 +61,7 @@ class SettingsQueue:
             else:
                 core.busbar_settings[row] = pack_busbar([settings])[0]
             self.current[point] = settings
+            self.applied += 1
             before, after = old.model_dump(), settings.model_dump()
             diff = [f"{k} {before[k]} -> {after[k]}" for k in after if after[k] != before[k]]
             if self.record is not None:
