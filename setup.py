@@ -1,7 +1,8 @@
 """Build of the compiled parts: ext/softrelay/_core.pyx -> softrelay._core (the protection
 core), ext/softrelay/_timing.pyx -> softrelay._timing (scan deadlines and statistics),
 ext/softrelay/_shm.pyx -> softrelay._shm (the seqlock over shared-memory images),
-ext/softrelay/_regimage.pyx -> softrelay._regimage (the Modbus register image of each scan).
+ext/softrelay/_regimage.pyx -> softrelay._regimage (the Modbus register image of each scan),
+ext/softrelay/_mbserver.pyx -> softrelay._mbserver (the Modbus/TCP slave's network thread).
 
 Flags are portable: no -march=native (the same wheel must run on any x86-64 or ARM board),
 no -ffast-math (NaN must stay NaN in protection logic), and -ffp-contract=off so that no
@@ -33,6 +34,12 @@ extensions = [
         include_dirs=["ext/softrelay", np.get_include()],
         extra_compile_args=compile_args,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    ),
+    Extension(
+        "softrelay._mbserver",
+        sources=["ext/softrelay/_mbserver.pyx"],
+        include_dirs=["ext/softrelay"],
+        extra_compile_args=compile_args,
     ),
     Extension(
         "softrelay._regimage",

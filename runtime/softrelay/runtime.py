@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 
 from softrelay.comms.regmap import RegisterMap
+from softrelay.comms.slave import SlaveService, unlock_code
+from softrelay.comms.writes import RelayWrites, Unlock
 from softrelay.config.schema import RelayConfig
 from softrelay.core import BusbarFlag, ChannelFault, ProtectionCore, ThermalFlag
 from softrelay.firmware.events import EventRecorder, FlagWatcher, last_seq
@@ -103,10 +105,19 @@ class Relay:
         ]
         stats = ScanStats(self.clock.period_ns)
         self.regmap = RegisterMap(config)
+        self.slave: SlaveService | None = None
+        self.unlock: Unlock | None = None
+        if config.modbus is not None:
+            self.unlock = Unlock(unlock_code(config.modbus), config.modbus.unlock_minutes,
+                                 record=self.events.record)
+            self.slave = SlaveService(config.modbus, self.regmap, self.snapshot, RelayWrites(
+                self.commands, self.settings, self.unlock, self.events.record))
         self.publisher = SnapshotPublisher(
             self.snapshot, stats, lambda: list(self.coils.state().values()),
             lambda: self.events.next_seq - 1, lambda: self.watchdog.healthy,
-            registers=RegisterPublisher(self.regmap, lambda: self.settings.applied))
+            registers=RegisterPublisher(
+                self.regmap, lambda: self.settings.applied,
+                (lambda: self.unlock.unlocked) if self.unlock is not None else lambda: False))
         self.loop = ScanLoop(
             self.core, self.clock,
             before=[self._latch, self.settings.apply, self.commands.apply],
@@ -189,6 +200,10 @@ class Relay:
             if not ready.wait(30.0):
                 raise RuntimeError("the companion process did not start")
         self.watchdog.start()
+        if self.slave is not None:
+            self.slave.start()
+            self.events.record("system", "modbus", f"slave on {self.config.modbus.host}:"
+                                                   f"{self.slave.port}")
         gc.collect()
         gc.freeze()  # start-up objects to the permanent generation: shorter collections
         self.clock.restart()
@@ -220,6 +235,8 @@ class Relay:
         self.events.record("system", "relay", "stopped: checkpoint written, coils safe")
         self.checkpointer.submit(self._memory())  # after the last event: numbers never repeat
         self.checkpointer.close()
+        if self.slave is not None:
+            self.slave.stop()
         self._stop.set()
         if self._companion is not None:
             self._companion.join(10.0)

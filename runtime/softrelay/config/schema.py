@@ -467,10 +467,45 @@ class Input(BaseModel):
 
 
 class ModbusSlave(BaseModel):
+    """The Modbus/TCP slave the DCS polls (``softrelay regmap`` prints its map)."""
+
     model_config = STRICT
-    host: str = "127.0.0.1"
-    port: int = Field(5020, ge=1, le=65535)
-    unit: int = Field(1, ge=1, le=247)
+    host: str = Field("127.0.0.1", description="bind address (IPv4); 0.0.0.0: every interface")
+    port: int = Field(5020, ge=0, le=65535, description="502 needs root or the "
+                      "CAP_NET_BIND_SERVICE capability; 0: any free port (tests)")
+    units: tuple[int, ...] = Field((), description="unit ids answered; empty: any. Others get "
+                                   "exception 0x0B (gateway target failed to respond)")
+    max_connections: int = Field(16, ge=1, le=256)
+    idle_timeout: float = Field(60.0, gt=0.0, le=86400.0, description="s without a request "
+                                "before a connection is closed")
+    frame_timeout: float = Field(2.0, gt=0.0, le=60.0, description="s a frame may stay "
+                                 "half-received before the connection is dropped")
+    allow: tuple[str, ...] = Field((), description="IPv4 networks allowed to connect "
+                                   "('10.1.0.0/16'); empty: any")
+    unlock_code: int | None = Field(None, ge=1, le=0xFFFFFFFF, description="written to "
+                                    "relay.unlock to allow settings writes; none: see "
+                                    "unlock_code_env")
+    unlock_code_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                        description="environment variable holding the code "
+                                        "(keeps it out of the file); wins over unlock_code")
+    unlock_minutes: float = Field(10.0, gt=0.0, le=1440.0)
+
+    @model_validator(mode="after")
+    def _networks(self) -> ModbusSlave:
+        import ipaddress
+
+        try:
+            ipaddress.IPv4Address(self.host)
+        except ValueError:
+            raise ValueError(f"host {self.host!r} is not an IPv4 address") from None
+        for network in self.allow:
+            try:
+                ipaddress.IPv4Network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"allow: {network!r} is not an IPv4 network ({exc})") from None
+        if any(not 0 <= u <= 255 for u in self.units):
+            raise ValueError("unit ids are 0..255")
+        return self
 
 
 class PlantMotor(BaseModel):
@@ -548,7 +583,8 @@ class RelayConfig(BaseModel):
     points: tuple[Point, ...] = Field(min_length=1)
     outputs: tuple[Output, ...] = ()
     inputs: tuple[Input, ...] = ()
-    modbus: ModbusSlave = ModbusSlave()
+    modbus: ModbusSlave | None = Field(None, description="the slave for the DCS; none: no "
+                                       "Modbus server")
     sampling: Sampling = Sampling()
     plant: Plant | None = None
 

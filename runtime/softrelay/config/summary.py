@@ -63,8 +63,16 @@ def describe(config: RelayConfig) -> list[str]:
     for item in config.inputs:
         lines.append(f"  input {item.name} (pin {item.pin}): {item.command} "
                      f"{', '.join(item.points) or 'all points'}")
-    lines.append(f"  modbus slave: {config.modbus.host}:{config.modbus.port} "
-                 f"unit {config.modbus.unit}")
+    m = config.modbus
+    if m is None:
+        lines.append("  modbus slave: none")
+    else:
+        units = ", ".join(map(str, m.units)) or "any"
+        unlock = ("code from $" + m.unlock_code_env if m.unlock_code_env
+                  else "code in the file" if m.unlock_code else "no code: settings read-only")
+        lines.append(f"  modbus slave: {m.host}:{m.port}, units {units}, up to "
+                     f"{m.max_connections} connections, allow "
+                     f"{', '.join(m.allow) or 'any'}; settings unlock: {unlock}")
     if config.plant is not None:
         lines.append(f"  plant model: {len(config.plant.motors)} motors, "
                      f"{len(config.plant.busbars)} busbars, speed x{config.plant.speed:g}")

@@ -60,6 +60,7 @@ class EventRecorder:
         self._queue: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
         self._pending = 0  # recorded, not yet logged and written
         self._done = threading.Condition()
+        self._numbering = threading.Lock()
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
         self._writer: threading.Thread | None = threading.Thread(
@@ -67,11 +68,13 @@ class EventRecorder:
         self._writer.start()
 
     def record(self, kind: str, source: str, text: str = "", mono: float | None = None) -> Event:
-        """Record one event now; returns it."""
-        event = Event(self.next_seq, self.wall(), time.monotonic() if mono is None else mono,
-                      kind, source, text)
-        self.next_seq += 1
-        self.ring.append(event)
+        """Record one event now; returns it. Safe from any thread (the scan, the Modbus write
+        worker): numbers are taken under a lock, so they never repeat."""
+        with self._numbering:
+            event = Event(self.next_seq, self.wall(),
+                          time.monotonic() if mono is None else mono, kind, source, text)
+            self.next_seq += 1
+            self.ring.append(event)
         if self._writer is not None:
             with self._done:
                 self._pending += 1

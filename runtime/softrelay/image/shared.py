@@ -39,6 +39,7 @@ class SharedImage:
     def __init__(self, layout: Layout, name: str | None = None, create: bool = True) -> None:
         self.layout = dict(layout)
         offsets, data_size = _offsets(self.layout)
+        self.offsets = offsets  #: each table's byte offset in the data (after the header)
         total = _shm.HEADER + max(data_size, 8)
         self.shm: shared_memory.SharedMemory | None = None
         self.map: mmap.mmap | None = None

@@ -48,10 +48,11 @@ class RegisterPublisher:
     the same version as the outputs (compiled coder: about 1 us for the demo, 60 us for 1 000
     points). The settings' registers are recoded only when ``settings_version()`` moves."""
 
-    def __init__(self, regmap: RegisterMap, settings_version: Callable[[], int] = lambda: 0
-                 ) -> None:
+    def __init__(self, regmap: RegisterMap, settings_version: Callable[[], int] = lambda: 0,
+                 unlocked: Callable[[], bool] = lambda: False) -> None:
         self.regmap = regmap
         self.settings_version = settings_version
+        self.unlocked = unlocked
         self._settings_seen: int | None = None
         self.relay = np.zeros(1, RELAY)
         major, minor, patch = firmware_version()
@@ -125,6 +126,7 @@ class SnapshotPublisher:
                 r["missed"] = self.stats.missed
                 r["events"] = s["events"]
                 r["period"] = self.stats.period_ns * 1e-6
+                r["unlocked"] = self.registers.unlocked()
                 for name, source in (("lateness_p99", ("lateness", "p99")),
                                      ("lateness_max", ("lateness", "max")),
                                      ("execution_p99", ("execution", "p99")),

@@ -1,0 +1,123 @@
+"""The Modbus/TCP slave of a running relay: the compiled network thread and its write worker.
+
+Reads (01 02 03 04, 43/14) are answered by the compiled thread straight from the register image
+in the snapshot (``softrelay._mbserver``): no Python, no GIL, one scan's words per response.
+Writes (05 06 15 16 23) come to the write worker, a Python thread that answers them with the
+readable specification (``modbus_pdu.SlaveLogic``) and ``writes.RelayWrites``: commands and
+settings queued for the next scan, the unlock, all-or-nothing. Writes are rare; reads, which a
+DCS sends many times a second, never touch the interpreter the scan runs in.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import socket
+import threading
+
+import numpy as np
+
+from softrelay.comms.modbus_pdu import SlaveLogic
+from softrelay.comms.regmap import RegisterMap
+from softrelay.comms.writes import RelayWrites
+from softrelay.config.schema import ModbusSlave
+from softrelay.image.shared import SharedImage
+from softrelay.image.snapshot import IMAGE_PREFIX
+
+log = logging.getLogger("softrelay.modbus")
+TABLE_ORDER = ("coil", "discrete_input", "input_register", "holding_register")
+
+
+def unlock_code(config: ModbusSlave) -> int | None:
+    """The configured unlock code: the environment variable's (when named and set), else the
+    file's; None when there is none. Never logged."""
+    if config.unlock_code_env:
+        text = os.environ.get(config.unlock_code_env, "").strip()
+        if text:
+            value = int(text, 0)
+            if not 1 <= value <= 0xFFFFFFFF:
+                raise ValueError(f"${config.unlock_code_env}: an unlock code is 1..4294967295")
+            return value
+    return config.unlock_code
+
+
+def identity_objects(logic: SlaveLogic) -> bytes:
+    return b"".join(bytes([k, len(v.encode())]) + v.encode()
+                    for k, v in sorted(logic.identity.items()))
+
+
+def listener(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except PermissionError:
+        sock.close()
+        raise PermissionError(f"cannot bind {host}:{port}: ports below 1024 need root or the "
+                              "CAP_NET_BIND_SERVICE capability") from None
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot bind the Modbus slave to {host}:{port}: "
+                                 f"{exc.strerror}") from None
+    sock.listen(64)
+    return sock
+
+
+class SlaveService:
+    def __init__(self, config: ModbusSlave, regmap: RegisterMap, snapshot: SharedImage,
+                 writes: RelayWrites) -> None:
+        from softrelay._mbserver import ModbusServer
+
+        self.config = config
+        self.logic = SlaveLogic(regmap)
+        self.snapshot = snapshot
+        self.writes = writes
+        sizes = [regmap.size(t) for t in TABLE_ORDER]
+        mapped = [(self.logic.entry_at[t][:max(n, 1)] >= 0).astype(np.uint8)
+                  for t, n in zip(TABLE_ORDER, sizes, strict=True)]
+        offsets = [snapshot.offsets[IMAGE_PREFIX + t] for t in TABLE_ORDER]
+        allow = []
+        for text in config.allow:
+            network = ipaddress.IPv4Network(text, strict=False)
+            allow.append((int(network.network_address), int(network.netmask)))
+        self.server = ModbusServer(snapshot.region, offsets, sizes, mapped,
+                                   identity_objects(self.logic),
+                                   listener(config.host, config.port),
+                                   config.max_connections, config.idle_timeout,
+                                   config.frame_timeout, allow, config.units)
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def start(self) -> None:
+        self.server.start()
+        self._worker = threading.Thread(target=self._serve_writes, name="modbus-writes",
+                                        daemon=True)
+        self._worker.start()
+        log.info("Modbus slave listening on %s:%d", self.config.host, self.port)
+
+    def _serve_writes(self) -> None:
+        while not self._stop.is_set():
+            item = self.server.next_write(0.2)
+            if item is None:
+                continue
+            slot, generation, frame = item
+            try:
+                tables = self.snapshot.read()
+                image = {t: tables[IMAGE_PREFIX + t] for t in TABLE_ORDER}
+                answer = self.logic.respond(frame[7:], image, self.writes)
+            except Exception:  # never leave a client waiting, never kill the worker
+                log.exception("Modbus write failed")
+                answer = bytes([frame[7] | 0x80, 4])
+            self.server.complete(slot, generation, frame[:7], answer)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.server.stop()
+        if self._worker is not None:
+            self._worker.join(2.0)
+            self._worker = None

@@ -1,0 +1,285 @@
+"""The Modbus/TCP slave of a running relay, over real TCP on 127.0.0.1: pymodbus's client and
+pyModbusTCP (an independent implementation) read and write it; raw sockets check the frame
+rules and the connection limits; the compiled reads answer what the specification module does."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+
+import numpy as np
+import pytest
+from gpiozero.pins.mock import MockFactory
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pymodbus.client import ModbusTcpClient
+from pyModbusTCP.client import ModbusClient
+
+from softrelay.comms.modbus_pdu import SlaveLogic
+from softrelay.config import load
+from softrelay.image.snapshot import IMAGE_PREFIX
+from softrelay.runtime import Relay
+
+from test_config import DEMO
+
+CODE = 987654
+SLAVE = f"""modbus:
+  host: 127.0.0.1
+  port: 0
+  units: [1]
+  max_connections: 3
+  idle_timeout: 1.0
+  frame_timeout: 0.3
+  unlock_code: {CODE}
+  unlock_minutes: 1
+"""
+
+
+def make_relay(tmp_path, slave: str = SLAVE) -> Relay:
+    text = DEMO.replace("state/", f"{tmp_path}/").replace(
+        "modbus:\n  host: 127.0.0.1\n  port: 5020\n", slave)
+    path = tmp_path / "relay.yaml"
+    path.write_text(text)
+    return Relay(load(path), str(path), factory=MockFactory())
+
+
+class Running:
+    """A relay scanning in a thread (no companion: its inputs stay stale), its slave serving."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        self.stop = threading.Event()
+        relay.start(companion=False)
+        self.thread = threading.Thread(target=relay.run, args=(lambda: not self.stop.is_set(),))
+        self.thread.start()
+        self.port = relay.slave.port
+        self.scans(2)  # an image is published before anyone asks
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5.0)
+        self.relay.stop()
+
+    def scans(self, n: int = 3) -> None:
+        """Wait until n more scans have run (queued writes are applied by then)."""
+        target = self.relay.loop.stats.scans + n
+        deadline = time.monotonic() + 5.0
+        while self.relay.loop.stats.scans < target:
+            assert time.monotonic() < deadline, "the scan stopped"
+            time.sleep(0.005)
+
+
+@pytest.fixture
+def running(tmp_path):
+    r = Running(make_relay(tmp_path))
+    yield r
+    r.close()
+
+
+def raw(port: int, frame: bytes, timeout: float = 1.0) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout) as s:
+        s.sendall(frame)
+        return s.recv(300)
+
+
+def mbap(pdu: bytes, unit: int = 1, transaction: int = 7) -> bytes:
+    return struct.pack(">HHHB", transaction, 0, len(pdu) + 1, unit) + pdu
+
+
+def f32(words) -> float:
+    return struct.unpack(">f", struct.pack(">HH", *words))[0]
+
+
+def test_pymodbus_reads_the_map(running):
+    regmap = running.relay.regmap
+    with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as client:
+        version = client.read_input_registers(0, count=6, device_id=1)
+        assert not version.isError()
+        assert version.registers[0] == 1  # map version
+        assert version.registers[1:4] == [0, 1, 0]  # softrelay 0.1.0
+        assert version.registers[4] << 16 | version.registers[5] == regmap.config_hash
+        i_b = client.read_holding_registers(regmap.get("motor1.i_b").address, count=2,
+                                            device_id=1)
+        assert f32(i_b.registers) == 100.0
+        faults = client.read_discrete_inputs(regmap.get("motor1.trip", "discrete_input")
+                                             .address, count=10, device_id=1)
+        assert faults.bits[7]  # input_fault: no companion, the currents are stale
+        coils = client.read_coils(regmap.get("motor1.reset").address, count=2, device_id=1)
+        assert coils.bits[:2] == [False, False]
+        refused = client.read_input_registers(50, count=1, device_id=1)
+        assert refused.isError() and refused.exception_code == 2
+
+
+def test_a_multi_register_read_is_one_scans(running):
+    """scans and heartbeat are written by every scan: a response mixing two scans would
+    show them disagreeing. Reads for 0.6 s (thousands) while the relay scans every 10 ms."""
+    with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as client:
+        seen, reads, until = set(), 0, time.monotonic() + 0.6
+        while time.monotonic() < until or reads < 2000:
+            reads += 1
+            r = client.read_input_registers(6, count=3, device_id=1).registers
+            scans = r[0] << 16 | r[1]
+            assert r[2] == scans % 65536, r
+            seen.add(scans)
+    assert len(seen) > 20  # the reads did span many scans
+
+
+def test_pymodbustcp_an_independent_client_reads_and_writes(running):
+    regmap = running.relay.regmap
+    client = ModbusClient(host="127.0.0.1", port=running.port, unit_id=1, auto_open=True,
+                          timeout=2.0)
+    try:
+        words = client.read_holding_registers(regmap.get("motor1.theta_trip").address, 2)
+        assert f32(words) == pytest.approx(1.2)
+        assert client.write_single_coil(regmap.get("relay.reset_all").address, True)
+        running.scans()
+        assert any(e.kind == "command" and e.source == "reset all"
+                   for e in running.relay.events.ring)
+        assert client.read_input_registers(50, 1) is None
+        assert client.last_except == 2
+        # settings: locked (04), then unlocked with the code, then written and read back
+        k2 = regmap.get("motor1.k2").address
+        four = list(struct.unpack(">HH", struct.pack(">f", 4.0)))
+        assert not client.write_multiple_registers(k2, four)
+        assert client.last_except == 4
+        unlock = regmap.get("relay.unlock").address
+        assert client.write_multiple_registers(unlock, [CODE >> 16, CODE & 0xFFFF])
+        assert client.write_multiple_registers(k2, four)
+        running.scans()
+        assert f32(client.read_holding_registers(k2, 2)) == 4.0
+        assert running.relay.core.thermal_settings["k2"][0] == 4.0
+        assert client.read_input_registers(regmap.get("relay.unlocked", "input_register")
+                                           .address, 1) == [1]
+    finally:
+        client.close()
+    texts = [e.text for e in running.relay.events.ring]
+    assert any("settings unlocked" in t for t in texts)
+    assert any("k2 3.0 -> 4.0" in t for t in texts)
+    assert not any(str(CODE) in t for t in texts)  # the code is never recorded
+
+
+@pytest.mark.parametrize(
+    ("pdu", "unit", "answer"),
+    [
+        (bytes([0x07]), 1, bytes([0x87, 1])),  # unsupported function
+        (struct.pack(">BHH", 4, 50, 1), 1, bytes([0x84, 2])),  # unmapped
+        (struct.pack(">BHH", 3, 100, 126), 1, bytes([0x83, 3])),  # over 125 registers
+        (struct.pack(">BHH", 4, 6, 2), 9, bytes([0x84, 0x0B])),  # a unit not served
+        (struct.pack(">BHH", 5, 0, 0x1234), 1, bytes([0x85, 3])),  # a coil value
+    ],
+)
+def test_exceptions_on_the_wire(running, pdu, unit, answer):
+    reply = raw(running.port, mbap(pdu, unit))
+    assert reply == struct.pack(">HHHB", 7, 0, len(answer) + 1, unit) + answer
+
+
+def test_pipelined_requests_are_answered_in_order(running):
+    frames = b"".join(mbap(struct.pack(">BHH", 4, 0, 1), transaction=t) for t in range(1, 6))
+    frames += mbap(struct.pack(">BHH", 5, 0, 0xFF00), transaction=6)  # a write between reads
+    frames += mbap(struct.pack(">BHH", 4, 0, 1), transaction=7)
+    with socket.create_connection(("127.0.0.1", running.port), 2.0) as s:
+        s.sendall(frames)
+        got = b""
+        while got.count(b"\x00\x00\x00") < 7 and len(got) < 7 * 12:
+            chunk = s.recv(1000)
+            assert chunk
+            got += chunk
+    transactions = []
+    while got:
+        length = struct.unpack(">H", got[4:6])[0]
+        transactions.append(struct.unpack(">H", got[:2])[0])
+        got = got[6 + length:]
+    assert transactions == [1, 2, 3, 4, 5, 6, 7]
+
+
+def closed_within(sock: socket.socket, seconds: float) -> float | None:
+    """Seconds until the server closed ``sock``, or None if it stayed open."""
+    sock.settimeout(seconds)
+    start = time.monotonic()
+    try:
+        data = sock.recv(100)
+    except TimeoutError:
+        return None
+    except ConnectionResetError:
+        return time.monotonic() - start
+    return time.monotonic() - start if data == b"" else None
+
+
+def test_connection_limits_idle_and_half_frames_and_bad_headers(running):
+    port = running.port
+    held = [socket.create_connection(("127.0.0.1", port), 1.0) for _ in range(3)]
+    try:
+        extra = socket.create_connection(("127.0.0.1", port), 1.0)
+        assert closed_within(extra, 1.0) is not None  # over max_connections: closed
+        extra.close()
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.1)
+    half = socket.create_connection(("127.0.0.1", port), 1.0)
+    half.sendall(mbap(struct.pack(">BHH", 4, 0, 1))[:9])
+    took = closed_within(half, 2.0)
+    assert took is not None and 0.2 < took < 0.8  # frame_timeout 0.3 s
+    half.close()
+    idle = socket.create_connection(("127.0.0.1", port), 1.0)
+    took = closed_within(idle, 3.0)
+    assert took is not None and 0.8 < took < 1.6  # idle_timeout 1 s
+    idle.close()
+    bad = socket.create_connection(("127.0.0.1", port), 1.0)
+    bad.sendall(struct.pack(">HHHB", 1, 5, 6, 1) + struct.pack(">BHH", 4, 0, 1))  # protocol 5
+    assert closed_within(bad, 1.0) is not None
+    bad.close()
+    counters = running.relay.slave.server.counters
+    assert counters["refused"] >= 1 and counters["dropped"] >= 2
+
+
+def test_the_allowlist_refuses_other_networks(tmp_path):
+    r = Running(make_relay(tmp_path, SLAVE + "  allow: [10.0.0.0/8]\n"))
+    try:
+        s = socket.create_connection(("127.0.0.1", r.port), 1.0)
+        assert closed_within(s, 1.0) is not None
+        s.close()
+        assert r.relay.slave.server.counters["refused"] == 1
+    finally:
+        r.close()
+
+
+@pytest.fixture(scope="module")
+def still(tmp_path_factory):
+    """A started relay that does not scan: a fixed image for comparing answers."""
+    relay = make_relay(tmp_path_factory.mktemp("still"))
+    relay.start(companion=False)
+    for _ in range(3):
+        relay.loop.step()
+    tables = relay.snapshot.read()
+    image = {t: tables[IMAGE_PREFIX + t].copy() for t in
+             ("coil", "discrete_input", "input_register", "holding_register")}
+    yield relay, image
+    relay.stop()
+
+
+@given(st.sampled_from([1, 2, 3, 4]), st.integers(0, 400), st.integers(0, 130),
+       st.binary(max_size=3))
+@settings(max_examples=400, deadline=None)
+def test_compiled_reads_answer_as_the_specification(still, function, start, count, tail):
+    relay, image = still
+    logic = SlaveLogic(relay.regmap)
+    pdu = struct.pack(">BHH", function, start, count) + tail
+    assert relay.slave.server.read_pdu(pdu) == logic.respond(pdu, image, writes=None)
+
+
+@given(st.sampled_from([1, 2, 3, 4, 43]), st.binary(max_size=7))
+@settings(max_examples=300, deadline=None)
+def test_compiled_reads_of_any_bytes_answer_as_the_specification(still, function, data):
+    relay, image = still
+    logic = SlaveLogic(relay.regmap)
+    pdu = bytes([function]) + data
+    assert relay.slave.server.read_pdu(pdu) == logic.respond(pdu, image, writes=None)
+
+
+def test_device_identification_over_the_wire(running):
+    reply = raw(running.port, mbap(bytes([43, 0x0E, 1, 0])))
+    assert reply[7:14] == bytes([43, 0x0E, 1, 0x82, 0, 0, 3])
+    assert b"softrelay" in reply and np.frombuffer(reply[4:6], ">u2")[0] == len(reply) - 6
