@@ -63,6 +63,8 @@ def f32(value: float) -> tuple[int, int]:
 
 
 A = MAP.get
+P = MAP.get("motor1.theta").address  #: motor1's block
+K2 = MAP.get("motor1.k2").address  #: a float32 setting
 
 
 def test_reads_return_the_images_words_big_endian():
@@ -87,25 +89,25 @@ def test_bits_are_packed_lsb_first():
 @pytest.mark.parametrize(
     ("pdu", "code"),
     [
-        (struct.pack(">BHH", 3, 102, 0), 3),  # quantity 0
-        (struct.pack(">BHH", 4, 100, 126), 3),  # over 125 registers
-        (struct.pack(">BHH", 1, 100, 2001), 3),  # over 2000 bits
+        (struct.pack(">BHH", 3, K2, 0), 3),  # quantity 0
+        (struct.pack(">BHH", 4, P, 126), 3),  # over 125 registers
+        (struct.pack(">BHH", 1, P, 2001), 3),  # over 2000 bits
         (struct.pack(">BHH", 4, 50, 1), 2),  # an unmapped address
-        (struct.pack(">BHH", 4, 100, 125), 2),  # runs into the gap after the point's values
+        (struct.pack(">BHH", 4, P, 48), 2),  # runs into the gap after the point's values
         (struct.pack(">BHH", 3, 65535, 2), 2),  # past the end of the table
-        (struct.pack(">BHHH", 4, 100, 2, 0), 3),  # a longer request than the function's
-        (struct.pack(">BH", 4, 100), 3),  # a truncated request
+        (struct.pack(">BHHH", 4, P, 2, 0), 3),  # a longer request than the function's
+        (struct.pack(">BH", 4, P), 3),  # a truncated request
         (bytes([7]), 1),  # read exception status: not supported
         (bytes([0x41, 0, 0]), 1),  # no such function
-        (struct.pack(">BHH", 5, 100, 0x1234), 3),  # a coil is 0xFF00 or 0x0000
+        (struct.pack(">BHH", 5, P, 0x1234), 3),  # a coil is 0xFF00 or 0x0000
         (struct.pack(">BHH", 5, 50, 0xFF00), 2),  # no coil there
-        (struct.pack(">BHH", 6, 102, 1), 2),  # half of a float32 setting
+        (struct.pack(">BHH", 6, K2, 1), 2),  # half of a float32 setting
         (struct.pack(">BHH", 6, MAP.get("motor2.input_mode").address, 1), 2),  # read-only
-        (struct.pack(">BHHBH", 16, 102, 1, 3, 0), 3),  # byte count does not match
-        (struct.pack(">BHHB", 16, 102, 124, 248) + bytes(248), 3),  # over 123 registers
-        (struct.pack(">BHHB", 15, 100, 1969, 247) + bytes(247), 3),  # over 1968 coils
-        (struct.pack(">BHHHHB", 23, 102, 126, 102, 2, 4) + bytes(4), 3),  # reads > 125
-        (struct.pack(">BHHHHB", 23, 102, 2, 102, 122, 244) + bytes(244), 3),  # writes > 121
+        (struct.pack(">BHHBH", 16, K2, 1, 3, 0), 3),  # byte count does not match
+        (struct.pack(">BHHB", 16, K2, 124, 248) + bytes(248), 3),  # over 123 registers
+        (struct.pack(">BHHB", 15, P, 1969, 247) + bytes(247), 3),  # over 1968 coils
+        (struct.pack(">BHHHHB", 23, K2, 126, K2, 2, 4) + bytes(4), 3),  # reads > 125
+        (struct.pack(">BHHHHB", 23, K2, 2, K2, 122, 244) + bytes(244), 3),  # writes > 121
         (bytes([43, 0x0D, 1, 0]), 1),  # an MEI type other than 14
         (bytes([43, 0x0E, 5, 0]), 3),  # read device id code 5
         (bytes([43, 0x0E, 4, 0x55]), 2),  # no object 0x55

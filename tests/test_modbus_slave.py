@@ -110,6 +110,15 @@ def test_pymodbus_reads_the_map(running):
         assert coils.bits[:2] == [False, False]
         refused = client.read_input_registers(50, count=1, device_id=1)
         assert refused.isError() and refused.exception_code == 2
+        summary = client.read_holding_registers(regmap.get("motor1.status",
+                                                           "holding_register").address,
+                                                count=12, device_id=1).registers
+        flags = client.read_input_registers(regmap.get("motor1.flags", "input_register")
+                                            .address, count=2, device_id=1).registers
+        assert summary[2:4] == flags  # the summary's flag word is the point's
+        assert summary[10:12] == client.read_input_registers(
+            regmap.get("bus1.flags", "input_register").address, count=2,
+            device_id=1).registers
 
 
 def test_a_multi_register_read_is_one_scans(running):
@@ -260,7 +269,7 @@ def still(tmp_path_factory):
     relay.stop()
 
 
-@given(st.sampled_from([1, 2, 3, 4]), st.integers(0, 400), st.integers(0, 130),
+@given(st.sampled_from([1, 2, 3, 4]), st.integers(0, 4500), st.integers(0, 130),
        st.binary(max_size=3))
 @settings(max_examples=400, deadline=None)
 def test_compiled_reads_answer_as_the_specification(still, function, start, count, tail):

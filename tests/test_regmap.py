@@ -22,7 +22,14 @@ from softrelay.comms.register_image import (
     compiled_encoder,
     empty_image,
 )
-from softrelay.comms.regmap import BLOCK, FIRST_POINT, TABLES, RegisterMap, config_hash
+from softrelay.comms.regmap import (
+    BLOCK,
+    FIRST_POINT,
+    SUMMARY,
+    TABLES,
+    RegisterMap,
+    config_hash,
+)
 from softrelay.config import load, parse
 from softrelay.core import ProtectionCore, Quality, ThermalFlag
 
@@ -43,8 +50,9 @@ def test_each_point_has_its_block_at_a_fixed_place_in_every_table():
     assert MAP.get("motor2.reset").address == FIRST_POINT + BLOCK
     assert MAP.get("motor1.preset_theta").address == FIRST_POINT
     assert MAP.get("relay.scans").address == 6 and MAP.get("relay.scans").type == "uint32"
-    assert MAP.get("motor1.theta").reference == "300101"
-    assert MAP.get("motor1.i_b").reference == "400103"
+    assert MAP.get("motor1.theta").reference == "304301"
+    assert MAP.get("motor1.i_b").reference == "404303"
+    assert MAP.get("bus1.status", "holding_register").address == SUMMARY + 8
 
 
 def test_no_two_entries_share_an_address_and_every_block_stays_in_its_place():
@@ -54,12 +62,15 @@ def test_no_two_entries_share_an_address_and_every_block_stays_in_its_place():
             span = set(range(e.address, e.address + e.width))
             assert not used & span, e.name
             used |= span
-            if not e.name.startswith("relay."):
-                k = [p.name for p in CONFIG.points].index(e.name.split(".")[0])
+            if e.name.startswith("relay."):
+                assert e.address + e.width <= SUMMARY
+                continue
+            k = [p.name for p in CONFIG.points].index(e.name.split(".")[0])
+            if e.name.endswith((".status", ".status_flags")):
+                assert SUMMARY + 4 * k <= e.address < SUMMARY + 4 * (k + 1), e.name
+            else:
                 assert FIRST_POINT + k * BLOCK <= e.address
                 assert e.address + e.width <= FIRST_POINT + (k + 1) * BLOCK, e.name
-            else:
-                assert e.address + e.width <= FIRST_POINT
 
 
 def test_a_point_added_at_the_end_moves_nothing():
@@ -96,7 +107,7 @@ def test_the_exports_carry_every_entry_and_the_header():
     rows = list(csv.DictReader(io.StringIO(MAP.to_csv())))
     assert len(rows) == len(MAP.entries) and rows[0]["name"] == "relay.map_version"
     markdown = MAP.to_markdown()
-    assert "| 100 | 300101 | motor1.theta | float32 | pu | R |" in markdown
+    assert "| 4300 | 304301 | motor1.theta | float32 | pu | R |" in markdown
     assert "## holding registers" in markdown
 
 

@@ -6,8 +6,14 @@ Layout (every address 0-based, as sent on the wire; the 6-digit Modicon referenc
 - a global block at 0..99 of each table: identity (map version, firmware version, a hash of the
   configuration), scan counters and timing, health, the events counter; the unlock register and
   whole-relay commands;
-- then one block of ``BLOCK`` (64) addresses per protected point, in the configuration's order
-  (point k at 100 + 64 k in every table), so adding a point at the end never moves another.
+- a status summary from 100 of the input and of the holding registers: per point (point k at
+  100 + 4 k) its main value (theta, or a busbar's largest rise) and its flag word, so one read
+  of 100 registers gives 25 points (and masters that read only holding registers, as many do,
+  see it too);
+- one block of ``BLOCK`` (48) addresses per protected point from 4 300, in the configuration's
+  order (point k at 4 300 + 48 k in every table).
+
+Adding a point at the end moves nothing that was there.
 
 Per point: measurements and derived values (float32) and the packed flag word (uint32) as input
 registers, each flag bit again as a discrete input, commands as coils (write 1 to act; they read
@@ -35,8 +41,11 @@ from softrelay.core import BusbarFlag, BusbarSettings, ThermalFlag, ThermalSetti
 
 MAP_VERSION = 1
 WORD_ORDER = "big"  #: 32-bit values: high word first
-BLOCK = 64  #: addresses per point in every table
-FIRST_POINT = 100  #: the first point's block starts here in every table
+SUMMARY = 100  #: the status summary (4 registers a point), input and holding registers
+FIRST_POINT = 4300  #: the first point's block starts here in every table
+BLOCK = 48  #: addresses per point in every table
+#: 1 050: the summary's room (4 200 registers); the point blocks would allow 1 275
+MAX_POINTS = min((FIRST_POINT - SUMMARY) // 4, (65536 - FIRST_POINT) // BLOCK)
 TABLES = ("coil", "discrete_input", "input_register", "holding_register")
 REFERENCE_DIGIT = {"coil": "0", "discrete_input": "1", "input_register": "3",
                    "holding_register": "4"}
@@ -206,8 +215,11 @@ class RegisterMap:
         for quantity, table, offset, kind, access, unit, text in GLOBAL_WRITES:
             entries.append(Entry(f"relay.{quantity}", table, offset, kind, access, text, unit,
                                  source=("command", quantity)))
+        if len(config.points) > MAX_POINTS:
+            raise ValueError(f"{len(config.points)} points: the register map holds at most "
+                             f"{MAX_POINTS}")
         rows = {"thermal": 0, "busbar": 0}
-        for k, point in enumerate(config.points):
+        for k, point in enumerate(config.points):  # point k: block and summary
             base = FIRST_POINT + BLOCK * k
             row = rows[point.kind]
             rows[point.kind] += 1
@@ -215,6 +227,7 @@ class RegisterMap:
                 entries += thermal_entries(point.name, base, row)
             else:
                 entries += busbar_entries(point.name, base, row)
+            entries += summary_entries(point.name, point.kind, SUMMARY + 4 * k, row)
         self.entries = entries
         self.points = len(config.points)
         self._by_name = {(e.name, e.table): e for e in entries}
@@ -254,7 +267,7 @@ class RegisterMap:
                 "config_hash": f"0x{self.config_hash:08x}", "word_order": self.word_order,
                 "float": "IEEE 754 binary32", "addressing": "0-based (as on the wire); "
                 "reference = table digit + (address + 1), 6 digits",
-                "block": BLOCK, "first_point": FIRST_POINT}
+                "block": BLOCK, "first_point": FIRST_POINT, "summary": SUMMARY}
 
     def to_json(self) -> str:
         document = self.header() | {"entries": [e.exported() for e in self.entries]}
@@ -336,6 +349,22 @@ def busbar_entries(point: str, base: int, row: int) -> list[Entry]:
                              source=("busbar_outputs", field_name, row, *index)))
         address += 1
     entries += settings_entries(point, base, BusbarSettings, "busbar_settings", row)
+    return entries
+
+
+def summary_entries(point: str, kind: str, address: int, row: int) -> list[Entry]:
+    """The point's status in the summary (the same in input and holding registers, for
+    masters that read only holding registers): one read of 100 registers covers 25 points."""
+    table = "thermal_outputs" if kind == "thermal" else "busbar_outputs"
+    field = "theta" if kind == "thermal" else "max_rise"
+    text = ("theta, per-unit" if kind == "thermal" else "largest rise over ambient, C")
+    unit = "pu" if kind == "thermal" else "C"
+    entries = []
+    for registers in ("input_register", "holding_register"):
+        entries += [Entry(f"{point}.status", registers, address, "float32", "R",
+                          f"summary: {text}", unit, source=(table, field, row)),
+                    Entry(f"{point}.status_flags", registers, address + 2, "uint32", "R",
+                          "summary: the flag word", source=(table, "flags", row))]
     return entries
 
 
