@@ -28,11 +28,15 @@ build: $(BUILT)
 run: build
 	$(PY) -m softrelay run
 
-# Programs the tests use: socat makes the pty pairs of the Modbus RTU tests.
+# Programs the tests use: socat makes the pty pairs of the Modbus RTU tests; mbpoll
+# (libmodbus) is the independent client the Modbus slave is tested with.
+SYSTEM_TOOLS := socat mbpoll
 system-deps:
-	@command -v socat >/dev/null || { \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q socat; \
-		else echo "socat is missing: sudo apt-get install socat" >&2; exit 1; fi; }
+	@missing=""; for tool in $(SYSTEM_TOOLS); do \
+		command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $$missing; \
+		else echo "missing:$$missing: sudo apt-get install$$missing" >&2; exit 1; fi; fi
 
 test: build system-deps
 	$(PY) -m ruff check runtime tests benchmarks setup.py
