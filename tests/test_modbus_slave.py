@@ -323,3 +323,99 @@ def test_mbpoll_reads_floats_and_writes_a_coil(running):
     running.scans()
     assert any(e.kind == "command" and e.source == "reset motor1"
                for e in running.relay.events.ring)
+
+
+def fuzz_frames(rng: np.random.Generator, n: int, hot: list[int]):
+    """(frame, pdu, unit) of well-formed MBAP frames around mapped addresses (``hot``), their
+    PDUs random, mutated valid requests, or valid requests of every function."""
+    for t in range(n):
+        kind = rng.random()
+        function = int(rng.choice([1, 2, 3, 4, 5, 6, 15, 16, 23, 43, 7, 8, 0, 0x80, 255]))
+        start = int(rng.choice(hot)) + int(rng.integers(-3, 4)) if rng.random() < 0.8 else int(
+            rng.integers(0, 65536))
+        start %= 65536
+        count = int(rng.choice([0, 1, 2, 10, 100, 125, 126, 2000, 2001, 65535]))
+        if kind < 0.45:  # a valid-looking request
+            if function in (1, 2, 3, 4):
+                pdu = struct.pack(">BHH", function, start, count)
+            elif function in (5, 6):
+                pdu = struct.pack(">BHH", function, start, int(rng.choice([0, 0xFF00, 7])))
+            elif function in (15, 16):
+                q = min(count, 123) or 1
+                body = rng.bytes(2 * q if function == 16 else (q + 7) // 8)
+                pdu = struct.pack(">BHHB", function, start, q, len(body)) + body
+            elif function == 23:
+                pdu = struct.pack(">BHHHHB", 23, start, min(count, 125), start, 2, 4) + bytes(4)
+            else:
+                pdu = bytes([function, 0x0E, int(rng.integers(0, 6)), int(rng.integers(0, 8))])
+        elif kind < 0.75:  # a valid request, mutated
+            pdu = bytearray(struct.pack(">BHH", function, start, count))
+            for _ in range(int(rng.integers(1, 4))):
+                pdu[int(rng.integers(0, len(pdu)))] = int(rng.integers(0, 256))
+            pdu = bytes(pdu[:int(rng.integers(1, len(pdu) + 1))])
+        else:  # random bytes
+            pdu = rng.bytes(int(rng.integers(1, 40)))
+        unit = 1 if rng.random() < 0.9 else int(rng.integers(0, 256))
+        yield struct.pack(">HHHB", t & 0xFFFF, 0, len(pdu) + 1, unit) + pdu, pdu, unit
+
+
+def read_answers(sock: socket.socket, count: int) -> list[bytes]:
+    buffer, answers = b"", []
+    while len(answers) < count:
+        while len(buffer) < 6 or len(buffer) < 6 + struct.unpack(">H", buffer[4:6])[0]:
+            chunk = sock.recv(65536)
+            assert chunk, "the server closed a connection that sent well-formed frames"
+            buffer += chunk
+        size = 6 + struct.unpack(">H", buffer[4:6])[0]
+        answers.append(buffer[:size])
+        buffer = buffer[size:]
+    return answers
+
+
+def test_fuzz_100000_frames_the_server_answers_by_the_specification(running):
+    """100 000 well-formed frames with random, mutated and valid PDUs (pipelined 100 at a
+    time), then malformed headers on their own connections: every
+    well-formed frame is answered, exceptions are those the specification module gives, the
+    server stays up, and the scan keeps its period."""
+    relay = running.relay
+    logic = SlaveLogic(relay.regmap)
+    rng = np.random.default_rng(20261121)
+    hot = sorted({e.address for e in relay.regmap.entries})
+    frames = list(fuzz_frames(rng, 100_000, hot))
+    started, scans0 = time.monotonic(), relay.loop.stats.scans
+    checked = 0
+    with socket.create_connection(("127.0.0.1", running.port), 5.0) as sock:
+        for k in range(0, len(frames), 100):
+            batch = frames[k:k + 100]
+            sock.sendall(b"".join(f for f, _, _ in batch))
+            answers = read_answers(sock, len(batch))
+            tables = relay.snapshot.read()
+            image = {t: tables[IMAGE_PREFIX + t] for t in
+                     ("coil", "discrete_input", "input_register", "holding_register")}
+            for (frame, pdu, unit), answer in zip(batch, answers, strict=True):
+                assert answer[:2] == frame[:2] and answer[6] == unit  # its transaction, unit
+                got = answer[7:]
+                if unit != 1:
+                    assert got == bytes([pdu[0] | 0x80, 0x0B])
+                elif pdu[0] in (1, 2, 3, 4, 43):
+                    want = logic.respond(pdu, image, writes=None)
+                    assert (got == want) if want[0] & 0x80 else (
+                        got[0] == want[0] and len(got) == len(want)), (pdu, got, want)
+                    checked += 1
+                else:
+                    assert got[0] in (pdu[0], pdu[0] | 0x80)
+                    if got[0] & 0x80:
+                        assert len(got) == 2 and got[1] in (1, 2, 3, 4)
+    # malformed headers (a protocol other than 0, a length outside 2..254): dropped unanswered
+    for k in range(200):
+        with socket.create_connection(("127.0.0.1", running.port), 2.0) as sock:
+            length = int(rng.choice([0, 1, 255, 300, 65535]))
+            protocol = 0 if length in (255, 300, 65535, 0, 1) and k % 2 else int(
+                rng.integers(1, 65536))
+            sock.sendall(struct.pack(">HHHB", k, protocol, length, 1) + rng.bytes(5))
+            assert closed_within(sock, 2.0) is not None
+    elapsed, scans = time.monotonic() - started, relay.loop.stats.scans - scans0
+    assert checked > 15_000  # read PDUs compared with the specification module
+    assert scans >= 0.5 * elapsed / relay.config.scan.period, (scans, elapsed)
+    with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as client:
+        assert not client.read_input_registers(0, count=1, device_id=1).isError()
