@@ -60,6 +60,7 @@ cdef extern from "mbserver.h" nogil:
         pthread_cond_t has_write
         int wake[2]
         int stop
+        int avoid_cpu
         pthread_t thread
         uint64_t requests, exceptions, accepted, refused, dropped
     void* sr_loop(void*)
@@ -91,13 +92,14 @@ cdef class ModbusServer:
 
     def __init__(self, uint8_t[::1] region, offsets, sizes, mapped, bytes identity,
                  listener, int max_conn=16, double idle_timeout=60.0,
-                 double frame_timeout=2.0, allow=(), units=()):
+                 double frame_timeout=2.0, allow=(), units=(), avoid_cpu=None):
         """``region``: the snapshot's whole shared region (seqlock header, then data);
         ``offsets`` / ``sizes`` / ``mapped``: per table (TABLE_ORDER) the image's byte offset
         in the data, its number of addresses and a uint8 per address (1 mapped); ``identity``:
         the device identification objects (id, length, bytes ...); ``listener``: a bound,
         listening socket (kept open by this object); ``allow``: (network, mask) IPv4
-        integers, empty for any; ``units``: unit ids answered, empty for any."""
+        integers, empty for any; ``units``: unit ids answered, empty for any; ``avoid_cpu``:
+        the scan's CPU, which the network thread keeps off (it runs at normal priority)."""
         cdef const uint8_t[::1] m
         cdef int fds[2]
         if not 1 <= max_conn <= SR_MAX_CONN:
@@ -117,6 +119,7 @@ cdef class ModbusServer:
         self.s.identity = identity
         self.s.identity_len = len(identity)
         self.s.max_conn = max_conn
+        self.s.avoid_cpu = -1 if avoid_cpu is None else avoid_cpu
         self.s.idle_timeout = idle_timeout
         self.s.frame_timeout = frame_timeout
         for i, (net, mask) in enumerate(allow):

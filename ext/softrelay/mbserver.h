@@ -11,6 +11,9 @@
  */
 #ifndef SR_MBSERVER_H
 #define SR_MBSERVER_H
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  /* CPU_SET, pthread_setaffinity_np */
+#endif
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -83,6 +86,7 @@ typedef struct {
     int n_done;
     int wake[2];
     volatile int stop;
+    int avoid_cpu;  /* the scan's CPU, or -1 */
     pthread_t thread;
     /* counters */
     uint64_t requests, exceptions, accepted, refused, dropped;
@@ -347,6 +351,24 @@ static void sr_flush(sr_server *s, int k) {
 
 static void *sr_loop(void *arg) {
     sr_server *s = (sr_server *)arg;
+    /* Never at the scan's real-time priority, never on its CPU: a flood of requests must
+     * not delay a scan (threads inherit both from the thread that starts them). */
+    struct sched_param normal = {0};
+    pthread_setschedparam(pthread_self(), SCHED_OTHER, &normal);
+    if (s->avoid_cpu >= 0) {
+        cpu_set_t cpus;
+        if (sched_getaffinity(0, sizeof cpus, &cpus) == 0) {
+            int others = 0;
+            for (int c = 0; c < CPU_SETSIZE; c++)
+                if (c != s->avoid_cpu && CPU_ISSET(c, &cpus)) others++;
+            if (others) {
+                CPU_ZERO(&cpus);
+                for (int c = 0; c < 1024 && c < CPU_SETSIZE; c++)
+                    if (c != s->avoid_cpu) CPU_SET(c, &cpus);
+                pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus);
+            }
+        }
+    }
     struct pollfd fds[SR_MAX_CONN + 2];
     int slot_of[SR_MAX_CONN + 2];
     while (!s->stop) {

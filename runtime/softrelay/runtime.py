@@ -111,7 +111,8 @@ class Relay:
             self.unlock = Unlock(unlock_code(config.modbus), config.modbus.unlock_minutes,
                                  record=self.events.record)
             self.slave = SlaveService(config.modbus, self.regmap, self.snapshot, RelayWrites(
-                self.commands, self.settings, self.unlock, self.events.record))
+                self.commands, self.settings, self.unlock, self.events.record),
+                avoid_cpu=config.scan.realtime.cpu)
         self.publisher = SnapshotPublisher(
             self.snapshot, stats, lambda: list(self.coils.state().values()),
             lambda: self.events.next_seq - 1, lambda: self.watchdog.healthy,

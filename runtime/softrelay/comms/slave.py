@@ -66,7 +66,7 @@ def listener(host: str, port: int) -> socket.socket:
 
 class SlaveService:
     def __init__(self, config: ModbusSlave, regmap: RegisterMap, snapshot: SharedImage,
-                 writes: RelayWrites) -> None:
+                 writes: RelayWrites, avoid_cpu: int | None = None) -> None:
         from softrelay._mbserver import ModbusServer
 
         self.config = config
@@ -85,7 +85,7 @@ class SlaveService:
                                    identity_objects(self.logic),
                                    listener(config.host, config.port),
                                    config.max_connections, config.idle_timeout,
-                                   config.frame_timeout, allow, config.units)
+                                   config.frame_timeout, allow, config.units, avoid_cpu)
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
 
@@ -101,6 +101,10 @@ class SlaveService:
         log.info("Modbus slave listening on %s:%d", self.config.host, self.port)
 
     def _serve_writes(self) -> None:
+        try:  # not at the scan's real-time priority, which this thread would inherit
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            pass
         while not self._stop.is_set():
             item = self.server.next_write(0.2)
             if item is None:
