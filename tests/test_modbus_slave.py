@@ -38,8 +38,10 @@ SLAVE = f"""modbus:
 
 
 def make_relay(tmp_path, slave: str = SLAVE) -> Relay:
-    text = DEMO.replace("state/", f"{tmp_path}/").replace(
-        "modbus:\n  host: 127.0.0.1\n  port: 5020\n", slave)
+    """The demo relay, its Modbus section replaced by ``slave``."""
+    start = DEMO.index("\nmodbus:") + 1
+    end = DEMO.index("\n\n", start) + 1
+    text = (DEMO[:start] + slave + DEMO[end:]).replace("state/", f"{tmp_path}/")
     path = tmp_path / "relay.yaml"
     path.write_text(text)
     return Relay(load(path), str(path), factory=MockFactory())

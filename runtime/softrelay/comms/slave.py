@@ -10,6 +10,7 @@ DCS sends many times a second, never touch the interpreter the scan runs in.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
@@ -101,10 +102,8 @@ class SlaveService:
         log.info("Modbus slave listening on %s:%d", self.config.host, self.port)
 
     def _serve_writes(self) -> None:
-        try:  # not at the scan's real-time priority, which this thread would inherit
+        with contextlib.suppress(OSError):  # not at the scan's priority, which it inherits
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-        except OSError:
-            pass
         while not self._stop.is_set():
             item = self.server.next_write(0.2)
             if item is None:
