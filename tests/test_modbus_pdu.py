@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from softrelay.comms.event_window import EVENT_WINDOW, WINDOW
 from softrelay.comms.modbus_pdu import SlaveLogic
 from softrelay.comms.register_image import RELAY, RegisterImage, empty_image
 from softrelay.comms.regmap import RegisterMap
@@ -48,7 +49,7 @@ class Relay:
             "thermal_outputs": core.thermal_outputs, "thermal_inputs": core.thermal_inputs,
             "thermal_state": core.thermal_state, "thermal_settings": core.thermal_settings,
             "busbar_outputs": core.busbar_outputs, "busbar_settings": core.busbar_settings,
-            "relay": np.zeros(1, RELAY)}, self.image)
+            "relay": np.zeros(1, RELAY), "events": np.zeros(WINDOW, EVENT_WINDOW)}, self.image)
 
     def ask(self, *fields: int | bytes, layout: str | None = None) -> bytes:
         pdu = fields[0] if isinstance(fields[0], bytes) else struct.pack(layout, *fields)
@@ -92,7 +93,7 @@ def test_bits_are_packed_lsb_first():
         (struct.pack(">BHH", 3, K2, 0), 3),  # quantity 0
         (struct.pack(">BHH", 4, P, 126), 3),  # over 125 registers
         (struct.pack(">BHH", 1, P, 2001), 3),  # over 2000 bits
-        (struct.pack(">BHH", 4, 50, 1), 2),  # an unmapped address
+        (struct.pack(">BHH", 4, 96, 1), 2),  # an unmapped address
         (struct.pack(">BHH", 4, P, 48), 2),  # runs into the gap after the point's values
         (struct.pack(">BHH", 3, 65535, 2), 2),  # past the end of the table
         (struct.pack(">BHHH", 4, P, 2, 0), 3),  # a longer request than the function's

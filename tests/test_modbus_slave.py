@@ -4,6 +4,7 @@ rules and the connection limits; the compiled reads answer what the specificatio
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import threading
@@ -110,7 +111,7 @@ def test_pymodbus_reads_the_map(running):
         assert faults.bits[7]  # input_fault: no companion, the currents are stale
         coils = client.read_coils(regmap.get("motor1.reset").address, count=2, device_id=1)
         assert coils.bits[:2] == [False, False]
-        refused = client.read_input_registers(50, count=1, device_id=1)
+        refused = client.read_input_registers(96, count=1, device_id=1)
         assert refused.isError() and refused.exception_code == 2
         summary = client.read_holding_registers(regmap.get("motor1.status",
                                                            "holding_register").address,
@@ -148,7 +149,7 @@ def test_pymodbustcp_an_independent_client_reads_and_writes(running):
         running.scans()
         assert any(e.kind == "command" and e.source == "reset all"
                    for e in running.relay.events.ring)
-        assert client.read_input_registers(50, 1) is None
+        assert client.read_input_registers(96, 1) is None
         assert client.last_except == 2
         # settings: locked (04), then unlocked with the code, then written and read back
         k2 = regmap.get("motor1.k2").address
@@ -175,7 +176,7 @@ def test_pymodbustcp_an_independent_client_reads_and_writes(running):
     ("pdu", "unit", "answer"),
     [
         (bytes([0x07]), 1, bytes([0x87, 1])),  # unsupported function
-        (struct.pack(">BHH", 4, 50, 1), 1, bytes([0x84, 2])),  # unmapped
+        (struct.pack(">BHH", 4, 96, 1), 1, bytes([0x84, 2])),  # unmapped
         (struct.pack(">BHH", 3, 100, 126), 1, bytes([0x83, 3])),  # over 125 registers
         (struct.pack(">BHH", 4, 6, 2), 9, bytes([0x84, 0x0B])),  # a unit not served
         (struct.pack(">BHH", 5, 0, 0x1234), 1, bytes([0x85, 3])),  # a coil value
@@ -317,7 +318,7 @@ def test_mbpoll_reads_floats_and_writes_a_coil(running):
     assert f"[{theta_trip}]: \t1.2" in out, out
     out = mbpoll(running.port, "-t", "3:hex", "-r", "0", "-c", "4")
     assert "[0]: \t0x0001" in out and "[1]: \t0x0000" in out, out  # map 1, softrelay 0.
-    out = mbpoll(running.port, "-t", "3", "-r", "50", "-c", "1")
+    out = mbpoll(running.port, "-t", "3", "-r", "96", "-c", "1")
     assert "Illegal data address" in out, out
     out = mbpoll(running.port, "-t", "0", "-r", str(regmap.get("motor1.reset").address),
                  write=("1",))
@@ -421,3 +422,53 @@ def test_fuzz_100000_frames_the_server_answers_by_the_specification(running):
     assert scans >= 0.5 * elapsed / relay.config.scan.period, (scans, elapsed)
     with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as client:
         assert not client.read_input_registers(0, count=1, device_id=1).isError()
+
+
+def window(client: ModbusTcpClient, regmap) -> list[dict]:
+    first = regmap.get("relay.event0_seq").address
+    words = client.read_input_registers(first, count=56, device_id=1).registers
+    rows = []
+    for k in range(8):
+        w = words[7 * k:7 * k + 7]
+        if w[0] << 16 | w[1]:
+            rows.append({"seq": w[0] << 16 | w[1], "time": w[2] << 16 | w[3], "ms": w[4],
+                         "kind": w[5], "source": w[6]})
+    return rows
+
+
+def test_events_are_read_through_the_window_without_losing_one(running):
+    """Twenty commands make twenty events; the DCS walks the window from an old cursor to
+    the newest, writing back the last number it read, and sees every event once, in order,
+    with the kinds and sources the map's tables name."""
+    relay, regmap = running.relay, running.relay.regmap
+    kinds, sources = json.loads(regmap.to_json())["event_kinds"], regmap.event_sources
+    with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as client:
+        start = relay.events.next_seq - 1
+        reset = regmap.get("motor1.reset").address
+        for _ in range(20):
+            client.write_coil(reset, True, device_id=1)
+        running.scans(3)
+        newest = window(client, regmap)  # cursor 0: the newest 8
+        assert len(newest) == 8 and newest[-1]["seq"] == relay.events.next_seq - 1
+        cursor, seen = regmap.get("relay.event_cursor").address, []
+        client.write_registers(cursor, [start >> 16, start & 0xFFFF], device_id=1)
+        while True:
+            running.scans(2)
+            rows = window(client, regmap)
+            if not rows:
+                break
+            seen += rows
+            last = rows[-1]["seq"]
+            client.write_registers(cursor, [last >> 16, last & 0xFFFF], device_id=1)
+        read_back = client.read_holding_registers(cursor, count=2, device_id=1).registers
+    numbers = [row["seq"] for row in seen]
+    assert numbers == list(range(start + 1, start + 1 + len(numbers)))  # every one, once
+    assert len(numbers) >= 20 and read_back == [numbers[-1] >> 16, numbers[-1] & 0xFFFF]
+    by_seq = {e.seq: e for e in relay.events.ring}
+    for row in seen:
+        event = by_seq[row["seq"]]
+        assert kinds[row["kind"]] == event.kind
+        assert sources[row["source"]] == event.source or row["source"] == 0
+        assert abs(row["time"] + row["ms"] / 1000 - event.wall) < 0.002
+    commands = [row for row in seen if kinds[row["kind"]] == "command"]
+    assert len(commands) == 20 and {sources[r["source"]] for r in commands} == {"reset motor1"}

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from softrelay.comms.event_window import EVENT_WINDOW, WINDOW
 from softrelay.comms.register_image import (
     RELAY,
     RegisterImage,
@@ -162,7 +163,7 @@ def sources(core: ProtectionCore, relay: np.ndarray) -> dict[str, np.ndarray]:
     return {"thermal_outputs": core.thermal_outputs, "thermal_inputs": core.thermal_inputs,
             "thermal_state": core.thermal_state, "thermal_settings": core.thermal_settings,
             "busbar_outputs": core.busbar_outputs, "busbar_settings": core.busbar_settings,
-            "relay": relay}
+            "relay": relay, "events": np.zeros(WINDOW, EVENT_WINDOW)}
 
 
 def test_measurements_read_back_as_the_core_computed_them(scanned):

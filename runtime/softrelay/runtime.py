@@ -17,6 +17,7 @@ import multiprocessing
 import time
 from collections.abc import Callable
 
+from softrelay.comms.event_window import EventWindow
 from softrelay.comms.regmap import RegisterMap
 from softrelay.comms.slave import SlaveService, unlock_code
 from softrelay.comms.writes import RelayWrites, Unlock
@@ -105,20 +106,22 @@ class Relay:
         ]
         stats = ScanStats(self.clock.period_ns)
         self.regmap = RegisterMap(config)
+        self.event_window = EventWindow(self.events, self.regmap.event_sources)
         self.slave: SlaveService | None = None
         self.unlock: Unlock | None = None
         if config.modbus is not None:
             self.unlock = Unlock(unlock_code(config.modbus), config.modbus.unlock_minutes,
                                  record=self.events.record)
             self.slave = SlaveService(config.modbus, self.regmap, self.snapshot, RelayWrites(
-                self.commands, self.settings, self.unlock, self.events.record),
-                avoid_cpu=config.scan.realtime.cpu)
+                self.commands, self.settings, self.unlock, self.events.record,
+                events=self.event_window), avoid_cpu=config.scan.realtime.cpu)
         self.publisher = SnapshotPublisher(
             self.snapshot, stats, lambda: list(self.coils.state().values()),
             lambda: self.events.next_seq - 1, lambda: self.watchdog.healthy,
             registers=RegisterPublisher(
                 self.regmap, lambda: self.settings.applied,
-                (lambda: self.unlock.unlocked) if self.unlock is not None else lambda: False))
+                (lambda: self.unlock.unlocked) if self.unlock is not None else lambda: False,
+                self.event_window))
         self.loop = ScanLoop(
             self.core, self.clock,
             before=[self._latch, self.settings.apply, self.commands.apply],

@@ -30,7 +30,8 @@ from softrelay.comms.regmap import GLOBAL_READINGS, TABLES, RegisterMap
 
 WORD_TABLES = ("input_register", "holding_register")
 #: the relay's global quantities, one row, filled by the publisher every scan
-RELAY = np.dtype([(q, "<f8") for q in dict.fromkeys(q for q, *_ in GLOBAL_READINGS)])
+RELAY = np.dtype([(q, "<f8") for q in dict.fromkeys(
+    [*(q for q, *_ in GLOBAL_READINGS), "event_cursor"])])
 
 
 def image_layout(regmap: RegisterMap) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
@@ -82,8 +83,8 @@ class RegisterImage:
     """Codes tables of values into the image: ``fill(sources, image)``.
 
     ``sources``: name -> table: the core's ``thermal_outputs``, ``thermal_inputs``,
-    ``thermal_state``, ``thermal_settings``, ``busbar_outputs``, ``busbar_settings``, and
-    ``relay`` (one row of ``RELAY``).
+    ``thermal_state``, ``thermal_settings``, ``busbar_outputs``, ``busbar_settings``,
+    ``relay`` (one row of ``RELAY``) and ``events`` (the rows of ``event_window.EVENT_WINDOW``).
     """
 
     def __init__(self, regmap: RegisterMap) -> None:

@@ -36,6 +36,10 @@ import json
 from dataclasses import dataclass, field
 
 from softrelay import __version__
+from softrelay.comms.event_window import FIRST as EVENTS_FIRST
+from softrelay.comms.event_window import KINDS as EVENT_KINDS
+from softrelay.comms.event_window import WINDOW, event_sources
+from softrelay.comms.event_window import WORDS as EVENT_WORDS
 from softrelay.config.schema import RelayConfig
 from softrelay.core import BusbarFlag, BusbarSettings, ThermalFlag, ThermalSettings
 
@@ -177,12 +181,24 @@ GLOBAL_READINGS = [
 ]
 #: (quantity, table, offset, type, access, unit, description): commands and the unlock
 GLOBAL_WRITES = [
+    ("event_cursor", "holding_register", 2, "uint32", "RW", "", "the number of the last event "
+     "the DCS has: the event window shows the 8 after it (0: the newest 8)"),
     ("reset_all", "coil", 0, "bool", "W", "", "write 1: reset every point (as a relay's reset "
      "button)"),
     ("acknowledge_all", "coil", 1, "bool", "W", "", "write 1: acknowledge (release latched "
      "coils whose flags have gone)"),
     ("unlock", "holding_register", 0, "uint32", "W", "", "write the unlock code to allow "
      "settings writes (for unlock_minutes); write 0 to lock; reads 0"),
+]
+
+
+#: (field, offset, type, unit, description) of one event of the window (event_window.py)
+EVENT_FIELDS = [
+    ("seq", 0, "uint32", "", "its number (0: no event in this row)"),
+    ("time", 2, "uint32", "s", "wall-clock time, seconds since 1970-01-01 UTC"),
+    ("ms", 4, "uint16", "ms", "milliseconds of that second"),
+    ("kind", 5, "uint16", "", "kind code (event_kinds in the JSON map)"),
+    ("source", 6, "uint16", "", "source code (event_sources in the JSON map)"),
 ]
 
 
@@ -207,14 +223,22 @@ class RegisterMap:
         self.word_order = WORD_ORDER
         self.config_hash = config_hash(config)
         self.relay = config.name
+        self.event_sources = event_sources(config)
         entries: list[Entry] = []
         for quantity, table, offset, kind, unit, text in GLOBAL_READINGS:
             access = "R"
             entries.append(Entry(f"relay.{quantity}", table, offset, kind, access, text, unit,
                                  source=("relay", quantity, 0)))
         for quantity, table, offset, kind, access, unit, text in GLOBAL_WRITES:
+            source = ("relay", quantity, 0) if "R" in access else ("command", quantity)
             entries.append(Entry(f"relay.{quantity}", table, offset, kind, access, text, unit,
-                                 source=("command", quantity)))
+                                 source=source))
+        for k in range(WINDOW):
+            address = EVENTS_FIRST + EVENT_WORDS * k
+            for name, offset, kind, unit, text in EVENT_FIELDS:
+                entries.append(Entry(f"relay.event{k}_{name}", "input_register",
+                                     address + offset, kind, "R", f"event window row {k}: "
+                                     f"{text}", unit, source=("events", name, k)))
         if len(config.points) > MAX_POINTS:
             raise ValueError(f"{len(config.points)} points: the register map holds at most "
                              f"{MAX_POINTS}")
@@ -270,7 +294,9 @@ class RegisterMap:
                 "block": BLOCK, "first_point": FIRST_POINT, "summary": SUMMARY}
 
     def to_json(self) -> str:
-        document = self.header() | {"entries": [e.exported() for e in self.entries]}
+        document = self.header() | {"event_kinds": EVENT_KINDS,
+                                    "event_sources": self.event_sources,
+                                    "entries": [e.exported() for e in self.entries]}
         return json.dumps(document, indent=2, allow_nan=False) + "\n"
 
     def to_csv(self) -> str:

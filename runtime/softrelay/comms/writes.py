@@ -6,6 +6,7 @@
 - coils ``reset`` / ``acknowledge`` (a point's, or the relay's ``*_all``): writing 1 queues the
   command for the next scan (as the relay's button would); writing 0 does nothing;
 - ``<point>.preset_theta`` (float32, 0..10): queues a preset; anything else is 03;
+- ``relay.event_cursor`` (uint32): moves the event window (``event_window``);
 - ``relay.unlock`` (uint32): the configured code unlocks settings writes for
   ``unlock_minutes``; 0 locks again; a wrong code is refused (04) and recorded, never logged;
 - settings (RW-unlocked): while unlocked, the point's settings with the written values are
@@ -23,6 +24,7 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
+from softrelay.comms.event_window import EventWindow
 from softrelay.comms.modbus_pdu import DEVICE_FAILURE, ILLEGAL_VALUE
 from softrelay.comms.regmap import ENUM_SETTINGS, Entry
 from softrelay.outputs.commands import CommandQueue, Request
@@ -74,7 +76,9 @@ class Unlock:
 
 class RelayWrites:
     def __init__(self, commands: CommandQueue, settings: SettingsQueue, unlock: Unlock,
-                 record: Record | None = None, source: str = "modbus") -> None:
+                 record: Record | None = None, source: str = "modbus",
+                 events: EventWindow | None = None) -> None:
+        self.events = events
         self.commands = commands
         self.settings = settings
         self.unlock = unlock
@@ -85,9 +89,12 @@ class RelayWrites:
         requests: list[Request] = []
         changes: dict[str, dict] = {}
         unlock: int | None = None
+        cursor: int | None = None
         for entry, raw in items:
             point, _, quantity = entry.name.rpartition(".")
-            if entry.source[0] == "command":
+            if entry.source[0] == "relay":  # the event cursor, the one writable global
+                cursor = raw
+            elif entry.source[0] == "command":
                 action = entry.source[1]
                 if action == "unlock":
                     unlock = raw
@@ -134,4 +141,6 @@ class RelayWrites:
                 return code
         for request in requests:
             self.commands.put(request)
+        if cursor is not None and self.events is not None:
+            self.events.cursor = cursor
         return 0

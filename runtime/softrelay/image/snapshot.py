@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from softrelay.comms.event_window import EVENT_WINDOW, WINDOW, EventWindow
 from softrelay.comms.register_image import RELAY, compiled_encoder, image_layout
 from softrelay.comms.regmap import RegisterMap, firmware_version
 from softrelay.config.schema import RelayConfig
@@ -49,10 +50,13 @@ class RegisterPublisher:
     points). The settings' registers are recoded only when ``settings_version()`` moves."""
 
     def __init__(self, regmap: RegisterMap, settings_version: Callable[[], int] = lambda: 0,
-                 unlocked: Callable[[], bool] = lambda: False) -> None:
+                 unlocked: Callable[[], bool] = lambda: False,
+                 events: EventWindow | None = None) -> None:
         self.regmap = regmap
         self.settings_version = settings_version
         self.unlocked = unlocked
+        self.events = events
+        self._no_events = np.zeros(WINDOW, EVENT_WINDOW)
         self._settings_seen: int | None = None
         self.relay = np.zeros(1, RELAY)
         major, minor, patch = firmware_version()
@@ -69,13 +73,17 @@ class RegisterPublisher:
                        "thermal_state": core.thermal_state,
                        "thermal_settings": core.thermal_settings,
                        "busbar_outputs": core.busbar_outputs,
-                       "busbar_settings": core.busbar_settings, "relay": self.relay}
+                       "busbar_settings": core.busbar_settings, "relay": self.relay,
+                       "events": self.events.table if self.events else self._no_events}
             image = {name[len(IMAGE_PREFIX):]: table for name, table in tables.items()
                      if name.startswith(IMAGE_PREFIX)}
             self._encoder = compiled_encoder(self.regmap, sources, image,
                                              lambda table: not table.endswith("_settings"))
             self._settings = compiled_encoder(self.regmap, sources, image,
                                               lambda table: table.endswith("_settings"))
+        if self.events is not None:
+            self.relay["event_cursor"] = self.events.cursor
+            self.events.refresh()
         self._encoder.fill()
         version = self.settings_version()
         if version != self._settings_seen:
