@@ -472,3 +472,42 @@ def test_events_are_read_through_the_window_without_losing_one(running):
         assert abs(row["time"] + row["ms"] / 1000 - event.wall) < 0.002
     commands = [row for row in seen if kinds[row["kind"]] == "command"]
     assert len(commands) == 20 and {sources[r["source"]] for r in commands} == {"reset motor1"}
+
+
+def test_settings_changed_over_modbus_survive_a_restart_until_the_file_changes(tmp_path):
+    relay = make_relay(tmp_path)
+    r = Running(relay)
+    try:
+        regmap = relay.regmap
+        client = ModbusClient(host="127.0.0.1", port=r.port, unit_id=1, auto_open=True)
+        unlock = regmap.get("relay.unlock").address
+        assert client.write_multiple_registers(unlock, [CODE >> 16, CODE & 0xFFFF])
+        k2 = regmap.get("motor1.k2").address
+        assert client.write_multiple_registers(k2, list(struct.unpack(">HH", struct.pack(
+            ">f", 4.5))))
+        client.close()
+        r.scans(3)
+    finally:
+        r.close()
+    kept = tmp_path / "demo-state.settings.json"
+    assert kept.exists() and json.loads(kept.read_text())["payload"]["points"]["motor1"][
+        "k2"] == 4.5
+    again = make_relay(tmp_path)  # the same file: the change is restored
+    try:
+        assert again.core.thermal_settings["k2"][0] == 4.5
+        assert again.settings.current["motor1"].k2 == 4.5
+        assert any("restored: k2 3.0 -> 4.5" in e.text for e in again.events.ring)
+    finally:
+        again.start(companion=False)
+        again.stop()
+    path = tmp_path / "relay.yaml"
+    path.write_text(path.read_text().replace("k2: 3.0", "k2: 3.5"))  # the engineer edits
+    edited = Relay(load(path), str(path), factory=MockFactory())
+    try:
+        assert edited.core.thermal_settings["k2"][0] == 3.5  # the file wins
+        assert any("dropped: the configuration file changed" in e.text
+                   for e in edited.events.ring)
+    finally:
+        edited.start(companion=False)
+        edited.stop()
+    assert json.loads(kept.read_text())["payload"]["points"] == {}  # nothing kept any more

@@ -18,13 +18,16 @@ import time
 from collections.abc import Callable
 
 from softrelay.comms.event_window import EventWindow
-from softrelay.comms.regmap import RegisterMap
+from softrelay.comms.regmap import RegisterMap, config_hash
 from softrelay.comms.slave import SlaveService, unlock_code
 from softrelay.comms.writes import RelayWrites, Unlock
 from softrelay.config.schema import RelayConfig
 from softrelay.core import BusbarFlag, ChannelFault, ProtectionCore, ThermalFlag
 from softrelay.firmware.events import EventRecorder, FlagWatcher, last_seq
 from softrelay.firmware.memory import Checkpointer, restore, snapshot
+from softrelay.firmware.settings_store import changed_points, settings_path
+from softrelay.firmware.settings_store import document as settings_document
+from softrelay.firmware.settings_store import load as load_kept_settings
 from softrelay.image.shared import SharedImage
 from softrelay.image.signals import InputMap, empty_signals, input_layout
 from softrelay.image.snapshot import RegisterPublisher, SnapshotPublisher, snapshot_layout
@@ -60,8 +63,17 @@ class Relay:
         busbar = [p for p in config.points if p.kind == "busbar"]
         self.thermal_names = [p.name for p in thermal]
         self.busbar_names = [p.name for p in busbar]
+        # settings changed in service (over Modbus) and kept: over the file's, while it is
+        # the file they were made over
+        self.configured = {p.name: p.settings for p in config.points}
+        self.settings_file = settings_path(config.state.file)
+        self._config_hash = config_hash(config)
+        kept, self._settings_messages = load_kept_settings(
+            self.settings_file, self.configured, self._config_hash)
+        settings_of = self.configured | kept
         sampled = any(p.samples for p in thermal)
-        self.core = ProtectionCore([p.settings for p in thermal], [p.settings for p in busbar],
+        self.core = ProtectionCore([settings_of[p.name] for p in thermal],
+                                   [settings_of[p.name] for p in busbar],
                                    window_length=config.sampling.window_length if sampled else 0,
                                    samples_per_cycle=config.sampling.samples_per_cycle)
         period_ns = round(config.scan.period * 1e9)
@@ -89,8 +101,18 @@ class Relay:
         self.commands = CommandQueue(self.thermal_names, self.coils.release_latches,
                                      self.events.record)
         self.buttons = CommandButtons(config.inputs, self.commands, factory=self.factory)
-        self.settings = SettingsQueue([(p.name, p.settings) for p in thermal],
-                                      [(p.name, p.settings) for p in busbar], self.events.record)
+        self.settings = SettingsQueue([(p.name, settings_of[p.name]) for p in thermal],
+                                      [(p.name, settings_of[p.name]) for p in busbar],
+                                      self.events.record)
+        for message in self._settings_messages:
+            self.events.record("system", "settings", message)
+        self.settings_keeper = Checkpointer(
+            self.settings_file,
+            on_error=lambda why: self.events.record("fault", "settings", why))
+        self._settings_kept = self.settings.applied
+        if self.settings_file.exists():  # what is kept now, under this configuration's hash
+            changed = changed_points(self.settings.current, self.configured)
+            self.settings_keeper.submit(lambda: settings_document(changed, self._config_hash))
         limit = config.scan.watchdog_periods * config.scan.period
         self.systemd = Notifier()
         self.watchdog = Watchdog(limit, self._set_healthy, feed_systemd=self.systemd.feed)
@@ -126,7 +148,7 @@ class Relay:
             self.core, self.clock,
             before=[self._latch, self.settings.apply, self.commands.apply],
             after=[self.commands.settle, self._record_edges, self.coils.drive, self._checkpoint,
-                   self.publisher.publish],
+                   self._keep_settings, self.publisher.publish],
             on_overrun=lambda missed, now: self.events.record(
                 "overrun", "scan", f"{missed} period(s) skipped", now),
             heartbeat=self.watchdog.beat,
@@ -144,6 +166,14 @@ class Relay:
     def _record_edges(self, core: ProtectionCore, now: float) -> None:
         for watcher, flags in self.watchers:
             watcher.update(flags(core), now)
+
+    def _keep_settings(self, core: ProtectionCore, now: float) -> None:
+        """After a settings change: keep the changed points' settings (on the keeper's
+        thread)."""
+        if self.settings.applied != self._settings_kept:
+            self._settings_kept = self.settings.applied
+            changed = changed_points(self.settings.current, self.configured)
+            self.settings_keeper.submit(lambda: settings_document(changed, self._config_hash))
 
     def _checkpoint(self, core: ProtectionCore, now: float) -> None:
         if self._last_checkpoint is None:
@@ -239,6 +269,7 @@ class Relay:
         self.events.record("system", "relay", "stopped: checkpoint written, coils safe")
         self.checkpointer.submit(self._memory())  # after the last event: numbers never repeat
         self.checkpointer.close()
+        self.settings_keeper.close()
         if self.slave is not None:
             self.slave.stop()
         self._stop.set()
