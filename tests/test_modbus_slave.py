@@ -38,11 +38,15 @@ SLAVE = f"""modbus:
 """
 
 
-def make_relay(tmp_path, slave: str = SLAVE) -> Relay:
-    """The demo relay, its Modbus section replaced by ``slave``."""
+def make_relay(tmp_path, slave: str = SLAVE, extra: tuple[str, str] | None = None) -> Relay:
+    """The demo relay, its Modbus section replaced by ``slave`` (and ``extra``: one more
+    (old, new) replacement)."""
     start = DEMO.index("\nmodbus:") + 1
     end = DEMO.index("\n\n", start) + 1
     text = (DEMO[:start] + slave + DEMO[end:]).replace("state/", f"{tmp_path}/")
+    if extra is not None:
+        assert extra[0] in text
+        text = text.replace(extra[0], extra[1], 1)
     path = tmp_path / "relay.yaml"
     path.write_text(text)
     return Relay(load(path), str(path), factory=MockFactory())

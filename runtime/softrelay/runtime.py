@@ -18,7 +18,9 @@ import time
 from collections.abc import Callable
 
 from softrelay.comms.event_window import EventWindow
+from softrelay.comms.modbus_pdu import SlaveLogic
 from softrelay.comms.regmap import RegisterMap, config_hash
+from softrelay.comms.rtu_slave import RtuSlave
 from softrelay.comms.slave import SlaveService, unlock_code
 from softrelay.comms.writes import RelayWrites, Unlock
 from softrelay.config.schema import RelayConfig
@@ -130,13 +132,21 @@ class Relay:
         self.regmap = RegisterMap(config)
         self.event_window = EventWindow(self.events, self.regmap.event_sources)
         self.slave: SlaveService | None = None
+        self.rtu: RtuSlave | None = None
         self.unlock: Unlock | None = None
+        if config.modbus is not None or config.modbus_rtu is not None:
+            tcp = config.modbus
+            self.unlock = Unlock(unlock_code(tcp) if tcp else None,
+                                 tcp.unlock_minutes if tcp else 10.0, record=self.events.record)
         if config.modbus is not None:
-            self.unlock = Unlock(unlock_code(config.modbus), config.modbus.unlock_minutes,
-                                 record=self.events.record)
             self.slave = SlaveService(config.modbus, self.regmap, self.snapshot, RelayWrites(
                 self.commands, self.settings, self.unlock, self.events.record,
                 events=self.event_window), avoid_cpu=config.scan.realtime.cpu)
+        if config.modbus_rtu is not None:
+            self.rtu = RtuSlave(config.modbus_rtu, SlaveLogic(self.regmap), self.snapshot,
+                                RelayWrites(self.commands, self.settings, self.unlock,
+                                            self.events.record, source="modbus-rtu",
+                                            events=self.event_window))
         self.publisher = SnapshotPublisher(
             self.snapshot, stats, lambda: list(self.coils.state().values()),
             lambda: self.events.next_seq - 1, lambda: self.watchdog.healthy,
@@ -234,6 +244,8 @@ class Relay:
             if not ready.wait(30.0):
                 raise RuntimeError("the companion process did not start")
         self.watchdog.start()
+        if self.rtu is not None:
+            self.rtu.start()
         if self.slave is not None:
             self.slave.start()
             self.events.record("system", "modbus", f"slave on {self.config.modbus.host}:"
@@ -272,6 +284,8 @@ class Relay:
         self.settings_keeper.close()
         if self.slave is not None:
             self.slave.stop()
+        if self.rtu is not None:
+            self.rtu.stop()
         self._stop.set()
         if self._companion is not None:
             self._companion.join(10.0)

@@ -508,6 +508,17 @@ class ModbusSlave(BaseModel):
         return self
 
 
+class ModbusRtuSlave(BaseModel):
+    """The same register map on an RS-485 line, as an RTU slave."""
+
+    model_config = STRICT
+    port: str = Field(min_length=1, description="serial device, e.g. /dev/ttyUSB0")
+    unit: int = Field(1, ge=1, le=247, description="this relay's address on the line")
+    baudrate: int = Field(19200, ge=300, le=921600)
+    parity: Literal["N", "E", "O"] = "E"
+    stopbits: Literal[1, 2] = 1
+
+
 class PlantMotor(BaseModel):
     """A simulated motor: its own thermal physics, a load profile and a breaker."""
 
@@ -585,6 +596,8 @@ class RelayConfig(BaseModel):
     inputs: tuple[Input, ...] = ()
     modbus: ModbusSlave | None = Field(None, description="the slave for the DCS; none: no "
                                        "Modbus server")
+    modbus_rtu: ModbusRtuSlave | None = Field(None, description="the map on an RS-485 line "
+                                              "too; writes need modbus.unlock_code for settings")
     sampling: Sampling = Sampling()
     plant: Plant | None = None
 

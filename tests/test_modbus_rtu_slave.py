@@ -1,0 +1,72 @@
+"""The Modbus RTU slave over a socat pty pair: pymodbus's serial client and raw frames (CRC,
+addresses, broadcast) against the relay's map."""
+
+from __future__ import annotations
+
+import struct
+import time
+
+import pytest
+import serial
+from pymodbus.client import ModbusSerialClient
+
+from softrelay.io.modbus.frames import rtu_frame
+
+from test_modbus_slave import DEMO, Running, make_relay
+
+UNIT = 7
+
+
+@pytest.fixture
+def line(tmp_path, pty_pair):
+    end_a, end_b = pty_pair
+    rtu = (f"modbus_rtu: {{port: {end_a}, unit: {UNIT}, baudrate: 115200, parity: N}}\n"
+           "sampling:")
+    assert "\nsampling:" in DEMO
+    r = Running(make_relay(tmp_path, extra=("sampling:", rtu)))
+    yield r, end_b
+    r.close()
+
+
+def test_pymodbus_reads_and_writes_over_rtu(line):
+    running, port = line
+    regmap = running.relay.regmap
+    client = ModbusSerialClient(port=str(port), baudrate=115200, parity="N", timeout=1)
+    assert client.connect()
+    try:
+        version = client.read_input_registers(0, count=1, device_id=UNIT)
+        assert version.registers == [1]
+        trip = client.read_holding_registers(regmap.get("motor1.theta_trip").address, count=2,
+                                             device_id=UNIT)
+        assert struct.unpack(">f", struct.pack(">HH", *trip.registers))[0] == pytest.approx(1.2)
+        refused = client.read_input_registers(96, count=1, device_id=UNIT)
+        assert refused.isError() and refused.exception_code == 2
+        assert not client.write_coil(regmap.get("motor1.reset").address, True,
+                                     device_id=UNIT).isError()
+    finally:
+        client.close()
+    running.scans()
+    assert any(e.kind == "command" and e.source == "reset motor1" and "modbus-rtu" in e.text
+               for e in running.relay.events.ring)
+
+
+def test_bad_crc_other_addresses_and_broadcasts_get_no_answer(line):
+    running, port = line
+    regmap = running.relay.regmap
+    with serial.Serial(str(port), 115200, timeout=0.3) as s:
+        good = rtu_frame(UNIT, struct.pack(">BHH", 4, 0, 1))
+        s.write(good)
+        assert s.read(7) == rtu_frame(UNIT, bytes([4, 2, 0, 1]))
+        s.write(good[:-1] + bytes([good[-1] ^ 0xFF]))  # a corrupted CRC
+        assert s.read(7) == b""
+        time.sleep(0.05)
+        s.write(rtu_frame(UNIT + 1, struct.pack(">BHH", 4, 0, 1)))  # another device
+        assert s.read(7) == b""
+        time.sleep(0.05)
+        reset_all = regmap.get("relay.reset_all").address
+        s.write(rtu_frame(0, struct.pack(">BHH", 5, reset_all, 0xFF00)))  # broadcast
+        assert s.read(8) == b""
+    running.scans()
+    assert any(e.kind == "command" and e.source == "reset all"
+               for e in running.relay.events.ring)
+    assert running.relay.rtu.crc_errors == 1
