@@ -44,11 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "regmap":
         from softrelay.comms.regmap import RegisterMap
 
-        try:
-            config = load(args.config)
-        except ConfigError as exc:
-            for problem in exc.problems:
-                print(problem, file=sys.stderr)
+        config = load_or_report(args.config)
+        if config is None:
             return 1
         regmap = RegisterMap(config)
         text = {"json": regmap.to_json, "csv": regmap.to_csv, "md": regmap.to_markdown}[
@@ -56,12 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(text)
         return 0
     if args.command == "check":
-        try:
-            config = load(args.config)
-        except ConfigError as exc:
-            for problem in exc.problems:
-                print(problem, file=sys.stderr)
-            print(f"{len(exc.problems)} problem(s): nothing would run", file=sys.stderr)
+        config = load_or_report(args.config, "nothing would run")
+        if config is None:
             return 1
         print("\n".join(describe(config)))
         return 0
@@ -70,6 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return run_relay(args.config)
     return 2  # pragma: no cover (argparse refuses unknown commands)
+
+
+def load_or_report(path: str | None, outcome: str = ""):
+    """The configuration, or None after printing every problem (and ``outcome``) to stderr."""
+    try:
+        return load(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        if outcome:
+            print(f"{len(exc.problems)} problem(s): {outcome}", file=sys.stderr)
+        return None
 
 
 def configure_logging(terminal: bool) -> None:
@@ -87,11 +92,8 @@ def run_relay(path: str | None) -> int:
 
     terminal = sys.stdout.isatty()
     configure_logging(terminal)
-    try:
-        config = load(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    config = load_or_report(path)
+    if config is None:
         return 1
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
