@@ -515,3 +515,38 @@ def test_settings_changed_over_modbus_survive_a_restart_until_the_file_changes(t
         edited.start(companion=False)
         edited.stop()
     assert json.loads(kept.read_text())["payload"]["points"] == {}  # nothing kept any more
+
+
+def test_unit_groups_show_their_points_as_relays_of_their_own(tmp_path):
+    """Unit 2 shows motor2 and unit 3 bus1, each from the first block (one template for every
+    motor); unit 1 the whole map; any other unit: exception 0x0B."""
+    slave = SLAVE.replace("  units: [1]\n", "  units: [1]\n  groups: {2: [motor2], 3: [bus1]}\n")
+    r = Running(make_relay(tmp_path, slave))
+    try:
+        whole = r.relay.regmap
+        with ModbusTcpClient("127.0.0.1", port=r.port, timeout=2) as client:
+            def ir(address, count, unit):
+                return client.read_input_registers(address, count=count, device_id=unit)
+
+            first = r.relay.maps["mb2_"].get("motor2.theta").address
+            assert first == whole.get("motor1.theta").address  # the first block
+            r.scans(2)
+            assert ir(first, 2, 2).registers == ir(whole.get("motor2.theta").address, 2,
+                                                   1).registers
+            level = r.relay.maps["mb3_"].get("bus1.level_a").address
+            assert level == first
+            assert ir(level, 2, 3).registers == ir(whole.get("bus1.level_a").address, 2,
+                                                   1).registers
+            assert ir(first + 48, 2, 2).exception_code == 2  # unit 2 has one point
+            assert ir(0, 1, 4).exception_code == 0x0B  # no such unit
+            reset = r.relay.maps["mb2_"].get("motor2.reset").address
+            assert not client.write_coil(reset, True, device_id=2).isError()
+        r.scans()
+        assert any(e.kind == "command" and e.source == "reset motor2"
+                   for e in r.relay.events.ring)
+    finally:
+        r.close()
+    from test_config import problems_of
+
+    bad = DEMO.replace("modbus:", "modbus:\n  groups: {2: [motor9]}", 1)
+    assert any("modbus.groups[2][0]: no point named 'motor9'" in p for p in problems_of(bad))

@@ -42,9 +42,10 @@ cdef extern from "mbserver.h" nogil:
         int fd
     ctypedef struct sr_server:
         uint8_t* region
-        size_t off[4]
-        uint32_t size[4]
-        const uint8_t* mapped[4]
+        size_t off[256][4]
+        uint32_t size[256][4]
+        const uint8_t* mapped[256][4]
+        uint8_t has_map[256]
         const uint8_t* identity
         int identity_len
         int listen_fd
@@ -54,7 +55,6 @@ cdef extern from "mbserver.h" nogil:
         uint32_t allow_net[32]
         uint32_t allow_mask[32]
         int n_allow
-        uint8_t unit_ok[256]
         sr_conn conn[256]
         pthread_mutex_t lock
         pthread_cond_t has_write
@@ -67,7 +67,7 @@ cdef extern from "mbserver.h" nogil:
     void sr_close(sr_server*, int)
     int sr_next_write(sr_server*, double, int*, uint32_t*, uint8_t*)
     void sr_complete(sr_server*, int, uint32_t, const uint8_t*, const uint8_t*, int)
-    int sr_read_pdu(sr_server*, const uint8_t*, int, uint8_t*)
+    int sr_read_pdu(sr_server*, int, const uint8_t*, int, uint8_t*)
 
 TABLE_ORDER = ("coil", "discrete_input", "input_register", "holding_register")
 
@@ -90,32 +90,44 @@ cdef class ModbusServer:
         pthread_mutex_init(&self.s.lock, NULL)
         pthread_cond_init(&self.s.has_write, NULL)
 
-    def __init__(self, uint8_t[::1] region, offsets, sizes, mapped, bytes identity,
-                 listener, int max_conn=16, double idle_timeout=60.0,
-                 double frame_timeout=2.0, allow=(), units=(), avoid_cpu=None):
+    def __init__(self, uint8_t[::1] region, images, units, bytes identity, listener,
+                 int max_conn=16, double idle_timeout=60.0, double frame_timeout=2.0,
+                 allow=(), avoid_cpu=None):
         """``region``: the snapshot's whole shared region (seqlock header, then data);
-        ``offsets`` / ``sizes`` / ``mapped``: per table (TABLE_ORDER) the image's byte offset
-        in the data, its number of addresses and a uint8 per address (1 mapped); ``identity``:
-        the device identification objects (id, length, bytes ...); ``listener``: a bound,
-        listening socket (kept open by this object); ``allow``: (network, mask) IPv4
-        integers, empty for any; ``units``: unit ids answered, empty for any; ``avoid_cpu``:
-        the scan's CPU, which the network thread keeps off (it runs at normal priority)."""
+        ``images``: register images, each (offsets, sizes, mapped): per table (TABLE_ORDER)
+        its byte offset in the data, its number of addresses and a uint8 per address (1
+        mapped); ``units``: 256 entries, the index of the image unit id u reads, or -1 (that
+        unit answers exception 0x0B); ``identity``: the device identification objects (id,
+        length, bytes ...); ``listener``: a bound, listening socket (kept open by this
+        object); ``allow``: (network, mask) IPv4 integers, empty for any; ``avoid_cpu``: the
+        scan's CPU, which the network thread keeps off (it runs at normal priority)."""
         cdef const uint8_t[::1] m
         cdef int fds[2]
         if not 1 <= max_conn <= SR_MAX_CONN:
             raise ValueError(f"max_conn must be 1..{SR_MAX_CONN}")
         if len(allow) > SR_MAX_ALLOW:
             raise ValueError(f"at most {SR_MAX_ALLOW} allowed networks")
+        if len(units) != 256:
+            raise ValueError("units: one entry per unit id, 256")
         self.s.region = &region[0]
-        for t in range(4):
-            m = mapped[t]
-            if m.shape[0] < sizes[t]:
-                raise ValueError("a mapped table is shorter than its size")
-            if offsets[t] + (2 if t >= 2 else 1) * sizes[t] + 64 > region.shape[0]:
-                raise ValueError("an image table lies outside the region")
-            self.s.off[t] = offsets[t]
-            self.s.size[t] = sizes[t]
-            self.s.mapped[t] = &m[0] if m.shape[0] else NULL
+        for offsets, sizes, mapped in images:
+            for t in range(4):
+                m = mapped[t]
+                if m.shape[0] < sizes[t]:
+                    raise ValueError("a mapped table is shorter than its size")
+                if offsets[t] + (2 if t >= 2 else 1) * sizes[t] + 64 > region.shape[0]:
+                    raise ValueError("an image table lies outside the region")
+        for u in range(256):
+            k = units[u]
+            self.s.has_map[u] = 0 if k < 0 else 1
+            if k < 0:
+                continue
+            offsets, sizes, mapped = images[k]
+            for t in range(4):
+                m = mapped[t]
+                self.s.off[u][t] = offsets[t]
+                self.s.size[u][t] = sizes[t]
+                self.s.mapped[u][t] = &m[0] if m.shape[0] else NULL
         self.s.identity = identity
         self.s.identity_len = len(identity)
         self.s.max_conn = max_conn
@@ -126,8 +138,6 @@ cdef class ModbusServer:
             self.s.allow_net[i] = net & mask
             self.s.allow_mask[i] = mask
         self.s.n_allow = len(allow)
-        for u in range(256):
-            self.s.unit_ok[u] = 1 if not units or u in units else 0
         listener.setblocking(False)
         self.s.listen_fd = listener.fileno()
         self.port = listener.getsockname()[1]
@@ -137,7 +147,7 @@ cdef class ModbusServer:
             fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         self.s.wake[0] = fds[0]
         self.s.wake[1] = fds[1]
-        self.keep = (region, mapped, identity, listener)
+        self.keep = (region, images, identity, listener)
 
     def start(self):
         if self.running:
@@ -200,16 +210,18 @@ cdef class ModbusServer:
             raise ValueError("a response needs the request's MBAP header and 1..253 bytes")
         sr_complete(self.s, slot, generation, mbap, pdu, len(pdu))
 
-    def read_pdu(self, bytes pdu):
-        """The answer the network thread gives to a read PDU (tests hold it to the
-        reference)."""
+    def read_pdu(self, bytes pdu, int unit=1):
+        """The answer the network thread gives to a read PDU for ``unit`` (tests hold it to
+        the reference)."""
         cdef uint8_t out[300]
         cdef int n
         if not 1 <= len(pdu) <= 253:
             raise ValueError("a PDU has 1..253 bytes")
         if self.s.region == NULL:
             raise RuntimeError("the server is stopped")
-        n = sr_read_pdu(self.s, pdu, len(pdu), out)
+        if not 0 <= unit <= 255 or not self.s.has_map[unit]:
+            raise ValueError(f"unit {unit} reads no map")
+        n = sr_read_pdu(self.s, unit, pdu, len(pdu), out)
         return bytes(out[:n])
 
     @property

@@ -59,12 +59,14 @@ typedef struct {
 } sr_pending;
 
 typedef struct {
-    /* the snapshot: region (seqlock header then data), offsets of the four image tables in the
-     * data, their sizes (addresses), and per address 1 if mapped */
+    /* the snapshot: region (seqlock header then data); per unit id the image it reads (the
+     * whole map's, or its group's): offsets of the four tables in the data, their sizes
+     * (addresses), per address 1 if mapped; has_map[unit] 0: the unit gets exception 0x0B */
     uint8_t *region;
-    size_t off[4];
-    uint32_t size[4];
-    const uint8_t *mapped[4];
+    size_t off[256][4];
+    uint32_t size[256][4];
+    const uint8_t *mapped[256][4];
+    uint8_t has_map[256];
     const uint8_t *identity;  /* objects: id, length, bytes ... */
     int identity_len;
     /* configuration */
@@ -73,7 +75,6 @@ typedef struct {
     double idle_timeout, frame_timeout;
     uint32_t allow_net[SR_MAX_ALLOW], allow_mask[SR_MAX_ALLOW];
     int n_allow;
-    uint8_t unit_ok[256];
     /* connections */
     sr_conn conn[SR_MAX_CONN];
     uint32_t next_generation;
@@ -108,9 +109,10 @@ static void sr_close(sr_server *s, int k) {
 
 /* Copy `count` entries of `table` from `start` out of one consistent version of the snapshot.
  * Words come out big-endian; bits one byte each. 0, or -1 when no stable version was seen. */
-static int sr_copy(sr_server *s, int table, uint32_t start, uint32_t count, uint8_t *out) {
+static int sr_copy(sr_server *s, int unit, int table, uint32_t start, uint32_t count,
+                   uint8_t *out) {
     unsigned long long *seq = (unsigned long long *)s->region;
-    const uint8_t *data = s->region + SR_HEADER + s->off[table];
+    const uint8_t *data = s->region + SR_HEADER + s->off[unit][table];
     int words = (table == SR_IR || table == SR_HR);
     size_t nbytes = words ? 2u * count : count;
     uint8_t tmp[2 * 2000];
@@ -138,16 +140,17 @@ static int sr_copy(sr_server *s, int table, uint32_t start, uint32_t count, uint
     return -1;
 }
 
-static int sr_is_mapped(sr_server *s, int table, uint32_t start, uint32_t count) {
-    if (start + count > 65536u || start + count > s->size[table]) return 0;
-    const uint8_t *m = s->mapped[table];
+static int sr_is_mapped(sr_server *s, int unit, int table, uint32_t start, uint32_t count) {
+    if (start + count > 65536u || start + count > s->size[unit][table]) return 0;
+    const uint8_t *m = s->mapped[unit][table];
     for (uint32_t i = start; i < start + count; i++)
         if (!m[i]) return 0;
     return 1;
 }
 
-/* The response PDU to a read PDU (function 01 02 03 04 43) into `out`; returns its length. */
-static int sr_read_pdu(sr_server *s, const uint8_t *pdu, int len, uint8_t *out) {
+/* The response PDU to a read PDU (function 01 02 03 04 43) for `unit` into `out`; returns its
+ * length. */
+static int sr_read_pdu(sr_server *s, int unit, const uint8_t *pdu, int len, uint8_t *out) {
     uint8_t f = pdu[0];
     uint8_t code = 0;
     if (f >= 1 && f <= 4) {
@@ -161,11 +164,11 @@ static int sr_read_pdu(sr_server *s, const uint8_t *pdu, int len, uint8_t *out) 
             int table = table_of[f];
             if (count < 1 || count > limit) {
                 code = 3;
-            } else if (!sr_is_mapped(s, table, start, count)) {
+            } else if (!sr_is_mapped(s, unit, table, start, count)) {
                 code = 2;
             } else if (f <= 2) {
                 uint8_t bits[2000];
-                if (sr_copy(s, table, start, count, bits)) {
+                if (sr_copy(s, unit, table, start, count, bits)) {
                     code = 4;
                 } else {
                     int nbytes = (int)((count + 7) / 8);
@@ -177,7 +180,7 @@ static int sr_read_pdu(sr_server *s, const uint8_t *pdu, int len, uint8_t *out) 
                     return 2 + nbytes;
                 }
             } else {
-                if (sr_copy(s, table, start, count, out + 2)) {
+                if (sr_copy(s, unit, table, start, count, out + 2)) {
                     code = 4;
                 } else {
                     out[0] = f;
@@ -275,12 +278,12 @@ static void sr_frames(sr_server *s, int k, double now) {
         s->requests++;
         c->last_activity = now;
         c->frame_started = 0;
-        if (!s->unit_ok[h[6]]) {
+        if (!s->has_map[h[6]]) {
             answer[0] = (uint8_t)(f | 0x80);
             answer[1] = 0x0B;  /* gateway target device failed to respond */
             n = 2;
         } else if ((f >= 1 && f <= 4) || f == 43) {
-            n = sr_read_pdu(s, pdu, pdu_len, answer);
+            n = sr_read_pdu(s, h[6], pdu, pdu_len, answer);
         } else if (f == 5 || f == 6 || f == 15 || f == 16 || f == 23) {
             pthread_mutex_lock(&s->lock);
             sr_pending *p = &s->pending[s->n_pending++];

@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     regmap = commands.add_parser("regmap", help="print the Modbus register map")
     regmap.add_argument("config", nargs="?", help="YAML file (default: the embedded demo)")
     regmap.add_argument("--format", choices=("json", "csv", "md"), default="md")
+    regmap.add_argument("--unit", type=int, help="the map a unit id of modbus.groups shows")
     args = parser.parse_args(argv)
     if args.command == "regmap":
         from softrelay.comms.regmap import RegisterMap
@@ -47,7 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         config = load_or_report(args.config)
         if config is None:
             return 1
-        regmap = RegisterMap(config)
+        groups = config.modbus.groups if config.modbus else {}
+        if args.unit is not None and args.unit not in groups:
+            print(f"unit {args.unit} shows no group of points (modbus.groups: "
+                  f"{', '.join(map(str, groups)) or 'none'})", file=sys.stderr)
+            return 1
+        regmap = RegisterMap(config, list(groups[args.unit]) if args.unit is not None
+                             else None)
         text = {"json": regmap.to_json, "csv": regmap.to_csv, "md": regmap.to_markdown}[
             args.format]()
         sys.stdout.write(text)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from softrelay.comms.event_window import EventWindow
 from softrelay.comms.modbus_pdu import SlaveLogic
-from softrelay.comms.regmap import RegisterMap, config_hash
+from softrelay.comms.regmap import config_hash
 from softrelay.comms.rtu_slave import RtuSlave
 from softrelay.comms.slave import SlaveService, unlock_code
 from softrelay.comms.writes import RelayWrites, Unlock
@@ -32,7 +32,13 @@ from softrelay.firmware.settings_store import document as settings_document
 from softrelay.firmware.settings_store import load as load_kept_settings
 from softrelay.image.shared import SharedImage
 from softrelay.image.signals import InputMap, empty_signals, input_layout
-from softrelay.image.snapshot import RegisterPublisher, SnapshotPublisher, snapshot_layout
+from softrelay.image.snapshot import (
+    IMAGE_PREFIX,
+    RegisterPublisher,
+    SnapshotPublisher,
+    register_maps,
+    snapshot_layout,
+)
 from softrelay.io.companion import companion_main
 from softrelay.outputs.buttons import CommandButtons
 from softrelay.outputs.coils import CoilBank, pin_factory
@@ -129,7 +135,8 @@ class Relay:
              lambda core: core.busbar_outputs["fault"].reshape(-1)),
         ]
         stats = ScanStats(self.clock.period_ns)
-        self.regmap = RegisterMap(config)
+        self.maps = register_maps(config)  #: by snapshot prefix: the whole map, unit groups
+        self.regmap = self.maps[IMAGE_PREFIX]
         self.event_window = EventWindow(self.events, self.regmap.event_sources)
         self.slave: SlaveService | None = None
         self.rtu: RtuSlave | None = None
@@ -139,7 +146,7 @@ class Relay:
             self.unlock = Unlock(unlock_code(tcp) if tcp else None,
                                  tcp.unlock_minutes if tcp else 10.0, record=self.events.record)
         if config.modbus is not None:
-            self.slave = SlaveService(config.modbus, self.regmap, self.snapshot, RelayWrites(
+            self.slave = SlaveService(config.modbus, self.maps, self.snapshot, RelayWrites(
                 self.commands, self.settings, self.unlock, self.events.record,
                 events=self.event_window), avoid_cpu=config.scan.realtime.cpu)
         if config.modbus_rtu is not None:
@@ -150,10 +157,10 @@ class Relay:
         self.publisher = SnapshotPublisher(
             self.snapshot, stats, lambda: list(self.coils.state().values()),
             lambda: self.events.next_seq - 1, lambda: self.watchdog.healthy,
-            registers=RegisterPublisher(
-                self.regmap, lambda: self.settings.applied,
+            registers=[RegisterPublisher(
+                regmap, lambda: self.settings.applied,
                 (lambda: self.unlock.unlocked) if self.unlock is not None else lambda: False,
-                self.event_window))
+                self.event_window, prefix) for prefix, regmap in self.maps.items()])
         self.loop = ScanLoop(
             self.core, self.clock,
             before=[self._latch, self.settings.apply, self.commands.apply],

@@ -218,7 +218,9 @@ def firmware_version() -> tuple[int, int, int]:
 class RegisterMap:
     """Every entry of one configuration's map, with lookups by name and by address."""
 
-    def __init__(self, config: RelayConfig) -> None:
+    def __init__(self, config: RelayConfig, points: list[str] | None = None) -> None:
+        """The map of every point, or of ``points`` only (a unit id's group: laid out from the
+        first block in the order given, each still reading its own rows of the core)."""
         self.version = MAP_VERSION
         self.word_order = WORD_ORDER
         self.config_hash = config_hash(config)
@@ -242,18 +244,22 @@ class RegisterMap:
         if len(config.points) > MAX_POINTS:
             raise ValueError(f"{len(config.points)} points: the register map holds at most "
                              f"{MAX_POINTS}")
-        rows = {"thermal": 0, "busbar": 0}
-        for k, point in enumerate(config.points):  # point k: block and summary
+        counts, row_of = {"thermal": 0, "busbar": 0}, {}
+        for point in config.points:  # each point's row in its kind's tables of the core
+            row_of[point.name] = counts[point.kind]
+            counts[point.kind] += 1
+        by_name = {p.name: p for p in config.points}
+        shown = [by_name[name] for name in points] if points is not None else config.points
+        for k, point in enumerate(shown):  # point k: block and summary
             base = FIRST_POINT + BLOCK * k
-            row = rows[point.kind]
-            rows[point.kind] += 1
+            row = row_of[point.name]
             if point.kind == "thermal":
                 entries += thermal_entries(point.name, base, row)
             else:
                 entries += busbar_entries(point.name, base, row)
             entries += summary_entries(point.name, point.kind, SUMMARY + 4 * k, row)
         self.entries = entries
-        self.points = len(config.points)
+        self.points = len(shown)
         self._by_name = {(e.name, e.table): e for e in entries}
         self._check()
 

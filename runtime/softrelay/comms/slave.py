@@ -66,27 +66,40 @@ def listener(host: str, port: int) -> socket.socket:
 
 
 class SlaveService:
-    def __init__(self, config: ModbusSlave, regmap: RegisterMap, snapshot: SharedImage,
-                 writes: RelayWrites, avoid_cpu: int | None = None) -> None:
+    def __init__(self, config: ModbusSlave, maps: dict[str, RegisterMap],
+                 snapshot: SharedImage, writes: RelayWrites, avoid_cpu: int | None = None
+                 ) -> None:
+        """``maps``: the register images in the snapshot by prefix (``register_maps``)."""
         from softrelay._mbserver import ModbusServer
 
         self.config = config
-        self.logic = SlaveLogic(regmap)
         self.snapshot = snapshot
         self.writes = writes
-        sizes = [regmap.size(t) for t in TABLE_ORDER]
-        mapped = [(self.logic.entry_at[t][:max(n, 1)] >= 0).astype(np.uint8)
-                  for t, n in zip(TABLE_ORDER, sizes, strict=True)]
-        offsets = [snapshot.offsets[IMAGE_PREFIX + t] for t in TABLE_ORDER]
+        prefixes = list(maps)
+        self.logic = {prefix: SlaveLogic(regmap) for prefix, regmap in maps.items()}
+        images = []
+        for prefix, regmap in maps.items():
+            sizes = [regmap.size(t) for t in TABLE_ORDER]
+            mapped = [(self.logic[prefix].entry_at[t][:max(n, 1)] >= 0).astype(np.uint8)
+                      for t, n in zip(TABLE_ORDER, sizes, strict=True)]
+            images.append(([snapshot.offsets[prefix + t] for t in TABLE_ORDER], sizes, mapped))
+        self.prefix_of: dict[int, str] = {}
+        for unit in range(256):
+            if unit in config.groups:
+                self.prefix_of[unit] = f"mb{unit}_"
+            elif unit in config.units or (not config.units and not config.groups):
+                self.prefix_of[unit] = IMAGE_PREFIX
+        units = [prefixes.index(self.prefix_of[u]) if u in self.prefix_of else -1
+                 for u in range(256)]
         allow = []
         for text in config.allow:
             network = ipaddress.IPv4Network(text, strict=False)
             allow.append((int(network.network_address), int(network.netmask)))
-        self.server = ModbusServer(snapshot.region, offsets, sizes, mapped,
-                                   identity_objects(self.logic),
+        self.server = ModbusServer(snapshot.region, images, units,
+                                   identity_objects(self.logic[IMAGE_PREFIX]),
                                    listener(config.host, config.port),
                                    config.max_connections, config.idle_timeout,
-                                   config.frame_timeout, allow, config.units, avoid_cpu)
+                                   config.frame_timeout, allow, avoid_cpu)
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
 
@@ -110,9 +123,10 @@ class SlaveService:
                 continue
             slot, generation, frame = item
             try:
+                prefix = self.prefix_of[frame[6]]  # the network thread sends only these
                 tables = self.snapshot.read()
-                image = {t: tables[IMAGE_PREFIX + t] for t in TABLE_ORDER}
-                answer = self.logic.respond(frame[7:], image, self.writes)
+                image = {t: tables[prefix + t] for t in TABLE_ORDER}
+                answer = self.logic[prefix].respond(frame[7:], image, self.writes)
             except Exception:  # never leave a client waiting, never kill the worker
                 log.exception("Modbus write failed")
                 answer = bytes([frame[7] | 0x80, 4])

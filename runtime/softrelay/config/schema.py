@@ -473,8 +473,12 @@ class ModbusSlave(BaseModel):
     host: str = Field("127.0.0.1", description="bind address (IPv4); 0.0.0.0: every interface")
     port: int = Field(5020, ge=0, le=65535, description="502 needs root or the "
                       "CAP_NET_BIND_SERVICE capability; 0: any free port (tests)")
-    units: tuple[int, ...] = Field((), description="unit ids answered; empty: any. Others get "
-                                   "exception 0x0B (gateway target failed to respond)")
+    units: tuple[int, ...] = Field((), description="unit ids that see the whole map; empty: "
+                                   "any (unless groups are given). Others get exception 0x0B "
+                                   "(gateway target failed to respond)")
+    groups: dict[int, tuple[Name, ...]] = Field(
+        default_factory=dict, description="unit id -> points it shows, laid out from the first "
+        "block as if each group were a relay of its own (the same template for every motor)")
     max_connections: int = Field(16, ge=1, le=256)
     idle_timeout: float = Field(60.0, gt=0.0, le=86400.0, description="s without a request "
                                 "before a connection is closed")
@@ -503,8 +507,14 @@ class ModbusSlave(BaseModel):
                 ipaddress.IPv4Network(network, strict=False)
             except ValueError as exc:
                 raise ValueError(f"allow: {network!r} is not an IPv4 network ({exc})") from None
-        if any(not 0 <= u <= 255 for u in self.units):
+        if any(not 0 <= u <= 255 for u in (*self.units, *self.groups)):
             raise ValueError("unit ids are 0..255")
+        both = set(self.units) & set(self.groups)
+        if both:
+            raise ValueError(f"unit {min(both)} is in 'units' and in 'groups'")
+        for unit, names in self.groups.items():
+            if not names:
+                raise ValueError(f"groups: unit {unit} shows no point")
         return self
 
 
@@ -721,6 +731,10 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
                 errors.append((("outputs", i, "flags", j),
                                f"{ref!r}: a {point.kind} point has no flag {flag!r} "
                                f"(flags: {known})"))
+    for unit, names in (config.modbus.groups.items() if config.modbus else ()):
+        for j, name in enumerate(names):
+            if name not in points:
+                errors.append((("modbus", "groups", unit, j), f"no point named {name!r}"))
     for i, item in enumerate(config.inputs):
         for j, name in enumerate(item.points):
             if name not in points:

@@ -8,13 +8,13 @@ statistics' percentiles are refreshed every ``stats_every`` scans.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from softrelay.comms.event_window import EVENT_WINDOW, WINDOW, EventWindow
 from softrelay.comms.register_image import RELAY, compiled_encoder, image_layout
-from softrelay.comms.regmap import RegisterMap, firmware_version
+from softrelay.comms.regmap import TABLES, RegisterMap, firmware_version
 from softrelay.config.schema import RelayConfig
 from softrelay.core import ProtectionCore
 from softrelay.core.layout import BUSBAR_OUTPUTS, THERMAL_OUTPUTS
@@ -34,13 +34,23 @@ STATS = np.dtype(
 IMAGE_PREFIX = "mb_"
 
 
+def register_maps(config: RelayConfig) -> dict[str, RegisterMap]:
+    """Each register image the snapshot carries, by table prefix: the whole map ("mb_") and
+    one per unit id that shows a group of points ("mb<unit>_")."""
+    maps = {IMAGE_PREFIX: RegisterMap(config)}
+    for unit, names in (config.modbus.groups.items() if config.modbus else ()):
+        maps[f"mb{unit}_"] = RegisterMap(config, list(names))
+    return maps
+
+
 def snapshot_layout(config: RelayConfig) -> Layout:
     n_th = sum(p.kind == "thermal" for p in config.points)
     n_bb = sum(p.kind == "busbar" for p in config.points)
     layout = {"thermal": (THERMAL_OUTPUTS, (n_th,)), "busbar": (BUSBAR_OUTPUTS, (n_bb,)),
               "coils": (np.dtype("u1"), (len(config.outputs),)), "stats": (STATS, (1,))}
-    for table, spec in image_layout(RegisterMap(config)).items():
-        layout[IMAGE_PREFIX + table] = spec
+    for prefix, regmap in register_maps(config).items():
+        for table, spec in image_layout(regmap).items():
+            layout[prefix + table] = spec
     return layout
 
 
@@ -51,8 +61,9 @@ class RegisterPublisher:
 
     def __init__(self, regmap: RegisterMap, settings_version: Callable[[], int] = lambda: 0,
                  unlocked: Callable[[], bool] = lambda: False,
-                 events: EventWindow | None = None) -> None:
+                 events: EventWindow | None = None, prefix: str = IMAGE_PREFIX) -> None:
         self.regmap = regmap
+        self.prefix = prefix
         self.settings_version = settings_version
         self.unlocked = unlocked
         self.events = events
@@ -75,8 +86,7 @@ class RegisterPublisher:
                        "busbar_outputs": core.busbar_outputs,
                        "busbar_settings": core.busbar_settings, "relay": self.relay,
                        "events": self.events.table if self.events else self._no_events}
-            image = {name[len(IMAGE_PREFIX):]: table for name, table in tables.items()
-                     if name.startswith(IMAGE_PREFIX)}
+            image = {table: tables[self.prefix + table] for table in TABLES}
             self._encoder = compiled_encoder(self.regmap, sources, image,
                                              lambda table: not table.endswith("_settings"))
             self._settings = compiled_encoder(self.regmap, sources, image,
@@ -95,10 +105,10 @@ class SnapshotPublisher:
     """Scan stage (last): copy this scan's results into the shared snapshot."""
 
     def __init__(self, image: SharedImage, stats: ScanStats, coil_state, event_count,
-                 healthy, stats_every: int = 50, registers: RegisterPublisher | None = None
-                 ) -> None:
+                 healthy, stats_every: int = 50,
+                 registers: Sequence[RegisterPublisher] = ()) -> None:
         self.image = image
-        self.registers = registers
+        self.registers = list(registers)
         self.stats = stats
         self.coil_state = coil_state  #: () -> list[bool], coils in configuration order
         self.event_count = event_count  #: () -> int
@@ -125,8 +135,8 @@ class SnapshotPublisher:
                 s[f"late_{k}"] = summary["lateness"][k]
                 s[f"exec_{k}"] = summary["execution"][k]
             s["healthy"] = self.healthy()
-            if self.registers is not None:
-                r = self.registers.relay
+            for registers in self.registers:
+                r = registers.relay
                 r["scans"] = s["scans"]
                 r["heartbeat"] = s["scans"] % 65536
                 r["healthy"] = s["healthy"]
@@ -134,10 +144,10 @@ class SnapshotPublisher:
                 r["missed"] = self.stats.missed
                 r["events"] = s["events"]
                 r["period"] = self.stats.period_ns * 1e-6
-                r["unlocked"] = self.registers.unlocked()
+                r["unlocked"] = registers.unlocked()
                 for name, source in (("lateness_p99", ("lateness", "p99")),
                                      ("lateness_max", ("lateness", "max")),
                                      ("execution_p99", ("execution", "p99")),
                                      ("execution_max", ("execution", "max"))):
                     r[name] = summary[source[0]][source[1]] * 1e-3  # ns -> us
-                self.registers.fill(core, t)
+                registers.fill(core, t)
