@@ -65,3 +65,36 @@ def test_flag_edges_become_pickups_and_dropouts_after_the_first_scan():
     got = [(e.kind, e.source, e.mono) for e in rec.ring]
     assert got == [("dropout", "m1.alarm1", 2.0), ("pickup", "m2.trip", 2.0),
                    ("pickup", "m2.alarm1", 2.0)]
+
+
+def test_numbers_never_repeat_and_readers_never_fail_while_two_threads_record():
+    """The scan and the Modbus write worker both record; the publisher reads the ring
+    meanwhile (a deque read while another thread appends would raise)."""
+    import threading
+
+    rec = EventRecorder(1024)
+    stop = threading.Event()
+
+    def other_thread() -> None:
+        while not stop.is_set():
+            rec.record("system", "unlock", "from modbus")
+
+    import sys
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    try:
+        for k in range(20_000):
+            rec.record("command", "motor1", f"{k}")
+            if k % 10 == 0:
+                rec.since(0)  # the whole ring
+                rec.newest(8)
+    finally:
+        stop.set()
+        worker.join()
+        sys.setswitchinterval(interval)
+    numbers = [e.seq for e in rec.ring]
+    assert numbers == sorted(set(numbers))
+    rec.close()

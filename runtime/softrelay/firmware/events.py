@@ -85,11 +85,13 @@ class EventRecorder:
 
     def newest(self, count: int) -> list[Event]:
         """The newest ``count`` events, oldest first."""
-        return list(self.ring)[-count:] if count > 0 else []
+        with self._numbering:  # another thread may be recording
+            return list(self.ring)[-count:] if count > 0 else []
 
     def since(self, seq: int) -> list[Event]:
         """Events after sequence number ``seq`` still in the ring, oldest first."""
-        return [e for e in self.ring if e.seq > seq]
+        with self._numbering:
+            return [e for e in self.ring if e.seq > seq]
 
     def _write_loop(self) -> None:
         with contextlib.ExitStack() as stack:
