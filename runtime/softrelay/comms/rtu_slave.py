@@ -40,7 +40,7 @@ class RtuSlave:
 
         self.config = config
         self.logic = logic
-        self.snapshot = snapshot
+        self.snapshot = snapshot.reader()  # this thread's own copy buffers
         self.writes = writes
         self.line = serial.Serial(port or config.port, baudrate=config.baudrate, bytesize=8,
                                   parity=config.parity, stopbits=config.stopbits,
@@ -90,3 +90,4 @@ class RtuSlave:
             self._thread.join(2.0)
             self._thread = None
         self.line.close()
+        self.snapshot.close()

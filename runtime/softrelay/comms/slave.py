@@ -73,7 +73,7 @@ class SlaveService:
         from softrelay._mbserver import ModbusServer
 
         self.config = config
-        self.snapshot = snapshot
+        self.snapshot = snapshot.reader()  # the write worker's own copy buffers
         self.writes = writes
         prefixes = list(maps)
         self.logic = {prefix: SlaveLogic(regmap) for prefix, regmap in maps.items()}
@@ -138,3 +138,4 @@ class SlaveService:
         if self._worker is not None:
             self._worker.join(2.0)
             self._worker = None
+        self.snapshot.close()

@@ -81,6 +81,12 @@ class SharedImage:
     def name(self) -> str:
         return self._name
 
+    def reader(self) -> SharedImage:
+        """Another attachment to the same segment, with copy buffers of its own: for a second
+        reading thread (``read`` refills one set of arrays, so two threads must not share
+        it). Close it before its creator."""
+        return SharedImage(self.layout, name=self._name, create=False)
+
     @contextlib.contextmanager
     def writing(self) -> Iterator[dict[str, np.ndarray]]:
         """Change the tables inside this block; on leaving it they are published as one new
@@ -93,7 +99,8 @@ class SharedImage:
             _shm.write(self.region, self._staging)
 
     def read(self) -> dict[str, np.ndarray]:
-        """A consistent private copy of every table (the same arrays, refilled each call)."""
+        """A consistent private copy of every table (the same arrays, refilled each call: one
+        reading thread per SharedImage; another thread takes a ``reader()``)."""
         _shm.read_into(self.region, self._copy)
         return self.copies
 
