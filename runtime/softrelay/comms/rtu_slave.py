@@ -13,7 +13,9 @@ interpreter's time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 
 from softrelay.comms.modbus_pdu import SlaveLogic
@@ -65,6 +67,8 @@ class RtuSlave:
         return None if unit == 0 else rtu_frame(unit, response)
 
     def _serve(self) -> None:
+        with contextlib.suppress(OSError):  # not at the scan's priority, which it inherits
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
         while not self._stop.is_set():
             frame = self.line.read(256)  # returns at the inter-character silence
             if not frame:
