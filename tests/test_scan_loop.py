@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -184,3 +185,29 @@ def test_the_watchdog_thread_notices_a_real_stall():
     time.sleep(0.2)  # the scan stalls
     dog.stop()
     assert changes[:2] == [True, False]
+
+
+def test_helper_threads_leave_the_scans_real_time_priority(tmp_path):
+    """Threads inherit SCHED_FIFO from the scan's thread; the event writer and the checkpoint
+    thread go back to normal priority (they take the interpreter lock the scan needs)."""
+    import threading
+
+    from softrelay.firmware.events import EventRecorder
+    from softrelay.firmware.memory import Checkpointer
+
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+    except PermissionError:
+        pytest.fail("needs CAP_SYS_NICE (root), as make test has in CI")
+    try:
+        recorder = EventRecorder(1024)
+        keeper = Checkpointer(tmp_path / "x.json")
+        time.sleep(0.1)
+        threads = {t.name: t for t in threading.enumerate()}
+        for name in ("event-writer", "checkpoint"):
+            assert os.sched_getscheduler(threads[name].native_id) == os.SCHED_OTHER, name
+        assert os.sched_getscheduler(0) == os.SCHED_FIFO  # the caller keeps its own
+        recorder.close()
+        keeper.close()
+    finally:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))

@@ -13,9 +13,7 @@ interpreter's time.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import threading
 
 from softrelay.comms.modbus_pdu import SlaveLogic
@@ -24,6 +22,7 @@ from softrelay.config.schema import ModbusRtuSlave
 from softrelay.image.shared import SharedImage
 from softrelay.image.snapshot import IMAGE_PREFIX
 from softrelay.io.modbus.frames import crc16, rtu_frame
+from softrelay.scan.realtime import leave_realtime
 
 log = logging.getLogger("softrelay.modbus")
 TABLES = ("coil", "discrete_input", "input_register", "holding_register")
@@ -67,8 +66,7 @@ class RtuSlave:
         return None if unit == 0 else rtu_frame(unit, response)
 
     def _serve(self) -> None:
-        with contextlib.suppress(OSError):  # not at the scan's priority, which it inherits
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        leave_realtime()  # not at the scan's priority, which it inherits
         while not self._stop.is_set():
             frame = self.line.read(256)  # returns at the inter-character silence
             if not frame:

@@ -10,7 +10,6 @@ DCS sends many times a second, never touch the interpreter the scan runs in.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import logging
 import os
@@ -25,6 +24,7 @@ from softrelay.comms.writes import RelayWrites
 from softrelay.config.schema import ModbusSlave
 from softrelay.image.shared import SharedImage
 from softrelay.image.snapshot import IMAGE_PREFIX
+from softrelay.scan.realtime import leave_realtime
 
 log = logging.getLogger("softrelay.modbus")
 TABLE_ORDER = ("coil", "discrete_input", "input_register", "holding_register")
@@ -115,8 +115,7 @@ class SlaveService:
         log.info("Modbus slave listening on %s:%d", self.config.host, self.port)
 
     def _serve_writes(self) -> None:
-        with contextlib.suppress(OSError):  # not at the scan's priority, which it inherits
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        leave_realtime()  # not at the scan's priority, which it inherits
         while not self._stop.is_set():
             item = self.server.next_write(0.2)
             if item is None:

@@ -94,6 +94,9 @@ class EventRecorder:
             return [e for e in self.ring if e.seq > seq]
 
     def _write_loop(self) -> None:
+        from softrelay.scan.realtime import leave_realtime
+
+        leave_realtime()  # writing the disk is no work for the scan's priority
         with contextlib.ExitStack() as stack:
             out = (stack.enter_context(open(self.file, "a", encoding="utf-8"))
                    if self.file is not None else None)

@@ -194,6 +194,9 @@ class Checkpointer:
         self._thread.join(timeout=10.0)
 
     def _run(self) -> None:
+        from softrelay.scan.realtime import leave_realtime
+
+        leave_realtime()  # building the JSON holds the interpreter lock: not at scan priority
         while True:
             self._wake.wait()
             self._wake.clear()

@@ -85,3 +85,15 @@ def apply(priority: int = 0, lock_memory: bool = False, cpu: int | None = None,
         (log.info if item.ok else log.warning)("real time: %s %s: %s", item.option,
                                                "applied" if item.ok else "REFUSED", item.detail)
     return results
+
+
+def leave_realtime() -> None:
+    """Put the calling thread back at normal priority (threads inherit the SCHED_FIFO of the
+    thread that starts them). For the scan process's helper threads (event writer,
+    checkpoints, Modbus): each takes the interpreter lock the scan needs, and must not do it
+    at the scan's priority. A no-op where the thread already runs at normal priority."""
+    import contextlib
+
+    with contextlib.suppress(OSError, AttributeError):
+        if os.sched_getscheduler(0) != os.SCHED_OTHER:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
