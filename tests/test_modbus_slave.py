@@ -20,7 +20,7 @@ from pyModbusTCP.client import ModbusClient
 
 from softrelay.comms.modbus_pdu import SlaveLogic
 from softrelay.config import load
-from softrelay.image.snapshot import IMAGE_PREFIX
+from softrelay.image.snapshot import register_image
 from softrelay.runtime import Relay
 
 from test_config import DEMO
@@ -269,9 +269,7 @@ def still(tmp_path_factory):
     relay.start(companion=False)
     for _ in range(3):
         relay.loop.step()
-    tables = relay.snapshot.read()
-    image = {t: tables[IMAGE_PREFIX + t].copy() for t in
-             ("coil", "discrete_input", "input_register", "holding_register")}
+    image = {t: words.copy() for t, words in register_image(relay.snapshot.read()).items()}
     yield relay, image
     relay.stop()
 
@@ -396,9 +394,7 @@ def test_fuzz_100000_frames_the_server_answers_by_the_specification(running):
             batch = frames[k:k + 100]
             sock.sendall(b"".join(f for f, _, _ in batch))
             answers = read_answers(sock, len(batch))
-            tables = relay.snapshot.read()
-            image = {t: tables[IMAGE_PREFIX + t] for t in
-                     ("coil", "discrete_input", "input_register", "holding_register")}
+            image = register_image(relay.snapshot.read())
             for (frame, pdu, unit), answer in zip(batch, answers, strict=True):
                 assert answer[:2] == frame[:2] and answer[6] == unit  # its transaction, unit
                 got = answer[7:]

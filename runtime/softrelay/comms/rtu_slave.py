@@ -20,12 +20,11 @@ from softrelay.comms.modbus_pdu import SlaveLogic
 from softrelay.comms.writes import RelayWrites
 from softrelay.config.schema import ModbusRtuSlave
 from softrelay.image.shared import SharedImage
-from softrelay.image.snapshot import IMAGE_PREFIX
+from softrelay.image.snapshot import register_image
 from softrelay.io.modbus.frames import crc16, rtu_frame
 from softrelay.scan.realtime import leave_realtime
 
 log = logging.getLogger("softrelay.modbus")
-TABLES = ("coil", "discrete_input", "input_register", "holding_register")
 WRITES = (5, 6, 15, 16, 23)
 
 
@@ -60,9 +59,7 @@ class RtuSlave:
             return None
         if unit == 0 and pdu[0] not in WRITES:
             return None  # a broadcast read has no one to answer to
-        tables = self.snapshot.read()
-        image = {t: tables[IMAGE_PREFIX + t] for t in TABLES}
-        response = self.logic.respond(pdu, image, self.writes)
+        response = self.logic.respond(pdu, register_image(self.snapshot.read()), self.writes)
         return None if unit == 0 else rtu_frame(unit, response)
 
     def _serve(self) -> None:

@@ -19,15 +19,14 @@ import threading
 import numpy as np
 
 from softrelay.comms.modbus_pdu import SlaveLogic
-from softrelay.comms.regmap import RegisterMap
+from softrelay.comms.regmap import TABLES, RegisterMap
 from softrelay.comms.writes import RelayWrites
 from softrelay.config.schema import ModbusSlave
 from softrelay.image.shared import SharedImage
-from softrelay.image.snapshot import IMAGE_PREFIX
+from softrelay.image.snapshot import IMAGE_PREFIX, group_prefix, register_image
 from softrelay.scan.realtime import leave_realtime
 
 log = logging.getLogger("softrelay.modbus")
-TABLE_ORDER = ("coil", "discrete_input", "input_register", "holding_register")
 
 
 def unlock_code(config: ModbusSlave) -> int | None:
@@ -79,14 +78,14 @@ class SlaveService:
         self.logic = {prefix: SlaveLogic(regmap) for prefix, regmap in maps.items()}
         images = []
         for prefix, regmap in maps.items():
-            sizes = [regmap.size(t) for t in TABLE_ORDER]
+            sizes = [regmap.size(t) for t in TABLES]
             mapped = [(self.logic[prefix].entry_at[t][:max(n, 1)] >= 0).astype(np.uint8)
-                      for t, n in zip(TABLE_ORDER, sizes, strict=True)]
-            images.append(([snapshot.offsets[prefix + t] for t in TABLE_ORDER], sizes, mapped))
+                      for t, n in zip(TABLES, sizes, strict=True)]
+            images.append(([snapshot.offsets[prefix + t] for t in TABLES], sizes, mapped))
         self.prefix_of: dict[int, str] = {}
         for unit in range(256):
             if unit in config.groups:
-                self.prefix_of[unit] = f"mb{unit}_"
+                self.prefix_of[unit] = group_prefix(unit)
             elif unit in config.units or (not config.units and not config.groups):
                 self.prefix_of[unit] = IMAGE_PREFIX
         units = [prefixes.index(self.prefix_of[u]) if u in self.prefix_of else -1
@@ -123,8 +122,7 @@ class SlaveService:
             slot, generation, frame = item
             try:
                 prefix = self.prefix_of[frame[6]]  # the network thread sends only these
-                tables = self.snapshot.read()
-                image = {t: tables[prefix + t] for t in TABLE_ORDER}
+                image = register_image(self.snapshot.read(), prefix)
                 answer = self.logic[prefix].respond(frame[7:], image, self.writes)
             except Exception:  # never leave a client waiting, never kill the worker
                 log.exception("Modbus write failed")

@@ -30,8 +30,19 @@ STATS = np.dtype(
 )
 
 
-#: the register image's tables in the snapshot: "mb_<table>"
+#: the register image's tables in the snapshot: "mb_<table>" (the whole map)
 IMAGE_PREFIX = "mb_"
+
+
+def group_prefix(unit: int) -> str:
+    """The snapshot prefix of the image a unit id's group of points has: "mb<unit>_"."""
+    return f"mb{unit}_"
+
+
+def register_image(tables: dict[str, np.ndarray], prefix: str = IMAGE_PREFIX
+                   ) -> dict[str, np.ndarray]:
+    """One register image (its four tables by name) out of the snapshot's tables."""
+    return {table: tables[prefix + table] for table in TABLES}
 
 
 def register_maps(config: RelayConfig) -> dict[str, RegisterMap]:
@@ -39,7 +50,7 @@ def register_maps(config: RelayConfig) -> dict[str, RegisterMap]:
     one per unit id that shows a group of points ("mb<unit>_")."""
     maps = {IMAGE_PREFIX: RegisterMap(config)}
     for unit, names in (config.modbus.groups.items() if config.modbus else ()):
-        maps[f"mb{unit}_"] = RegisterMap(config, list(names))
+        maps[group_prefix(unit)] = RegisterMap(config, list(names))
     return maps
 
 
@@ -86,7 +97,7 @@ class RegisterPublisher:
                        "busbar_outputs": core.busbar_outputs,
                        "busbar_settings": core.busbar_settings, "relay": self.relay,
                        "events": self.events.table if self.events else self._no_events}
-            image = {table: tables[self.prefix + table] for table in TABLES}
+            image = register_image(tables, self.prefix)
             self._encoder = compiled_encoder(self.regmap, sources, image,
                                              lambda table: not table.endswith("_settings"))
             self._settings = compiled_encoder(self.regmap, sources, image,
