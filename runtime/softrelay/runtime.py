@@ -19,7 +19,6 @@ from collections.abc import Callable
 
 from softrelay.comms.event_window import EventWindow
 from softrelay.comms.modbus_pdu import SlaveLogic
-from softrelay.comms.regmap import config_hash
 from softrelay.comms.rtu_slave import RtuSlave
 from softrelay.comms.slave import SlaveService, unlock_code
 from softrelay.comms.writes import RelayWrites, Unlock
@@ -75,7 +74,9 @@ class Relay:
         # the file they were made over
         self.configured = {p.name: p.settings for p in config.points}
         self.settings_file = settings_path(config.state.file)
-        self._config_hash = config_hash(config)
+        self.maps = register_maps(config)  #: by snapshot prefix: the whole map, unit groups
+        self.regmap = self.maps[IMAGE_PREFIX]
+        self._config_hash = self.regmap.config_hash
         kept, self._settings_messages = load_kept_settings(
             self.settings_file, self.configured, self._config_hash)
         settings_of = self.configured | kept
@@ -98,7 +99,7 @@ class Relay:
         self.inputs = SharedImage(input_layout(config))
         with self.inputs.writing() as t:
             t["signals"][:] = empty_signals(len(config.signals))
-        self.snapshot = SharedImage(snapshot_layout(config))
+        self.snapshot = SharedImage(snapshot_layout(config, self.maps))
         self.input_map = InputMap(config)
 
         index = {p.name: ("thermal", i, p) for i, p in enumerate(thermal)}
@@ -119,8 +120,7 @@ class Relay:
             on_error=lambda why: self.events.record("fault", "settings", why))
         self._settings_kept = self.settings.applied
         if self.settings_file.exists():  # what is kept now, under this configuration's hash
-            changed = changed_points(self.settings.current, self.configured)
-            self.settings_keeper.submit(lambda: settings_document(changed, self._config_hash))
+            self._submit_kept_settings()
         limit = config.scan.watchdog_periods * config.scan.period
         self.systemd = Notifier()
         self.watchdog = Watchdog(limit, self._set_healthy, feed_systemd=self.systemd.feed)
@@ -135,8 +135,6 @@ class Relay:
              lambda core: core.busbar_outputs["fault"].reshape(-1)),
         ]
         stats = ScanStats(self.clock.period_ns)
-        self.maps = register_maps(config)  #: by snapshot prefix: the whole map, unit groups
-        self.regmap = self.maps[IMAGE_PREFIX]
         self.event_window = EventWindow(self.events, self.regmap.event_sources)
         self.slave: SlaveService | None = None
         self.rtu: RtuSlave | None = None
@@ -189,8 +187,12 @@ class Relay:
         thread)."""
         if self.settings.applied != self._settings_kept:
             self._settings_kept = self.settings.applied
-            changed = changed_points(self.settings.current, self.configured)
-            self.settings_keeper.submit(lambda: settings_document(changed, self._config_hash))
+            self._submit_kept_settings()
+
+    def _submit_kept_settings(self) -> None:
+        """The points whose settings differ from the file's, written on the keeper's thread."""
+        changed = changed_points(self.settings.current, self.configured)
+        self.settings_keeper.submit(lambda: settings_document(changed, self._config_hash))
 
     def _checkpoint(self, core: ProtectionCore, now: float) -> None:
         if self._last_checkpoint is None:

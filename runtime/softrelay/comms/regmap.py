@@ -218,12 +218,14 @@ def firmware_version() -> tuple[int, int, int]:
 class RegisterMap:
     """Every entry of one configuration's map, with lookups by name and by address."""
 
-    def __init__(self, config: RelayConfig, points: list[str] | None = None) -> None:
+    def __init__(self, config: RelayConfig, points: list[str] | None = None, *,
+                 hashed: int | None = None) -> None:
         """The map of every point, or of ``points`` only (a unit id's group: laid out from the
-        first block in the order given, each still reading its own rows of the core)."""
+        first block in the order given, each still reading its own rows of the core).
+        ``hashed``: ``config_hash(config)`` when the caller has it already."""
         self.version = MAP_VERSION
         self.word_order = WORD_ORDER
-        self.config_hash = config_hash(config)
+        self.config_hash = config_hash(config) if hashed is None else hashed
         self.relay = config.name
         self.event_sources = event_sources(config)
         entries: list[Entry] = []
