@@ -99,10 +99,11 @@ class RelayWrites:
                 if action == "unlock":
                     unlock = raw
                 elif action == "preset":
-                    value = as_float32(raw)
-                    if not (math.isfinite(value) and 0.0 <= value <= 10.0):
+                    try:  # the request checks its theta (0..10; NaN is outside)
+                        requests.append(Request("preset", (point,), as_float32(raw),
+                                                self.source))
+                    except ValueError:
                         return ILLEGAL_VALUE
-                    requests.append(Request("preset", (point,), value, self.source))
                 elif raw:
                     kind = action.removesuffix("_all")
                     points = () if point == "relay" else (point,)
