@@ -150,19 +150,19 @@ class SnapshotPublisher:
                 s[f"late_{k}"] = summary["lateness"][k]
                 s[f"exec_{k}"] = summary["execution"][k]
             s["healthy"] = self.healthy()
-            for registers in self.registers:
+            if not self.registers:
+                return
+            shared = (("scans", s["scans"]), ("heartbeat", s["scans"] % 65536),
+                      ("healthy", s["healthy"]), ("overruns", self.stats.overruns),
+                      ("missed", self.stats.missed), ("events", s["events"]),
+                      ("period", self.stats.period_ns * 1e-6),
+                      ("lateness_p99", summary["lateness"]["p99"] * 1e-3),  # ns -> us
+                      ("lateness_max", summary["lateness"]["max"] * 1e-3),
+                      ("execution_p99", summary["execution"]["p99"] * 1e-3),
+                      ("execution_max", summary["execution"]["max"] * 1e-3))
+            for registers in self.registers:  # the whole map's image, each group's
                 r = registers.relay
-                r["scans"] = s["scans"]
-                r["heartbeat"] = s["scans"] % 65536
-                r["healthy"] = s["healthy"]
-                r["overruns"] = self.stats.overruns
-                r["missed"] = self.stats.missed
-                r["events"] = s["events"]
-                r["period"] = self.stats.period_ns * 1e-6
+                for name, value in shared:
+                    r[name] = value
                 r["unlocked"] = registers.unlocked()
-                for name, source in (("lateness_p99", ("lateness", "p99")),
-                                     ("lateness_max", ("lateness", "max")),
-                                     ("execution_p99", ("execution", "p99")),
-                                     ("execution_max", ("execution", "max"))):
-                    r[name] = summary[source[0]][source[1]] * 1e-3  # ns -> us
                 registers.fill(core, t)
