@@ -324,30 +324,21 @@ def main() -> int:
                       f"max {figures['max_us']:8.1f} us  errors {figures['errors']}",
                       flush=True)
 
-        # the relay, idle: its scan's own lateness with nobody polling
-        relay, port = relay_process(workdir, "idle")
-        try:
-            time.sleep(args.idle)
-            results["relay_idle"] = relay_lateness(port)
-        finally:
-            relay.stop()
-        # the relay under load: summary registers 100..199 (25 points)
-        # under the back-to-back load (its histogram since start: 1 s idle, then the load)
-        relay, port = relay_process(workdir, "load")
-        try:
-            time.sleep(1.0)
-            run("softrelay", port, 100, ((1, 0.0), (8, 0.0)))
-            results["relay_loaded"] = relay_lateness(port)
-        finally:
-            relay.stop()
-        # a fresh relay under the paced load alone (8 000/s: still far above a real DCS)
-        relay, port = relay_process(workdir, "paced")
-        try:
-            time.sleep(1.0)
-            run("softrelay", port, 100, ((8, RATE),))
-            results["relay_paced"] = relay_lateness(port)
-        finally:
-            relay.stop()
+        def relay_under(tag: str, settle: float, phases) -> dict:
+            """A fresh relay: ``settle`` s, the load ``phases`` on its summary registers
+            100..199 (25 points), then its scan lateness (a histogram since its start)."""
+            relay, port = relay_process(workdir, tag)
+            try:
+                time.sleep(settle)
+                run("softrelay", port, 100, phases)
+                return relay_lateness(port)
+            finally:
+                relay.stop()
+
+        results["relay_idle"] = relay_under("idle", args.idle, ())  # nobody polling
+        results["relay_loaded"] = relay_under("load", 1.0, ((1, 0.0), (8, 0.0)))
+        # the paced load alone (8 000/s: still far above a real DCS)
+        results["relay_paced"] = relay_under("paced", 1.0, ((8, RATE),))
         for name, argv in (("pymodbus", [PYTHON, "-c", PYMODBUS_SERVER]),
                            ("libmodbus", [str(libmodbus_server)])):
             port = free_port()
