@@ -148,7 +148,9 @@ class Relay:
                 self.commands, self.settings, self.unlock, self.events.record,
                 events=self.event_window), avoid_cpu=config.scan.realtime.cpu)
         if config.modbus_rtu is not None:
-            self.rtu = RtuSlave(config.modbus_rtu, SlaveLogic(self.regmap), self.snapshot,
+            logic = (self.slave.logic[IMAGE_PREFIX] if self.slave is not None
+                     else SlaveLogic(self.regmap))  # the TCP side's, when there is one
+            self.rtu = RtuSlave(config.modbus_rtu, logic, self.snapshot,
                                 RelayWrites(self.commands, self.settings, self.unlock,
                                             self.events.record, source="modbus-rtu",
                                             events=self.event_window))
