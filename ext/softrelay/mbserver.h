@@ -77,6 +77,8 @@ typedef struct {
     int n_allow;
     /* connections */
     sr_conn conn[SR_MAX_CONN];
+    int open_slots[SR_MAX_CONN];  /* the slots with a connection, in no order */
+    int n_open;
     uint32_t next_generation;
     /* writes handed to Python */
     pthread_mutex_t lock;
@@ -100,7 +102,14 @@ static double sr_now(void) {
 }
 
 static void sr_close(sr_server *s, int k) {
-    if (s->conn[k].fd >= 0) close(s->conn[k].fd);
+    if (s->conn[k].fd >= 0) {
+        close(s->conn[k].fd);
+        for (int i = 0; i < s->n_open; i++)
+            if (s->open_slots[i] == k) {
+                s->open_slots[i] = s->open_slots[--s->n_open];
+                break;
+            }
+    }
     s->conn[k].fd = -1;
     s->conn[k].waiting = 0;
     s->conn[k].in_len = 0;
@@ -316,12 +325,10 @@ static void sr_accept(sr_server *s, double now) {
     int fd = accept(s->listen_fd, (struct sockaddr *)&peer, &size);
     if (fd < 0) return;
     uint32_t address = ntohl(peer.sin_addr.s_addr);
-    int slot = -1, open = 0;
-    for (int k = 0; k < SR_MAX_CONN; k++) {
-        if (s->conn[k].fd >= 0) open++;
-        else if (slot < 0) slot = k;
-    }
-    if (slot < 0 || open >= s->max_conn || !sr_allowed(s, address)) {
+    int slot = -1;
+    for (int k = 0; k < SR_MAX_CONN && slot < 0; k++)
+        if (s->conn[k].fd < 0) slot = k;
+    if (slot < 0 || s->n_open >= s->max_conn || !sr_allowed(s, address)) {
         s->refused++;
         close(fd);
         return;
@@ -335,6 +342,7 @@ static void sr_accept(sr_server *s, double now) {
     c->generation = ++s->next_generation;
     c->peer = address;
     c->last_activity = now;
+    s->open_slots[s->n_open++] = slot;
     s->accepted++;
 }
 
@@ -378,9 +386,9 @@ static void *sr_loop(void *arg) {
         int n = 0;
         fds[n].fd = s->listen_fd; fds[n].events = POLLIN; slot_of[n++] = -1;
         fds[n].fd = s->wake[0]; fds[n].events = POLLIN; slot_of[n++] = -2;
-        for (int k = 0; k < SR_MAX_CONN; k++) {
+        for (int i = 0; i < s->n_open; i++) {
+            int k = s->open_slots[i];
             sr_conn *c = &s->conn[k];
-            if (c->fd < 0) continue;
             fds[n].fd = c->fd;
             fds[n].events = (short)((c->waiting ? 0 : POLLIN) | (c->out_len ? POLLOUT : 0));
             slot_of[n++] = k;
@@ -421,6 +429,7 @@ static void *sr_loop(void *arg) {
             if (c->fd >= 0 && c->out_len) sr_flush(s, k);
         }
         /* writes Python has answered go out; frames that waited behind them are parsed */
+        if (__atomic_load_n(&s->n_done, __ATOMIC_ACQUIRE) > 0) {
         pthread_mutex_lock(&s->lock);
         for (int d = 0; d < s->n_done; d++) {
             sr_pending *p = &s->done[d];
@@ -431,11 +440,13 @@ static void *sr_loop(void *arg) {
             c->waiting = 0;
             c->last_activity = now;
         }
-        s->n_done = 0;
+        __atomic_store_n(&s->n_done, 0, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&s->lock);
-        for (int k = 0; k < SR_MAX_CONN; k++) {
+        }
+        /* backwards: closing a connection moves the last open slot into its place */
+        for (int i = s->n_open - 1; i >= 0; i--) {
+            int k = s->open_slots[i];
             sr_conn *c = &s->conn[k];
-            if (c->fd < 0) continue;
             if (!c->waiting && c->in_len >= 7) sr_frames(s, k, now);
             if (c->fd >= 0 && c->out_len) sr_flush(s, k);
             if (c->fd < 0 || c->waiting) continue;
@@ -483,12 +494,13 @@ static void sr_complete(sr_server *s, int slot, uint32_t generation, const uint8
     if (len < 1 || len > SR_FRAME - 7) return;
     pthread_mutex_lock(&s->lock);
     if (s->n_done < SR_MAX_CONN) {
-        sr_pending *p = &s->done[s->n_done++];
+        sr_pending *p = &s->done[s->n_done];
         p->slot = slot;
         p->generation = generation;
         memcpy(p->frame, mbap, 7);
         memcpy(p->frame + 7, pdu, len);
         p->len = 7 + len;
+        __atomic_store_n(&s->n_done, s->n_done + 1, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&s->lock);
     uint8_t one = 1;
