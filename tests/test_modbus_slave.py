@@ -142,6 +142,35 @@ def test_a_multi_register_read_is_one_scans(running):
     assert len(seen) > 20  # the reads did span many scans
 
 
+def test_the_dcs_clears_the_scan_statistics_after_commissioning(running):
+    """A stall during commissioning stays in the lateness max and the overrun count until the
+    DCS writes relay.clear_statistics: then they start again at the next scan (recorded as an
+    event), and the scan counter goes on."""
+    regmap = running.relay.regmap
+    stats = running.relay.loop.stats
+    stats.lateness.record(80_000_000)  # an 80 ms wake-up, as a stalled machine gives
+    stats.overruns += 3
+    address = {name: regmap.get(f"relay.{name}").address
+               for name in ("scans", "overruns", "lateness_max")}
+    with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as client:
+
+        def read(name: str) -> float:
+            words = client.read_input_registers(address[name], count=2, device_id=1).registers
+            return f32(words) if name == "lateness_max" else words[0] << 16 | words[1]
+
+        running.scans(60)  # the percentiles are worked out every 50 scans
+        assert read("overruns") >= 3 and read("lateness_max") >= 80_000
+        before = read("scans")
+        clear = regmap.get("relay.clear_statistics").address
+        assert not client.write_coil(clear, True, device_id=1).isError()
+        running.scans()
+        assert read("overruns") == 0
+        assert read("lateness_max") < 80_000
+        assert read("scans") > before
+    assert any(e.kind == "command" and e.source == "scan" and "statistics cleared from modbus"
+               in e.text for e in running.relay.events.ring)
+
+
 def test_pymodbustcp_an_independent_client_reads_and_writes(running):
     regmap = running.relay.regmap
     client = ModbusClient(host="127.0.0.1", port=running.port, unit_id=1, auto_open=True,

@@ -107,8 +107,9 @@ class Relay:
         self.factory = factory if factory is not None else pin_factory()
         self.coils = CoilBank(config.outputs, index, factory=self.factory,
                               on_change=self._coil_changed)
+        stats = ScanStats(self.clock.period_ns)
         self.commands = CommandQueue(self.thermal_names, self.coils.release_latches,
-                                     self.events.record)
+                                     self.events.record, clear_statistics=stats.clear)
         self.buttons = CommandButtons(config.inputs, self.commands, factory=self.factory)
         self.settings = SettingsQueue([(p.name, settings_of[p.name]) for p in thermal],
                                       [(p.name, settings_of[p.name]) for p in busbar],
@@ -134,7 +135,6 @@ class Relay:
             (FlagWatcher(fault_names, FAULT_BITS, self.events, "fault", "fault cleared"),
              lambda core: core.busbar_outputs["fault"].reshape(-1)),
         ]
-        stats = ScanStats(self.clock.period_ns)
         self.event_window = EventWindow(self.events, self.regmap.event_sources)
         self.slave: SlaveService | None = None
         self.rtu: RtuSlave | None = None

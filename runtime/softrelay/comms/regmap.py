@@ -187,6 +187,8 @@ GLOBAL_WRITES = [
      "button)"),
     ("acknowledge_all", "coil", 1, "bool", "W", "", "write 1: acknowledge (release latched "
      "coils whose flags have gone)"),
+    ("clear_statistics", "coil", 2, "bool", "W", "", "write 1: clear the scan statistics "
+     "(lateness and execution p99 and max, overruns) at the next scan; scans go on counting"),
     ("unlock", "holding_register", 0, "uint32", "W", "", "write the unlock code to allow "
      "settings writes (for unlock_minutes); write 0 to lock; reads 0"),
 ]

@@ -130,10 +130,13 @@ class SnapshotPublisher:
         self.healthy = healthy  #: () -> bool
         self.stats_every = stats_every
         self._summary: dict | None = None
+        self._cleared = 0
 
     def publish(self, core: ProtectionCore, now: float) -> None:
-        if self._summary is None or self.stats.scans % self.stats_every == 0:
+        if (self._summary is None or self.stats.scans % self.stats_every == 0
+                or self.stats.cleared != self._cleared):  # cleared: shown at once
             self._summary = self.stats.summary()
+            self._cleared = self.stats.cleared
         summary = self._summary
         with self.image.writing() as t:
             t["thermal"][:] = core.thermal_outputs

@@ -8,7 +8,10 @@ Each is recorded as an event with its outcome.
   with RESET_REJECTED) and latched coils whose flags have gone are released;
 - acknowledge: latched coils whose flags have gone are released (annunciator behaviour); trips
   stay latched;
-- preset: theta of the named points is set to the given value.
+- preset: theta of the named points is set to the given value;
+- clear_statistics: the scan's lateness and execution histograms and its overrun counts start
+  again (the scan counter goes on), as after commissioning or a change of period; recorded
+  as a command of the scan.
 """
 
 from __future__ import annotations
@@ -20,13 +23,13 @@ from dataclasses import dataclass
 
 from softrelay.core import Command, ProtectionCore, ThermalFlag
 
-KINDS = ("reset", "acknowledge", "preset")
+KINDS = ("reset", "acknowledge", "preset", "clear_statistics")
 
 
 @dataclass(frozen=True)
 class Request:
-    kind: str  #: reset, acknowledge, preset
-    points: tuple[str, ...] = ()  #: thermal points it acts on; () = all
+    kind: str  #: reset, acknowledge, preset, clear_statistics
+    points: tuple[str, ...] = ()  #: thermal points it acts on; () = all (clear_statistics: ())
     value: float = 0.0  #: theta, for preset
     source: str = "local"  #: gpio:<name>, modbus, terminal, ...
 
@@ -35,6 +38,8 @@ class Request:
             raise ValueError(f"unknown command {self.kind!r} (one of {', '.join(KINDS)})")
         if self.kind == "preset" and not 0.0 <= self.value <= 10.0:
             raise ValueError(f"preset theta {self.value!r} outside 0..10")
+        if self.kind == "clear_statistics" and self.points:
+            raise ValueError("clear_statistics acts on the scan, not on points")
 
 
 class CommandQueue:
@@ -42,9 +47,11 @@ class CommandQueue:
 
     def __init__(self, thermal_names: Sequence[str],
                  release_latches: Callable[[], list[str]] | None = None,
-                 record: Callable[[str, str, str, float], None] | None = None) -> None:
+                 record: Callable[[str, str, str, float], None] | None = None,
+                 clear_statistics: Callable[[], None] | None = None) -> None:
         self.rows = {name: i for i, name in enumerate(thermal_names)}
         self.release_latches = release_latches
+        self.clear_statistics = clear_statistics
         self.record = record
         self._pending: collections.deque[Request] = collections.deque()
         self._lock = threading.Lock()
@@ -76,6 +83,10 @@ class CommandQueue:
                 for row in rows:
                     x["command"][row] |= Command.PRESET
                     x["preset_theta"][row] = request.value
+            elif request.kind == "clear_statistics":
+                if self.clear_statistics is not None:
+                    self.clear_statistics()
+                rows = []
             self._applied.append((request, rows))
 
     def settle(self, core: ProtectionCore, now: float) -> None:
@@ -100,7 +111,11 @@ class CommandQueue:
                 detail.append(f"theta = {request.value:g}")
             if released:
                 detail.append(f"released coils: {', '.join(released)}")
-            if self.record is not None:
+            if self.record is None:
+                continue
+            if request.kind == "clear_statistics":
+                self.record("command", "scan", f"statistics cleared {detail[0]}", now)
+            else:
                 target = ",".join(request.points) if request.points else "all"
                 self.record("command", f"{request.kind} {target}", "; ".join(detail), now)
         self._applied.clear()

@@ -35,6 +35,15 @@ class ScanStats:
     overruns: int = 0  #: scans that found deadlines already past
     missed: int = 0  #: deadlines skipped in all
     last_deadline_ns: int = 0
+    cleared: int = 0  #: times the statistics were cleared
+
+    def clear(self) -> None:
+        """Start the histograms and the overrun counts again (the scan counter goes on)."""
+        self.cleared += 1
+        self.lateness.reset()
+        self.execution.reset()
+        self.overruns = 0
+        self.missed = 0
 
     def summary(self) -> dict:
         return {"scans": self.scans, "overruns": self.overruns, "missed": self.missed,
