@@ -7,21 +7,25 @@ One run, on this machine, loopback only, each server in its own process:
 - pymodbus 3.16: ``ModbusTcpServer`` over a ``SimDevice`` (its simulator datastore);
 - libmodbus: the classic select() server (``modbus_receive`` / ``modbus_reply``), built here
   from Debian's libmodbus-dev.
-pymodbus and libmodbus run twice: alone, and beside a relay that scans (its own slave idle),
-which are the conditions softrelay's server works in (a real-time scan that preempts it now
-and then; /dev/cpu_dma_latency held at 0, which alone makes an idle machine answer a lone
-client four times faster). The fair comparison is the second.
+pymodbus and libmodbus run alone, then beside a relay that scans, which are the conditions
+softrelay's server works in (a real-time scan that preempts it now and then; /dev/cpu_dma_latency
+held at 0, which alone makes an idle machine answer a lone client four times faster). The fair
+comparison is the second: one relay, its own server and the two others beside it, loaded in
+turn, phase by phase, for ``--rounds`` rounds (this VM drifts 2x within a minute, so servers
+measured minutes apart are not comparable); each figure is the median over the rounds.
 The load generator is C too (built here): N connections, each a thread sending FC03 of 100
 registers and waiting for the answer, for a fixed time; it reports requests per second and
 latency percentiles. The same generator loads every server. The relay's own scan lateness is
-read from its register map (input registers 16..23: lateness p99 and max, us) in a relay that
-idles and in one under the load.
+read from its register map (input registers 16..23: lateness p99 and max, us) of the same
+relay, its statistics cleared (coil 2) before each ``--window`` s: idle, under 8 back-to-back
+connections on its own server, under the same load on libmodbus beside it (what that load costs
+a scan on two cores whoever answers it), under the paced load; in turn, ``--rounds`` times.
 
 Targets (issue 5): at least 2x pymodbus's and at least libmodbus's requests per second, p99
 latency no worse than libmodbus's, and scan lateness p99 under the load at most 1.5x idle.
 
-Run: ``.venv/bin/python benchmarks/modbus_slave.py [--seconds 5] [--json FILE]`` (root, or a
-machine with libmodbus-dev and a C compiler). It stops by itself.
+Run: ``.venv/bin/python benchmarks/modbus_slave.py [--seconds 3] [--rounds 3] [--json FILE]``
+(root, or a machine with libmodbus-dev and a C compiler). It stops by itself (about 3 min).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -138,6 +143,7 @@ int main(int argc, char **argv) {
 
 LIBMODBUS_C = r"""
 #include <errno.h>
+#include <sys/socket.h>
 #include <modbus.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,6 +266,16 @@ def relay_config(port: int, state: Path, points: int = 40, cpu: int | None = Non
     }
 
 
+def clear_statistics(port: int) -> None:
+    """Write relay.clear_statistics (coil 2): the relay's lateness and execution histograms
+    start again at its next scan."""
+    with socket.create_connection(("127.0.0.1", port), 2.0) as s:
+        s.sendall(struct.pack(">HHHBBHH", 1, 0, 6, 1, 5, 2, 0xFF00))
+        if s.recv(100)[7] != 5:
+            raise RuntimeError("the relay refused clear_statistics")
+    time.sleep(0.05)  # applied at its next scan
+
+
 def relay_lateness(port: int) -> dict:
     """The relay's own lateness and execution figures, read over Modbus (us)."""
     with socket.create_connection(("127.0.0.1", port), 2.0) as s:
@@ -302,75 +318,111 @@ def relay_process(workdir: Path, tag: str) -> tuple[Process, int]:
     return proc, port
 
 
+PHASES = ((1, 0.0), (8, 0.0), (8, RATE))
+
+
+def label_of(connections: int, rate: float) -> str:
+    return f"x{connections}" + (f" at {rate * connections:.0f}/s" if rate else "")
+
+
+def median_run(runs: list[dict]) -> dict:
+    """Each figure's median over the rounds ``runs`` (rate, p50, p99, max each on its own),
+    with the rates and p99s of every round."""
+    merged = {k: statistics.median(f[k] for f in runs) for k in runs[0]}
+    merged["rates"] = [f["rate"] for f in runs]
+    merged["p99s_us"] = [f["p99_us"] for f in runs]
+    return merged
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="per load run")
-    parser.add_argument("--idle", type=float, default=10.0, help="s of the idle relay")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per load run")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds of the comparison beside one relay")
+    parser.add_argument("--window", type=float, default=10.0,
+                        help="s of each scan-lateness window")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    results: dict = {"seconds": args.seconds, "runs": {}}
+    results: dict = {"seconds": args.seconds, "rounds": args.rounds, "runs": {}}
+    runs = results["runs"]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         client, libmodbus_server = build(workdir)
 
-        def run(name: str, port: int, address: int,
-                phases=((1, 0.0), (8, 0.0), (8, RATE))) -> None:
-            for connections, rate in phases:
-                figures = load(client, port, connections, args.seconds, address, rate=rate)
-                label = f"x{connections}" + (f" at {rate * connections:.0f}/s" if rate else "")
-                results["runs"][f"{name} {label}"] = figures
-                print(f"{name:15s} {label:13s}: {figures['rate']:9.0f} req/s  "
-                      f"p50 {figures['p50_us']:7.1f} us  p99 {figures['p99_us']:7.1f} us  "
-                      f"max {figures['max_us']:8.1f} us  errors {figures['errors']}",
-                      flush=True)
+        def run(name: str, port: int, connections: int, rate: float) -> dict:
+            figures = load(client, port, connections, args.seconds, 100, rate=rate)
+            print(f"{name:15s} {label_of(connections, rate):13s}: {figures['rate']:9.0f} "
+                  f"req/s  p50 {figures['p50_us']:7.1f} us  p99 {figures['p99_us']:7.1f} us  "
+                  f"max {figures['max_us']:8.1f} us  errors {figures['errors']}", flush=True)
+            return figures
 
-        def relay_under(tag: str, settle: float, phases) -> dict:
-            """A fresh relay: ``settle`` s, the load ``phases`` on its summary registers
-            100..199 (25 points), then its scan lateness (a histogram since its start)."""
-            relay, port = relay_process(workdir, tag)
+        servers = {}
+        try:
+            for name, argv in (("pymodbus", [PYTHON, "-c", PYMODBUS_SERVER]),
+                               ("libmodbus", [str(libmodbus_server)])):
+                port = free_port()
+                servers[name] = (Process([*argv, str(port)]), port)
+                wait_port(port)
+            # alone: no relay on the machine
+            for name, (_, port) in servers.items():
+                for connections, rate in PHASES:
+                    runs[f"{name} alone {label_of(connections, rate)}"] = run(
+                        f"{name} alone", port, connections, rate)
+            # the comparison: one relay scanning, its own server and the other two beside
+            # it, loaded in turn, round after round (this VM drifts 2x in a minute)
+            relay, relay_port = relay_process(workdir, "compare")
             try:
-                time.sleep(settle)
-                run("softrelay", port, 100, phases)
-                return relay_lateness(port)
+                time.sleep(1.0)
+                ports = {"softrelay": relay_port, **{n: p for n, (_, p) in servers.items()}}
+                samples: dict[str, list[dict]] = {}
+                for _ in range(args.rounds):
+                    for connections, rate in PHASES:
+                        for name, port in ports.items():
+                            key = f"{name} {label_of(connections, rate)}"
+                            samples.setdefault(key, []).append(
+                                run(name, port, connections, rate))
+                runs.update({key: median_run(found) for key, found in samples.items()})
+                # the same relay's scan lateness, statistics cleared before each window:
+                # idle; the 8 back-to-back connections on its own server; the same load on
+                # libmodbus beside it (what the load costs a scan on two cores, whoever
+                # answers); the paced load on its own server. In turn, round after round.
+                windows = {"idle": None, "own server x8": (relay_port, 0.0),
+                           "libmodbus x8": (ports["libmodbus"], 0.0),
+                           "own server paced": (relay_port, RATE)}
+                found: dict[str, list[dict]] = {}
+                for _ in range(args.rounds):
+                    for window, target in windows.items():
+                        clear_statistics(relay_port)
+                        if target is None:
+                            time.sleep(args.window)
+                        else:
+                            load(client, target[0], 8, args.window, 100, rate=target[1])
+                        found.setdefault(window, []).append(relay_lateness(relay_port))
+                        print(f"relay lateness, {window:16s}: p99 "
+                              f"{found[window][-1]['lateness_p99_us']:6.0f} us", flush=True)
+                results["lateness"] = {
+                    window: {k: statistics.median(v[k] for v in f) for k in f[0]}
+                    | {"p99s_us": [v["lateness_p99_us"] for v in f]}
+                    for window, f in found.items()}
             finally:
                 relay.stop()
-
-        results["relay_idle"] = relay_under("idle", args.idle, ())  # nobody polling
-        results["relay_loaded"] = relay_under("load", 1.0, ((1, 0.0), (8, 0.0)))
-        # the paced load alone (8 000/s: still far above a real DCS)
-        results["relay_paced"] = relay_under("paced", 1.0, ((8, RATE),))
-        for name, argv in (("pymodbus", [PYTHON, "-c", PYMODBUS_SERVER]),
-                           ("libmodbus", [str(libmodbus_server)])):
-            port = free_port()
-            server = Process([*argv, str(port)])
-            try:
-                wait_port(port)
-                run(name, port, 100)
-                # the same with a relay scanning beside it (its slave idle): the conditions
-                # softrelay's server works in: a real-time scan preempting it now and then,
-                # and /dev/cpu_dma_latency held at 0 by the relay (no deep idle states)
-                relay, _ = relay_process(workdir, f"beside-{name}")
-                try:
-                    time.sleep(1.0)
-                    run(f"{name}+relay", port, 100)
-                finally:
-                    relay.stop()
-            finally:
+        finally:
+            for server, _ in servers.values():
                 server.stop()
-    idle, loaded, paced = (results[k] for k in ("relay_idle", "relay_loaded", "relay_paced"))
-    print(f"relay scan lateness p99: idle {idle['lateness_p99_us']:.0f} us, back-to-back load "
-          f"{loaded['lateness_p99_us']:.0f} us, paced {paced['lateness_p99_us']:.0f} us "
-          f"(max {idle['lateness_max_us']:.0f} / {loaded['lateness_max_us']:.0f} / "
-          f"{paced['lateness_max_us']:.0f} us); overruns {idle['overruns']} / "
-          f"{loaded['overruns']} / {paced['overruns']}")
-    runs = results["runs"]
-    for label in ("x1", "x8", f"x8 at {8 * RATE:.0f}/s"):
+    lateness = results["lateness"]
+    idle = lateness["idle"]["lateness_p99_us"]
+    print("relay scan lateness p99 (max) us, overruns, median of the rounds: " + "; ".join(
+        f"{k} {v['lateness_p99_us']:.0f} ({v['lateness_max_us']:.0f}), {v['overruns']}"
+        + ("" if k == "idle" else f", {v['lateness_p99_us'] / idle:.2f}x idle")
+        for k, v in lateness.items()))
+    for connections, rate in PHASES:
+        label = label_of(connections, rate)
         ours = runs[f"softrelay {label}"]
         for base in ("pymodbus", "libmodbus"):
-            alone, beside = runs[f"{base} {label}"], runs[f"{base}+relay {label}"]
+            beside, alone = runs[f"{base} {label}"], runs[f"{base} alone {label}"]
             print(f"{label:13s} vs {base:9s}: rate {ours['rate'] / beside['rate']:5.2f}x "
-                  f"beside a relay ({ours['rate'] / alone['rate']:5.2f}x alone); p99 "
-                  f"{ours['p99_us']:.0f} us vs {beside['p99_us']:.0f} us beside a relay "
+                  f"beside the relay ({ours['rate'] / alone['rate']:5.2f}x alone); p99 "
+                  f"{ours['p99_us']:.0f} us vs {beside['p99_us']:.0f} us beside the relay "
                   f"({alone['p99_us']:.0f} us alone)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
