@@ -155,3 +155,10 @@ def test_a_yaml_syntax_error_names_its_line():
 def test_a_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read: No such file or directory"):
         load(tmp_path / "absent.yaml")
+
+
+def test_an_unlock_section_needs_a_code_and_the_old_modbus_keys_are_named():
+    found = problems_of(edited("  code_env: SOFTRELAY_UNLOCK_CODE", "  code_env: null"))
+    assert any("unlock: give code or code_env" in p for p in found), found
+    found = problems_of(edited("  port: 5020", "  port: 5020\n  unlock_code: 1234"))
+    assert any("modbus.unlock_code: unknown key" in p for p in found), found

@@ -12,7 +12,7 @@ from pymodbus.client import ModbusSerialClient
 
 from softrelay.io.modbus.frames import rtu_frame
 
-from test_modbus_slave import DEMO, Running, make_relay
+from test_modbus_slave import CODE, DEMO, Running, make_relay
 
 UNIT = 7
 
@@ -70,3 +70,32 @@ def test_bad_crc_other_addresses_and_broadcasts_get_no_answer(line):
     assert any(e.kind == "command" and e.source == "reset all"
                for e in running.relay.events.ring)
     assert running.relay.rtu.crc_errors == 1
+
+
+def test_a_relay_on_rs485_alone_takes_settings_after_the_unlock_code(tmp_path, pty_pair):
+    """No Modbus/TCP at all: the unlock section serves the RTU line (settings locked: 04;
+    after the code: written, validated, applied at the next scan, recorded)."""
+    end_a, end_b = pty_pair
+    rtu = f"modbus_rtu: {{port: {end_a}, unit: {UNIT}, baudrate: 115200, parity: N}}\nsampling:"
+    running = Running(make_relay(tmp_path, slave=f"unlock:\n  code: {CODE}\n\n",
+                                 extra=("sampling:", rtu)))
+    regmap = running.relay.regmap
+    assert running.relay.slave is None
+    client = ModbusSerialClient(port=str(end_b), baudrate=115200, parity="N", timeout=1)
+    assert client.connect()
+    try:
+        k2 = regmap.get("motor1.k2").address
+        four = list(struct.unpack(">HH", struct.pack(">f", 4.0)))
+        locked = client.write_registers(k2, four, device_id=UNIT)
+        assert locked.isError() and locked.exception_code == 4
+        unlock = regmap.get("relay.unlock").address
+        assert not client.write_registers(unlock, [CODE >> 16, CODE & 0xFFFF],
+                                          device_id=UNIT).isError()
+        assert not client.write_registers(k2, four, device_id=UNIT).isError()
+        running.scans()
+        assert running.relay.core.thermal_settings["k2"][0] == 4.0
+    finally:
+        client.close()
+        running.close()
+    assert any("k2 3.0 -> 4.0" in e.text and "modbus-rtu" in e.text
+               for e in running.relay.events.ring)

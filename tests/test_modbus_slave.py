@@ -33,16 +33,20 @@ SLAVE = f"""modbus:
   max_connections: 3
   idle_timeout: 1.0
   frame_timeout: 0.3
-  unlock_code: {CODE}
-  unlock_minutes: 1
+
+unlock:
+  code: {CODE}
+  minutes: 1
 """
 
 
 def make_relay(tmp_path, slave: str = SLAVE, extra: tuple[str, str] | None = None) -> Relay:
-    """The demo relay, its Modbus section replaced by ``slave`` (and ``extra``: one more
-    (old, new) replacement)."""
+    """The demo relay, its Modbus and unlock sections replaced by ``slave`` (and ``extra``:
+    one more (old, new) replacement)."""
     start = DEMO.index("\nmodbus:") + 1
-    end = DEMO.index("\n\n", start) + 1
+    end = DEMO.index("\nplant:", start) + 1
+    top = [line.split(":")[0] for line in DEMO[start:end].splitlines() if line[:1].isalpha()]
+    assert top == ["modbus", "unlock"], top
     text = (DEMO[:start] + slave + DEMO[end:]).replace("state/", f"{tmp_path}/")
     if extra is not None:
         assert extra[0] in text
@@ -61,7 +65,7 @@ class Running:
         relay.start(companion=False)
         self.thread = threading.Thread(target=relay.run, args=(lambda: not self.stop.is_set(),))
         self.thread.start()
-        self.port = relay.slave.port
+        self.port = relay.slave.port if relay.slave is not None else None
         self.scans(2)  # an image is published before anyone asks
 
     def close(self) -> None:
@@ -281,7 +285,8 @@ def test_connection_limits_idle_and_half_frames_and_bad_headers(running):
 
 
 def test_the_allowlist_refuses_other_networks(tmp_path):
-    r = Running(make_relay(tmp_path, SLAVE + "  allow: [10.0.0.0/8]\n"))
+    allow = SLAVE.replace("  units: [1]\n", "  units: [1]\n  allow: [10.0.0.0/8]\n")
+    r = Running(make_relay(tmp_path, allow))
     try:
         s = socket.create_connection(("127.0.0.1", r.port), 1.0)
         assert closed_within(s, 1.0) is not None

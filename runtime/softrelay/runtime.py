@@ -20,8 +20,8 @@ from collections.abc import Callable
 from softrelay.comms.event_window import EventWindow
 from softrelay.comms.modbus_pdu import SlaveLogic
 from softrelay.comms.rtu_slave import RtuSlave
-from softrelay.comms.slave import SlaveService, unlock_code
-from softrelay.comms.writes import RelayWrites, Unlock
+from softrelay.comms.slave import SlaveService
+from softrelay.comms.writes import RelayWrites, Unlock, unlock_code
 from softrelay.config.schema import RelayConfig
 from softrelay.core import BusbarFlag, ChannelFault, ProtectionCore, ThermalFlag
 from softrelay.firmware.events import EventRecorder, FlagWatcher, last_seq
@@ -140,9 +140,9 @@ class Relay:
         self.rtu: RtuSlave | None = None
         self.unlock: Unlock | None = None
         if config.modbus is not None or config.modbus_rtu is not None:
-            tcp = config.modbus
-            self.unlock = Unlock(unlock_code(tcp) if tcp else None,
-                                 tcp.unlock_minutes if tcp else 10.0, record=self.events.record)
+            self.unlock = Unlock(unlock_code(config.unlock),
+                                 config.unlock.minutes if config.unlock else 10.0,
+                                 record=self.events.record)
         if config.modbus is not None:
             self.slave = SlaveService(config.modbus, self.maps, self.snapshot, RelayWrites(
                 self.commands, self.settings, self.unlock, self.events.record,

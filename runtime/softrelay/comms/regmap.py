@@ -190,7 +190,7 @@ GLOBAL_WRITES = [
     ("clear_statistics", "coil", 2, "bool", "W", "", "write 1: clear the scan statistics "
      "(lateness and execution p99 and max, overruns) at the next scan; scans go on counting"),
     ("unlock", "holding_register", 0, "uint32", "W", "", "write the unlock code to allow "
-     "settings writes (for unlock_minutes); write 0 to lock; reads 0"),
+     "settings writes (for unlock.minutes); write 0 to lock; reads 0"),
 ]
 
 

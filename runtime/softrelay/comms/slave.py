@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import socket
 import threading
 
@@ -27,19 +26,6 @@ from softrelay.image.snapshot import IMAGE_PREFIX, group_prefix, register_image
 from softrelay.scan.realtime import leave_realtime
 
 log = logging.getLogger("softrelay.modbus")
-
-
-def unlock_code(config: ModbusSlave) -> int | None:
-    """The configured unlock code: the environment variable's (when named and set), else the
-    file's; None when there is none. Never logged."""
-    if config.unlock_code_env:
-        text = os.environ.get(config.unlock_code_env, "").strip()
-        if text:
-            value = int(text, 0)
-            if not 1 <= value <= 0xFFFFFFFF:
-                raise ValueError(f"${config.unlock_code_env}: an unlock code is 1..4294967295")
-            return value
-    return config.unlock_code
 
 
 def identity_objects(logic: SlaveLogic) -> bytes:

@@ -8,7 +8,7 @@
 - ``<point>.preset_theta`` (float32, 0..10): queues a preset; anything else is 03;
 - ``relay.event_cursor`` (uint32): moves the event window (``event_window``);
 - ``relay.unlock`` (uint32): the configured code unlocks settings writes for
-  ``unlock_minutes``; 0 locks again; a wrong code is refused (04) and recorded, never logged;
+  ``unlock.minutes``; 0 locks again; a wrong code is refused (04) and recorded, never logged;
 - settings (RW-unlocked): while unlocked, the point's settings with the written values are
   validated exactly as the configuration file is and queued for the next scan (03 when they do
   not validate: the reason is recorded as an event); while locked, 04.
@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import math
+import os
 import struct
 import threading
 import time
@@ -27,6 +28,7 @@ from pydantic import ValidationError
 from softrelay.comms.event_window import EventWindow
 from softrelay.comms.modbus_pdu import DEVICE_FAILURE, ILLEGAL_VALUE
 from softrelay.comms.regmap import ENUM_SETTINGS, Entry
+from softrelay.config.schema import SettingsUnlock
 from softrelay.outputs.commands import CommandQueue, Request
 from softrelay.outputs.settings_changes import SettingsQueue
 
@@ -35,6 +37,21 @@ Record = Callable[..., None]
 
 def as_float32(raw: int) -> float:
     return struct.unpack(">f", raw.to_bytes(4, "big"))[0]
+
+
+def unlock_code(config: SettingsUnlock | None) -> int | None:
+    """The configured unlock code: the environment variable's (when named and set), else the
+    file's; None when there is none. Never logged."""
+    if config is None:
+        return None
+    if config.code_env:
+        text = os.environ.get(config.code_env, "").strip()
+        if text:
+            value = int(text, 0)
+            if not 1 <= value <= 0xFFFFFFFF:
+                raise ValueError(f"${config.code_env}: an unlock code is 1..4294967295")
+            return value
+    return config.code
 
 
 class Unlock:

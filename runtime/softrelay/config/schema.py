@@ -486,13 +486,6 @@ class ModbusSlave(BaseModel):
                                  "half-received before the connection is dropped")
     allow: tuple[str, ...] = Field((), description="IPv4 networks allowed to connect "
                                    "('10.1.0.0/16'); empty: any")
-    unlock_code: int | None = Field(None, ge=1, le=0xFFFFFFFF, description="written to "
-                                    "relay.unlock to allow settings writes; none: see "
-                                    "unlock_code_env")
-    unlock_code_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-                                        description="environment variable holding the code "
-                                        "(keeps it out of the file); wins over unlock_code")
-    unlock_minutes: float = Field(10.0, gt=0.0, le=1440.0)
 
     @model_validator(mode="after")
     def _networks(self) -> ModbusSlave:
@@ -515,6 +508,27 @@ class ModbusSlave(BaseModel):
         for unit, names in self.groups.items():
             if not names:
                 raise ValueError(f"groups: unit {unit} shows no point")
+        return self
+
+
+class SettingsUnlock(BaseModel):
+    """The code that, written to relay.unlock over Modbus (TCP or RTU), allows settings
+    writes for a while. Without this section settings are read-only over Modbus."""
+
+    model_config = STRICT
+    code: int | None = Field(None, ge=1, le=0xFFFFFFFF, description="the code, in the file; "
+                             "see code_env to keep it out")
+    code_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                 description="environment variable holding the code; wins "
+                                 "over code when set")
+    minutes: float = Field(10.0, gt=0.0, le=1440.0, description="settings stay writable this "
+                           "long after the code")
+
+    @model_validator(mode="after")
+    def _some_code(self) -> SettingsUnlock:
+        if self.code is None and self.code_env is None:
+            raise ValueError("give code or code_env (or leave the section out: settings are "
+                             "then read-only over Modbus)")
         return self
 
 
@@ -607,7 +621,9 @@ class RelayConfig(BaseModel):
     modbus: ModbusSlave | None = Field(None, description="the slave for the DCS; none: no "
                                        "Modbus server")
     modbus_rtu: ModbusRtuSlave | None = Field(None, description="the map on an RS-485 line "
-                                              "too; writes need modbus.unlock_code for settings")
+                                              "too")
+    unlock: SettingsUnlock | None = Field(None, description="the code that allows settings "
+                                          "writes over Modbus; none: settings read-only")
     sampling: Sampling = Sampling()
     plant: Plant | None = None
 

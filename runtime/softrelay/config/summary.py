@@ -63,16 +63,22 @@ def describe(config: RelayConfig) -> list[str]:
     for item in config.inputs:
         lines.append(f"  input {item.name} (pin {item.pin}): {item.command} "
                      f"{', '.join(item.points) or 'all points'}")
-    m = config.modbus
+    m, u = config.modbus, config.unlock
     if m is None:
         lines.append("  modbus slave: none")
     else:
         units = ", ".join(map(str, m.units)) or "any"
-        unlock = ("code from $" + m.unlock_code_env if m.unlock_code_env
-                  else "code in the file" if m.unlock_code else "no code: settings read-only")
         lines.append(f"  modbus slave: {m.host}:{m.port}, units {units}, up to "
-                     f"{m.max_connections} connections, allow "
-                     f"{', '.join(m.allow) or 'any'}; settings unlock: {unlock}")
+                     f"{m.max_connections} connections, allow {', '.join(m.allow) or 'any'}")
+    if config.modbus_rtu is not None:
+        r = config.modbus_rtu
+        lines.append(f"  modbus RTU slave: {r.port}, unit {r.unit}, {r.baudrate} "
+                     f"8{r.parity}{r.stopbits}")
+    if m is not None or config.modbus_rtu is not None:
+        unlock = ("no code: settings read-only" if u is None else
+                  f"code from ${u.code_env}" if u.code_env else "code in the file")
+        lines.append(f"  settings over modbus: {unlock}"
+                     + (f", writable {u.minutes:g} min after it" if u else ""))
     if config.plant is not None:
         lines.append(f"  plant model: {len(config.plant.motors)} motors, "
                      f"{len(config.plant.busbars)} busbars, speed x{config.plant.speed:g}")
