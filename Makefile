@@ -28,12 +28,13 @@ build: $(BUILT)
 run: build
 	$(PY) -m softrelay run
 
-# Programs the tests use: socat makes the pty pairs of the Modbus RTU tests; mbpoll
-# (libmodbus) is the independent client the Modbus slave is tested with.
-SYSTEM_TOOLS := socat mbpoll
+# Programs the tests use (program:Debian package): socat makes the pty pairs of the Modbus RTU
+# tests; mbpoll (libmodbus) is the independent client the Modbus slave is tested with;
+# systemd-analyze verifies the service's unit file.
+SYSTEM_TOOLS := socat:socat mbpoll:mbpoll systemd-analyze:systemd
 system-deps:
-	@missing=""; for tool in $(SYSTEM_TOOLS); do \
-		command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+		command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $$missing; \
 		else echo "missing:$$missing: sudo apt-get install$$missing" >&2; exit 1; fi; fi

@@ -2,8 +2,9 @@
 
 ``run [CONFIG]`` runs the relay (default: the embedded demo configuration); ``check CONFIG``
 validates a configuration and prints what would run; ``regmap CONFIG --format json|csv|md``
-prints the Modbus register map the DCS polls; ``demo`` is the accelerated demonstration of
-the protection core alone.
+prints the Modbus register map the DCS polls; ``install-service`` installs the systemd unit
+(softrelay.service.install); ``demo`` is the accelerated demonstration of the protection core
+alone.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import argparse
 import logging
 import signal
+import subprocess
 import sys
 import threading
+from pathlib import Path
 
 from softrelay import __version__, demo
 from softrelay.config import ConfigError, load
@@ -41,7 +44,31 @@ def main(argv: list[str] | None = None) -> int:
     regmap.add_argument("config", nargs="?", help="YAML file (default: the embedded demo)")
     regmap.add_argument("--format", choices=("json", "csv", "md"), default="md")
     regmap.add_argument("--unit", type=int, help="the map a unit id of modbus.groups shows")
+    install = commands.add_parser("install-service", help="install the systemd unit, its "
+                                  "user and configuration directory (root)")
+    install.add_argument("--config", default="/etc/softrelay/relay.yaml",
+                         help="the configuration the service runs (the demo is put there "
+                         "when there is none)")
+    install.add_argument("--user", default="softrelay", help="the service's system user")
+    install.add_argument("--watchdog", default="5s", help="systemd's WatchdogSec")
+    install.add_argument("--root", type=Path, help="write under this directory instead of / "
+                         "(packaging); creates no user, reloads nothing")
+    install.add_argument("--print", action="store_true", help="print the unit, do nothing")
     args = parser.parse_args(argv)
+    if args.command == "install-service":
+        from softrelay.service.install import Plan, apply, render
+
+        plan = Plan(config=Path(args.config), user=args.user, watchdog=args.watchdog,
+                    root=args.root or Path("/"))
+        if args.print:
+            sys.stdout.write(render(plan))
+            return 0
+        try:
+            apply(plan)
+        except (PermissionError, OSError, subprocess.CalledProcessError) as exc:
+            print(f"install-service: {exc}", file=sys.stderr)
+            return 1
+        return 0
     if args.command == "regmap":
         from softrelay.comms.regmap import RegisterMap
 
@@ -84,14 +111,34 @@ def load_or_report(path: str | None, outcome: str = ""):
         return None
 
 
+class JournalFormatter(logging.Formatter):
+    """Lines for journald: the syslog priority as a ``<N>`` prefix (journald strips it and
+    files the line at that priority: ``journalctl -u softrelay -p warning`` shows warnings
+    and worse), then ``logger: message``; journald adds the time and the unit."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = (2 if record.levelno >= logging.CRITICAL else 3 if record.levelno >=
+                    logging.ERROR else 4 if record.levelno >= logging.WARNING else 6 if
+                    record.levelno >= logging.INFO else 7)
+        text = f"{record.name}: {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        # one journal entry per line: a traceback's lines keep the priority
+        return "\n".join(f"<{priority}>{line}" for line in text.splitlines())
+
+
 def configure_logging(terminal: bool) -> None:
-    """Plain lines; no timestamps of our own under systemd (journald adds them). On a terminal
-    the live status is the view, so only warnings are printed over it."""
-    under_journald = "JOURNAL_STREAM" in os.environ or "INVOCATION_ID" in os.environ
-    fmt = "%(levelname)s %(name)s: %(message)s" if under_journald else (
-        "%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.basicConfig(level=logging.WARNING if terminal else logging.INFO, format=fmt,
-                        stream=sys.stderr)
+    """Under systemd (stderr is the journal's stream) priority-prefixed lines, no timestamps
+    of our own; elsewhere timestamped lines. On a terminal the live status is the view, so
+    only warnings are printed over it."""
+    handler = logging.StreamHandler(sys.stderr)
+    if "JOURNAL_STREAM" in os.environ or "INVOCATION_ID" in os.environ:
+        handler.setFormatter(JournalFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: "
+                                               "%(message)s"))
+    logging.basicConfig(level=logging.WARNING if terminal else logging.INFO,
+                        handlers=[handler])
 
 
 def run_relay(path: str | None) -> int:

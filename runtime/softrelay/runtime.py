@@ -171,9 +171,25 @@ class Relay:
             heartbeat=self.watchdog.beat,
             stats=stats,
         )
+        self.systemd.describe = self.describe
         self._companion: multiprocessing.Process | None = None
         self._stop = multiprocessing.get_context("spawn").Event()
         self.running = False
+
+    def describe(self) -> str:
+        """One line on how the relay runs (systemd's STATUS): health, scan figures, trips,
+        Modbus clients."""
+        stats = self.loop.stats
+        flags = self.core.thermal_outputs["flags"]
+        trips = [n for n, f in zip(self.thermal_names, flags, strict=True)
+                 if f & ThermalFlag.TRIP]
+        text = (f"{'healthy' if self.watchdog.healthy else 'NOT healthy'}; scan "
+                f"{stats.period_ns / 1e6:g} ms, {stats.scans} scans, lateness p99 "
+                f"{stats.lateness.percentile(99.0) / 1e3:.0f} us, {stats.overruns} overruns; "
+                + (f"TRIP {', '.join(trips)}" if trips else "no trip"))
+        if self.slave is not None:
+            text += f"; modbus {self.slave.server.connections} client(s)"
+        return text
 
     # ---------------------------------------------------------------- stages
 

@@ -4,7 +4,9 @@ Messages are datagrams to $NOTIFY_SOCKET; outside systemd (no socket) every call
 The socket is non-blocking: a datagram queue holds about ten messages, and a relay must never
 wait for systemd to read (a full queue drops the message and counts it).
 ``WATCHDOG=1`` is sent at most every WATCHDOG_USEC / 4, and only when the scan watchdog says
-the scan is running, so systemd restarts a relay whose scan has stalled.
+the scan is running, so systemd restarts a relay whose scan has stalled. With the same calls,
+at the first and then every ``status_every`` s, ``STATUS=`` carries ``describe()`` (what
+``systemctl status`` shows: the scan's figures), so a stalled relay's status stops moving too.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 
 
 class Notifier:
-    def __init__(self, environ: dict | None = None) -> None:
+    def __init__(self, environ: dict | None = None,
+                 describe: Callable[[], str] | None = None, status_every: float = 10.0) -> None:
         env = os.environ if environ is None else environ
         address = env.get("NOTIFY_SOCKET", "")
         self.sock: socket.socket | None = None
@@ -28,6 +32,9 @@ class Notifier:
         usec = int(env.get("WATCHDOG_USEC", "0") or 0)
         self.watchdog_every = usec / 4e6 if usec else None
         self._fed = -1e9
+        self.describe = describe
+        self.status_every = status_every
+        self._told = -1e9  # the first feed (scans running) tells at once
         self.sent = 0
         self.dropped = 0
 
@@ -56,13 +63,20 @@ class Notifier:
         return self.notify("STOPPING=1", "STATUS=stopping: last checkpoint, coils safe")
 
     def feed(self) -> None:
-        """Watchdog keep-alive, throttled to a quarter of systemd's timeout."""
-        if self.sock is None or self.watchdog_every is None:
+        """The scan is running: watchdog keep-alive, throttled to a quarter of systemd's
+        timeout, and the status every ``status_every`` s (one datagram)."""
+        if self.sock is None:
             return
         now = time.monotonic()
-        if now - self._fed >= self.watchdog_every:
+        lines = []
+        if self.watchdog_every is not None and now - self._fed >= self.watchdog_every:
             self._fed = now
-            self.notify("WATCHDOG=1")
+            lines.append("WATCHDOG=1")
+        if self.describe is not None and now - self._told >= self.status_every:
+            self._told = now
+            lines.append(f"STATUS={self.describe()}")
+        if lines:
+            self.notify(*lines)
 
     def close(self) -> None:
         if self.sock is not None:

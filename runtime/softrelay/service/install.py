@@ -1,0 +1,162 @@
+"""``softrelay install-service``: the systemd unit, its user, its configuration directory.
+
+What it does, on a Debian machine (Raspberry Pi OS included), as root:
+
+1. renders the unit shipped with the package (``softrelay.service``) for this interpreter
+   (ExecStart = the Python that runs this command, so the virtual environment it lives in),
+   the configuration file and the service user, with the supplementary groups among
+   i2c, spi, gpio and dialout that exist here (a group the machine lacks would stop the
+   service from starting: systemd refuses an unknown group);
+2. creates the system user (no home, no shell) when it is missing;
+3. puts the demo configuration at the configuration path when there is none yet (to be
+   edited: it drives a simulated plant), and an environment file for the unlock code
+   (mode 0600) when there is none;
+4. lets the service user hold /dev/cpu_dma_latency (a udev rule: without it the scan's CPU may
+   sleep in deep idle states, which costs wake-up lateness);
+5. reloads systemd when it is running, and prints what to do next.
+
+``--root DIR`` writes everything under DIR instead of / (for packaging, and for the tests),
+creates no user and reloads nothing; ``--print`` writes the unit to stdout and nothing else.
+Nothing is overwritten but the unit itself and the udev rule: a configuration or environment
+file that exists is left alone.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from softrelay.config import demo_path
+
+GROUPS = ("i2c", "spi", "gpio", "dialout")  #: the devices' groups on a Pi / Debian
+UNIT_NAME = "softrelay.service"
+UDEV_RULE = ('# softrelay: the relay holds /dev/cpu_dma_latency at 0 while it scans\n'
+             'KERNEL=="cpu_dma_latency", GROUP="{user}", MODE="0660"\n')
+ENV_FILE = ("# softrelay's environment (mode 0600): the settings unlock code, kept out of\n"
+            "# the configuration file (unlock: code_env: SOFTRELAY_UNLOCK_CODE)\n"
+            "#SOFTRELAY_UNLOCK_CODE=\n")
+
+
+@dataclass
+class Plan:
+    """What an installation writes and does; ``render`` and ``apply`` share it."""
+
+    config: Path = Path("/etc/softrelay/relay.yaml")
+    user: str = "softrelay"
+    python: str = sys.executable
+    watchdog: str = "5s"
+    root: Path = Path("/")
+    groups: tuple[str, ...] = field(default_factory=tuple)  #: the ones that exist here
+    missing: tuple[str, ...] = field(default_factory=tuple)  #: the ones that do not
+
+    def __post_init__(self) -> None:
+        if not self.groups and not self.missing:
+            present = []
+            for name in GROUPS:
+                try:
+                    grp.getgrnam(name)
+                    present.append(name)
+                except KeyError:
+                    pass
+            self.groups = tuple(present)
+            self.missing = tuple(g for g in GROUPS if g not in present)
+
+    def at(self, path: Path | str) -> Path:
+        """``path`` under the installation root."""
+        return self.root / Path(path).relative_to("/")
+
+    @property
+    def unit_path(self) -> Path:
+        return self.at(f"/etc/systemd/system/{UNIT_NAME}")
+
+
+def template() -> str:
+    return resources.files("softrelay.service").joinpath(UNIT_NAME).read_text()
+
+
+def render(plan: Plan) -> str:
+    """The unit for ``plan``; every ``@FIELD@`` of the template filled."""
+    docs = Path(__file__).resolve().parents[3] / "README.md"
+    text = template()
+    for key, value in (("PYTHON", plan.python), ("CONFIG", str(plan.config)),
+                       ("USER", plan.user), ("WATCHDOG", plan.watchdog), ("DOCS", str(docs))):
+        text = text.replace(f"@{key}@", value)
+    if plan.groups:
+        text = text.replace("@GROUPS@", " ".join(plan.groups))
+    else:  # none of the device groups here: no SupplementaryGroups line at all
+        text = "\n".join(line for line in text.splitlines()
+                         if not line.startswith("SupplementaryGroups=")) + "\n"
+    unfilled = re.findall(r"@[A-Z]+@", text)
+    if unfilled:
+        raise RuntimeError(f"the unit template has fields this installer does not fill: "
+                           f"{', '.join(unfilled)}")
+    return text
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def apply(plan: Plan, out=None) -> list[str]:
+    """Install per ``plan``; returns the steps done (also printed to ``out``, default
+    stdout)."""
+    done: list[str] = []
+
+    def say(line: str) -> None:
+        done.append(line)
+        print(line, file=out or sys.stdout)
+
+    real = plan.root == Path("/")
+    if real and os.geteuid() != 0:
+        raise PermissionError("install-service writes /etc and creates a user: run it as root "
+                              "(sudo), or with --root DIR / --print")
+    plan.unit_path.parent.mkdir(parents=True, exist_ok=True)
+    plan.unit_path.write_text(render(plan))
+    say(f"unit: {plan.unit_path}")
+    if plan.missing:
+        say(f"groups: {', '.join(plan.groups) or 'none'} (not on this machine: "
+            f"{', '.join(plan.missing)}; enable I2C/SPI first on a Pi: raspi-config)")
+    if real and not _user_exists(plan.user):
+        subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir",
+                        "/var/lib/softrelay", "--shell", "/usr/sbin/nologin", "--user-group",
+                        plan.user], check=True)
+        say(f"user: {plan.user} created (system user, no shell)")
+    config = plan.at(plan.config)
+    if not config.exists():
+        config.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(demo_path(), config)
+        say(f"config: {config} (the demo: edit it for your plant, then `softrelay check "
+            f"{plan.config}`)")
+    else:
+        say(f"config: {config} (kept)")
+    env = config.parent / "softrelay.env"
+    if not env.exists():
+        env.write_text(ENV_FILE)
+        env.chmod(0o600)
+        say(f"environment: {env} (mode 0600: put SOFTRELAY_UNLOCK_CODE there)")
+    rule = plan.at("/etc/udev/rules.d/60-softrelay.rules")
+    rule.parent.mkdir(parents=True, exist_ok=True)
+    rule.write_text(UDEV_RULE.format(user=plan.user))
+    say(f"udev: {rule} (/dev/cpu_dma_latency for {plan.user})")
+    if real:
+        if shutil.which("udevadm"):
+            subprocess.run(["udevadm", "trigger", "--sysname-match=cpu_dma_latency"],
+                           check=False)
+        if Path("/run/systemd/system").is_dir():
+            subprocess.run(["systemctl", "daemon-reload"], check=True)
+            say("systemd: reloaded")
+    say("next: systemctl enable --now softrelay; journalctl -u softrelay -f; "
+        "softrelay status 127.0.0.1:5020")
+    return done
