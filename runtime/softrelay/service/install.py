@@ -89,11 +89,14 @@ def render(plan: Plan) -> str:
     for key, value in (("PYTHON", plan.python), ("CONFIG", str(plan.config)),
                        ("USER", plan.user), ("WATCHDOG", plan.watchdog), ("DOCS", str(docs))):
         text = text.replace(f"@{key}@", value)
+    drop = [] if docs.exists() else ["Documentation="]  # installed from a wheel: no README
     if plan.groups:
         text = text.replace("@GROUPS@", " ".join(plan.groups))
     else:  # none of the device groups here: no SupplementaryGroups line at all
+        drop.append("SupplementaryGroups=")
+    if drop:
         text = "\n".join(line for line in text.splitlines()
-                         if not line.startswith("SupplementaryGroups=")) + "\n"
+                         if not line.startswith(tuple(drop))) + "\n"
     unfilled = re.findall(r"@[A-Z]+@", text)
     if unfilled:
         raise RuntimeError(f"the unit template has fields this installer does not fill: "
