@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -580,3 +583,36 @@ def test_unit_groups_show_their_points_as_relays_of_their_own(tmp_path):
 
     bad = DEMO.replace("modbus:", "modbus:\n  groups: {2: [motor9]}", 1)
     assert any("modbus.groups[2][0]: no point named 'motor9'" in p for p in problems_of(bad))
+
+
+def test_softrelay_status_reads_a_running_relay_through_its_map(running, tmp_path):
+    """What an engineer types beside the panel: the points' figures and the scan's, read over
+    Modbus; a relay running another configuration is called out; no relay: exit 1, why."""
+    from softrelay.outputs.commands import Request
+
+    running.relay.commands.put(Request("preset", ("motor1",), 0.5, "test"))
+    running.scans()
+    config = running.relay.config_path
+
+    def status(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "softrelay", "status", *argv],
+                              capture_output=True, text=True, timeout=60)
+
+    shown = status(f"127.0.0.1:{running.port}", "--config", config)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    motor1 = next(line for line in lines if line.startswith("motor1 "))
+    assert float(motor1.split()[1]) == pytest.approx(0.5, abs=1e-3)
+    assert "input_fault" in motor1  # no companion in this test: its currents are stale
+    assert any(line.startswith("bus1 ") for line in lines)
+    assert "healthy; scan 10 ms," in shown.stdout and "NOT this file" not in shown.stdout
+    other = tmp_path / "other.yaml"
+    other.write_text(Path(config).read_text().replace("t_heat: ", "t_heat: 1", 1))
+    assert "NOT this file's" in status(f"127.0.0.1:{running.port}", "--config",
+                                       str(other)).stdout
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        nobody = spare.getsockname()[1]
+    refused = status(f"127.0.0.1:{nobody}", "--config", config)
+    assert refused.returncode == 1
+    assert f"no relay answers at 127.0.0.1:{nobody}" in refused.stderr

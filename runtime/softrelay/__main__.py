@@ -3,7 +3,8 @@
 ``run [CONFIG]`` runs the relay (default: the embedded demo configuration); ``check CONFIG``
 validates a configuration and prints what would run; ``regmap CONFIG --format json|csv|md``
 prints the Modbus register map the DCS polls; ``install-service`` installs the systemd unit
-(softrelay.service.install); ``demo`` is the accelerated demonstration of the protection core
+(softrelay.service.install); ``status [HOST:PORT]`` reads a running relay through its Modbus
+map; ``demo`` is the accelerated demonstration of the protection core
 alone.
 """
 
@@ -22,6 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from softrelay import __version__, demo
@@ -44,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     regmap.add_argument("config", nargs="?", help="YAML file (default: the embedded demo)")
     regmap.add_argument("--format", choices=("json", "csv", "md"), default="md")
     regmap.add_argument("--unit", type=int, help="the map a unit id of modbus.groups shows")
+    status = commands.add_parser("status", help="read a running relay through its Modbus map")
+    status.add_argument("address", nargs="?", help="HOST:PORT (default: the configuration's "
+                        "modbus host and port)")
+    status.add_argument("--config", help="the relay's configuration, for the map (default: "
+                        "/etc/softrelay/relay.yaml when it exists, else the embedded demo)")
+    status.add_argument("--unit", type=int, default=1, help="unit id (default 1)")
+    status.add_argument("--watch", type=float, metavar="S", help="refresh every S seconds")
     install = commands.add_parser("install-service", help="install the systemd unit, its "
                                   "user and configuration directory (root)")
     install.add_argument("--config", default="/etc/softrelay/relay.yaml",
@@ -55,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                          "(packaging); creates no user, reloads nothing")
     install.add_argument("--print", action="store_true", help="print the unit, do nothing")
     args = parser.parse_args(argv)
+    if args.command == "status":
+        return show_status(args)
     if args.command == "install-service":
         from softrelay.service.install import Plan, apply, render
 
@@ -97,6 +108,49 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return run_relay(args.config)
     return 2  # pragma: no cover (argparse refuses unknown commands)
+
+
+def show_status(args) -> int:
+    from softrelay.comms.regmap import RegisterMap
+    from softrelay.comms.remote_status import UnreachableError, read, render
+
+    path = args.config
+    if path is None and Path("/etc/softrelay/relay.yaml").exists():
+        path = "/etc/softrelay/relay.yaml"
+    config = load_or_report(path)
+    if config is None:
+        return 1
+    groups = config.modbus.groups if config.modbus else {}
+    regmap = RegisterMap(config, list(groups[args.unit]) if args.unit in groups else None)
+    if args.address:
+        host, _, port = args.address.rpartition(":")
+        if not host or not port.isdigit():
+            print(f"status: {args.address!r} is not HOST:PORT", file=sys.stderr)
+            return 1
+    elif config.modbus is not None:
+        host, port = config.modbus.host, str(config.modbus.port)
+        host = "127.0.0.1" if host == "0.0.0.0" else host
+    else:
+        print("status: the configuration has no modbus section: give HOST:PORT",
+              file=sys.stderr)
+        return 1
+    while True:
+        try:
+            text = render(read(host, int(port), regmap, args.unit), regmap, f"{host}:{port}")
+        except UnreachableError as exc:
+            print(f"status: {exc}", file=sys.stderr)
+            if args.watch is None:
+                return 1
+            text = f"status: {exc}\n"
+        if args.watch is None:
+            sys.stdout.write(text)
+            return 0
+        sys.stdout.write("\x1b[H\x1b[J" + text if sys.stdout.isatty() else text + "\n")
+        sys.stdout.flush()
+        try:
+            time.sleep(args.watch)
+        except KeyboardInterrupt:
+            return 0
 
 
 def load_or_report(path: str | None, outcome: str = ""):

@@ -264,6 +264,7 @@ class RegisterMap:
             entries += summary_entries(point.name, point.kind, SUMMARY + 4 * k, row)
         self.entries = entries
         self.points = len(shown)
+        self.point_names = [p.name for p in shown]  #: in block order
         self._by_name = {(e.name, e.table): e for e in entries}
         self._check()
 

@@ -1,0 +1,133 @@
+"""``softrelay status``: a running relay read through its own Modbus map, as the DCS reads it.
+
+The configuration gives the map (names, addresses, types); the relay's configuration hash
+(input registers 4-5) says whether the running relay has the same one: when not, the names
+may be wrong and the status says so. Each point's block is one read (its input registers),
+the globals another, so every point's figures are one scan's.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+
+from pymodbus.client import ModbusTcpClient
+
+from softrelay.comms.regmap import FIRST_POINT, THERMAL_FLAGS, RegisterMap
+from softrelay.core import BusbarFlag
+
+GLOBALS = 28  #: input registers 0..27
+
+
+class UnreachableError(RuntimeError):
+    """No relay answered (refused, timed out, or an exception response)."""
+
+
+def decode(kind: str, words: list[int]) -> float:
+    if kind == "float32":
+        return struct.unpack(">f", struct.pack(">HH", *words))[0]
+    if kind == "uint32":
+        return words[0] << 16 | words[1]
+    if kind == "int16":
+        return words[0] - 65536 if words[0] >= 32768 else words[0]
+    return words[0]
+
+
+@dataclass
+class Status:
+    relay: dict[str, float]  #: the globals by quantity
+    points: dict[str, dict[str, float]]  #: point -> quantity -> value
+    matches: bool  #: the running relay's configuration hash is this map's
+
+
+def read_input_registers(client: ModbusTcpClient, start: int, count: int,
+                         unit: int) -> list[int]:
+    reply = client.read_input_registers(start, count=count, device_id=unit)
+    if reply.isError():
+        raise UnreachableError(f"input registers {start}..{start + count - 1}: {reply}")
+    return reply.registers
+
+
+def values(regmap: RegisterMap, prefix: str, words: list[int], start: int) -> dict[str, float]:
+    """The input-register entries named ``prefix``.* decoded from ``words`` read at ``start``."""
+    out = {}
+    for e in regmap.in_table("input_register"):
+        point, _, quantity = e.name.rpartition(".")
+        if point == prefix and start <= e.address and e.address + e.width <= start + len(words):
+            out[quantity] = decode(e.type, words[e.address - start:e.address - start + e.width])
+    return out
+
+
+def read(host: str, port: int, regmap: RegisterMap, unit: int = 1,
+         timeout: float = 2.0) -> Status:
+    client = ModbusTcpClient(host, port=port, timeout=timeout, retries=0)
+    if not client.connect():
+        raise UnreachableError(f"no relay answers at {host}:{port}")
+    try:
+        relay = values(regmap, "relay", read_input_registers(client, 0, GLOBALS, unit), 0)
+        points = {}
+        for name in regmap.point_names:  # its block (not its summary row at 100 + 4 k)
+            entries = [e for e in regmap.in_table("input_register")
+                       if e.name.startswith(name + ".") and e.address >= FIRST_POINT]
+            start = min(e.address for e in entries)
+            count = max(e.address + e.width for e in entries) - start
+            points[name] = values(regmap, name, read_input_registers(client, start, count,
+                                                                     unit), start)
+    except Exception as exc:  # connection lost, timeout: pymodbus raises its own kinds
+        if isinstance(exc, UnreachableError):
+            raise
+        raise UnreachableError(f"{host}:{port}: {exc}") from None
+    finally:
+        client.close()
+    return Status(relay, points, int(relay["config_hash"]) == regmap.config_hash)
+
+
+def seconds(value: float) -> str:
+    if math.isnan(value):
+        return "unknown"
+    if math.isinf(value):
+        return "never"
+    if value == 0:
+        return "now"
+    return f"{value:.0f} s" if value < 600 else f"{value / 60:.0f} min"
+
+
+def flag_names(word: float, flags) -> str:
+    names = [f.name.lower() for f in flags if int(word) & f]
+    return ", ".join(names) or "-"
+
+
+def render(status: Status, regmap: RegisterMap, where: str) -> str:
+    r = status.relay
+    lines = [f"softrelay {int(r['firmware_major'])}.{int(r['firmware_minor'])}."
+             f"{int(r['firmware_patch'])} at {where}, map {int(r['map_version'])}, "
+             f"configuration 0x{int(r['config_hash']):08x}"
+             + ("" if status.matches else f" (NOT this file's 0x{regmap.config_hash:08x}: "
+                "names and layout may be wrong)"),
+             f"{'healthy' if r['healthy'] else 'NOT HEALTHY'}; scan {r['period']:g} ms, "
+             f"{int(r['scans'])} scans, lateness p99 {r['lateness_p99']:.0f} us (max "
+             f"{r['lateness_max']:.0f}), execution p99 {r['execution_p99']:.0f} us (max "
+             f"{r['execution_max']:.0f}), {int(r['overruns'])} overruns, event "
+             f"{int(r['events'])}" + ("; settings UNLOCKED" if r["unlocked"] else ""), ""]
+    thermal = [p for p in regmap.point_names if "theta" in status.points[p]]
+    busbar = [p for p in regmap.point_names if p not in thermal]
+    if thermal:
+        lines.append(f"{'point':12s} {'theta':>7s} {'used':>6s} {'I_eq A':>8s} "
+                     f"{'to trip':>9s} {'to start':>9s}  flags")
+        for name in thermal:
+            p = status.points[name]
+            lines.append(f"{name:12s} {p['theta']:7.3f} {p['capacity_used']:5.0f}% "
+                         f"{p['i_eq']:8.1f} {seconds(p['time_to_trip']):>9s} "
+                         f"{seconds(p['time_to_start']):>9s}  "
+                         f"{flag_names(p['flags'], THERMAL_FLAGS)}")
+    if busbar:
+        lines.append(f"{'busbar':12s} {'rise A':>7s} {'rise B':>7s} {'rise C':>7s} "
+                     f"{'delta':>7s}  flags")
+        for name in busbar:
+            p = status.points[name]
+            lines.append(f"{name:12s} {p['rise_a']:7.1f} {p['rise_b']:7.1f} "
+                         f"{p['rise_c']:7.1f} {p['phase_delta']:7.1f}  "
+                         f"{flag_names(p['flags'], [f for f in BusbarFlag if f])}")
+    return "\n".join(lines) + "\n"
+
