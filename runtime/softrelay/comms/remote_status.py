@@ -98,6 +98,19 @@ def flag_names(word: float, flags) -> str:
     return ", ".join(names) or "-"
 
 
+#: (title, thermal?, columns (header, width, text of a point's values), flags) per kind
+TABLES = [
+    ("point", True, [("theta", 7, lambda p: f"{p['theta']:.3f}"),
+                     ("used", 6, lambda p: f"{p['capacity_used']:.0f}%"),
+                     ("I_eq A", 8, lambda p: f"{p['i_eq']:.1f}"),
+                     ("to trip", 9, lambda p: seconds(p["time_to_trip"])),
+                     ("to start", 9, lambda p: seconds(p["time_to_start"]))], THERMAL_FLAGS),
+    ("busbar", False, [(f"rise {c.upper()}", 7, lambda p, c=c: f"{p[f'rise_{c}']:.1f}")
+                       for c in "abc"] + [("delta", 7, lambda p: f"{p['phase_delta']:.1f}")],
+     [f for f in BusbarFlag if f]),
+]
+
+
 def render(status: Status, regmap: RegisterMap, where: str) -> str:
     r = status.relay
     lines = [f"softrelay {int(r['firmware_major'])}.{int(r['firmware_minor'])}."
@@ -110,24 +123,15 @@ def render(status: Status, regmap: RegisterMap, where: str) -> str:
              f"{r['lateness_max']:.0f}), execution p99 {r['execution_p99']:.0f} us (max "
              f"{r['execution_max']:.0f}), {int(r['overruns'])} overruns, event "
              f"{int(r['events'])}" + ("; settings UNLOCKED" if r["unlocked"] else ""), ""]
-    thermal = [p for p in regmap.point_names if "theta" in status.points[p]]
-    busbar = [p for p in regmap.point_names if p not in thermal]
-    if thermal:
-        lines.append(f"{'point':12s} {'theta':>7s} {'used':>6s} {'I_eq A':>8s} "
-                     f"{'to trip':>9s} {'to start':>9s}  flags")
-        for name in thermal:
+    for title, kind, columns, flags in TABLES:
+        names = [p for p in regmap.point_names if ("theta" in status.points[p]) == kind]
+        if not names:
+            continue
+        lines.append(f"{title:12s} " + " ".join(f"{h:>{w}s}" for h, w, _ in columns)
+                     + "  flags")
+        for name in names:
             p = status.points[name]
-            lines.append(f"{name:12s} {p['theta']:7.3f} {p['capacity_used']:5.0f}% "
-                         f"{p['i_eq']:8.1f} {seconds(p['time_to_trip']):>9s} "
-                         f"{seconds(p['time_to_start']):>9s}  "
-                         f"{flag_names(p['flags'], THERMAL_FLAGS)}")
-    if busbar:
-        lines.append(f"{'busbar':12s} {'rise A':>7s} {'rise B':>7s} {'rise C':>7s} "
-                     f"{'delta':>7s}  flags")
-        for name in busbar:
-            p = status.points[name]
-            lines.append(f"{name:12s} {p['rise_a']:7.1f} {p['rise_b']:7.1f} "
-                         f"{p['rise_c']:7.1f} {p['phase_delta']:7.1f}  "
-                         f"{flag_names(p['flags'], [f for f in BusbarFlag if f])}")
+            lines.append(f"{name:12s} " + " ".join(f"{show(p):>{w}s}" for _, w, show in columns)
+                         + f"  {flag_names(p['flags'], flags)}")
     return "\n".join(lines) + "\n"
 
