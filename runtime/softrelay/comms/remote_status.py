@@ -9,29 +9,19 @@ the globals another, so every point's figures are one scan's.
 from __future__ import annotations
 
 import math
-import struct
 from dataclasses import dataclass
 
 from pymodbus.client import ModbusTcpClient
 
 from softrelay.comms.regmap import FIRST_POINT, THERMAL_FLAGS, RegisterMap
 from softrelay.core import BusbarFlag
+from softrelay.io.modbus.registers import raw_value
 
 GLOBALS = 28  #: input registers 0..27
 
 
 class UnreachableError(RuntimeError):
     """No relay answered (refused, timed out, or an exception response)."""
-
-
-def decode(kind: str, words: list[int]) -> float:
-    if kind == "float32":
-        return struct.unpack(">f", struct.pack(">HH", *words))[0]
-    if kind == "uint32":
-        return words[0] << 16 | words[1]
-    if kind == "int16":
-        return words[0] - 65536 if words[0] >= 32768 else words[0]
-    return words[0]
 
 
 @dataclass
@@ -55,7 +45,8 @@ def values(regmap: RegisterMap, prefix: str, words: list[int], start: int) -> di
     for e in regmap.in_table("input_register"):
         point, _, quantity = e.name.rpartition(".")
         if point == prefix and start <= e.address and e.address + e.width <= start + len(words):
-            out[quantity] = decode(e.type, words[e.address - start:e.address - start + e.width])
+            out[quantity] = raw_value(words[e.address - start:e.address - start + e.width],
+                                      e.type)
     return out
 
 
