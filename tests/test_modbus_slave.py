@@ -266,10 +266,12 @@ def test_connection_limits_idle_and_half_frames_and_bad_headers(running):
         extra = socket.create_connection(("127.0.0.1", port), 1.0)
         assert closed_within(extra, 1.0) is not None  # over max_connections: closed
         extra.close()
+        assert running.relay.slave.server.connections == 3  # what systemd's STATUS shows
     finally:
         for s in held:
             s.close()
     time.sleep(0.1)
+    assert running.relay.slave.server.connections == 0
     half = socket.create_connection(("127.0.0.1", port), 1.0)
     half.sendall(mbap(struct.pack(">BHH", 4, 0, 1))[:9])
     took = closed_within(half, 2.0)

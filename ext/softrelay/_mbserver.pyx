@@ -56,6 +56,7 @@ cdef extern from "mbserver.h" nogil:
         uint32_t allow_mask[32]
         int n_allow
         sr_conn conn[256]
+        int n_open
         pthread_mutex_t lock
         pthread_cond_t has_write
         int wake[2]
@@ -232,4 +233,4 @@ cdef class ModbusServer:
 
     @property
     def connections(self):
-        return sum(1 for k in range(SR_MAX_CONN) if self.s.conn[k].fd >= 0)
+        return self.s.n_open  # kept by the network thread on accept and close
