@@ -325,13 +325,11 @@ def label_of(connections: int, rate: float) -> str:
     return f"x{connections}" + (f" at {rate * connections:.0f}/s" if rate else "")
 
 
-def median_run(runs: list[dict]) -> dict:
-    """Each figure's median over the rounds ``runs`` (rate, p50, p99, max each on its own),
-    with the rates and p99s of every round."""
+def medians(runs: list[dict], listed: dict[str, str]) -> dict:
+    """Each figure's median over the rounds ``runs`` (each on its own), with, for each
+    ``name: figure`` of ``listed``, that figure of every round under that name."""
     merged = {k: statistics.median(f[k] for f in runs) for k in runs[0]}
-    merged["rates"] = [f["rate"] for f in runs]
-    merged["p99s_us"] = [f["p99_us"] for f in runs]
-    return merged
+    return merged | {name: [f[k] for f in runs] for name, k in listed.items()}
 
 
 def main() -> int:
@@ -381,7 +379,8 @@ def main() -> int:
                             key = f"{name} {label_of(connections, rate)}"
                             samples.setdefault(key, []).append(
                                 run(name, port, connections, rate))
-                runs.update({key: median_run(found) for key, found in samples.items()})
+                runs.update({key: medians(found, {"rates": "rate", "p99s_us": "p99_us"})
+                             for key, found in samples.items()})
                 # the same relay's scan lateness, statistics cleared before each window:
                 # idle; the 8 back-to-back connections on its own server; the same load on
                 # libmodbus beside it (what the load costs a scan on two cores, whoever
@@ -400,10 +399,8 @@ def main() -> int:
                         found.setdefault(window, []).append(relay_lateness(relay_port))
                         print(f"relay lateness, {window:16s}: p99 "
                               f"{found[window][-1]['lateness_p99_us']:6.0f} us", flush=True)
-                results["lateness"] = {
-                    window: {k: statistics.median(v[k] for v in f) for k in f[0]}
-                    | {"p99s_us": [v["lateness_p99_us"] for v in f]}
-                    for window, f in found.items()}
+                results["lateness"] = {window: medians(f, {"p99s_us": "lateness_p99_us"})
+                                       for window, f in found.items()}
             finally:
                 relay.stop()
         finally:
