@@ -29,6 +29,7 @@ from pathlib import Path
 from softrelay import __version__, demo
 from softrelay.config import ConfigError, load
 from softrelay.config.summary import describe
+from softrelay.service.install import CONFIG as INSTALLED_CONFIG
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--watch", type=float, metavar="S", help="refresh every S seconds")
     install = commands.add_parser("install-service", help="install the systemd unit, its "
                                   "user and configuration directory (root)")
-    install.add_argument("--config", default="/etc/softrelay/relay.yaml",
+    install.add_argument("--config", type=Path, default=INSTALLED_CONFIG,
                          help="the configuration the service runs (the demo is put there "
                          "when there is none)")
     install.add_argument("--user", default="softrelay", help="the service's system user")
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "install-service":
         from softrelay.service.install import Plan, apply, render
 
-        plan = Plan(config=Path(args.config), user=args.user, watchdog=args.watchdog,
+        plan = Plan(config=args.config, user=args.user, watchdog=args.watchdog,
                     root=args.root or Path("/"))
         if args.print:
             sys.stdout.write(render(plan))
@@ -115,8 +116,8 @@ def show_status(args) -> int:
     from softrelay.comms.remote_status import UnreachableError, read, render
 
     path = args.config
-    if path is None and Path("/etc/softrelay/relay.yaml").exists():
-        path = "/etc/softrelay/relay.yaml"
+    if path is None and INSTALLED_CONFIG.exists():
+        path = str(INSTALLED_CONFIG)
     config = load_or_report(path)
     if config is None:
         return 1

@@ -38,6 +38,7 @@ from softrelay.config import demo_path
 
 GROUPS = ("i2c", "spi", "gpio", "dialout")  #: the devices' groups on a Pi / Debian
 UNIT_NAME = "softrelay.service"
+CONFIG = Path("/etc/softrelay/relay.yaml")  #: what the installed service runs
 UDEV_RULE = ('# softrelay: the relay holds /dev/cpu_dma_latency at 0 while it scans\n'
              'KERNEL=="cpu_dma_latency", GROUP="{user}", MODE="0660"\n')
 ENV_FILE = ("# softrelay's environment (mode 0600): the settings unlock code, kept out of\n"
@@ -49,7 +50,7 @@ ENV_FILE = ("# softrelay's environment (mode 0600): the settings unlock code, ke
 class Plan:
     """What an installation writes and does; ``render`` and ``apply`` share it."""
 
-    config: Path = Path("/etc/softrelay/relay.yaml")
+    config: Path = CONFIG
     user: str = "softrelay"
     python: str = sys.executable
     watchdog: str = "5s"
