@@ -50,7 +50,8 @@ def make_relay(tmp_path, slave: str = SLAVE, extra: tuple[str, str] | None = Non
     end = DEMO.index("\nplant:", start) + 1
     top = [line.split(":")[0] for line in DEMO[start:end].splitlines() if line[:1].isalpha()]
     assert top == ["modbus", "unlock"], top
-    text = (DEMO[:start] + slave + DEMO[end:]).replace("state/", f"{tmp_path}/")
+    text = (DEMO[:start] + slave + DEMO[end:]).replace("state/", f"{tmp_path}/").replace(
+        "port: 9650", "port: 0")  # the metrics: any free port
     if extra is not None:
         assert extra[0] in text
         text = text.replace(extra[0], extra[1], 1)

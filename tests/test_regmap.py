@@ -294,7 +294,8 @@ def test_the_relay_publishes_each_scans_image_with_its_snapshot(tmp_path):
     from softrelay.runtime import Relay
 
     path = tmp_path / "relay.yaml"
-    path.write_text(DEMO.replace("state/", f"{tmp_path}/").replace("port: 5020", "port: 0"))
+    path.write_text(DEMO.replace("state/", f"{tmp_path}/").replace("port: 5020", "port: 0")
+                    .replace("port: 9650", "port: 0"))
     relay = Relay(load(path), str(path), factory=MockFactory())
     relay.start(companion=False)
     try:

@@ -98,6 +98,26 @@ cdef class Histogram:
     def mean(self):
         return self.total / self.count if self.count else 0.0
 
+    @property
+    def sum(self):
+        """The sum of the values recorded (ns)."""
+        return self.total
+
+    def cumulative(self, bounds):
+        """For each bound (ns, ascending), how many values are at or below it, counted by whole
+        buckets: a bucket counts when its top is at or below the bound, so the figure lies
+        between the exact counts at the bound's bucket's bottom and at the bound (1.5 %). The
+        cumulative buckets of a Prometheus histogram."""
+        cdef uint64_t seen = 0
+        cdef int i = 0
+        out = []
+        for bound in bounds:
+            while i < BUCKETS and bucket_top(i) <= <uint64_t> max(bound, 0):
+                seen += self.counts[i]
+                i += 1
+            out.append(seen)
+        return out
+
     def percentile(self, double p):
         """The value at or below which ``p`` percent of the values lie (bucket's top, never
         more than the maximum); 0 when empty."""

@@ -48,6 +48,8 @@ from softrelay.scan.clock import MonotonicClock
 from softrelay.scan.loop import ScanLoop, ScanStats
 from softrelay.scan.systemd import Notifier
 from softrelay.scan.watchdog import Watchdog
+from softrelay.telemetry.feed import EventFeed, feed_pair
+from softrelay.telemetry.process import telemetry_main
 
 log = logging.getLogger("softrelay")
 
@@ -154,13 +156,20 @@ class Relay:
                                 RelayWrites(self.commands, self.settings, self.unlock,
                                             self.events.record, source="modbus-rtu",
                                             events=self.event_window))
+        self.feed: EventFeed | None = None
+        self._feed_receiver = None
+        if config.metrics is not None or config.mqtt is not None or config.snmp is not None:
+            sender, self._feed_receiver = feed_pair()
+            self.feed = EventFeed(sender)
+            self.events.listeners.append(self.feed.send)
         self.publisher = SnapshotPublisher(
             self.snapshot, stats, lambda: list(self.coils.state().values()),
             lambda: self.events.next_seq - 1, lambda: self.watchdog.healthy,
             registers=[RegisterPublisher(
                 regmap, lambda: self.settings.applied,
                 (lambda: self.unlock.unlocked) if self.unlock is not None else lambda: False,
-                self.event_window, prefix) for prefix, regmap in self.maps.items()])
+                self.event_window, prefix) for prefix, regmap in self.maps.items()],
+            modbus_counters=self._modbus_counters if self.slave is not None else None)
         self.loop = ScanLoop(
             self.core, self.clock,
             before=[self._latch, self.settings.apply, self.commands.apply],
@@ -173,6 +182,9 @@ class Relay:
         )
         self.systemd.describe = self.describe
         self._companion: multiprocessing.Process | None = None
+        self._telemetry: multiprocessing.Process | None = None
+        #: what the telemetry process serves on, e.g. {"metrics": 9650} (once started)
+        self.telemetry_ports: dict[str, int] = {}
         self._stop = multiprocessing.get_context("spawn").Event()
         self.running = False
 
@@ -190,6 +202,9 @@ class Relay:
         if self.slave is not None:
             text += f"; modbus {self.slave.server.connections} client(s)"
         return text
+
+    def _modbus_counters(self) -> dict[str, int]:
+        return self.slave.server.counters | {"open": self.slave.server.connections}
 
     # ---------------------------------------------------------------- stages
 
@@ -257,6 +272,8 @@ class Relay:
 
     def start(self, companion: bool = True) -> None:
         """Restore coil latches, start the companion and the watchdog."""
+        if self.feed is not None:  # first: a port it cannot bind stops the start here
+            self._start_telemetry()
         latches = self._restored.extra.get("coil_latches", {})
         for coil in self.coils.coils:
             coil.latched = bool(latches.get(coil.name, False)) and coil.config.latched
@@ -286,6 +303,28 @@ class Relay:
                                               f"thermal, {len(self.core.busbar_settings)} busbar "
                                               f"points, scan {self.config.scan.period * 1000:g} ms")
 
+    def _start_telemetry(self) -> None:
+        """The telemetry process (metrics, MQTT, SNMP); the relay does not wait on it after
+        it started."""
+        ctx = multiprocessing.get_context("spawn")
+        answer, ready = ctx.Pipe(duplex=False)
+        self._telemetry = ctx.Process(
+            target=telemetry_main, name="softrelay-telemetry",
+            args=(self.config_path, self.snapshot.name, self.inputs.name, self._feed_receiver,
+                  self._stop, ready, self.config.scan.realtime.cpu, self.status), daemon=True)
+        self._telemetry.start()
+        ready.close()
+        self._feed_receiver.close()  # the child has its own: the feed fails when it dies
+        try:
+            said = answer.recv() if answer.poll(30.0) else "no answer in 30 s"
+        except EOFError:
+            said = f"it exited ({self._telemetry.exitcode})"
+        finally:
+            answer.close()
+        if isinstance(said, str):
+            raise RuntimeError(f"the telemetry process did not start: {said}")
+        self.telemetry_ports = said
+
     def apply_realtime(self) -> list[realtime.Applied]:
         rt = self.config.scan.realtime
         results = realtime.apply(rt.priority, rt.lock_memory, rt.cpu, rt.timer_slack_ns)
@@ -314,14 +353,17 @@ class Relay:
         if self.rtu is not None:
             self.rtu.stop()
         self._stop.set()
-        if self._companion is not None:
-            self._companion.join(10.0)
-            if self._companion.is_alive():
-                self._companion.kill()
-            self._companion = None
+        for child in (self._companion, self._telemetry):
+            if child is not None:
+                child.join(10.0)
+                if child.is_alive():
+                    child.kill()
+        self._companion = self._telemetry = None
         self.buttons.close()
         self.coils.close()
         self.events.close()
+        if self.feed is not None:
+            self.feed.close()
         self.systemd.close()
         self.inputs.close()
         self.snapshot.close()

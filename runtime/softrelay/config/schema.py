@@ -12,12 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
+from softrelay.config.base import STRICT
+from softrelay.config.telemetry import Metrics, Mqtt, SnmpTrapTarget
 from softrelay.core.layout import BusbarFlag, ThermalFlag
 from softrelay.core.settings import BusbarSettings, ThermalSettings
 
-STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*$",
                             max_length=64)]
 
@@ -624,6 +625,9 @@ class RelayConfig(BaseModel):
                                               "too")
     unlock: SettingsUnlock | None = Field(None, description="the code that allows settings "
                                           "writes over Modbus; none: settings read-only")
+    metrics: Metrics | None = Field(None, description="Prometheus endpoint; none: off")
+    mqtt: Mqtt | None = Field(None, description="MQTT publisher; none: off")
+    snmp: SnmpTrapTarget | None = Field(None, description="SNMPv3 traps; none: off")
     sampling: Sampling = Sampling()
     plant: Plant | None = None
 
@@ -680,6 +684,11 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
                 seen[item.name] = i
         return {item.name: item for item in items}
 
+    if config.snmp is not None:
+        for i, flag in enumerate(config.snmp.flags):
+            if flag not in THERMAL_FLAGS and flag not in BUSBAR_FLAGS:
+                errors.append((("snmp", "flags", i), f"{flag!r} is no flag (thermal: "
+                               f"{', '.join(THERMAL_FLAGS)}; busbar: {', '.join(BUSBAR_FLAGS)})"))
     buses = unique("buses", config.buses)
     signals = unique("signals", config.signals)
     points = unique("points", config.points)

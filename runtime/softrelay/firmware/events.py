@@ -57,6 +57,9 @@ class EventRecorder:
         self.wall = wall
         self.file = file
         self.write_errors = 0
+        #: called on the writer thread with each batch of events, after they are logged (the
+        #: telemetry's feed); must not block
+        self.listeners: list[Callable[[list[Event]], None]] = []
         self._queue: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
         self._pending = 0  # recorded, not yet logged and written
         self._done = threading.Condition()
@@ -108,6 +111,11 @@ class EventRecorder:
                 events = [e for e in batch if e is not None]
                 for e in events:
                     log.info(e.line())
+                for listener in self.listeners:
+                    try:
+                        listener(events)
+                    except Exception:  # a listener's bug never stops the recorder
+                        log.exception("event listener %r failed", listener)
                 if out is not None and events:
                     try:
                         out.writelines(json.dumps(asdict(e)) + "\n" for e in events)

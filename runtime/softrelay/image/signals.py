@@ -23,6 +23,9 @@ from softrelay.core import ProtectionCore, Quality
 from softrelay.image.shared import SharedImage
 
 SIGNAL = np.dtype([("value", "<f8"), ("stamp", "<f8"), ("quality", "u1"), ("_pad", "u1", (7,))])
+#: per bus, configuration order: its reads, the reads that failed outright, and the failures in
+#: a row now (the I/O workers' counters, for the metrics)
+BUS = np.dtype([("reads", "<u8"), ("failures", "<u8"), ("consecutive", "<u8")])
 
 
 def window_rows(config: RelayConfig) -> dict[int, int]:
@@ -32,8 +35,9 @@ def window_rows(config: RelayConfig) -> dict[int, int]:
 
 
 def input_layout(config: RelayConfig) -> dict:
-    """The input image's tables: the signals and the sample windows."""
+    """The input image's tables: the signals, the sample windows, the buses' counters."""
     return {"signals": (SIGNAL, (len(config.signals),)),
+            "buses": (BUS, (len(config.buses),)),
             "windows": (np.dtype("<f8"), (len(window_rows(config)), 3,
                                           config.sampling.window_length))}
 
@@ -66,6 +70,25 @@ def signal_writer(image: SharedImage, rows: dict[int, int] | None = None):
             signals["quality"][idx] = qualities
             for index, samples in (windows or {}).items():
                 tables["windows"][rows[index]] = samples
+
+    return publish
+
+
+def bus_counter_writer(image: SharedImage, schedules: dict[int, object]):
+    """``publish()`` copies each bus's read counters into the image's ``buses`` table;
+    ``schedules``: bus row -> its ``PollSchedule``. Counters only: a reader may see them a
+    moment behind the signals."""
+    rows = np.array(list(schedules), dtype=np.intp)
+    found = list(schedules.values())
+
+    def publish() -> None:
+        counts = np.array([(s.reads, s.failures, s.consecutive_failures) for s in found],
+                          dtype=np.uint64).reshape(-1, 3)
+        with image.writing() as tables:
+            buses = tables["buses"]
+            buses["reads"][rows] = counts[:, 0]
+            buses["failures"][rows] = counts[:, 1]
+            buses["consecutive"][rows] = counts[:, 2]
 
     return publish
 

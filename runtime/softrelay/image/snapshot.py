@@ -22,10 +22,21 @@ from softrelay.image.shared import Layout, SharedImage
 from softrelay.scan.loop import ScanStats
 
 _HIST = ["min", "max", "mean", "p50", "p99", "p999"]
+#: upper bounds (s) of the lateness and execution histograms' buckets in the snapshot (the
+#: metrics' buckets; +Inf is the count)
+TIME_BUCKETS = (10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3,
+                25e-3, 50e-3, 100e-3)
+_BUCKETS_NS = [round(b * 1e9) for b in TIME_BUCKETS]
+#: the Modbus/TCP slave's counters (all 0 without a slave)
+MODBUS_COUNTERS = ("requests", "exceptions", "accepted", "refused", "dropped", "open")
 STATS = np.dtype(
     [("now", "<f8"), ("scans", "<u8"), ("overruns", "<u8"), ("missed", "<u8"),
      ("events", "<u8"), ("period_ns", "<u8")]
     + [(f"late_{k}", "<f8") for k in _HIST] + [(f"exec_{k}", "<f8") for k in _HIST]
+    + [(f"{h}_{k}", t, s) for h in ("late", "exec")
+       for k, t, s in (("buckets", "<u8", (len(TIME_BUCKETS),)), ("count", "<u8", ()),
+                       ("sum", "<f8", ()))]
+    + [(f"modbus_{k}", "<u8") for k in MODBUS_COUNTERS]
     + [("healthy", "u1"), ("_pad", "u1", (7,))]
 )
 
@@ -121,8 +132,12 @@ class SnapshotPublisher:
 
     def __init__(self, image: SharedImage, stats: ScanStats, coil_state, event_count,
                  healthy, stats_every: int = 50,
-                 registers: Sequence[RegisterPublisher] = ()) -> None:
+                 registers: Sequence[RegisterPublisher] = (),
+                 modbus_counters: Callable[[], dict[str, int]] | None = None) -> None:
+        """``modbus_counters()``: the slave's counters by ``MODBUS_COUNTERS`` name, read with
+        the statistics (every ``stats_every`` scans)."""
         self.image = image
+        self.modbus_counters = modbus_counters
         self.registers = list(registers)
         self.stats = stats
         self.coil_state = coil_state  #: () -> list[bool], coils in configuration order
@@ -130,13 +145,24 @@ class SnapshotPublisher:
         self.healthy = healthy  #: () -> bool
         self.stats_every = stats_every
         self._summary: dict | None = None
+        self._histograms: dict[str, tuple[list[int], int, float]] = {}
+        self._modbus: dict[str, int] = {}
         self._cleared = 0
+
+    def _refresh(self) -> None:
+        """The statistics' figures that take more than copying: percentiles, histogram
+        buckets, the Modbus counters."""
+        self._summary = self.stats.summary()
+        for key, hist in (("late", self.stats.lateness), ("exec", self.stats.execution)):
+            self._histograms[key] = (hist.cumulative(_BUCKETS_NS), hist.count, hist.sum)
+        if self.modbus_counters is not None:
+            self._modbus = self.modbus_counters()
+        self._cleared = self.stats.cleared
 
     def publish(self, core: ProtectionCore, now: float) -> None:
         if (self._summary is None or self.stats.scans % self.stats_every == 0
                 or self.stats.cleared != self._cleared):  # cleared: shown at once
-            self._summary = self.stats.summary()
-            self._cleared = self.stats.cleared
+            self._refresh()
         summary = self._summary
         with self.image.writing() as t:
             t["thermal"][:] = core.thermal_outputs
@@ -152,6 +178,12 @@ class SnapshotPublisher:
             for k in _HIST:
                 s[f"late_{k}"] = summary["lateness"][k]
                 s[f"exec_{k}"] = summary["execution"][k]
+            for key, (buckets, count, total) in self._histograms.items():
+                s[f"{key}_buckets"] = buckets
+                s[f"{key}_count"] = count
+                s[f"{key}_sum"] = total * 1e-9  # ns -> s
+            for key, value in self._modbus.items():
+                s[f"modbus_{key}"] = value
             s["healthy"] = self.healthy()
             if not self.registers:
                 return

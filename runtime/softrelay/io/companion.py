@@ -19,7 +19,12 @@ from multiprocessing.synchronize import Event
 from softrelay.config import load
 from softrelay.config.schema import Sampling
 from softrelay.image.shared import SharedImage
-from softrelay.image.signals import input_layout, signal_writer, window_rows
+from softrelay.image.signals import (
+    bus_counter_writer,
+    input_layout,
+    signal_writer,
+    window_rows,
+)
 from softrelay.image.snapshot import snapshot_layout
 from softrelay.io.device import Device
 from softrelay.io.plant import PlantModel
@@ -107,12 +112,13 @@ def companion_main(config_path: str | None, input_name: str, snapshot_name: str,
     workers: list = []
     modbus_links = []
     servers = []
-    for bus in config.buses:
+    schedules = {}  #: bus row -> its poll schedule (the counters)
+    for row, bus in enumerate(config.buses):
         polled = [Polled(i, s.address, s.poll, s.scale, s.offset, s.stuck_after or 0)
                   for i, s in enumerate(config.signals) if s.bus == bus.name]
         if bus.kind in ("modbus_tcp", "modbus_rtu"):
             link, server = make_modbus(bus, plant)
-            modbus_links.append((link, polled))
+            modbus_links.append((link, polled, row))
             if server is not None:
                 devices[bus.name] = server
                 servers.append(server)
@@ -120,18 +126,24 @@ def companion_main(config_path: str | None, input_name: str, snapshot_name: str,
         device = make_device(bus, plant, config.sampling)
         devices[bus.name] = device
         workers.append(BusWorker(device, polled, publish, max_backoff=bus.max_backoff))
+        schedules[row] = workers[-1].schedule
     if modbus_links:
         from softrelay.io.modbus.poller import ModbusPoller
 
-        workers.append(ModbusPoller(modbus_links, publish))
+        poller = ModbusPoller([(link, polled) for link, polled, _ in modbus_links], publish)
+        for (_, _, row), (_, schedule) in zip(modbus_links, poller.links, strict=True):
+            schedules[row] = schedule
+        workers.append(poller)
     for worker in workers:
         worker.start()
+    publish_counters = bus_counter_writer(inputs, schedules)
     ready.set()
     view = TerminalStatus(sys.stdout) if status and sys.stdout.isatty() else None
     active: set[int] = set()
     drawn_at = 0.0
     try:
         while not stop.wait(0.05 if plant is not None else status_every):
+            publish_counters()
             if plant is not None:
                 now = plant.time()
                 for i, fault in enumerate(config.plant.faults):

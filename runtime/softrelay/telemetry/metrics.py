@@ -1,0 +1,225 @@
+"""The Prometheus exposition endpoint: the relay's state read at each scrape.
+
+Names follow Prometheus's conventions (base units: seconds, celsius, amperes; ``_total`` for
+counters; ratios 0..1). Each scrape reads one consistent snapshot; nothing is computed between
+scrapes. Counters restart when the DCS clears the statistics (coil ``relay.clear_statistics``)
+or the relay restarts, which Prometheus's ``rate()`` treats as a counter reset.
+
+Every series carries the point, signal, bus or flag it is about as a label; a time to trip of
+"never" is +Inf, "unknown" is NaN, as the map says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+)
+
+from softrelay.comms.regmap import firmware_version
+from softrelay.config.schema import RelayConfig
+from softrelay.image.snapshot import TIME_BUCKETS
+from softrelay.telemetry.view import (
+    BUSBAR_FLAG_NAMES,
+    CHANNELS,
+    PHASES,
+    THERMAL_FLAG_NAMES,
+    Reading,
+)
+
+PREFIX = "softrelay"
+
+
+def _gauge(name: str, doc: str, labels: list[str] | None = None,
+           unit: str = "") -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"{PREFIX}_{name}", doc, labels=labels or [], unit=unit)
+
+
+def _histogram(name: str, doc: str, stats, key: str) -> HistogramMetricFamily:
+    buckets = [(f"{bound:g}", float(n)) for bound, n in
+               zip(TIME_BUCKETS, stats[f"{key}_buckets"], strict=True)]
+    buckets.append(("+Inf", float(stats[f"{key}_count"])))
+    return HistogramMetricFamily(f"{PREFIX}_{name}", doc, buckets=buckets,
+                                 sum_value=float(stats[f"{key}_sum"]), unit="seconds")
+
+
+class RelayCollector:
+    """A prometheus_client collector: ``read()`` gives the reading of this scrape; ``extra()``
+    the telemetry process's own figures as (name, help, value, kind) with kind "gauge" or
+    "counter"."""
+
+    def __init__(self, config: RelayConfig, read: Callable[[], Reading],
+                 extra: Callable[[], list[tuple[str, str, float, str]]] = list) -> None:
+        self.config = config
+        self.read = read
+        self.extra = extra
+        self.thermal = [p.name for p in config.points if p.kind == "thermal"]
+        self.busbar = [p.name for p in config.points if p.kind == "busbar"]
+
+    def collect(self) -> Iterator:
+        r = self.read()
+        s = r.stats
+        major, minor, patch = firmware_version()
+        info = InfoMetricFamily(f"{PREFIX}_relay", "the relay's name and firmware",
+                                labels=["name", "firmware"])
+        info.add_metric([self.config.name, f"{major}.{minor}.{patch}"], {})
+        yield info
+        healthy = _gauge("healthy", "1 while the self-supervision (healthy) contact is made")
+        healthy.add_metric([], float(s["healthy"]))
+        yield healthy
+        age = _gauge("snapshot_age", "time since the scan that published these figures "
+                     "(grows when the scan stalls)", unit="seconds")
+        age.add_metric([], max(r.age, 0.0))
+        yield age
+        period = _gauge("scan_period", "configured scan period", unit="seconds")
+        period.add_metric([], int(s["period_ns"]) * 1e-9)
+        yield period
+        for name, doc, value in (
+                ("scans", "scans run since start", s["scans"]),
+                ("scan_overruns", "scans that found their deadline already past", s["overruns"]),
+                ("scan_missed_deadlines", "deadlines skipped by overruns", s["missed"]),
+                ("events", "events recorded", s["events"])):
+            counter = CounterMetricFamily(f"{PREFIX}_{name}", doc)
+            counter.add_metric([], float(value))
+            yield counter
+        yield _histogram("scan_lateness", "wake-up lateness of the scan behind its deadline",
+                         s, "late")
+        yield _histogram("scan_execution", "time from wake-up to the end of the scan's work",
+                         s, "exec")
+        yield from self._thermal(r)
+        yield from self._busbar(r)
+        yield from self._io(r)
+        yield from self._modbus(r)
+        for name, doc, value, kind in self.extra():
+            family = (CounterMetricFamily if kind == "counter" else GaugeMetricFamily)(
+                f"{PREFIX}_{name}", doc)
+            family.add_metric([], float(value))
+            yield family
+
+    def _thermal(self, r: Reading) -> Iterator:
+        gauges = {
+            "theta": _gauge("thermal_theta", "thermal level, per unit of the base capacity "
+                            "(1.0: steady state at I_B)", ["point"]),
+            "capacity_used": _gauge("thermal_capacity_used", "theta / theta_trip (trip at 1)",
+                                    ["point"], unit="ratio"),
+            "time_to_trip": _gauge("thermal_time_to_trip", "at the present current; +Inf: "
+                                   "never, 0: tripped, NaN: unknown", ["point"], unit="seconds"),
+            "time_to_start": _gauge("thermal_time_to_start", "cooling left before a start "
+                                    "is permitted", ["point"], unit="seconds"),
+        }
+        current = _gauge("thermal_current", "equivalent (i_eq), positive (i1) and negative "
+                         "(i2) sequence, largest phase (i_max)", ["point", "quantity"],
+                         unit="amperes")
+        flags = _gauge("thermal_flag", "1 while the flag is set", ["point", "flag"])
+        for name, row in zip(self.thermal, r.thermal, strict=True):
+            for key, family in gauges.items():
+                value = float(row[key])
+                family.add_metric([name], value / 100.0 if key == "capacity_used" else value)
+            for quantity in ("i_eq", "i1", "i2", "i_max"):
+                current.add_metric([name, quantity], float(row[quantity]))
+            word = int(row["flags"])
+            for flag, bit in THERMAL_FLAG_NAMES:
+                flags.add_metric([name, flag], float(bool(word & bit)))
+        yield from gauges.values()
+        yield current
+        yield flags
+
+    def _busbar(self, r: Reading) -> Iterator:
+        temperature = _gauge("busbar_temperature", "smoothed conductor and ambient "
+                             "temperatures (NaN while the channel is excluded)",
+                             ["point", "channel"], unit="celsius")
+        rise = _gauge("busbar_rise", "phase conductor over ambient", ["point", "phase"],
+                      unit="celsius")
+        rate = _gauge("busbar_rate_of_rise", "smoothed rate of rise, C per second",
+                      ["point", "phase"], unit="celsius_per_second")
+        max_rise = _gauge("busbar_max_rise", "largest phase rise over ambient", ["point"],
+                          unit="celsius")
+        delta = _gauge("busbar_phase_delta", "largest phase-to-phase difference", ["point"],
+                       unit="celsius")
+        flags = _gauge("busbar_flag", "1 while the flag is set", ["point", "flag"])
+        good = _gauge("busbar_channel_good", "1 while the channel is used, 0 while a sensor "
+                      "fault excludes it", ["point", "channel"])
+        fault = _gauge("busbar_channel_fault", "the channel's fault bits (1 NaN, 2 sentinel, "
+                       "4 range, 8 stale, 16 I/O error, 32 erratic)", ["point", "channel"])
+        for name, row in zip(self.busbar, r.busbar, strict=True):
+            for channel, level, bits in zip(CHANNELS, row["level"], row["fault"], strict=True):
+                temperature.add_metric([name, channel], float(level))
+                good.add_metric([name, channel], float(bits == 0))
+                fault.add_metric([name, channel], float(bits))
+            for phase, up, speed in zip(PHASES, row["rise"], row["rate"], strict=True):
+                rise.add_metric([name, phase], float(up))
+                rate.add_metric([name, phase], float(speed) / 60.0)
+            max_rise.add_metric([name], float(row["max_rise"]))
+            delta.add_metric([name], float(row["phase_delta"]))
+            word = int(row["flags"])
+            for flag, bit in BUSBAR_FLAG_NAMES:
+                flags.add_metric([name, flag], float(bool(word & bit)))
+        yield from (temperature, rise, rate, max_rise, delta, flags, good, fault)
+
+    def _io(self, r: Reading) -> Iterator:
+        value = _gauge("signal_value", "the input image's value (scaled; last good value "
+                       "while the quality is not good)", ["signal", "unit"])
+        quality = _gauge("signal_quality", "0 good, 1 stale, 2 out of range, 3 I/O error",
+                         ["signal"])
+        for sig, row in zip(self.config.signals, r.signals, strict=True):
+            value.add_metric([sig.name, sig.unit or ""], float(row["value"]))
+            quality.add_metric([sig.name], float(row["quality"]))
+        reads = CounterMetricFamily(f"{PREFIX}_bus_reads", "reads of the bus's devices",
+                                    labels=["bus"])
+        errors = CounterMetricFamily(f"{PREFIX}_bus_read_errors", "reads in which every "
+                                     "signal failed (I/O error)", labels=["bus"])
+        row_errors = _gauge("bus_consecutive_errors", "failed reads in a row now (back-off "
+                            "while > 0)", ["bus"])
+        for bus, row in zip(self.config.buses, r.buses, strict=True):
+            reads.add_metric([bus.name], float(row["reads"]))
+            errors.add_metric([bus.name], float(row["failures"]))
+            row_errors.add_metric([bus.name], float(row["consecutive"]))
+        coils = _gauge("coil_operated", "1 while the output coil is operated", ["coil"])
+        for output, state in zip(self.config.outputs, r.coils, strict=True):
+            coils.add_metric([output.name], float(state))
+        yield from (value, quality, reads, errors, row_errors, coils)
+
+    def _modbus(self, r: Reading) -> Iterator:
+        if self.config.modbus is None:
+            return
+        s = r.stats
+        for key, doc in (("requests", "requests answered by the Modbus/TCP slave"),
+                         ("exceptions", "of which exception responses"),
+                         ("accepted", "connections accepted"),
+                         ("refused", "connections refused (allow list, connection limit)"),
+                         ("dropped", "connections dropped (idle, half frames, errors)")):
+            name = f"modbus_{key}" if key in ("requests", "exceptions") else \
+                f"modbus_connections_{key}"
+            family = CounterMetricFamily(f"{PREFIX}_{name}", doc)
+            family.add_metric([], float(s[f"modbus_{key}"]))
+            yield family
+        open_now = _gauge("modbus_connections", "connections open now")
+        open_now.add_metric([], float(s["modbus_open"]))
+        yield open_now
+
+
+class MetricsServer:
+    """``GET /metrics`` on ``host:port`` (a thread of prometheus_client's); ``port`` 0 takes a
+    free one (``self.port`` says which)."""
+
+    def __init__(self, collector: RelayCollector, host: str, port: int) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(collector)
+        try:
+            self.server, self.thread = start_http_server(port, addr=host,
+                                                         registry=self.registry)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot bind the metrics endpoint to {host}:{port}: "
+                                     f"{exc.strerror}") from None
+        self.port = self.server.server_address[1]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5.0)
+

@@ -1,0 +1,112 @@
+"""The telemetry process: metrics, MQTT and SNMP traps, away from the scan's interpreter.
+
+Spawned by the relay when any of ``metrics``, ``mqtt`` or ``snmp`` is configured. It attaches
+to the output snapshot and the input image (read only), receives each event over the feed, and
+hands it to the publishers. It never writes anything the scan reads: if it stalls or dies, the
+relay protects as before; the feed counts the events it could not take.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as StopEvent
+
+from softrelay.config import load
+from softrelay.config.schema import RelayConfig
+from softrelay.telemetry.feed import EventReceiver
+from softrelay.telemetry.view import RelayView
+
+log = logging.getLogger("softrelay.telemetry")
+
+
+class Telemetry:
+    """The publishers of one relay, fed by ``pump`` (events, the periodic telemetry)."""
+
+    def __init__(self, config: RelayConfig, view: RelayView, receiver: EventReceiver) -> None:
+        self.config = config
+        self.view = view
+        self.receiver = receiver
+        self.metrics = None
+        self.mqtt = None
+        self.snmp = None
+        if config.metrics is not None:
+            from softrelay.telemetry.metrics import MetricsServer, RelayCollector
+
+            collector = RelayCollector(config, view.read, self.own_figures)
+            self.metrics = MetricsServer(collector, config.metrics.host, config.metrics.port)
+            log.info("metrics on http://%s:%d/metrics", config.metrics.host, self.metrics.port)
+        if config.mqtt is not None:
+            from softrelay.telemetry.mqtt import MqttPublisher
+
+            self.mqtt = MqttPublisher(config, view.read)
+            self.mqtt.start()
+        if config.snmp is not None:
+            from softrelay.telemetry.snmp import TrapSender
+
+            self.snmp = TrapSender(config)
+
+    def own_figures(self) -> list[tuple[str, str, float, str]]:
+        """The telemetry's own figures for the metrics: (name, help, value, kind)."""
+        figures = [("telemetry_events_missed", "events the telemetry never received (the "
+                    "feed was full)", self.receiver.missed, "counter")]
+        if self.mqtt is not None:
+            figures += self.mqtt.figures()
+        if self.snmp is not None:
+            figures += self.snmp.figures()
+        return figures
+
+    def pump(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s for events and pass them on; then the periodic work."""
+        events = self.receiver.receive(timeout)
+        if events:
+            if self.mqtt is not None:
+                self.mqtt.events(events)
+            if self.snmp is not None:
+                self.snmp.events(events)
+        if self.mqtt is not None:
+            self.mqtt.tick()
+
+    def close(self) -> None:
+        if self.mqtt is not None:
+            self.mqtt.stop()
+        if self.snmp is not None:
+            self.snmp.close()
+        if self.metrics is not None:
+            self.metrics.close()
+
+
+def telemetry_main(config_path: str | None, snapshot_name: str, input_name: str,
+                   events: socket.socket, stop: StopEvent, ready: Connection,
+                   avoid_cpu: int | None = None, quiet: bool = False) -> None:
+    """Entry point of the telemetry process (spawned by the runtime); ``avoid_cpu``: the
+    scan's CPU, kept free of this process; ``quiet``: warnings only (the terminal view is
+    on)."""
+    if avoid_cpu is not None:
+        others = set(range(os.cpu_count() or 1)) - {avoid_cpu}
+        if others:
+            os.sched_setaffinity(0, others)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping is the scan process's decision
+    from softrelay.__main__ import configure_logging
+
+    configure_logging(quiet)
+    config = load(config_path)
+    view = RelayView(config, snapshot_name, input_name)
+    receiver = EventReceiver(events)
+    try:
+        telemetry = Telemetry(config, view, receiver)
+    except Exception as exc:  # said to the relay, which refuses to start with it
+        ready.send(str(exc) or repr(exc))
+        raise
+    ready.send({"metrics": telemetry.metrics.port} if telemetry.metrics else {})
+    ready.close()
+    try:
+        while not stop.is_set():
+            telemetry.pump(0.1)
+    finally:
+        telemetry.close()
+        receiver.close()
+        view.close()
