@@ -30,11 +30,15 @@ run: build
 
 # Programs the tests use (program:Debian package): socat makes the pty pairs of the Modbus RTU
 # tests; mbpoll (libmodbus) is the independent client the Modbus slave is tested with;
-# systemd-analyze verifies the service's unit file.
-SYSTEM_TOOLS := socat:socat mbpoll:mbpoll systemd-analyze:systemd
+# systemd-analyze verifies the service's unit file; mosquitto is the broker of the MQTT tests,
+# snmptrapd (net-snmp) the receiver that decrypts their SNMPv3 traps. (Daemons live in /usr/sbin,
+# not on every user's PATH.)
+SYSTEM_TOOLS := socat:socat mbpoll:mbpoll systemd-analyze:systemd mosquitto:mosquitto \
+	snmptrapd:snmptrapd
 system-deps:
-	@missing=""; for pair in $(SYSTEM_TOOLS); do \
-		command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
+	@missing=""; for pair in $(SYSTEM_TOOLS); do prog=$${pair%%:*}; \
+		command -v $$prog >/dev/null || test -x /usr/sbin/$$prog || \
+		missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $$missing; \
 		else echo "missing:$$missing: sudo apt-get install$$missing" >&2; exit 1; fi; fi

@@ -92,6 +92,12 @@ class Relay:
 
         first_seq = last_seq(config.events.file) + 1 if config.events.file else 1
         self.events = EventRecorder(config.events.ring_size, config.events.file, first_seq)
+        self.feed: EventFeed | None = None  # to the telemetry: from the first event on
+        self._feed_receiver = None
+        if config.metrics is not None or config.mqtt is not None or config.snmp is not None:
+            sender, self._feed_receiver = feed_pair()
+            self.feed = EventFeed(sender)
+            self.events.listeners.append(self.feed.send)
         self._restore_memory()
         self.checkpointer = Checkpointer(
             config.state.file, on_error=lambda why: self.events.record("fault", "memory", why))
@@ -156,12 +162,6 @@ class Relay:
                                 RelayWrites(self.commands, self.settings, self.unlock,
                                             self.events.record, source="modbus-rtu",
                                             events=self.event_window))
-        self.feed: EventFeed | None = None
-        self._feed_receiver = None
-        if config.metrics is not None or config.mqtt is not None or config.snmp is not None:
-            sender, self._feed_receiver = feed_pair()
-            self.feed = EventFeed(sender)
-            self.events.listeners.append(self.feed.send)
         self.publisher = SnapshotPublisher(
             self.snapshot, stats, lambda: list(self.coils.state().values()),
             lambda: self.events.next_seq - 1, lambda: self.watchdog.healthy,

@@ -1,28 +1,35 @@
-"""Events from the scan process to the telemetry process: one datagram per event.
+"""Events from the scan process to the telemetry process: JSON lines over a Unix socket pair.
 
-The sender runs on the event recorder's writer thread and never blocks it: a datagram that does
-not fit (the telemetry process stalled or died) is dropped and counted. Events carry their
-sequence number, so the receiver sees any gap and counts it as well (``missed``).
+The recorder's writer thread only queues (``EventFeed.send``); the feed's own thread writes the
+socket, and waits there when the telemetry process falls behind, so neither the scan nor the
+recorder ever waits on it. Beyond ``MAX_QUEUED`` events waiting (the telemetry process stalled
+or died) new ones are dropped and counted. Events carry their sequence number, so the receiver
+sees any gap and counts it as well (``missed``).
+
+A stream, not datagrams: a Unix datagram socket holds 10 datagrams (net.unix.max_dgram_qlen),
+fewer than one trip's burst of events.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import socket
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import asdict
 
 from softrelay.firmware.events import Event
 
-MAX_TEXT = 1024  #: characters of an event's text carried (a datagram stays small)
+MAX_TEXT = 1024  #: characters of an event's text carried
+MAX_QUEUED = 10000  #: events waiting for the socket before new ones are dropped
 
 
 def feed_pair() -> tuple[socket.socket, socket.socket]:
-    """(sender, receiver): a connected pair of Unix datagram sockets; the receiver goes to the
+    """(sender, receiver): a connected pair of Unix stream sockets; the receiver goes to the
     telemetry process (multiprocessing passes sockets to a spawned child)."""
-    sender, receiver = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sender.setblocking(False)
-    return sender, receiver
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
 
 
 class EventFeed:
@@ -30,18 +37,38 @@ class EventFeed:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.dropped = 0  #: events that did not fit in the socket
+        self.dropped = 0  #: events not sent (queue full, or the telemetry process gone)
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write, name="event-feed", daemon=True)
+        self._thread.start()
 
     def send(self, events: Iterable[Event]) -> None:
         for event in events:
+            if self._queue.qsize() >= MAX_QUEUED:
+                self.dropped += 1
+                continue
             record = asdict(event)
             record["text"] = record["text"][:MAX_TEXT]
+            self._queue.put(json.dumps(record).encode() + b"\n")
+
+    def _write(self) -> None:
+        from softrelay.scan.realtime import leave_realtime
+
+        leave_realtime()
+        alive = True
+        while (line := self._queue.get()) is not None:
+            if not alive:
+                self.dropped += 1
+                continue
             try:
-                self.sock.send(json.dumps(record).encode())
-            except (BlockingIOError, ConnectionRefusedError, BrokenPipeError, OSError):
+                self.sock.sendall(line)
+            except OSError:  # the telemetry process is gone: count what it misses
+                alive = False
                 self.dropped += 1
 
     def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(2.0)
         self.sock.close()
 
 
@@ -50,22 +77,26 @@ class EventReceiver:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.sock.setblocking(True)
         self.last_seq: int | None = None
         self.missed = 0  #: events whose numbers never arrived
+        self._partial = b""
+        self.closed = False
 
     def receive(self, timeout: float) -> list[dict]:
-        """Wait up to ``timeout`` s for an event; returns it and any others already waiting."""
-        events = []
+        """Wait up to ``timeout`` s for events; returns those complete, oldest first."""
+        if self.closed:
+            time.sleep(timeout)
+            return []
         self.sock.settimeout(timeout)
         try:
-            events.append(self.sock.recv(65536))
-            self.sock.setblocking(False)
-            while True:
-                events.append(self.sock.recv(65536))
-        except (TimeoutError, BlockingIOError):
-            pass
-        records = [json.loads(data) for data in events]
+            data = self.sock.recv(1 << 16)
+        except TimeoutError:
+            return []
+        if not data:  # the relay closed the feed (it is stopping)
+            self.closed = True
+            return []
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        records = [json.loads(line) for line in lines]
         for record in records:
             if self.last_seq is not None and record["seq"] > self.last_seq + 1:
                 self.missed += record["seq"] - self.last_seq - 1

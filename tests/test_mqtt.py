@@ -1,0 +1,164 @@
+"""The MQTT publisher against a real mosquitto on 127.0.0.1: status (retained, last will),
+events as they happen, telemetry, an outage that loses no event, TLS with client
+certificates on a non-default port; and the disk queue itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from softrelay.config import load
+from softrelay.core import ThermalFlag
+from softrelay.runtime import Relay
+from softrelay.telemetry.spool import EventSpool
+
+from mqtt_helpers import Broker, Subscriber, make_pki
+from test_metrics import scrape, with_sections
+from test_relay_e2e import Driver
+
+TOPIC = "softrelay/fast"
+
+
+def mqtt_section(tmp_path, broker: Broker, extra: str = "") -> str:
+    return (f"\nmqtt: {{host: 127.0.0.1, port: {broker.port}, telemetry_every: 0.2, "
+            f"queue: {{file: {tmp_path}/mqtt.sqlite}}{extra}}}\n")
+
+
+def make_relay(tmp_path, broker: Broker, extra: str = "", more: str = "") -> Relay:
+    path = with_sections(tmp_path, mqtt_section(tmp_path, broker, extra) + more)
+    return Relay(load(path), str(path), factory=MockFactory())
+
+
+@pytest.fixture
+def broker(tmp_path):
+    broker = Broker(tmp_path).start()
+    yield broker
+    broker.stop()
+
+
+def consecutive(events: list[dict]) -> bool:
+    seqs = [e["seq"] for e in events]
+    return seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+
+def test_status_events_and_telemetry_reach_the_broker(tmp_path, broker):
+    sub = Subscriber(broker, TOPIC)
+    relay = make_relay(tmp_path, broker)
+    try:
+        relay.start()
+        drive = Driver(relay)
+        drive.until(lambda: any(s["state"] == "online" and s["healthy"]
+                                for s in sub.of("status")), 20.0, "status: online, healthy")
+        drive.until(lambda: drive.thermal() & ThermalFlag.TRIP, 30.0, "a trip")
+        drive.until(lambda: any(e["source"] == "motor1.trip" for e in sub.of("events")),
+                    10.0, "the trip's event")
+        events = sub.of("events")
+        assert events[0]["source"] == "memory"  # from the very first event (at start)
+        assert consecutive(events)
+        trip = next(e for e in events if e["source"] == "motor1.trip")
+        assert trip["kind"] == "pickup" and trip["wall"] > 0
+        assert {"coil.trip"} <= {e["source"] for e in events}
+        telemetry = sub.of("telemetry")
+        assert len(telemetry) >= 3
+        assert telemetry[-1]["points"]["motor1"]["theta"] > 0.9
+        assert telemetry[-1]["points"]["bus1"]["temperature"]["ambient"] > 10.0
+        assert telemetry[-1]["signals"]["m1.ia"]["quality"] == "good"
+    finally:
+        relay.stop()
+    sub.wait_for(lambda: sub.of("status")[-1]["state"] == "offline", 5.0, "offline on stop")
+    retained = Subscriber(broker, TOPIC)  # a newcomer learns the state from the retained one
+    retained.wait_for(lambda: retained.of("status"), 5.0, "the retained status")
+    assert retained.of("status")[-1]["state"] == "offline"
+    sub.close()
+    retained.close()
+
+
+def test_the_last_will_says_offline_when_the_publisher_dies(tmp_path, broker):
+    sub = Subscriber(broker, TOPIC)
+    relay = make_relay(tmp_path, broker)
+    try:
+        relay.start(companion=False)
+        sub.wait_for(lambda: sub.of("status"), 20.0, "status")
+        os.kill(relay._telemetry.pid, signal.SIGKILL)
+        sub.wait_for(lambda: sub.of("status")[-1]["state"] == "offline", 10.0, "the will")
+        relay.loop.step()  # the scan goes on without its telemetry
+    finally:
+        relay.stop()
+    sub.close()
+
+
+def test_a_broker_outage_loses_no_event(tmp_path, broker):
+    sub = Subscriber(broker, TOPIC)
+    relay = make_relay(tmp_path, broker, more="metrics: {host: 127.0.0.1, port: 0}\n")
+    try:
+        relay.start()
+        drive = Driver(relay)
+        drive.until(lambda: sub.of("events"), 20.0, "the first events")
+        assert scrape(relay.telemetry_ports["metrics"])["softrelay_mqtt_connected"][()] == 1
+        first = sub.of("events")[0]["seq"]
+        sub.close()
+        broker.stop()  # the outage: the trip and its events happen during it
+        drive.until(lambda: drive.thermal() & ThermalFlag.TRIP, 30.0, "a trip")
+        trip_seq = next(e.seq for e in relay.events.newest(200) if e.source == "motor1.trip")
+        with sqlite3.connect(tmp_path / "mqtt.sqlite") as db:
+            drive.until(lambda: db.execute("SELECT COUNT(*) FROM events WHERE seq = ?",
+                                           (trip_seq,)).fetchone()[0] == 1, 5.0,
+                        "the trip kept on disk")
+        m = scrape(relay.telemetry_ports["metrics"])  # the outage, as the metrics say it
+        assert m["softrelay_mqtt_connected"][()] == 0
+        assert m["softrelay_mqtt_events_queued"][()] >= 1
+        assert m["softrelay_mqtt_events_dropped_total"][()] == 0
+        broker.start()  # same port; the publisher reconnects by itself (back-off <= 30 s)
+        sub = Subscriber(broker, TOPIC)
+        drive.until(lambda: any(e["seq"] == trip_seq for e in sub.of("events")), 45.0,
+                    "the trip's event after the outage")
+        drive.until(lambda: sub.of("status"), 5.0, "status again")
+        after = sub.of("events")
+        assert consecutive(after)  # replayed in order, no gap
+        seen_before = set(range(first, after[0]["seq"]))
+        recorded = [e.seq for e in relay.events.newest(1000) if e.seq >= first]
+        assert set(recorded) <= seen_before | {e["seq"] for e in after}, "an event was lost"
+    finally:
+        relay.stop()
+        sub.close()
+
+
+def test_tls_with_client_certificates_on_a_non_default_port(tmp_path):
+    pki = make_pki(tmp_path)
+    broker = Broker(tmp_path, pki=pki).start()
+    try:
+        sub = Subscriber(broker, TOPIC)
+        tls = (f", tls: {{ca: {pki['ca']}, cert: {pki['client']}, "
+               f"key: {pki['client_key']}}}")
+        relay = make_relay(tmp_path, broker, tls)
+        try:
+            relay.start(companion=False)
+            sub.wait_for(lambda: sub.of("status") and sub.of("events"), 20.0,
+                         "status and events over TLS")
+            assert sub.of("status")[-1]["state"] == "online"
+        finally:
+            relay.stop()
+        sub.close()
+        log = (tmp_path / f"mosquitto-{broker.port}.log").read_text()
+        assert "softrelay-fast" in log  # the relay's own client id, seen by the broker
+    finally:
+        broker.stop()
+
+
+def test_the_disk_queue_is_bounded_counts_drops_and_survives_a_reopen(tmp_path):
+    spool = EventSpool(tmp_path / "q.sqlite", max_events=10)
+    dropped = sum(spool.put(seq, f'{{"seq": {seq}}}') for seq in range(1, 16))
+    assert dropped == 5 and spool.dropped == 5 and len(spool) == 10
+    assert spool.put(12, "again") == 0 and len(spool) == 10  # a number kept once
+    assert [s for s, _ in spool.pending(0, 3)] == [6, 7, 8]  # oldest first, oldest dropped
+    spool.remove(6)
+    assert [s for s, _ in spool.pending(7, 100)] == list(range(8, 16))
+    spool.close()
+    again = EventSpool(tmp_path / "q.sqlite", max_events=10)
+    assert len(again) == 9 and again.dropped == 5
+    assert again.pending(0, 1)[0] == (7, '{"seq": 7}')
+    again.close()
