@@ -162,3 +162,35 @@ def test_an_unlock_section_needs_a_code_and_the_old_modbus_keys_are_named():
     assert any("unlock: give code or code_env" in p for p in found), found
     found = problems_of(edited("  port: 5020", "  port: 5020\n  unlock_code: 1234"))
     assert any("modbus.unlock_code: unknown key" in p for p in found), found
+
+
+def test_telemetry_sections_name_what_is_wrong():
+    text = edited("metrics:", """snmp: {host: nms, user: relay, auth_key: long-enough,
+       flags: [trip, tripp]}
+mqtt: {host: broker, tls: {ca: ca.pem, cert: me.pem}}
+metrics:""").replace("host: 127.0.0.1               # off", "host: localhost  # off")
+    problems = problems_of(text)
+    assert any("snmp: give priv_key or priv_key_env: traps are sent authPriv only" in p
+               for p in problems), problems
+    assert any("mqtt.tls: give both cert and key" in p for p in problems), problems
+    assert any("metrics: host 'localhost' is not an IP address to bind" in p
+               for p in problems), problems
+    fixed = text.replace("auth_key: long-enough,", "auth_key: long-enough, priv_key: "
+                         "also-long,").replace(", cert: me.pem", "").replace(
+        "host: localhost", "host: 127.0.0.1")
+    assert problems_of(fixed) == [p for p in problems_of(fixed) if "snmp.flags[1]" in p]
+    assert "'tripp' is no flag" in problems_of(fixed)[0]
+
+
+def test_check_says_what_telemetry_is_on():
+    from softrelay.config.summary import telemetry_lines
+
+    config = parse(edited("metrics:", """snmp: {host: nms, user: relay, auth_key_env: A,
+       priv_key_env: B}
+mqtt: {host: broker, tls: {ca: ca.pem}, telemetry_every: 2}
+metrics:"""), "relay.yaml")
+    lines = telemetry_lines(config)
+    assert lines[0] == "  metrics: http://127.0.0.1:9650/metrics"
+    assert lines[1].startswith("  mqtt: broker:8883 TLS, topic softrelay/demo, telemetry "
+                               "every 2 s")
+    assert "engine ID 0x80001f88046465" in lines[2] and "on trip, critical" in lines[2]

@@ -79,7 +79,30 @@ def describe(config: RelayConfig) -> list[str]:
                   f"code from ${u.code_env}" if u.code_env else "code in the file")
         lines.append(f"  settings over modbus: {unlock}"
                      + (f", writable {u.minutes:g} min after it" if u else ""))
+    lines += telemetry_lines(config)
     if config.plant is not None:
         lines.append(f"  plant model: {len(config.plant.motors)} motors, "
                      f"{len(config.plant.busbars)} busbars, speed x{config.plant.speed:g}")
+    return lines
+
+
+def telemetry_lines(config: RelayConfig) -> list[str]:
+    """The metrics, MQTT and SNMP sections, one line each (what is off, said so)."""
+    lines = []
+    mt, mq, sn = config.metrics, config.mqtt, config.snmp
+    lines.append("  metrics: " + (f"http://{mt.host}:{mt.port}/metrics" if mt else "off"))
+    if mq is None:
+        lines.append("  mqtt: off")
+    else:
+        port = mq.port or (8883 if mq.tls else 1883)
+        lines.append(f"  mqtt: {mq.host}:{port}{' TLS' if mq.tls else ''}, topic "
+                     f"{mq.topic or 'softrelay/' + config.name}, telemetry every "
+                     f"{mq.telemetry_every:g} s, queue {mq.queue.file} (up to "
+                     f"{mq.queue.max_events} events)")
+    if sn is None:
+        lines.append("  snmp traps: off")
+    else:
+        lines.append(f"  snmp traps: v3 authPriv (SHA, AES) to {sn.host}:{sn.port} as user "
+                     f"{sn.user}, engine ID 0x{sn.engine_id_for(config.name)}, on "
+                     f"{', '.join(sn.flags)}{' and the healthy contact' if sn.healthy else ''}")
     return lines

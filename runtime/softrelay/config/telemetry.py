@@ -134,6 +134,13 @@ class SnmpTrapTarget(BaseModel):
                 raise ValueError(f"give {name} or {name}_env: traps are sent authPriv only")
         return self
 
+    def engine_id_for(self, relay_name: str) -> str:
+        """This relay's engine ID (hex): the configured one, else RFC 3411's text format
+        under Net-SNMP's enterprise number (0x80001f88, format 04) with the relay's name."""
+        if self.engine_id is not None:
+            return self.engine_id.removeprefix("0x").lower()
+        return "80001f8804" + relay_name.encode()[:27].hex()
+
     def keys(self) -> tuple[str, str]:
         """(authentication, privacy) pass phrases; an environment variable's must be 8
         characters at least too."""
