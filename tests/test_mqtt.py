@@ -70,6 +70,8 @@ def test_status_events_and_telemetry_reach_the_broker(tmp_path, broker):
     finally:
         relay.stop()
     sub.wait_for(lambda: sub.of("status")[-1]["state"] == "offline", 5.0, "offline on stop")
+    assert sub.of("events")[-1]["text"].startswith("stopped")  # the relay's last event too
+    assert consecutive(sub.of("events"))
     retained = Subscriber(broker, TOPIC)  # a newcomer learns the state from the retained one
     retained.wait_for(lambda: retained.of("status"), 5.0, "the retained status")
     assert retained.of("status")[-1]["state"] == "offline"

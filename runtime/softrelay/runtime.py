@@ -352,6 +352,9 @@ class Relay:
             self.slave.stop()
         if self.rtu is not None:
             self.rtu.stop()
+        if self.feed is not None:  # the last events to the telemetry, then its end of feed
+            self.events.flush(2.0)
+            self.feed.close()
         self._stop.set()
         for child in (self._companion, self._telemetry):
             if child is not None:
@@ -362,8 +365,6 @@ class Relay:
         self.buttons.close()
         self.coils.close()
         self.events.close()
-        if self.feed is not None:
-            self.feed.close()
         self.systemd.close()
         self.inputs.close()
         self.snapshot.close()

@@ -10,7 +10,6 @@ the signals age, the core flags them stale, and the relay says so.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import time
@@ -30,6 +29,7 @@ from softrelay.io.device import Device
 from softrelay.io.plant import PlantModel
 from softrelay.io.simulated import SimulatedDevice
 from softrelay.io.worker import BusWorker, Polled
+from softrelay.scan.realtime import keep_off_cpu
 from softrelay.status_view import TerminalStatus, render
 
 log = logging.getLogger("softrelay.io")
@@ -93,10 +93,7 @@ def companion_main(config_path: str | None, input_name: str, snapshot_name: str,
     ``avoid_cpu``: the CPU the scan is pinned to; the companion keeps off it (it would
     otherwise inherit the scan's affinity), so the scan's CPU serves the scan alone.
     """
-    if avoid_cpu is not None:
-        others = set(range(os.cpu_count() or 1)) - {avoid_cpu}
-        if others:
-            os.sched_setaffinity(0, others)
+    keep_off_cpu(avoid_cpu)
     # Ctrl-C reaches the whole process group: stopping is the scan process's decision (it
     # writes the last checkpoint and drops the coils first, then sets ``stop``).
     signal.signal(signal.SIGINT, signal.SIG_IGN)

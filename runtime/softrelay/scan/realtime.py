@@ -87,6 +87,15 @@ def apply(priority: int = 0, lock_memory: bool = False, cpu: int | None = None,
     return results
 
 
+def keep_off_cpu(cpu: int | None) -> None:
+    """Keep the calling process off ``cpu`` (the scan's, when it is pinned): a helper process
+    would otherwise inherit the scan's affinity and share its CPU. None: no change."""
+    if cpu is not None:
+        others = set(range(os.cpu_count() or 1)) - {cpu}
+        if others:
+            os.sched_setaffinity(0, others)
+
+
 def leave_realtime() -> None:
     """Put the calling thread back at normal priority (threads inherit the SCHED_FIFO of the
     thread that starts them). For the scan process's helper threads (event writer,

@@ -67,8 +67,11 @@ class EventFeed:
                 self.dropped += 1
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(2.0)
+        """Send what is queued (up to 2 s), then close: the receiver sees the end of the feed.
+        Safe to call twice."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(2.0)
         self.sock.close()
 
 

@@ -9,14 +9,15 @@ relay protects as before; the feed counts the events it could not take.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import socket
+import time
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as StopEvent
 
 from softrelay.config import load
 from softrelay.config.schema import RelayConfig
+from softrelay.scan.realtime import keep_off_cpu
 from softrelay.telemetry.feed import EventReceiver
 from softrelay.telemetry.view import RelayView
 
@@ -85,10 +86,7 @@ def telemetry_main(config_path: str | None, snapshot_name: str, input_name: str,
     """Entry point of the telemetry process (spawned by the runtime); ``avoid_cpu``: the
     scan's CPU, kept free of this process; ``quiet``: warnings only (the terminal view is
     on)."""
-    if avoid_cpu is not None:
-        others = set(range(os.cpu_count() or 1)) - {avoid_cpu}
-        if others:
-            os.sched_setaffinity(0, others)
+    keep_off_cpu(avoid_cpu)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping is the scan process's decision
     from softrelay.__main__ import configure_logging
 
@@ -106,6 +104,9 @@ def telemetry_main(config_path: str | None, snapshot_name: str, input_name: str,
     try:
         while not stop.is_set():
             telemetry.pump(0.1)
+        deadline = time.monotonic() + 2.0  # the relay's last events, up to its end of feed
+        while not receiver.closed and time.monotonic() < deadline:
+            telemetry.pump(0.05)
     finally:
         telemetry.close()
         receiver.close()
