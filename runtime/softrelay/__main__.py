@@ -18,6 +18,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
+import json
 import logging
 import signal
 import subprocess
@@ -54,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
                         "/etc/softrelay/relay.yaml when it exists, else the embedded demo)")
     status.add_argument("--unit", type=int, default=1, help="unit id (default 1)")
     status.add_argument("--watch", type=float, metavar="S", help="refresh every S seconds")
+    bench = commands.add_parser("bench", help="measure what the configuration costs on this "
+                                "machine; recommend the scan period and poll rates")
+    bench.add_argument("config", nargs="?", help="YAML file (default: the embedded demo)")
+    bench.add_argument("--seconds", type=float, default=5.0, help="length of each measuring "
+                       "window (default 5)")
+    bench.add_argument("--json", metavar="FILE", help="also write the report as JSON ('-': "
+                       "standard output, instead of the text)")
     install = commands.add_parser("install-service", help="install the systemd unit, its "
                                   "user and configuration directory (root)")
     install.add_argument("--config", type=Path, default=INSTALLED_CONFIG,
@@ -67,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "status":
         return show_status(args)
+    if args.command == "bench":
+        return run_bench(args)
     if args.command == "install-service":
         from softrelay.service.install import Plan, apply, render
 
@@ -194,6 +204,24 @@ def configure_logging(terminal: bool) -> None:
                                                "%(message)s"))
     logging.basicConfig(level=logging.WARNING if terminal else logging.INFO,
                         handlers=[handler])
+
+
+def run_bench(args) -> int:
+    from softrelay.bench import bench, render
+
+    configure_logging(terminal=True)  # warnings only: the report is the output
+    config = load_or_report(args.config)
+    if config is None:
+        return 1
+    report = bench(config, args.seconds,
+                   progress=lambda text: print(f"bench: {text}", file=sys.stderr, flush=True))
+    if args.json == "-":
+        print(json.dumps(report, indent=2))
+    else:
+        sys.stdout.write(render(report))
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
 
 
 def run_relay(path: str | None) -> int:

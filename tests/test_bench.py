@@ -1,0 +1,104 @@
+"""``softrelay bench``: it measures the configured relay on this machine (its real loop, I/O,
+Modbus slave under load), recommends from the figures, and touches nothing of the plant's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from softrelay.bench import nice_ceiling, recommend
+
+from test_metrics import with_sections
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    """One short bench of the fast relay with a Modbus slave: (report, its configuration's
+    state directory)."""
+    tmp = tmp_path_factory.mktemp("bench")
+    path = with_sections(tmp, "\nmodbus: {host: 127.0.0.1, port: 5020}\n")
+    result = subprocess.run([sys.executable, "-m", "softrelay", "bench", str(path),
+                             "--seconds", "0.5", "--json", "-"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "bench: the relay under Modbus load" in result.stderr  # progress on stderr
+    return json.loads(result.stdout), tmp
+
+
+def test_the_bench_measures_the_real_loop_io_and_slave(measured):
+    report, _ = measured
+    assert report["name"] == "fast" and report["period"] == 0.01
+    for key in ("relay_idle", "relay_modbus_load"):
+        window = report[key]
+        assert 30 <= window["scans"] <= 60  # 0.5 s of 10 ms scans
+        assert 0 < window["execution"]["p50"] <= window["execution"]["p99"] \
+            <= window["execution"]["max"]
+    assert report["relay_modbus_load"]["modbus"]["requests_per_second"] > 500
+    stages = report["stages"]
+    assert next(iter(stages)) == "Relay._latch" and "ProtectionCore.scan" in stages
+    assert "SnapshotPublisher.publish" in stages and "CoilBank.drive" in stages
+    assert all(s["count"] >= 30 for s in stages.values())
+    plant = report["buses"]["plant"]
+    assert plant["signals"] == 13 and plant["failed"] == 0 and plant["sweep"]["count"] > 10
+    assert plant["fastest_poll"] == 0.02
+    assert report["wake_floor"]["count"] >= 30
+
+
+def test_the_recommendation_follows_from_the_figures(measured):
+    report, _ = measured
+    rec = report["recommendation"]
+    worst = max(report[k]["execution"]["p999"] + report[k]["lateness"]["p999"]
+                for k in ("relay_idle", "relay_modbus_load"))
+    assert rec["scan_period"] == max(nice_ceiling(2 * worst), 0.001)
+    assert rec["scan_period"] >= 2 * worst
+    assert rec["poll"]["plant"] == report["buses"]["plant"]["shortest_poll"] \
+        >= 2 * report["buses"]["plant"]["sweep"]["p99"]
+    assert rec["modbus_requests_per_second"] == \
+        report["relay_modbus_load"]["modbus"]["requests_per_second"]
+
+
+def test_the_bench_leaves_the_plant_alone(measured):
+    _, state = measured
+    assert not (state / "state.json").exists()  # the thermal memory is not written
+    assert not (state / "events.jsonl").exists()  # nor the event file
+
+
+def test_the_text_report_says_what_to_set(tmp_path):
+    path = with_sections(tmp_path, "\n")
+    result = subprocess.run([sys.executable, "-m", "softrelay", "bench", str(path),
+                             "--seconds", "0.3", "--json", str(tmp_path / "r.json")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "scan period: shortest safe" in text and "configured 10 ms" in text
+    assert "bus plant: poll no faster than" in text and "fastest configured 20 ms" in text
+    assert "modbus slave" not in text  # this relay has none: nothing loaded
+    assert json.loads((tmp_path / "r.json").read_text())["name"] == "fast"
+
+
+@pytest.mark.parametrize(("seconds", "nice"), [
+    (0.0013, 0.002), (0.002, 0.002), (0.0051, 0.01), (7.0, 10.0), (1e-4, 1e-4),
+    (0.00021, 0.0005), (0.0, 0.0)])
+def test_periods_are_rounded_up_to_the_1_2_5_series(seconds, nice):
+    assert nice_ceiling(seconds) == pytest.approx(nice)
+
+
+def test_a_period_shorter_than_the_worst_scan_allows_is_called_too_short():
+    def window(execution: float, lateness: float, overruns: int = 0) -> dict:
+        return {"overruns": overruns, "execution": {"p999": execution, "p99": execution},
+                "lateness": {"p999": lateness, "p99": lateness}}
+
+    report = {"period": 0.002, "wake_floor": {"p99": 50e-6}, "buses": {},
+              "relay_idle": window(300e-6, 200e-6)}
+    rec = recommend(report)
+    assert rec["scan_period"] == 0.001 and rec["scan_period_ok"]  # 2 x 500 us
+    report["relay_idle"] = window(700e-6, 400e-6)
+    rec = recommend(report)
+    assert rec["scan_period"] == 0.005 and not rec["scan_period_ok"]  # 2 x 1.1 ms -> 5 ms
+    report["period"] = 0.005
+    assert recommend(report)["scan_period_ok"]
+    report["relay_idle"] = window(700e-6, 400e-6, overruns=1)
+    assert not recommend(report)["scan_period_ok"]  # an overrun seen is never safe
