@@ -5,6 +5,7 @@ rules and the connection limits; the compiled reads answer what the specificatio
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import struct
 import subprocess
@@ -619,3 +620,34 @@ def test_softrelay_status_reads_a_running_relay_through_its_map(running, tmp_pat
     refused = status(f"127.0.0.1:{nobody}", "--config", config)
     assert refused.returncode == 1
     assert f"no relay answers at 127.0.0.1:{nobody}" in refused.stderr
+
+
+def test_softrelay_status_watch_refreshes_until_ctrl_c(running):
+    """--watch: the figures move as the relay's do; Ctrl-C ends it cleanly."""
+    from softrelay.outputs.commands import Request
+
+    running.relay.commands.put(Request("preset", ("motor1",), 0.5, "test"))
+    running.scans()
+    watch = subprocess.Popen([sys.executable, "-m", "softrelay", "status",
+                              f"127.0.0.1:{running.port}", "--config",
+                              running.relay.config_path, "--watch", "0.2"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+
+    def thetas() -> list[float]:
+        return [float(line.split()[1]) for line in lines if line.startswith("motor1 ")]
+
+    reader = threading.Thread(target=lambda: lines.extend(watch.stdout), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 30.0
+    while not thetas() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    running.relay.commands.put(Request("preset", ("motor1",), 0.8, "test"))
+    while (not thetas() or thetas()[-1] < 0.79) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    watch.send_signal(signal.SIGINT)
+    assert watch.wait(10.0) == 0, watch.stderr.read()
+    reader.join(5.0)
+    seen = thetas()
+    assert seen[0] == pytest.approx(0.5, abs=1e-3) and seen[-1] == pytest.approx(0.8, abs=1e-3)
+    assert "Traceback" not in watch.stderr.read()

@@ -145,23 +145,24 @@ def show_status(args) -> int:
         print("status: the configuration has no modbus section: give HOST:PORT",
               file=sys.stderr)
         return 1
-    while True:
-        try:
-            text = render(read(host, int(port), regmap, args.unit), regmap, f"{host}:{port}")
-        except UnreachableError as exc:
-            print(f"status: {exc}", file=sys.stderr)
+    try:
+        while True:
+            try:
+                text = render(read(host, int(port), regmap, args.unit), regmap,
+                              f"{host}:{port}")
+            except UnreachableError as exc:
+                print(f"status: {exc}", file=sys.stderr)
+                if args.watch is None:
+                    return 1
+                text = f"status: {exc}\n"  # watching: the relay may come back
             if args.watch is None:
-                return 1
-            text = f"status: {exc}\n"
-        if args.watch is None:
-            sys.stdout.write(text)
-            return 0
-        sys.stdout.write("\x1b[H\x1b[J" + text if sys.stdout.isatty() else text + "\n")
-        sys.stdout.flush()
-        try:
+                sys.stdout.write(text)
+                return 0
+            sys.stdout.write("\x1b[H\x1b[J" + text if sys.stdout.isatty() else text + "\n")
+            sys.stdout.flush()
             time.sleep(args.watch)
-        except KeyboardInterrupt:
-            return 0
+    except KeyboardInterrupt:  # Ctrl-C ends a watch, wherever it finds it
+        return 0
 
 
 def load_or_report(path: str | None, outcome: str = ""):
