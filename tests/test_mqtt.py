@@ -79,15 +79,27 @@ def test_status_events_and_telemetry_reach_the_broker(tmp_path, broker):
     retained.close()
 
 
-def test_the_last_will_says_offline_when_the_publisher_dies(tmp_path, broker):
+def test_a_dead_publisher_leaves_its_will_and_is_started_again_missing_nothing(tmp_path,
+                                                                               broker):
+    from softrelay.outputs.commands import Request
+
     sub = Subscriber(broker, TOPIC)
     relay = make_relay(tmp_path, broker)
     try:
         relay.start(companion=False)
-        sub.wait_for(lambda: sub.of("status"), 20.0, "status")
+        drive = Driver(relay)
+        drive.until(lambda: sub.of("status") and sub.of("events"), 20.0, "status, events")
         os.kill(relay._telemetry.pid, signal.SIGKILL)
-        sub.wait_for(lambda: sub.of("status")[-1]["state"] == "offline", 10.0, "the will")
-        relay.loop.step()  # the scan goes on without its telemetry
+        relay.commands.put(Request("preset", ("motor1",), 0.7, "test"))  # while it is dead
+        drive.until(lambda: sub.of("status")[-1]["state"] == "offline", 10.0, "the will")
+        drive.until(lambda: any(e["source"] == "preset motor1" for e in sub.of("events")),
+                    30.0, "the event recorded while the publisher was dead")
+        assert sub.of("status")[-1]["state"] == "online"  # started again
+        events = sub.of("events")
+        seqs = sorted({e["seq"] for e in events})  # at least once: the dead process's
+        assert seqs == list(range(seqs[0], seqs[-1] + 1))  # unacknowledged come again; no gap
+        restart = next(e for e in events if e["source"] == "telemetry")
+        assert restart["kind"] == "fault" and "exited (code -9)" in restart["text"]
     finally:
         relay.stop()
     sub.close()

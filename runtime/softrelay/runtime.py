@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing
+import threading
 import time
 from collections.abc import Callable
 
@@ -183,6 +184,8 @@ class Relay:
         self.systemd.describe = self.describe
         self._companion: multiprocessing.Process | None = None
         self._telemetry: multiprocessing.Process | None = None
+        self._supervisor: threading.Thread | None = None
+        self._supervising = threading.Event()
         #: what the telemetry process serves on, e.g. {"metrics": 9650} (once started)
         self.telemetry_ports: dict[str, int] = {}
         self._stop = multiprocessing.get_context("spawn").Event()
@@ -294,6 +297,10 @@ class Relay:
             self.slave.start()
             self.events.record("system", "modbus", f"slave on {self.config.modbus.host}:"
                                                    f"{self.slave.port}")
+        if self._companion is not None or self._telemetry is not None:
+            self._supervisor = threading.Thread(target=self._supervise, name="supervisor",
+                                                daemon=True)
+            self._supervisor.start()
         gc.collect()
         gc.freeze()  # start-up objects to the permanent generation: shorter collections
         self.clock.restart()
@@ -325,6 +332,32 @@ class Relay:
             raise RuntimeError(f"the telemetry process did not start: {said}")
         self.telemetry_ports = said
 
+    def _supervise(self) -> None:
+        """The helper processes, every second (a thread of its own, at normal priority): a
+        companion that exited is recorded once (its inputs go stale and the core flags them);
+        a telemetry process that exited is recorded and started again, at most every 10 s,
+        and given the events it missed from the recorder's ring."""
+        realtime.leave_realtime()
+        companion_reported = False
+        next_restart = 0.0
+        while not self._supervising.wait(1.0):
+            companion, telemetry = self._companion, self._telemetry
+            if companion is not None and not companion.is_alive() and not companion_reported:
+                companion_reported = True
+                self.events.record("fault", "companion", f"the I/O process exited (code "
+                                   f"{companion.exitcode}): its signals go stale")
+            if telemetry is not None and not telemetry.is_alive() \
+                    and time.monotonic() >= next_restart:
+                next_restart = time.monotonic() + 10.0
+                self.events.record("fault", "telemetry", f"the telemetry process exited (code "
+                                   f"{telemetry.exitcode}): starting it again")
+                try:
+                    sender, self._feed_receiver = feed_pair()
+                    self._start_telemetry()
+                    self.feed.attach(sender, self.events.since)
+                except Exception as exc:  # tried again in 10 s
+                    self.events.record("fault", "telemetry", f"not started again: {exc}")
+
     def apply_realtime(self) -> list[realtime.Applied]:
         rt = self.config.scan.realtime
         results = realtime.apply(rt.priority, rt.lock_memory, rt.cpu, rt.timer_slack_ns)
@@ -341,6 +374,9 @@ class Relay:
         if not self.running:
             return
         self.running = False
+        self._supervising.set()  # first: the helpers' ends below are no failures
+        if self._supervisor is not None:
+            self._supervisor.join(35.0)
         self.systemd.stopping()
         self.watchdog.stop()
         self.coils.safe_state()

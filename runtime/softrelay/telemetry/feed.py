@@ -2,9 +2,10 @@
 
 The recorder's writer thread only queues (``EventFeed.send``); the feed's own thread writes the
 socket, and waits there when the telemetry process falls behind, so neither the scan nor the
-recorder ever waits on it. Beyond ``MAX_QUEUED`` events waiting (the telemetry process stalled
-or died) new ones are dropped and counted. Events carry their sequence number, so the receiver
-sees any gap and counts it as well (``missed``).
+recorder ever waits on it. Beyond ``MAX_QUEUED`` events waiting (the telemetry process stalled)
+new ones are dropped and counted. When the telemetry process dies, the events it misses are
+counted (``unsent``) and, when the relay starts another, sent to it from the recorder's ring.
+Events carry their sequence number, so the receiver sees any gap and counts it (``missed``).
 
 A stream, not datagrams: a Unix datagram socket holds 10 datagrams (net.unix.max_dgram_qlen),
 fewer than one trip's burst of events.
@@ -17,7 +18,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 
 from softrelay.firmware.events import Event
@@ -33,12 +34,15 @@ def feed_pair() -> tuple[socket.socket, socket.socket]:
 
 
 class EventFeed:
-    """The sending end: ``send(events)`` is an event recorder listener."""
+    """The sending end: ``send(events)`` is an event recorder listener; ``attach`` gives it the
+    socket of a restarted telemetry process."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.dropped = 0  #: events not sent (queue full, or the telemetry process gone)
-        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self.dropped = 0  #: events dropped because MAX_QUEUED were waiting
+        self.unsent = 0  #: events the socket refused (telemetry gone; resent on attach)
+        self.last_sent = 0  #: number of the last event the socket took
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._write, name="event-feed", daemon=True)
         self._thread.start()
 
@@ -47,24 +51,39 @@ class EventFeed:
             if self._queue.qsize() >= MAX_QUEUED:
                 self.dropped += 1
                 continue
-            record = asdict(event)
-            record["text"] = record["text"][:MAX_TEXT]
-            self._queue.put(json.dumps(record).encode() + b"\n")
+            self._queue.put((event.seq, _line(event)))
+
+    def attach(self, sock: socket.socket, since: Callable[[int], list[Event]]) -> None:
+        """Feed a new telemetry process: first the events after the last one sent, from
+        ``since(seq)`` (the recorder's ring), then on as before; nothing is sent twice."""
+        self._queue.put(("attach", (sock, since)))
 
     def _write(self) -> None:
         from softrelay.scan.realtime import leave_realtime
 
         leave_realtime()
         alive = True
-        while (line := self._queue.get()) is not None:
-            if not alive:
-                self.dropped += 1
-                continue
-            try:
-                self.sock.sendall(line)
-            except OSError:  # the telemetry process is gone: count what it misses
-                alive = False
-                self.dropped += 1
+        while (item := self._queue.get()) is not None:
+            seq, payload = item
+            if seq == "attach":
+                self.sock.close()
+                self.sock, since = payload
+                alive = True
+                backlog = [(e.seq, _line(e)) for e in since(self.last_sent)]
+            else:
+                backlog = [item]
+            for seq, line in backlog:
+                if seq <= self.last_sent:
+                    continue  # already sent (the backlog and the queue overlap)
+                if not alive:
+                    self.unsent += 1
+                    continue
+                try:
+                    self.sock.sendall(line)
+                    self.last_sent = seq
+                except OSError:  # the telemetry process is gone
+                    alive = False
+                    self.unsent += 1
 
     def close(self) -> None:
         """Send what is queued (up to 2 s), then close: the receiver sees the end of the feed.
@@ -73,6 +92,12 @@ class EventFeed:
             self._queue.put(None)
             self._thread.join(2.0)
         self.sock.close()
+
+
+def _line(event: Event) -> bytes:
+    record = asdict(event)
+    record["text"] = record["text"][:MAX_TEXT]
+    return json.dumps(record).encode() + b"\n"
 
 
 class EventReceiver:
