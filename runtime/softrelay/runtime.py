@@ -24,7 +24,14 @@ from softrelay.comms.rtu_slave import RtuSlave
 from softrelay.comms.slave import SlaveService
 from softrelay.comms.writes import RelayWrites, Unlock, unlock_code
 from softrelay.config.schema import RelayConfig
-from softrelay.core import BusbarFlag, ChannelFault, ProtectionCore, ThermalFlag
+from softrelay.core import (
+    CHANNEL_NAMES,
+    BusbarFlag,
+    ChannelFault,
+    ProtectionCore,
+    ThermalFlag,
+    flag_bits,
+)
 from softrelay.firmware.events import EventRecorder, FlagWatcher, last_seq
 from softrelay.firmware.memory import Checkpointer, restore, snapshot
 from softrelay.firmware.settings_store import changed_points, settings_path
@@ -54,11 +61,10 @@ from softrelay.telemetry.process import telemetry_main
 
 log = logging.getLogger("softrelay")
 
-THERMAL_EVENT_FLAGS = {int(f): f.name.lower() for f in ThermalFlag
-                       if f and f not in (ThermalFlag.TRIP_PICKUP, ThermalFlag.RESET_REJECTED)}
-BUSBAR_EVENT_FLAGS = {int(f): f.name.lower() for f in BusbarFlag if f}
-FAULT_BITS = {int(f): f.name.lower() for f in ChannelFault if f}
-CHANNELS = ("a", "b", "c", "ambient")
+THERMAL_EVENT_FLAGS = {bit: name for name, bit in flag_bits(ThermalFlag)
+                       if bit not in (ThermalFlag.TRIP_PICKUP, ThermalFlag.RESET_REJECTED)}
+BUSBAR_EVENT_FLAGS = {bit: name for name, bit in flag_bits(BusbarFlag)}
+FAULT_BITS = {bit: name for name, bit in flag_bits(ChannelFault)}
 
 
 class Relay:
@@ -135,7 +141,7 @@ class Relay:
         self.systemd = Notifier()
         self.watchdog = Watchdog(limit, self._set_healthy, feed_systemd=self.systemd.feed)
 
-        fault_names = [f"{b}.{c}" for b in self.busbar_names for c in CHANNELS]
+        fault_names = [f"{b}.{c}" for b in self.busbar_names for c in CHANNEL_NAMES]
         self.watchers = [
             (FlagWatcher(self.thermal_names, THERMAL_EVENT_FLAGS, self.events),
              lambda core: core.thermal_outputs["flags"]),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from softrelay.config.schema import RelayConfig
-from softrelay.core import BusbarFlag, ChannelFault, ThermalFlag
+from softrelay.core import CHANNEL_NAMES, BusbarFlag, ChannelFault, ThermalFlag, flag_bits
 
 WINDOW = 8
 FIRST = 30  #: input register of the window's first event
@@ -29,7 +29,6 @@ KINDS = ["other", "pickup", "dropout", "fault", "fault cleared", "command", "set
          "system", "overrun"]
 SYSTEM_SOURCES = ["relay", "scan", "healthy", "memory", "realtime", "modbus", "unlock",
                   "settings"]
-CHANNELS = ("a", "b", "c", "ambient")
 
 
 def event_sources(config: RelayConfig) -> list[str]:
@@ -40,12 +39,12 @@ def event_sources(config: RelayConfig) -> list[str]:
     for point in config.points:
         sources.append(point.name)  # its settings changes
         if point.kind == "thermal":
-            sources += [f"{point.name}.{f.name.lower()}" for f in ThermalFlag if f]
+            sources += [f"{point.name}.{flag}" for flag, _ in flag_bits(ThermalFlag)]
             sources += [f"{c} {point.name}" for c in ("reset", "acknowledge", "preset")]
         else:
-            sources += [f"{point.name}.{f.name.lower()}" for f in BusbarFlag if f]
-            sources += [f"{point.name}.{c}.{f.name.lower()}" for c in CHANNELS
-                        for f in ChannelFault if f]
+            sources += [f"{point.name}.{flag}" for flag, _ in flag_bits(BusbarFlag)]
+            sources += [f"{point.name}.{c}.{fault}" for c in CHANNEL_NAMES
+                        for fault, _ in flag_bits(ChannelFault)]
     sources += [f"coil.{o.name}" for o in config.outputs]
     return sources
 

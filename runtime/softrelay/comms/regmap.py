@@ -41,7 +41,13 @@ from softrelay.comms.event_window import KINDS as EVENT_KINDS
 from softrelay.comms.event_window import WINDOW, event_sources
 from softrelay.comms.event_window import WORDS as EVENT_WORDS
 from softrelay.config.schema import RelayConfig
-from softrelay.core import BusbarFlag, BusbarSettings, ThermalFlag, ThermalSettings
+from softrelay.core import (
+    CHANNEL_NAMES,
+    BusbarFlag,
+    BusbarSettings,
+    ThermalFlag,
+    ThermalSettings,
+)
 
 MAP_VERSION = 1
 WORD_ORDER = "big"  #: 32-bit values: high word first
@@ -105,7 +111,7 @@ THERMAL_MEASUREMENTS = [
 ]
 BUSBAR_MEASUREMENTS = (
     [(f"level_{c}", "float32", "C", f"smoothed temperature of channel {c.upper()} (NaN when "
-      "excluded)", ("level", k)) for k, c in enumerate(("a", "b", "c", "ambient"))]
+      "excluded)", ("level", k)) for k, c in enumerate(CHANNEL_NAMES)]
     + [(f"rate_{p}", "float32", "C/min", f"rate of rise of phase {p.upper()}", ("rate", k))
        for k, p in enumerate("abc")]
     + [(f"rise_{p}", "float32", "C", f"phase {p.upper()} over ambient", ("rise", k))
@@ -118,7 +124,7 @@ BUSBAR_MEASUREMENTS = (
 BUSBAR_CODES = (
     [(f"fault_{c}", "uint16", f"channel {c.upper()} fault bits (ChannelFault: 1 NaN, 2 "
       "sentinel, 4 range, 8 stale, 16 I/O error, 32 erratic)", ("fault", k))
-     for k, c in enumerate(("a", "b", "c", "ambient"))]
+     for k, c in enumerate(CHANNEL_NAMES)]
     + [("imbalance_pair", "uint16", "phase pair of the delta: 0 none, 1 A-B, 2 B-C, 3 C-A",
         "imbalance_pair"),
        ("hottest_phase", "uint16", "1 A, 2 B, 3 C; 0 none valid", "hottest_phase"),

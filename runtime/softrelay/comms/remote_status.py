@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pymodbus.client import ModbusTcpClient
 
 from softrelay.comms.regmap import FIRST_POINT, THERMAL_FLAGS, RegisterMap
-from softrelay.core import BusbarFlag
+from softrelay.core import BusbarFlag, set_flags
 from softrelay.io.modbus.registers import raw_value
 
 GLOBALS = 28  #: input registers 0..27
@@ -85,8 +85,7 @@ def seconds(value: float) -> str:
 
 
 def flag_names(word: float, flags) -> str:
-    names = [f.name.lower() for f in flags if int(word) & f]
-    return ", ".join(names) or "-"
+    return ", ".join(set_flags(int(word), flags)) or "-"
 
 
 #: (title, thermal?, columns (header, width, text of a point's values), flags) per kind

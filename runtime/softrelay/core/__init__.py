@@ -5,6 +5,8 @@ The compiled implementation is ``softrelay._core`` (built from ``ext/``); ``back
 
 from softrelay.core.bank import ProtectionCore
 from softrelay.core.layout import (
+    CHANNEL_NAMES,
+    PHASE_NAMES,
     BusbarFlag,
     ChannelFault,
     Command,
@@ -12,10 +14,14 @@ from softrelay.core.layout import (
     PhasePair,
     Quality,
     ThermalFlag,
+    flag_bits,
+    set_flags,
 )
 from softrelay.core.settings import BusbarSettings, ThermalSettings
 
 __all__ = [
+    "CHANNEL_NAMES",
+    "PHASE_NAMES",
     "BusbarFlag",
     "BusbarSettings",
     "ChannelFault",
@@ -26,4 +32,6 @@ __all__ = [
     "Quality",
     "ThermalFlag",
     "ThermalSettings",
+    "flag_bits",
+    "set_flags",
 ]

@@ -28,6 +28,9 @@ U1 = "u1"
 PHASES = 3
 BUSBAR_CHANNELS = 4  # phase A, phase B, phase C, ambient
 AMBIENT = 3
+#: the names of a busbar point's phases and channels in the map, events and metrics
+PHASE_NAMES = ("a", "b", "c")
+CHANNEL_NAMES = (*PHASE_NAMES, "ambient")
 
 
 class InputMode(enum.IntEnum):
@@ -94,6 +97,17 @@ class ChannelFault(enum.IntFlag):
     STALE = 1 << 3  #: older than stale_limit, or the image said stale
     IO = 1 << 4  #: the image reported an I/O error
     ERRATIC = 1 << 5  #: innovations far beyond the noise model, too often
+
+
+def flag_bits(flags: type[enum.IntFlag]) -> list[tuple[str, int]]:
+    """(name, bit) of each flag of a class, in bit order: the lowercase names the map, the
+    events, the configuration and the metrics use."""
+    return [(f.name.lower(), int(f)) for f in flags if f]
+
+
+def set_flags(word: int, flags: type[enum.IntFlag]) -> list[str]:
+    """The names of the flags of ``flags`` set in ``word``."""
+    return [name for name, bit in flag_bits(flags) if int(word) & bit]
 
 
 class PhasePair(enum.IntEnum):

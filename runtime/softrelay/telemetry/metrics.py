@@ -23,14 +23,9 @@ from prometheus_client.core import (
 
 from softrelay.comms.regmap import firmware_version
 from softrelay.config.schema import RelayConfig
+from softrelay.core import CHANNEL_NAMES, PHASE_NAMES, BusbarFlag, ThermalFlag, flag_bits
 from softrelay.image.snapshot import TIME_BUCKETS
-from softrelay.telemetry.view import (
-    BUSBAR_FLAG_NAMES,
-    CHANNELS,
-    PHASES,
-    THERMAL_FLAG_NAMES,
-    Reading,
-)
+from softrelay.telemetry.view import Reading
 
 PREFIX = "softrelay"
 
@@ -123,7 +118,7 @@ class RelayCollector:
             for quantity in ("i_eq", "i1", "i2", "i_max"):
                 current.add_metric([name, quantity], float(row[quantity]))
             word = int(row["flags"])
-            for flag, bit in THERMAL_FLAG_NAMES:
+            for flag, bit in flag_bits(ThermalFlag):
                 flags.add_metric([name, flag], float(bool(word & bit)))
         yield from gauges.values()
         yield current
@@ -147,17 +142,18 @@ class RelayCollector:
         fault = _gauge("busbar_channel_fault", "the channel's fault bits (1 NaN, 2 sentinel, "
                        "4 range, 8 stale, 16 I/O error, 32 erratic)", ["point", "channel"])
         for name, row in zip(self.busbar, r.busbar, strict=True):
-            for channel, level, bits in zip(CHANNELS, row["level"], row["fault"], strict=True):
+            for channel, level, bits in zip(CHANNEL_NAMES, row["level"], row["fault"],
+                                                     strict=True):
                 temperature.add_metric([name, channel], float(level))
                 good.add_metric([name, channel], float(bits == 0))
                 fault.add_metric([name, channel], float(bits))
-            for phase, up, speed in zip(PHASES, row["rise"], row["rate"], strict=True):
+            for phase, up, speed in zip(PHASE_NAMES, row["rise"], row["rate"], strict=True):
                 rise.add_metric([name, phase], float(up))
                 rate.add_metric([name, phase], float(speed) / 60.0)
             max_rise.add_metric([name], float(row["max_rise"]))
             delta.add_metric([name], float(row["phase_delta"]))
             word = int(row["flags"])
-            for flag, bit in BUSBAR_FLAG_NAMES:
+            for flag, bit in flag_bits(BusbarFlag):
                 flags.add_metric([name, flag], float(bool(word & bit)))
         yield from (temperature, rise, rate, max_rise, delta, flags, good, fault)
 

@@ -15,20 +15,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from softrelay.config.schema import RelayConfig
-from softrelay.core import BusbarFlag, ChannelFault, Quality, ThermalFlag
+from softrelay.core import (
+    CHANNEL_NAMES,
+    PHASE_NAMES,
+    BusbarFlag,
+    ChannelFault,
+    Quality,
+    ThermalFlag,
+    set_flags,
+)
 from softrelay.image.shared import SharedImage
 from softrelay.image.signals import input_layout
 from softrelay.image.snapshot import MODBUS_COUNTERS, snapshot_layout
-
-CHANNELS = ("a", "b", "c", "ambient")
-PHASES = ("a", "b", "c")
-THERMAL_FLAG_NAMES = [(f.name.lower(), int(f)) for f in ThermalFlag if f]
-BUSBAR_FLAG_NAMES = [(f.name.lower(), int(f)) for f in BusbarFlag if f]
-FAULT_NAMES = [(f.name.lower(), int(f)) for f in ChannelFault if f]
-
-
-def flag_names(word: int, names: list[tuple[str, int]]) -> list[str]:
-    return [name for name, bit in names if word & bit]
 
 
 @dataclass
@@ -88,17 +86,18 @@ def document(config: RelayConfig, reading: Reading) -> dict:
             "time_to_start": _number(row["time_to_start"]),
             "i_eq": _number(row["i_eq"]), "i2": _number(row["i2"]),
             "i_max": _number(row["i_max"]),
-            "flags": flag_names(int(row["flags"]), THERMAL_FLAG_NAMES)}
+            "flags": set_flags(row["flags"], ThermalFlag)}
     for name, row in zip(busbar_names, reading.busbar, strict=True):
         points[name] = {
             "kind": "busbar",
-            "temperature": {c: _number(v) for c, v in zip(CHANNELS, row["level"], strict=True)},
-            "rise": {c: _number(v) for c, v in zip(PHASES, row["rise"], strict=True)},
-            "rate": {c: _number(v) for c, v in zip(PHASES, row["rate"], strict=True)},
+            "temperature": {c: _number(v)
+                            for c, v in zip(CHANNEL_NAMES, row["level"], strict=True)},
+            "rise": {c: _number(v) for c, v in zip(PHASE_NAMES, row["rise"], strict=True)},
+            "rate": {c: _number(v) for c, v in zip(PHASE_NAMES, row["rate"], strict=True)},
             "max_rise": _number(row["max_rise"]), "phase_delta": _number(row["phase_delta"]),
-            "flags": flag_names(int(row["flags"]), BUSBAR_FLAG_NAMES),
-            "faults": {c: flag_names(int(f), FAULT_NAMES)
-                       for c, f in zip(CHANNELS, row["fault"], strict=True) if f}}
+            "flags": set_flags(row["flags"], BusbarFlag),
+            "faults": {c: set_flags(f, ChannelFault)
+                       for c, f in zip(CHANNEL_NAMES, row["fault"], strict=True) if f}}
     return {
         "name": config.name, "time": round(reading.wall, 3), "healthy": bool(s["healthy"]),
         "scan": {"period": int(s["period_ns"]) * 1e-9, "scans": int(s["scans"]),
