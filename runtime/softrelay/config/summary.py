@@ -94,9 +94,8 @@ def telemetry_lines(config: RelayConfig) -> list[str]:
     if mq is None:
         lines.append("  mqtt: off")
     else:
-        port = mq.port or (8883 if mq.tls else 1883)
-        lines.append(f"  mqtt: {mq.host}:{port}{' TLS' if mq.tls else ''}, topic "
-                     f"{mq.topic or 'softrelay/' + config.name}, telemetry every "
+        lines.append(f"  mqtt: {mq.host}:{mq.broker_port}{' TLS' if mq.tls else ''}, topic "
+                     f"{mq.prefix(config.name)}, telemetry every "
                      f"{mq.telemetry_every:g} s, queue {mq.queue.file} (up to "
                      f"{mq.queue.max_events} events)")
     if sn is None:

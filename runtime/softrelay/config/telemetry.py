@@ -101,6 +101,15 @@ class Mqtt(BaseModel):
     def password_value(self) -> str | None:
         return secret(self.password, self.password_env)
 
+    @property
+    def broker_port(self) -> int:
+        """The configured port, else MQTT's: 8883 with TLS, 1883 without."""
+        return self.port or (8883 if self.tls is not None else 1883)
+
+    def prefix(self, relay_name: str) -> str:
+        """The topic prefix: the configured one, else softrelay/<relay name>."""
+        return self.topic or f"softrelay/{relay_name}"
+
 
 class SnmpTrapTarget(BaseModel):
     """SNMPv3 traps (authPriv: HMAC-SHA authentication, AES-128 privacy) for trips, critical

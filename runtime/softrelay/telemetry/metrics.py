@@ -35,6 +35,12 @@ def _gauge(name: str, doc: str, labels: list[str] | None = None,
     return GaugeMetricFamily(f"{PREFIX}_{name}", doc, labels=labels or [], unit=unit)
 
 
+def _single(kind: str, name: str, doc: str, value: float, unit: str = ""):
+    """A metric with one unlabelled sample; ``kind``: "gauge" or "counter"."""
+    family = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+    return family(f"{PREFIX}_{name}", doc, value=float(value), unit=unit)
+
+
 def _histogram(name: str, doc: str, stats, key: str) -> HistogramMetricFamily:
     buckets = [(f"{bound:g}", float(n)) for bound, n in
                zip(TIME_BUCKETS, stats[f"{key}_buckets"], strict=True)]
@@ -64,24 +70,18 @@ class RelayCollector:
                                 labels=["name", "firmware"])
         info.add_metric([self.config.name, f"{major}.{minor}.{patch}"], {})
         yield info
-        healthy = _gauge("healthy", "1 while the self-supervision (healthy) contact is made")
-        healthy.add_metric([], float(s["healthy"]))
-        yield healthy
-        age = _gauge("snapshot_age", "time since the scan that published these figures "
-                     "(grows when the scan stalls)", unit="seconds")
-        age.add_metric([], max(r.age, 0.0))
-        yield age
-        period = _gauge("scan_period", "configured scan period", unit="seconds")
-        period.add_metric([], int(s["period_ns"]) * 1e-9)
-        yield period
+        yield _single("gauge", "healthy", "1 while the self-supervision (healthy) contact "
+                      "is made", s["healthy"])
+        yield _single("gauge", "snapshot_age", "time since the scan that published these "
+                      "figures (grows when the scan stalls)", max(r.age, 0.0), "seconds")
+        yield _single("gauge", "scan_period", "configured scan period",
+                      int(s["period_ns"]) * 1e-9, "seconds")
         for name, doc, value in (
                 ("scans", "scans run since start", s["scans"]),
                 ("scan_overruns", "scans that found their deadline already past", s["overruns"]),
                 ("scan_missed_deadlines", "deadlines skipped by overruns", s["missed"]),
                 ("events", "events recorded", s["events"])):
-            counter = CounterMetricFamily(f"{PREFIX}_{name}", doc)
-            counter.add_metric([], float(value))
-            yield counter
+            yield _single("counter", name, doc, value)
         yield _histogram("scan_lateness", "wake-up lateness of the scan behind its deadline",
                          s, "late")
         yield _histogram("scan_execution", "time from wake-up to the end of the scan's work",
@@ -91,10 +91,7 @@ class RelayCollector:
         yield from self._io(r)
         yield from self._modbus(r)
         for name, doc, value, kind in self.extra():
-            family = (CounterMetricFamily if kind == "counter" else GaugeMetricFamily)(
-                f"{PREFIX}_{name}", doc)
-            family.add_metric([], float(value))
-            yield family
+            yield _single(kind, name, doc, value)
 
     def _thermal(self, r: Reading) -> Iterator:
         gauges = {
@@ -184,19 +181,16 @@ class RelayCollector:
         if self.config.modbus is None:
             return
         s = r.stats
-        for key, doc in (("requests", "requests answered by the Modbus/TCP slave"),
-                         ("exceptions", "of which exception responses"),
-                         ("accepted", "connections accepted"),
-                         ("refused", "connections refused (allow list, connection limit)"),
-                         ("dropped", "connections dropped (idle, half frames, errors)")):
-            name = f"modbus_{key}" if key in ("requests", "exceptions") else \
-                f"modbus_connections_{key}"
-            family = CounterMetricFamily(f"{PREFIX}_{name}", doc)
-            family.add_metric([], float(s[f"modbus_{key}"]))
-            yield family
-        open_now = _gauge("modbus_connections", "connections open now")
-        open_now.add_metric([], float(s["modbus_open"]))
-        yield open_now
+        for key, name, doc in (
+                ("requests", "modbus_requests", "requests answered by the Modbus/TCP slave"),
+                ("exceptions", "modbus_exceptions", "of which exception responses"),
+                ("accepted", "modbus_connections_accepted", "connections accepted"),
+                ("refused", "modbus_connections_refused", "connections refused (allow list, "
+                 "connection limit)"),
+                ("dropped", "modbus_connections_dropped", "connections dropped (idle, half "
+                 "frames, errors)")):
+            yield _single("counter", name, doc, s[f"modbus_{key}"])
+        yield _single("gauge", "modbus_connections", "connections open now", s["modbus_open"])
 
 
 class MetricsServer:

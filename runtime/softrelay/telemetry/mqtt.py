@@ -50,7 +50,7 @@ class MqttPublisher:
         self.settings = m
         self.read = read
         self.clock = clock
-        self.prefix = m.topic or f"softrelay/{config.name}"
+        self.prefix = m.prefix(config.name)
         self.spool = EventSpool(m.queue.file, m.queue.max_events)
         self.published = 0  #: events the broker acknowledged
         self.connected = False
@@ -81,7 +81,7 @@ class MqttPublisher:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         self.client = client
-        self.port = m.port or (8883 if m.tls is not None else 1883)
+        self.port = m.broker_port
 
     def topic(self, leaf: str) -> str:
         return f"{self.prefix}/{leaf}"

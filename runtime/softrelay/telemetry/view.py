@@ -46,8 +46,6 @@ class Reading:
 class RelayView:
     def __init__(self, config: RelayConfig, snapshot_name: str, input_name: str) -> None:
         self.config = config
-        self.thermal_names = [p.name for p in config.points if p.kind == "thermal"]
-        self.busbar_names = [p.name for p in config.points if p.kind == "busbar"]
         self.snapshot = SharedImage(snapshot_layout(config), name=snapshot_name, create=False)
         self.inputs = SharedImage(input_layout(config), name=input_name, create=False)
         self._lock = threading.Lock()
