@@ -187,7 +187,7 @@ def test_refused_gateway_backs_off_then_reconnects(gateway):
     run(hammer())
     assert link.backoff == pytest.approx(0.4)  # 0.1, 0.2, 0.4 (max_backoff), 0.4 ...
     assert 2 <= link.connect_attempts - attempts <= 7  # not one per poll
-    assert link.last_error.startswith("connect: ")
+    assert link.last_error.startswith("refused: connect: "), link.last_error
     server.clear()
     time.sleep(0.45)
     got = run(link.read(ALL))

@@ -190,12 +190,12 @@ def test_a_stalled_scan_drops_the_healthy_contact_and_stops_feeding_systemd(tmp_
         drain()
         assert not pins.pin(24).state, "the healthy contact dropped during the stall"
         verdict = next(i for i, m in enumerate(messages)
-                       if m.startswith("STATUS=NOT healthy: no scan for"))
+                       if m.startswith("STATUS=NOT healthy: scan stalled: no scan for"))
         assert "WATCHDOG=1" not in messages[verdict:], "systemd was fed after the verdict"
         d.until(lambda: pins.pin(24).state, 2, "healthy again")
         assert relay.loop.stats.overruns >= 1 and relay.loop.stats.missed >= 40
-        kinds = [(e.kind, e.source, e.text[:20]) for e in relay.events.ring]
-        assert ("system", "healthy", "NOT healthy: no scan") in kinds
+        kinds = [(e.kind, e.source, e.text[:34]) for e in relay.events.ring]
+        assert ("system", "healthy", "NOT healthy: scan stalled: no scan") in kinds
         assert any(k == "overrun" for k, _, _ in kinds)
     finally:
         relay.stop()

@@ -18,6 +18,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from softrelay.comms.event_window import EventWindow
 from softrelay.comms.modbus_pdu import SlaveLogic
 from softrelay.comms.rtu_slave import RtuSlave
@@ -33,10 +35,12 @@ from softrelay.core import (
     flag_bits,
 )
 from softrelay.firmware.events import EventRecorder, FlagWatcher, last_seq
+from softrelay.firmware.links import LinkWatcher
 from softrelay.firmware.memory import Checkpointer, restore, snapshot
 from softrelay.firmware.settings_store import changed_points, settings_path
 from softrelay.firmware.settings_store import document as settings_document
 from softrelay.firmware.settings_store import load as load_kept_settings
+from softrelay.firmware.supervision import Supervision
 from softrelay.image.shared import SharedImage
 from softrelay.image.signals import InputMap, empty_signals, input_layout
 from softrelay.image.snapshot import (
@@ -139,7 +143,15 @@ class Relay:
             self._submit_kept_settings()
         limit = config.scan.watchdog_periods * config.scan.period
         self.systemd = Notifier()
-        self.watchdog = Watchdog(limit, self._set_healthy, feed_systemd=self.systemd.feed)
+        self.supervision = Supervision(config.healthy.drop_on, self._set_healthy, checks=[
+            ("self_test", "I/O process", self._companion_trouble),
+            ("telemetry_down", "telemetry process", self._telemetry_trouble)])
+        self.watchdog = Watchdog(
+            limit, lambda fresh, why: self.supervision.set("scan_stall", not fresh, why),
+            feed_systemd=self.systemd.feed, also=self.supervision.poll)
+        self.links = LinkWatcher([b.name for b in config.buses], self.events)
+        self._lost_thermal = np.zeros(len(thermal), dtype=bool)
+        self._lost_busbar = np.zeros(len(busbar), dtype=bool)
 
         fault_names = [f"{b}.{c}" for b in self.busbar_names for c in CHANNEL_NAMES]
         self.watchers = [
@@ -171,7 +183,7 @@ class Relay:
                                             events=self.event_window))
         self.publisher = SnapshotPublisher(
             self.snapshot, stats, lambda: list(self.coils.state().values()),
-            lambda: self.events.next_seq - 1, lambda: self.watchdog.healthy,
+            lambda: self.events.next_seq - 1, lambda: self.supervision.healthy,
             registers=[RegisterPublisher(
                 regmap, lambda: self.settings.applied,
                 (lambda: self.unlock.unlocked) if self.unlock is not None else lambda: False,
@@ -180,7 +192,8 @@ class Relay:
         self.loop = ScanLoop(
             self.core, self.clock,
             before=[self._latch, self.settings.apply, self.commands.apply],
-            after=[self.commands.settle, self._record_edges, self.coils.drive, self._checkpoint,
+            after=[self.commands.settle, self._record_edges, self._supervise_inputs,
+                   self.coils.drive, self._checkpoint,
                    self._keep_settings, self.publisher.publish],
             on_overrun=lambda missed, now: self.events.record(
                 "overrun", "scan", f"{missed} period(s) skipped", now),
@@ -204,7 +217,7 @@ class Relay:
         flags = self.core.thermal_outputs["flags"]
         trips = [n for n, f in zip(self.thermal_names, flags, strict=True)
                  if f & ThermalFlag.TRIP]
-        text = (f"{'healthy' if self.watchdog.healthy else 'NOT healthy'}; scan "
+        text = (f"{'healthy' if self.supervision.healthy else 'NOT healthy'}; scan "
                 f"{stats.period_ns / 1e6:g} ms, {stats.scans} scans, lateness p99 "
                 f"{stats.lateness.percentile(99.0) / 1e3:.0f} us, {stats.overruns} overruns; "
                 + (f"TRIP {', '.join(trips)}" if trips else "no trip"))
@@ -218,7 +231,35 @@ class Relay:
     # ---------------------------------------------------------------- stages
 
     def _latch(self, core: ProtectionCore, now: float) -> None:
-        self.input_map.latch(core, self.inputs.read(), now)
+        tables = self.inputs.read()
+        self.input_map.latch(core, tables, now)
+        if self.links.update(tables["buses"], now):
+            down = self.links.names_down
+            self.supervision.set("link_down", bool(down), ", ".join(down))
+
+    def _supervise_inputs(self, core: ProtectionCore, now: float) -> None:
+        """Measurement lost on any point: one test per kind per scan; names on a change."""
+        thermal = (core.thermal_outputs["flags"] & ThermalFlag.MEASUREMENT_LOST) != 0
+        busbar = (core.busbar_outputs["flags"] & BusbarFlag.MEASUREMENT_LOST) != 0
+        if np.array_equal(thermal, self._lost_thermal) and \
+                np.array_equal(busbar, self._lost_busbar):
+            return
+        self._lost_thermal[:], self._lost_busbar[:] = thermal, busbar
+        lost = ([n for n, x in zip(self.thermal_names, thermal, strict=True) if x]
+                + [n for n, x in zip(self.busbar_names, busbar, strict=True) if x])
+        self.supervision.set("measurement_lost", bool(lost), ", ".join(lost))
+
+    def _companion_trouble(self) -> str | None:
+        companion = self._companion
+        if companion is not None and not companion.is_alive():
+            return f"exited (code {companion.exitcode}): the inputs go stale"
+        return None
+
+    def _telemetry_trouble(self) -> str | None:
+        telemetry = self._telemetry
+        if telemetry is not None and not telemetry.is_alive():
+            return f"exited (code {telemetry.exitcode})"
+        return None
 
     def _record_edges(self, core: ProtectionCore, now: float) -> None:
         for watcher, flags in self.watchers:

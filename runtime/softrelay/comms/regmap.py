@@ -144,6 +144,8 @@ FLAG_TEXT = {
     ThermalFlag.INPUT_FAULT: "currents unusable (quality, stale, NaN): theta frozen",
     ThermalFlag.RESET_REJECTED: "a reset arrived while theta >= theta_reset",
     ThermalFlag.TRIANGLE_OPEN: "magnitudes cannot close a triangle: I2 is the conservative bound",
+    ThermalFlag.MEASUREMENT_LOST: "measurement lost: currents unusable for longer than "
+    "input_loss_delay",
     BusbarFlag.WARNING: "largest rise over ambient >= warning_delta (after its pickup delay)",
     BusbarFlag.CRITICAL: "largest rise over ambient >= critical_delta (after its pickup delay)",
     BusbarFlag.IMBALANCE: "phase-to-phase delta >= imbalance_max (after its pickup delay)",

@@ -12,12 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from softrelay.config.base import STRICT
 from softrelay.config.telemetry import Metrics, Mqtt, SnmpTrapTarget
 from softrelay.core.layout import BusbarFlag, ThermalFlag
 from softrelay.core.settings import BusbarSettings, ThermalSettings
+from softrelay.firmware.supervision import ALWAYS, DEFAULT_DROP_ON, OPTIONAL
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*$",
                             max_length=64)]
@@ -67,6 +68,28 @@ class Events(BaseModel):
     model_config = STRICT
     file: Path | None = Field(None, description="append-only JSON lines; none: memory only")
     ring_size: int = Field(4096, ge=1024, le=1_000_000)
+
+
+class Healthy(BaseModel):
+    """The self-supervision contact's declared policy. A scan stall and a failed self-test
+    (event writer, thermal memory, settings keeper, I/O process) always drop it; ``drop_on``
+    names what else does."""
+
+    model_config = STRICT
+    drop_on: tuple[str, ...] = Field(
+        DEFAULT_DROP_ON, description="measurement_lost: any protected point blind for "
+        "longer than its input_loss_delay; link_down: any field bus's link; telemetry_down: "
+        "the telemetry process not running")
+
+    @field_validator("drop_on")
+    @classmethod
+    def _known(cls, drop_on: tuple[str, ...]) -> tuple[str, ...]:
+        for cause in drop_on:
+            if cause not in OPTIONAL:
+                always = " (it always drops the contact)" if cause in ALWAYS else ""
+                raise ValueError(f"{cause!r} is not a cause to choose{always}: choose from "
+                                 f"{', '.join(OPTIONAL)}")
+        return drop_on
 
 
 class SimulatedBus(BaseModel):
@@ -614,6 +637,7 @@ class RelayConfig(BaseModel):
     scan: Scan
     state: State
     events: Events = Events()
+    healthy: Healthy = Healthy()
     buses: tuple[Bus, ...] = ()
     signals: tuple[Signal, ...] = ()
     points: tuple[Point, ...] = Field(min_length=1)

@@ -72,6 +72,7 @@ class ThermalFlag(enum.IntFlag):
     INPUT_FAULT = 1 << 7  #: currents unusable this scan (quality, stale, NaN); theta frozen
     RESET_REJECTED = 1 << 8  #: a reset arrived while theta >= theta_reset
     TRIANGLE_OPEN = 1 << 9  #: magnitudes cannot close a triangle; I2 is the conservative bound
+    MEASUREMENT_LOST = 1 << 10  #: currents unusable for longer than input_loss_delay
 
 
 class BusbarFlag(enum.IntFlag):
@@ -85,6 +86,7 @@ class BusbarFlag(enum.IntFlag):
     JOINT = 1 << 4  #: one phase hot for its current under balanced load (suspect joint)
     SENSOR_FAULT = 1 << 5  #: at least one channel is faulted and excluded
     AMBIENT_FAULT = 1 << 6  #: the ambient channel is unusable: rises are unavailable
+    MEASUREMENT_LOST = 1 << 7  #: a phase channel faulted for longer than input_loss_delay
 
 
 class ChannelFault(enum.IntFlag):

@@ -23,9 +23,12 @@ from softrelay.core import ProtectionCore, Quality
 from softrelay.image.shared import SharedImage
 
 SIGNAL = np.dtype([("value", "<f8"), ("stamp", "<f8"), ("quality", "u1"), ("_pad", "u1", (7,))])
-#: per bus, configuration order: its reads, the reads that failed outright, and the failures in
-#: a row now (the I/O workers' counters, for the metrics)
-BUS = np.dtype([("reads", "<u8"), ("failures", "<u8"), ("consecutive", "<u8")])
+#: per bus, configuration order: its reads, the reads that failed outright, the failures in a
+#: row now (the I/O workers' counters, for the metrics), how often its link went down, whether
+#: it is down now and why it went down last (UTF-8, cut to fit)
+REASON_BYTES = 183
+BUS = np.dtype([("reads", "<u8"), ("failures", "<u8"), ("consecutive", "<u8"),
+                ("downs", "<u8"), ("down", "u1"), ("reason", f"S{REASON_BYTES}")])
 
 
 def window_rows(config: RelayConfig) -> dict[int, int]:
@@ -82,13 +85,17 @@ def bus_counter_writer(image: SharedImage, schedules: dict[int, object]):
     found = list(schedules.values())
 
     def publish() -> None:
-        counts = np.array([(s.reads, s.failures, s.consecutive_failures) for s in found],
-                          dtype=np.uint64).reshape(-1, 3)
+        counts = np.array([(s.reads, s.failures, s.consecutive_failures, s.downs, s.down)
+                           for s in found], dtype=np.uint64).reshape(-1, 5)
+        reasons = [s.reason.encode()[:REASON_BYTES] for s in found]
         with image.writing() as tables:
             buses = tables["buses"]
             buses["reads"][rows] = counts[:, 0]
             buses["failures"][rows] = counts[:, 1]
             buses["consecutive"][rows] = counts[:, 2]
+            buses["downs"][rows] = counts[:, 3]
+            buses["down"][rows] = counts[:, 4]
+            buses["reason"][rows] = reasons
 
     return publish
 

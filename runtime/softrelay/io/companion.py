@@ -122,18 +122,20 @@ def companion_main(config_path: str | None, input_name: str, snapshot_name: str,
             continue
         device = make_device(bus, plant, config.sampling)
         devices[bus.name] = device
-        workers.append(BusWorker(device, polled, publish, max_backoff=bus.max_backoff))
+        workers.append(BusWorker(device, polled, publish, max_backoff=bus.max_backoff,
+                                 after_read=lambda: publish_counters()))
         schedules[row] = workers[-1].schedule
     if modbus_links:
         from softrelay.io.modbus.poller import ModbusPoller
 
-        poller = ModbusPoller([(link, polled) for link, polled, _ in modbus_links], publish)
+        poller = ModbusPoller([(link, polled) for link, polled, _ in modbus_links], publish,
+                              after_read=lambda: publish_counters())
         for (_, _, row), (_, schedule) in zip(modbus_links, poller.links, strict=True):
             schedules[row] = schedule
         workers.append(poller)
+    publish_counters = bus_counter_writer(inputs, schedules)  # before the first read
     for worker in workers:
         worker.start()
-    publish_counters = bus_counter_writer(inputs, schedules)
     ready.set()
     view = TerminalStatus(sys.stdout) if status and sys.stdout.isatty() else None
     active: set[int] = set()

@@ -8,6 +8,7 @@ error quality for the whole batch, so a failing device can never raise into its 
 
 from __future__ import annotations
 
+import errno
 import math
 from collections.abc import Sequence
 
@@ -16,6 +17,35 @@ import numpy as np
 from softrelay.core import Quality
 
 Reading = tuple[float | np.ndarray, int]  #: (value or sample window, quality)
+
+#: Modbus exception codes a gateway answers for its own link, in a field engineer's words
+GATEWAY_EXCEPTIONS = {0x0A: "gateway path unavailable", 0x0B: "no answer behind the gateway"}
+
+
+def link_fault(exc: BaseException | None = None, *, exception_code: int | None = None) -> str:
+    """What kind of failure a failed transaction was, in the words of the link-down event:
+    ``refused`` (nobody listens), ``connection lost`` (it was closed under us), ``timeout``
+    (no answer), ``NACK`` (an I2C address or
+    command not acknowledged), ``garbage`` (an answer that is not a frame), ``exception 0xNN``
+    (a Modbus exception response, named where it is a gateway's), ``I/O error``."""
+    if exception_code is not None:
+        named = GATEWAY_EXCEPTIONS.get(exception_code)
+        return f"exception 0x{exception_code:02X}" + (f" ({named})" if named else "")
+    text = str(exc).lower()
+    if isinstance(exc, ConnectionRefusedError) or "refused" in text:
+        return "refused"
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError,
+                        EOFError)) or "not connected" in text or "connection lost" in text:
+        return "connection lost"
+    if isinstance(exc, TimeoutError) or "timeout" in text or "no response" in text \
+            or "timed out" in text:
+        return "timeout"
+    if isinstance(exc, OSError) and exc.errno in (errno.EREMOTEIO, errno.ENXIO):
+        return "NACK"
+    if isinstance(exc, ValueError) or any(word in text for word in (
+            "invalid", "unable to decode", "crc", "frame", "garbage", "unexpected")):
+        return "garbage"
+    return "I/O error"
 
 
 class Device:
@@ -29,7 +59,7 @@ class Device:
         self.name = name
         self.timeout = timeout
         self.errors = 0
-        self.last_error = ""
+        self.last_error = ""  #: the last failure: '<kind>: <detail>' (see ``link_fault``)
 
     def open(self) -> None:
         """Connect or claim the bus; called by the worker before the first read."""
@@ -46,7 +76,7 @@ class Device:
             raw = self._read(addresses)
         except (OSError, TimeoutError, ValueError) as exc:
             self.errors += 1
-            self.last_error = f"{exc.__class__.__name__}: {exc}"
+            self.last_error = f"{link_fault(exc)}: {exc.__class__.__name__}: {exc}"
             return [(math.nan, Quality.IO_ERROR)] * len(addresses)
         readings = []
         for item in raw:

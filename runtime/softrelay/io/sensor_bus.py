@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from softrelay.core import Quality
 from softrelay.io.chip_faults import BusFaults
-from softrelay.io.device import Device, Reading
+from softrelay.io.device import Device, Reading, link_fault
 
 
 class SensorBusDevice(Device):
@@ -49,7 +49,7 @@ class SensorBusDevice(Device):
                 self.opened[sensor] = opener()
             except (OSError, ValueError) as exc:
                 self.errors += 1
-                self.last_error = f"{sensor}: {exc}"
+                self.last_error = f"{link_fault(exc)}: {sensor}: {exc}"
                 self.opened[sensor] = f"FAILED: {exc}"
 
     def close(self) -> None:
@@ -65,6 +65,6 @@ class SensorBusDevice(Device):
                 readings.append((math.nan, Quality.OUT_OF_RANGE))
             except OSError as exc:  # NACK, checksum, bus error: this chip only
                 self.errors += 1
-                self.last_error = f"{address}: {exc}"
+                self.last_error = f"{link_fault(exc)}: {address}: {exc}"
                 readings.append((math.nan, Quality.IO_ERROR))
         return readings

@@ -4,6 +4,11 @@ Signals due together are read in one ``Device.read`` (one transaction where the 
 A failed read marks its signals IO_ERROR and keeps their last value and stamp (so the core also
 sees them age); consecutive failures back off exponentially, up to ``max_backoff``. A worker
 stuck in a hung driver only ages its own signals: the scan never waits for it.
+
+Link supervision: a read in which every signal failed takes the bus's link *down* (counted,
+with the device's reason: refused, timeout, NACK, garbage, an exception code); the first read
+with any good answer brings it up again. The scan process turns these into link-down and
+link-up events (``firmware.links``).
 """
 
 from __future__ import annotations
@@ -50,26 +55,35 @@ class PollSchedule:
         self.reads = 0
         self.failures = 0
         self.consecutive_failures = 0
+        self.down = False  #: the last read failed outright: the link is down
+        self.downs = 0  #: times the link went down
+        self.reason = ""  #: why it went down the last time (kept after it came up)
 
     def due(self, now: float) -> list[Polled]:
         return [s for s in self.signals if s.next_due <= now]
 
     def record(self, due: Sequence[Polled], readings: Sequence[tuple[float | np.ndarray, int]],
-               now: float, stamp: float
+               now: float, stamp: float, reason: str = ""
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, np.ndarray]]:
         """Reschedule ``due`` (read at ``now``) and return the batch to publish:
         (indices, scaled values, stamps, qualities, windows). A reading that is a sample window
         goes to ``windows`` (signal index -> samples x scale) and its value is its largest row
-        RMS."""
+        RMS. ``reason``: the device's last error, the link's reason if this read took it
+        down."""
         failed = all(q == Quality.IO_ERROR for _, q in readings)
         self.reads += 1
         if failed:
             self.failures += 1
             self.consecutive_failures += 1
             backoff = min(self.max_backoff, 0.1 * 2 ** (self.consecutive_failures - 1))
+            if not self.down:
+                self.down = True
+                self.downs += 1
+                self.reason = reason or "I/O error: every signal failed"
         else:
             self.consecutive_failures = 0
             backoff = 0.0
+            self.down = False
         idx = np.array([s.index for s in due], dtype=np.intp)
         windows: dict[int, np.ndarray] = {}
         values = np.empty(len(due))
@@ -102,12 +116,15 @@ class PollSchedule:
 class BusWorker:
     def __init__(self, device: Device, signals: Sequence[Polled],
                  publish: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None],
-                 *, clock: Callable[[], float] = time.monotonic, max_backoff: float = 5.0
-                 ) -> None:
-        """``publish(indices, values, stamps, qualities)`` writes one batch into the image."""
+                 *, clock: Callable[[], float] = time.monotonic, max_backoff: float = 5.0,
+                 after_read: Callable[[], None] | None = None) -> None:
+        """``publish(indices, values, stamps, qualities)`` writes one batch into the image;
+        ``after_read()`` then publishes the bus counters and link state (so a link-down is
+        seen with the read that took the link down)."""
         self.device = device
         self.schedule = PollSchedule(signals, max_backoff)
         self.publish = publish
+        self.after_read = after_read
         self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -118,7 +135,10 @@ class BusWorker:
         due = self.schedule.due(now)
         if due:
             readings = self.device.read([s.address for s in due])
-            self.publish(*self.schedule.record(due, readings, now, self.clock()))
+            self.publish(*self.schedule.record(due, readings, now, self.clock(),
+                                               self.device.last_error))
+            if self.after_read is not None:
+                self.after_read()
         return max(0.0, self.schedule.next_due(now) - self.clock())
 
     def run(self) -> None:

@@ -16,10 +16,14 @@ from collections.abc import Callable
 class Watchdog:
     def __init__(self, limit_s: float, set_healthy: Callable[[bool, str], None],
                  feed_systemd: Callable[[], None] | None = None,
-                 now: Callable[[], float] = time.monotonic) -> None:
+                 now: Callable[[], float] = time.monotonic,
+                 also: Callable[[], None] | None = None) -> None:
+        """``set_healthy(fresh, why)`` on every change of the heartbeat's freshness;
+        ``also()`` after every check (the self-tests, on this thread)."""
         self.limit_s = limit_s
         self.set_healthy = set_healthy
         self.feed_systemd = feed_systemd
+        self.also = also
         self.now = now
         self.last_beat: float | None = None
         self.healthy = False
@@ -55,6 +59,8 @@ class Watchdog:
         def loop() -> None:
             while not self._stop.wait(interval):
                 self.check()
+                if self.also is not None:
+                    self.also()
 
         self._thread = threading.Thread(target=loop, name="watchdog", daemon=True)
         self._thread.start()

@@ -37,6 +37,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from softrelay.core import Quality
+from softrelay.io.device import link_fault
 from softrelay.io.modbus import profiles
 from softrelay.io.modbus.registers import Register, coalesce, decode
 
@@ -126,13 +127,13 @@ class ModbusLink:
         self.connect_attempts += 1
         try:
             ok = await asyncio.wait_for(self.client.connect(), self.timeout + 1.0)
-            error = "" if ok else "refused or unreachable"
+            error = "" if ok else "refused: connect: refused or unreachable"
         except (OSError, TimeoutError, ModbusException, termios.error, ValueError) as exc:
-            ok, error = False, f"{exc.__class__.__name__}: {exc}"
+            ok, error = False, f"{link_fault(exc)}: connect: {exc.__class__.__name__}: {exc}"
         if not ok:
             self.backoff = min(self.max_backoff, max(0.1, 2 * self.backoff))
             self.retry_at = now + self.backoff
-            self.last_error = f"connect: {error}; next attempt in {self.backoff:g} s"
+            self.last_error = f"{error}; next attempt in {self.backoff:g} s"
             self._drop()
             return False
         self.connected = True
@@ -165,13 +166,14 @@ class ModbusLink:
             response = await asyncio.wait_for(request(), self.timeout * 2 + 0.5)
         except (ModbusException, OSError, TimeoutError, ValueError) as exc:
             self.failures += 1
-            self.last_error = f"{what}: {exc.__class__.__name__}: {exc}"
+            self.last_error = f"{link_fault(exc)}: {what}: {exc.__class__.__name__}: {exc}"
             self._drop()  # a late answer must not be taken for the next request's
             return None
         if response.isError():
             self.failures += 1
             code = getattr(response, "exception_code", None)
-            self.last_error = f"{what}: exception 0x{code:02X}" if code else f"{what}: error"
+            self.last_error = (f"{link_fault(exception_code=code)}: {what}" if code
+                               else f"I/O error: {what}: error response")
             return None
         return response
 
@@ -187,7 +189,7 @@ class ModbusLink:
             if response is None:
                 return False
             if response.registers[0] != value:
-                self.last_error = (f"{device.name}: register {address} read back "
+                self.last_error = (f"garbage: {device.name}: register {address} read back "
                                    f"{response.registers[0]}, wrote {value}")
                 log.warning("%s: %s", self.name, self.last_error)
                 return False
@@ -226,7 +228,7 @@ class ModbusLink:
             words = response.registers
             if len(words) != request.count:
                 self.failures += 1
-                self.last_error = f"{what}: {len(words)} registers in the answer"
+                self.last_error = f"garbage: {what}: {len(words)} registers in the answer"
                 continue
             for i, reg in request.members:
                 offset = reg.address - request.start

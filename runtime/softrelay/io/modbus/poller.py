@@ -26,9 +26,12 @@ Publish = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
 
 class ModbusPoller:
     def __init__(self, links: Sequence[tuple[ModbusLink, Sequence[Polled]]], publish: Publish,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 after_read: Callable[[], None] | None = None) -> None:
+        """``after_read()``: after each published read (the bus counters and link state)."""
         self.links = [(link, PollSchedule(signals, link.max_backoff)) for link, signals in links]
         self.publish = publish
+        self.after_read = after_read
         self.clock = clock
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -46,9 +49,12 @@ class ModbusPoller:
                         readings = await link.read(addresses)
                     except Exception as exc:  # a bug must not end the polling of every link
                         log.exception("%s: read failed", link.name)
-                        link.last_error = f"internal: {exc!r}"
+                        link.last_error = f"I/O error: internal: {exc!r}"
                         readings = [IO_ERROR] * len(addresses)
-                    self.publish(*schedule.record(due, readings, now, self.clock()))
+                    self.publish(*schedule.record(due, readings, now, self.clock(),
+                                                  link.last_error))
+                    if self.after_read is not None:
+                        self.after_read()
                 wait = max(0.0, schedule.next_due(now) - self.clock())
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), min(wait, 1.0))

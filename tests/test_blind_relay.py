@@ -1,0 +1,125 @@
+"""A blind relay says so: its only meter goes away, and every channel tells the DCS.
+
+The real relay (scan here, companion process) polls a Modbus TCP meter that this test serves
+on 127.0.0.1 and then stops serving: the link-down event comes within two polls with the
+reason, the healthy contact drops by the declared policy, and a DCS reading the map over
+Modbus sees it; the meter comes back on the same port: link up, healthy again.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+from pymodbus.client import ModbusTcpClient
+
+from softrelay.config import load
+from softrelay.config.schema import ModbusTcpBus
+from softrelay.io.modbus.twin import twins_for
+from softrelay.io.modbus.twin_server import TwinServer
+from softrelay.runtime import Relay
+
+POLL, TIMEOUT = 0.1, 0.1
+HEALTHY_PIN = 24
+METER = {"name": "meter", "unit": 1, "profile": "sdm630"}
+CONFIG = f"""
+name: blind
+scan: {{period: 0.01, watchdog_periods: 50}}
+state: {{file: DIR/state.json}}
+healthy: {{drop_on: DROP_ON}}
+buses:
+  - {{name: gw1, kind: modbus_tcp, host: 127.0.0.1, port: PORT, timeout: {TIMEOUT},
+     max_backoff: 0.2, devices: [{METER}]}}
+signals:
+  - {{name: m1.ia, bus: gw1, address: meter.current.a, poll: {POLL}}}
+  - {{name: m1.ib, bus: gw1, address: meter.current.b, poll: {POLL}}}
+  - {{name: m1.ic, bus: gw1, address: meter.current.c, poll: {POLL}}}
+points:
+  - name: motor1
+    kind: thermal
+    currents: [m1.ia, m1.ib, m1.ic]
+    settings: {{i_b: 100.0, t_heat: 600.0, t_cool: 1800.0, input_mode: magnitudes,
+               stale_limit: 0.5}}
+outputs:
+  - {{name: healthy, pin: {HEALTHY_PIN}, healthy: true}}
+modbus: {{host: 127.0.0.1, port: 0}}
+"""
+
+
+def meter_server(port: int = 0) -> tuple[TwinServer, int]:
+    bus = ModbusTcpBus.model_validate({
+        "name": "gw1", "kind": "modbus_tcp", "host": "127.0.0.1", "port": 0,
+        "simulated": True, "devices": [dict(METER, simulate={
+            "current.a": "i", "current.b": "i", "current.c": "i"})]})
+    server = TwinServer(twins_for(bus, lambda a: 80.0), "gw1")
+    return server, server.start_tcp(port=port)
+
+
+class Blind:
+    """The relay scanned in this thread, its meter, and a DCS client on its slave."""
+
+    def __init__(self, tmp_path, drop_on: str) -> None:
+        self.server, self.port = meter_server()
+        path = tmp_path / "blind.yaml"
+        path.write_text(CONFIG.replace("DIR", str(tmp_path)).replace("PORT", str(self.port))
+                        .replace("DROP_ON", drop_on))
+        self.pins = MockFactory()
+        self.relay = Relay(load(path), str(path), factory=self.pins)
+        self.relay.start()
+        self.dcs = ModbusTcpClient("127.0.0.1", port=self.relay.slave.port, timeout=2)
+        assert self.dcs.connect()
+
+    def close(self) -> None:
+        self.dcs.close()
+        self.relay.stop()
+        self.server.stop()
+
+    def until(self, condition, timeout: float, what: str) -> float:
+        start = time.monotonic()
+        while not condition():
+            assert time.monotonic() - start < timeout, f"timed out waiting for {what}"
+            self.relay.loop.step()
+        return time.monotonic() - start
+
+    def events(self, kind: str, source: str) -> list[str]:
+        return [e.text for e in self.relay.events.ring if e.kind == kind and e.source == source]
+
+    def healthy_contact(self) -> bool:
+        return bool(self.pins.pin(HEALTHY_PIN).state)
+
+    def dcs_healthy(self) -> int:
+        """What the DCS reads: input register 9 (relay.healthy)."""
+        answer = self.dcs.read_input_registers(9, count=1, device_id=1)
+        assert not answer.isError(), answer
+        return answer.registers[0]
+
+
+@pytest.fixture
+def blind(tmp_path):
+    relay = Blind(tmp_path, "[link_down]")
+    yield relay
+    relay.close()
+
+
+def test_a_lost_meter_is_a_link_down_event_with_its_reason_and_drops_the_healthy_contact(blind):
+    b = blind
+    b.until(lambda: b.healthy_contact() and b.dcs_healthy() == 1, 15, "a healthy relay")
+    b.server.stop()  # the meter goes away: nobody listens on its port
+    gone = time.monotonic()
+    b.until(lambda: b.events("fault", "bus.gw1"), 10, "the link-down event")
+    took = time.monotonic() - gone
+    assert took <= 2 * POLL + TIMEOUT + 0.5, f"link down after {took:.2f} s"
+    (text,) = b.events("fault", "bus.gw1")
+    assert text.startswith("link down: connection lost: ") or \
+        text.startswith("link down: refused: "), text
+    b.until(lambda: not b.healthy_contact(), 5, "the healthy contact to drop")
+    assert b.dcs_healthy() == 0
+    healthy = [e.text for e in b.relay.events.ring if e.source == "healthy"]
+    assert healthy[-1] == "NOT healthy: link down: gw1"
+
+    b.server, _ = meter_server(b.port)  # the meter comes back on the same port
+    b.until(lambda: b.events("fault cleared", "bus.gw1"), 10, "the link-up event")
+    assert b.events("fault cleared", "bus.gw1") == ["link up"]
+    b.until(lambda: b.healthy_contact(), 5, "the healthy contact to pick up again")
+    assert b.dcs_healthy() == 1
