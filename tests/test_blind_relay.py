@@ -9,9 +9,11 @@ Modbus sees it; the meter comes back on the same port: link up, healthy again.
 from __future__ import annotations
 
 import time
+import urllib.request
 
 import pytest
 from gpiozero.pins.mock import MockFactory
+from prometheus_client.parser import text_string_to_metric_families
 from pymodbus.client import ModbusTcpClient
 
 from softrelay.config import load
@@ -44,6 +46,7 @@ points:
 outputs:
   - {{name: healthy, pin: {HEALTHY_PIN}, healthy: true}}
 modbus: {{host: 127.0.0.1, port: 0}}
+metrics: {{host: 127.0.0.1, port: 0}}
 """
 
 
@@ -85,6 +88,17 @@ class Blind:
     def events(self, kind: str, source: str) -> list[str]:
         return [e.text for e in self.relay.events.ring if e.kind == kind and e.source == source]
 
+    def metric(self, name: str, **labels: str) -> float | None:
+        """One sample of the relay's Prometheus scrape (None: not there)."""
+        port = self.relay.telemetry_ports["metrics"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and sample.labels == labels:
+                    return sample.value
+        return None
+
     def healthy_contact(self) -> bool:
         return bool(self.pins.pin(HEALTHY_PIN).state)
 
@@ -115,6 +129,9 @@ def test_a_lost_meter_is_a_link_down_event_with_its_reason_and_drops_the_healthy
         text.startswith("link down: refused: "), text
     b.until(lambda: not b.healthy_contact(), 5, "the healthy contact to drop")
     assert b.dcs_healthy() == 0
+    b.until(lambda: b.metric("softrelay_bus_link_up", bus="gw1") == 0, 5, "link_up 0")
+    assert b.metric("softrelay_bus_link_downs_total", bus="gw1") == 1
+    assert b.metric("softrelay_healthy") == 0
     healthy = [e.text for e in b.relay.events.ring if e.source == "healthy"]
     assert healthy[-1] == "NOT healthy: link down: gw1"
 
@@ -123,3 +140,4 @@ def test_a_lost_meter_is_a_link_down_event_with_its_reason_and_drops_the_healthy
     assert b.events("fault cleared", "bus.gw1") == ["link up"]
     b.until(lambda: b.healthy_contact(), 5, "the healthy contact to pick up again")
     assert b.dcs_healthy() == 1
+    b.until(lambda: b.metric("softrelay_bus_link_up", bus="gw1") == 1, 5, "link_up 1")

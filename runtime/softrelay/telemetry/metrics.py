@@ -168,14 +168,20 @@ class RelayCollector:
                                      "signal failed (I/O error)", labels=["bus"])
         row_errors = _gauge("bus_consecutive_errors", "failed reads in a row now (back-off "
                             "while > 0)", ["bus"])
+        link_up = _gauge("bus_link_up", "1 while the bus's link answers (0 after a read in "
+                         "which every signal failed)", ["bus"])
+        downs = CounterMetricFamily(f"{PREFIX}_bus_link_downs", "times the bus's link went "
+                                    "down", labels=["bus"])
         for bus, row in zip(self.config.buses, r.buses, strict=True):
             reads.add_metric([bus.name], float(row["reads"]))
             errors.add_metric([bus.name], float(row["failures"]))
             row_errors.add_metric([bus.name], float(row["consecutive"]))
+            link_up.add_metric([bus.name], float(not row["down"]))
+            downs.add_metric([bus.name], float(row["downs"]))
         coils = _gauge("coil_operated", "1 while the output coil is operated", ["coil"])
         for output, state in zip(self.config.outputs, r.coils, strict=True):
             coils.add_metric([output.name], float(state))
-        yield from (value, quality, reads, errors, row_errors, coils)
+        yield from (value, quality, reads, errors, row_errors, link_up, downs, coils)
 
     def _modbus(self, r: Reading) -> Iterator:
         if self.config.modbus is None:

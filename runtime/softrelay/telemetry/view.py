@@ -108,7 +108,9 @@ def document(config: RelayConfig, reading: Reading) -> dict:
         "signals": {sig.name: {"value": _number(row["value"]),
                                "quality": Quality(int(row["quality"])).name.lower()}
                     for sig, row in zip(config.signals, reading.signals, strict=True)},
-        "buses": {b.name: {"reads": int(row["reads"]), "failures": int(row["failures"])}
+        "buses": {b.name: {"reads": int(row["reads"]), "failures": int(row["failures"]),
+                           "link": "down" if row["down"] else "up",
+                           "link_downs": int(row["downs"])}
                   for b, row in zip(config.buses, reading.buses, strict=True)},
         "modbus": {k: int(s[f"modbus_{k}"]) for k in MODBUS_COUNTERS},
     }
