@@ -29,23 +29,40 @@ KINDS = ["other", "pickup", "dropout", "fault", "fault cleared", "command", "set
          "system", "overrun"]
 SYSTEM_SOURCES = ["relay", "scan", "healthy", "memory", "realtime", "modbus", "unlock",
                   "settings"]
+#: sources added in map version 2: the relay's helpers, then (per point and bus, below) the
+#: new flags and the buses' links
+SYSTEM_SOURCES_2 = ["companion", "telemetry", "events"]
+#: flags of map version 1 (bits below these); later flags are numbered after everything of
+#: version 1, so a code once given keeps its meaning
+FLAGS_1 = {"thermal": 10, "busbar": 7}
+
+
+def _flags(kind: str, version: int) -> list[str]:
+    flags = flag_bits(ThermalFlag if kind == "thermal" else BusbarFlag)
+    first = FLAGS_1[kind]
+    return [name for name, bit in flags if (bit < 1 << first) == (version == 1)]
 
 
 def event_sources(config: RelayConfig) -> list[str]:
-    """Source code -> the event source it stands for (0: any other)."""
+    """Source code -> the event source it stands for (0: any other). Append-only: what a
+    later map version adds is numbered after everything an earlier one had."""
     sources = ["other", *SYSTEM_SOURCES]
     for command in ("reset", "acknowledge", "preset"):
         sources.append(f"{command} all")
     for point in config.points:
         sources.append(point.name)  # its settings changes
+        sources += [f"{point.name}.{flag}" for flag in _flags(point.kind, 1)]
         if point.kind == "thermal":
-            sources += [f"{point.name}.{flag}" for flag, _ in flag_bits(ThermalFlag)]
             sources += [f"{c} {point.name}" for c in ("reset", "acknowledge", "preset")]
         else:
-            sources += [f"{point.name}.{flag}" for flag, _ in flag_bits(BusbarFlag)]
             sources += [f"{point.name}.{c}.{fault}" for c in CHANNEL_NAMES
                         for fault, _ in flag_bits(ChannelFault)]
     sources += [f"coil.{o.name}" for o in config.outputs]
+    # map version 2
+    sources += SYSTEM_SOURCES_2
+    for point in config.points:
+        sources += [f"{point.name}.{flag}" for flag in _flags(point.kind, 2)]
+    sources += [f"bus.{b.name}" for b in config.buses]
     return sources
 
 
