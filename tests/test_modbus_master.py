@@ -109,6 +109,29 @@ def test_a_setup_that_does_not_verify_marks_the_device_not_the_others(gateway):
     assert by_address(run(link.read(ALL)))["gw.ch1"][1] == GOOD  # set up on the next poll
 
 
+def test_setup_registers_are_written_only_where_they_differ_at_each_reconnect(gateway):
+    """The gateway's emissivity and scaling live in EEPROM: a flapping link must not write
+    them again and again."""
+    _, server, link = gateway
+    twin = server.by_name["gw"]
+    writes: list[tuple[int, list[int]]] = []
+    original = twin.write
+    twin.write = lambda start, values: (writes.append((start, list(values))),
+                                        original(start, values))[1]
+    run(link.read(ALL))  # set up on the first connection
+    first = list(writes)
+    for _ in range(3):  # the link flaps: reconnect and set up again, three times
+        link._drop()
+        got = by_address(run(link.read(ALL)))
+        assert got["gw.ch1"][1] == GOOD, link.last_error
+    assert writes == first, "setup registers written again at a reconnect"
+    assert link.connects >= 4
+    original(4005, [90])  # someone changed the emissivity at the head
+    link._drop()
+    assert by_address(run(link.read(ALL)))["gw.ch1"][1] == GOOD
+    assert writes[len(first):] == [(4005, [55])], "only the register that differed"
+
+
 def test_an_unmapped_register_is_an_exception_for_that_request_only(gateway):
     _, _, link = gateway
     link.devices["meter"].registers["bogus"] = Register(0x300, "float32", table="input")

@@ -16,8 +16,9 @@ exception, never longer than about (requests x timeout):
   is not asked again in the same read (one timeout per silent device, not one per request);
 - a link that cannot connect marks everything IO_ERROR and retries after a back-off that doubles
   from 0.1 s up to ``max_backoff``;
-- after every (re)connect, each device's setup writes (``profiles.setup_writes``) are made and
-  read back before its values are trusted; a mismatch marks that device's values IO_ERROR.
+- after every (re)connect, each device's setup registers (``profiles.setup_writes``) are read,
+  written only where they differ (EEPROM cells wear) and read back before its values are
+  trusted; a mismatch marks that device's values IO_ERROR.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class DeviceMap:
     max_gap: int = 0
     setup: list[tuple[int, int]] = field(default_factory=list)
     ready: bool = False  #: setup written and verified on the present connection
+    setup_writes: int = 0  #: setup registers written (only where they differed)
 
     @classmethod
     def from_config(cls, device) -> DeviceMap:
@@ -177,24 +179,38 @@ class ModbusLink:
             return None
         return response
 
+    async def _read_one(self, device: DeviceMap, address: int, what: str) -> int | None:
+        response = await self._call(f"{device.name} {what} {address}", functools.partial(
+            self.client.read_holding_registers, address, count=1, device_id=device.unit))
+        return None if response is None else response.registers[0]
+
     async def _setup(self, device: DeviceMap) -> bool:
+        """Each setup register read first and written only where it differs, then read back:
+        the thermal gateway keeps emissivity and scaling in EEPROM, so a flapping link must
+        not wear the cells out by writing the same value at every reconnect."""
+        done = []
         for address, value in device.setup:
+            present = await self._read_one(device, address, "read")
+            if present is None:
+                return False
+            if present == value:
+                done.append(f"{address}={value}")
+                continue
             what = f"{device.name} write {address}={value}"
             if await self._call(what, functools.partial(
                     self.client.write_register, address, value, device_id=device.unit)) is None:
                 return False
-        for address, value in device.setup:
-            response = await self._call(f"{device.name} read back {address}", functools.partial(
-                self.client.read_holding_registers, address, count=1, device_id=device.unit))
-            if response is None:
+            device.setup_writes += 1
+            stored = await self._read_one(device, address, "read back")
+            if stored is None:
                 return False
-            if response.registers[0] != value:
+            if stored != value:
                 self.last_error = (f"garbage: {device.name}: register {address} read back "
-                                   f"{response.registers[0]}, wrote {value}")
+                                   f"{stored}, wrote {value}")
                 log.warning("%s: %s", self.name, self.last_error)
                 return False
-        log.info("%s: %s set up and verified (%s)", self.name, device.name,
-                 ", ".join(f"{a}={v}" for a, v in device.setup))
+            done.append(f"{address}={value} written (was {present})")
+        log.info("%s: %s set up and verified (%s)", self.name, device.name, ", ".join(done))
         device.ready = True
         return True
 
