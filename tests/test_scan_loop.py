@@ -126,6 +126,35 @@ def test_the_real_ticker_keeps_the_grid_and_skips_after_a_stall():
     assert ticker.overruns == overruns + 1 and ticker.missed_total == missed_before + missed
 
 
+def test_lateness_includes_the_wait_for_the_interpreter_lock():
+    """A Python thread that holds the interpreter lock delays the scan after its wake-up: that
+    delay is lateness (the scan starts late), never hidden between lateness and execution."""
+    import sys
+    import threading
+
+    stop = threading.Event()
+
+    def hog() -> None:  # pure Python: holds the lock for whole switch intervals
+        while not stop.is_set():
+            sum(range(1000))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.05)
+    thread = threading.Thread(target=hog, daemon=True)
+    thread.start()
+    try:
+        ticker = _timing.Ticker(5_000_000)
+        hidden = []
+        for _ in range(40):
+            deadline, late, _ = ticker.wait()
+            hidden.append(time.monotonic_ns() - deadline - late)  # seen late, not reported
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(interval)
+    assert max(hidden) < 10_000_000, f"{max(hidden) / 1e6:.1f} ms of lateness not reported"
+
+
 def test_the_real_clock_runs_the_loop():
     loop = ScanLoop(motor_core(), MonotonicClock(2 * MS))
     loop.run(lambda: True, max_scans=20)
