@@ -23,13 +23,22 @@ A float reads NaN when the quantity is unknown and +inf when it is unbounded (ti
 current that never trips).
 
 Map version 1. An address, once given, keeps its meaning in every later version: entries are
-only added. The JSON export (``regmap`` command) is what an integrator imports; its schema is
-documented in the README.
+only added. ``MAP_VERSION`` (input register 0) changes when an entry is added, moved, retyped,
+rescaled, given another unit or access, or an event code changes; a description fix keeps the
+version (what a DCS reads at every address is unchanged). The demo's map is committed as
+``tests/golden/regmap_demo.v<version>.json`` and compared exactly; regenerate it after a
+deliberate change with ``PYTHONPATH=runtime python tests/golden_map.py`` (it refuses anything
+beyond descriptions without a new version). The JSON export (``regmap`` command) is what an
+integrator imports; its schema is documented in the README.
+
+Every flag bit and every quality code is described in its own class's words (``FLAG_TEXT``,
+``QUALITY_TEXT``); one without words is an error at import naming it.
 """
 
 from __future__ import annotations
 
 import csv
+import enum
 import hashlib
 import io
 import json
@@ -45,6 +54,7 @@ from softrelay.core import (
     CHANNEL_NAMES,
     BusbarFlag,
     BusbarSettings,
+    Quality,
     ThermalFlag,
     ThermalSettings,
 )
@@ -133,25 +143,60 @@ BUSBAR_CODES = (
 )
 THERMAL_FLAGS = [f for f in ThermalFlag if f]
 BUSBAR_FLAGS = [f for f in BusbarFlag if f]
-FLAG_TEXT = {
-    ThermalFlag.TRIP: "trip (latched until reset when the point latches)",
-    ThermalFlag.TRIP_PICKUP: "theta >= theta_trip in this scan",
-    ThermalFlag.ALARM1: "theta >= theta_al1",
-    ThermalFlag.ALARM2: "theta >= theta_al2",
-    ThermalFlag.START_INHIBIT: "stopped and theta >= theta_inhibit: a start is not permitted",
-    ThermalFlag.STARTING: "a start is in progress (I_eq divided by KST)",
-    ThermalFlag.RUNNING: "I_eq >= 0.1 I_B",
-    ThermalFlag.INPUT_FAULT: "currents unusable (quality, stale, NaN): theta frozen",
-    ThermalFlag.RESET_REJECTED: "a reset arrived while theta >= theta_reset",
-    ThermalFlag.TRIANGLE_OPEN: "magnitudes cannot close a triangle: I2 is the conservative bound",
-    BusbarFlag.WARNING: "largest rise over ambient >= warning_delta (after its pickup delay)",
-    BusbarFlag.CRITICAL: "largest rise over ambient >= critical_delta (after its pickup delay)",
-    BusbarFlag.IMBALANCE: "phase-to-phase delta >= imbalance_max (after its pickup delay)",
-    BusbarFlag.RATE: "a phase's rate of rise >= rate_limit (after its pickup delay)",
-    BusbarFlag.JOINT: "one phase hot for its current under balanced load: a suspect joint",
-    BusbarFlag.SENSOR_FAULT: "at least one channel is faulted and excluded",
-    BusbarFlag.AMBIENT_FAULT: "the ambient channel is unusable: rises are unavailable",
+#: each flag class's words for its bits (keyed by class: ThermalFlag.TRIP == BusbarFlag.WARNING
+#: as numbers, so one table keyed by flag would give one of them the other's text)
+FLAG_TEXT: dict[type[enum.IntFlag], dict[enum.IntFlag, str]] = {
+    ThermalFlag: {
+        ThermalFlag.TRIP: "trip (latched until reset when the point latches)",
+        ThermalFlag.TRIP_PICKUP: "theta >= theta_trip in this scan",
+        ThermalFlag.ALARM1: "theta >= theta_al1",
+        ThermalFlag.ALARM2: "theta >= theta_al2",
+        ThermalFlag.START_INHIBIT: "stopped and theta >= theta_inhibit: a start is not "
+        "permitted",
+        ThermalFlag.STARTING: "a start is in progress (I_eq divided by KST)",
+        ThermalFlag.RUNNING: "I_eq >= 0.1 I_B",
+        ThermalFlag.INPUT_FAULT: "currents unusable (quality, stale, NaN): theta frozen",
+        ThermalFlag.RESET_REJECTED: "a reset arrived while theta >= theta_reset",
+        ThermalFlag.TRIANGLE_OPEN: "magnitudes cannot close a triangle: I2 is the conservative "
+        "bound",
+    },
+    BusbarFlag: {
+        BusbarFlag.WARNING: "largest rise over ambient >= warning_delta (after its pickup "
+        "delay)",
+        BusbarFlag.CRITICAL: "largest rise over ambient >= critical_delta (after its pickup "
+        "delay)",
+        BusbarFlag.IMBALANCE: "phase-to-phase delta >= imbalance_max (after its pickup delay)",
+        BusbarFlag.RATE: "a phase's rate of rise >= rate_limit (after its pickup delay)",
+        BusbarFlag.JOINT: "one phase hot for its current under balanced load: a suspect joint",
+        BusbarFlag.SENSOR_FAULT: "at least one channel is faulted and excluded",
+        BusbarFlag.AMBIENT_FAULT: "the ambient channel is unusable: rises are unavailable",
+    },
 }
+#: the words for each input quality code (core.layout.Quality)
+QUALITY_TEXT: dict[Quality, str] = {
+    Quality.GOOD: "good", Quality.STALE: "stale", Quality.OUT_OF_RANGE: "out of range",
+    Quality.IO_ERROR: "I/O error",
+}
+
+
+def check_texts(texts: dict[type[enum.IntFlag], dict[enum.IntFlag, str]] = FLAG_TEXT,
+                quality: dict = QUALITY_TEXT, qualities: type[enum.IntEnum] = Quality) -> None:
+    """Every flag of every class and every quality code has its words, each under its own
+    class. Raises ValueError naming what is missing or misplaced (checked at import)."""
+    problems = []
+    for cls, table in texts.items():
+        problems += [f"{cls.__name__}.{f.name} has no description in FLAG_TEXT"
+                     for f in cls if f and not any(k is f for k in table)]
+        problems += [f"FLAG_TEXT[{cls.__name__}] holds {type(k).__name__}.{k.name}"
+                     for k in table if type(k) is not cls]
+    problems += [f"{qualities.__name__}.{q.name} has no description in QUALITY_TEXT"
+                 for q in qualities if q not in quality]
+    if problems:
+        raise ValueError("register map texts: " + "; ".join(problems))
+
+
+check_texts()
+
 #: settings a DCS may not change over Modbus (they follow the wiring), shown read-only
 READ_ONLY_SETTINGS = {"input_mode"}
 ENUM_SETTINGS = {"input_mode": "0 phasors, 1 magnitudes, 2 samples", "latch": "0 no, 1 yes"}
@@ -356,7 +401,8 @@ def thermal_entries(point: str, base: int, row: int) -> list[Entry]:
     entries += flag_entries(point, base, address, THERMAL_FLAGS, "thermal_outputs", row)
     address += 2
     entries.append(Entry(f"{point}.quality", "input_register", address, "uint16", "R",
-                         "quality of the currents: 0 good, 1 stale, 2 out of range, 3 I/O error",
+                         "quality of the currents: " + ", ".join(
+                             f"{int(q)} {QUALITY_TEXT[q]}" for q in Quality),
                          source=("thermal_inputs", "quality", row)))
     address += 1
     for quantity in ("trip_count", "start_count"):
@@ -422,7 +468,8 @@ def flag_entries(point: str, base: int, address: int, flags: list, table: str,
     for flag in flags:
         bit = flag.bit_length() - 1
         entries.append(Entry(f"{point}.{flag.name.lower()}", "discrete_input", base + bit,
-                             "bool", "R", FLAG_TEXT[flag], source=(table, "flags", row, bit)))
+                             "bool", "R", FLAG_TEXT[type(flag)][flag],
+                             source=(table, "flags", row, bit)))
     return entries
 
 
