@@ -44,6 +44,12 @@ def set_flags(c: ProtectionCore, thermal=0, busbar=0):
     c.busbar_outputs["flags"] = busbar
 
 
+def history(factory: MockFactory, pin: int) -> list[bool]:
+    """Every state the pin has had, first to last (gpiozero's ``assert_states`` zips the two
+    lists, so a pin that never moved would pass it)."""
+    return [bool(change.state) for change in factory.pin(pin).states]
+
+
 def test_a_coil_is_an_or_of_flags_across_points(factory):
     c = core()
     coils = bank([{"name": "alarm", "pin": 27, "flags": ["m1.alarm2", "b1.critical"]}], factory)
@@ -51,7 +57,7 @@ def test_a_coil_is_an_or_of_flags_across_points(factory):
                             (ThermalFlag.ALARM2, BusbarFlag.CRITICAL), (ThermalFlag.ALARM1, 0)]:
         set_flags(c, thermal, busbar)
         coils.drive(c, 1.0)
-    factory.pin(27).assert_states([False, True, False])
+    assert history(factory, 27) == [False, True, False]
 
 
 def test_a_permissive_is_energised_while_none_of_its_flags_is_set(factory):
@@ -64,7 +70,7 @@ def test_a_permissive_is_energised_while_none_of_its_flags_is_set(factory):
     coils.drive(c, 1.0)
     set_flags(c)
     coils.drive(c, 2.0)
-    factory.pin(23).assert_states([False, True, False, True])
+    assert history(factory, 23) == [False, True, False, True]
 
 
 def test_the_minimum_pulse_holds_a_short_operation(factory):
@@ -90,7 +96,7 @@ def test_a_latched_coil_stays_until_released_once_its_flags_have_gone(factory):
     assert factory.pin(6).state  # latched
     assert coils.release_latches() == ["lockout"]
     coils.drive(c, 2.0)
-    factory.pin(6).assert_states([False, True, False])
+    assert history(factory, 6) == [False, True, False]
 
 
 def test_a_fail_safe_coil_is_energised_normally_and_drops_to_operate_or_when_unhealthy(factory):
@@ -107,7 +113,7 @@ def test_a_fail_safe_coil_is_energised_normally_and_drops_to_operate_or_when_unh
     coils.drive(c, 2.0)
     coils.healthy = False
     coils.drive(c, 3.0)
-    factory.pin(12).assert_states([False, True, False, True, False])
+    assert history(factory, 12) == [False, True, False, True, False]
 
 
 def test_the_healthy_contact_follows_health_and_the_safe_state_drops_everything(factory):
@@ -150,6 +156,7 @@ def test_coil_changes_are_reported(factory):
         set_flags(c, flags)
         coils.drive(c, now)
     assert changes == [("trip", True, 1.0), ("trip", False, 3.0)]
+    assert history(factory, 17) == [False, True, False]  # and the pin did as reported
 
 
 def scan(c: ProtectionCore, queue: CommandQueue, now: float) -> None:
@@ -182,6 +189,96 @@ def test_reset_is_refused_while_hot_and_accepted_once_cool(factory):
         ("preset m1", "from local; theta = 0.2"),
         ("reset all", "from gpio:reset; trips reset"),
     ]
+
+
+def relay_scan(c: ProtectionCore, queue: CommandQueue, coils: CoilBank, now: float) -> None:
+    """One scan in the relay's stage order (runtime.Relay: commands applied before the core;
+    after it the commands settled, then the coils driven)."""
+    scan(c, queue, now)
+    coils.drive(c, now)
+
+
+def test_a_reset_drops_a_latched_trip_coil_in_the_scan_that_resets_the_trip(factory):
+    """"reset m1: trips reset" and the coil latched on the trip drops with it: no
+    acknowledge needed, no scan later."""
+    events = []
+    c = core()
+    coils = bank([{"name": "lockout", "pin": 17, "flags": ["m1.trip"], "latched": True}],
+                 factory)
+    queue = CommandQueue(["m1"], release_latches=coils.release_latches,
+                         record=lambda *e: events.append(e))
+    set_currents(c, 0.0, now=0.0)
+    queue.put(Request("preset", ("m1",), 1.1))  # trips
+    relay_scan(c, queue, coils, 0.1)
+    queue.put(Request("preset", ("m1",), 0.2))  # cool, the trip still latched in the core
+    relay_scan(c, queue, coils, 0.2)
+    assert c.thermal_outputs["flags"][0] & ThermalFlag.TRIP
+    assert history(factory, 17) == [False, True]
+    queue.put(Request("reset", ("m1",), source="modbus"))
+    relay_scan(c, queue, coils, 0.3)
+    assert not c.thermal_outputs["flags"][0] & ThermalFlag.TRIP
+    assert history(factory, 17) == [False, True, False]
+    assert events[-1][1:3] == ("reset m1", "from modbus; trips reset; released coils: lockout")
+    relay_scan(c, queue, coils, 0.4)
+    assert history(factory, 17) == [False, True, False]
+
+
+def test_a_relay_drops_its_latched_trip_coil_when_the_trip_is_reset(tmp_path, factory):
+    """The same through runtime.Relay's own scan stages (the demo, its trip coil latched)."""
+    from softrelay.config import load
+    from softrelay.runtime import Relay
+
+    from test_config import DEMO
+
+    line = "  - {name: trip, pin: 17, flags: [motor1.trip], min_pulse: 0.5}\n"
+    assert line in DEMO
+    path = tmp_path / "relay.yaml"
+    latch = ("      latch: false            # the demo restarts by itself; set true to require "
+             "a reset\n")
+    assert latch in DEMO
+    path.write_text(DEMO.replace(line, line.replace("min_pulse: 0.5", "latched: true"))
+                    .replace(latch, "      latch: true\n")
+                    .replace("state/", f"{tmp_path}/").replace("port: 5020", "port: 0")
+                    .replace("port: 9650", "port: 0"))
+    relay = Relay(load(path), str(path), factory=factory)
+    read_inputs = relay.input_map.latch
+
+    def good_currents(core, signals, now):  # no companion: a stopped motor, measured
+        read_inputs(core, signals, now)
+        set_currents(core, 0.0, now=now)
+
+    relay.input_map.latch = good_currents
+    relay.start(companion=False)
+    try:
+        relay.commands.put(Request("preset", ("motor1",), 1.5))
+        relay.loop.step()
+        relay.commands.put(Request("preset", ("motor1",), 0.1))
+        relay.loop.step()
+        assert relay.core.thermal_outputs["flags"][0] & ThermalFlag.TRIP  # latched
+        assert history(factory, 17) == [False, True]
+        relay.commands.put(Request("reset", ("motor1",), source="terminal"))
+        relay.loop.step()
+        assert not relay.core.thermal_outputs["flags"][0] & ThermalFlag.TRIP
+        assert history(factory, 17) == [False, True, False]
+        assert relay.coils.state()["trip"] is False
+        texts = [e.text for e in relay.events.newest(10)]
+    finally:
+        relay.stop()
+    assert any("trips reset; released coils: trip" in t for t in texts), texts
+
+
+def test_a_refused_reset_releases_nothing(factory):
+    c = core()
+    coils = bank([{"name": "lockout", "pin": 17, "flags": ["m1.trip"], "latched": True}],
+                 factory)
+    queue = CommandQueue(["m1"], release_latches=coils.release_latches)
+    set_currents(c, 0.0, now=0.0)
+    queue.put(Request("preset", ("m1",), 1.1))
+    relay_scan(c, queue, coils, 0.1)
+    queue.put(Request("reset", ("m1",)))  # theta 1.1 >= theta_reset: refused
+    relay_scan(c, queue, coils, 0.2)
+    assert c.thermal_outputs["flags"][0] & ThermalFlag.RESET_REJECTED
+    assert history(factory, 17) == [False, True]
 
 
 def test_acknowledge_releases_latched_coils_but_not_trips(factory):

@@ -4,12 +4,14 @@ the register image that codes one scan into words and bits exactly as the map sa
 from __future__ import annotations
 
 import csv
+import enum
 import io
 import json
 import math
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,18 +28,21 @@ from softrelay.comms.register_image import (
 from softrelay.comms.regmap import (
     BLOCK,
     FIRST_POINT,
+    FLAG_TEXT,
     SUMMARY,
     TABLES,
     RegisterMap,
+    check_texts,
     config_hash,
 )
 from softrelay.config import load, parse
-from softrelay.core import ProtectionCore, Quality, ThermalFlag
+from softrelay.core import BusbarFlag, ProtectionCore, Quality, ThermalFlag
 
 from helpers import set_currents, set_temperatures
 from test_config import DEMO
 
 CONFIG = load()
+DEMO_FILE = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
 MAP = RegisterMap(CONFIG)
 
 
@@ -121,6 +126,49 @@ def test_the_regmap_command_prints_the_map(tmp_path):
     run = subprocess.run([sys.executable, "-m", "softrelay", "regmap", str(bad)],
                          capture_output=True, text=True)
     assert run.returncode == 1 and "k2" in run.stderr
+
+
+def test_each_flag_is_described_in_its_own_classes_words():
+    """ThermalFlag.TRIP and BusbarFlag.WARNING are both bit 0: a motor's trip must not read
+    "largest rise over ambient" in the DCS's import."""
+    run = subprocess.run([sys.executable, "-m", "softrelay", "regmap", str(DEMO_FILE),
+                          "--format", "csv"], capture_output=True, text=True, check=True)
+    rows = {r["name"]: r for r in csv.DictReader(io.StringIO(run.stdout))}
+    assert rows["motor1.trip"]["description"].startswith("trip (latched until reset")
+    assert rows["motor1.alarm1"]["description"] == "theta >= theta_al1"
+    assert rows["bus1.warning"]["description"].startswith("largest rise over ambient")
+    motor = {rows[f"motor1.{f.name.lower()}"]["description"] for f in ThermalFlag if f}
+    bus = {rows[f"bus1.{f.name.lower()}"]["description"] for f in BusbarFlag if f}
+    assert len(motor) == len([f for f in ThermalFlag if f]) and not motor & bus
+    assert not any("ambient" in text or "rise" in text for text in motor)
+
+
+def test_a_flag_or_quality_without_its_words_is_an_error_naming_it():
+    check_texts()  # the shipped tables are complete
+    thermal = dict(FLAG_TEXT[ThermalFlag])
+    del thermal[ThermalFlag.ALARM2]
+    with pytest.raises(ValueError, match=r"ThermalFlag\.ALARM2 has no description"):
+        check_texts({ThermalFlag: thermal, BusbarFlag: FLAG_TEXT[BusbarFlag]})
+    mixed = dict(FLAG_TEXT[ThermalFlag])
+    del mixed[ThermalFlag.TRIP]
+    mixed[BusbarFlag.WARNING] = "bit 0 in the busbar's words"
+    with pytest.raises(ValueError, match=r"ThermalFlag\.TRIP has no.*holds BusbarFlag\.WARNING"):
+        check_texts({ThermalFlag: mixed, BusbarFlag: FLAG_TEXT[BusbarFlag]})
+
+    class Grown(enum.IntFlag):  # a class that gained a bit nobody described
+        NONE = 0
+        TRIP = 1
+        MEASUREMENT_LOST = 1 << 10
+
+    with pytest.raises(ValueError, match=r"Grown\.MEASUREMENT_LOST has no description"):
+        check_texts({Grown: {Grown.TRIP: "trip"}})
+
+    class Codes(enum.IntEnum):
+        GOOD = 0
+        SENTINEL = 4
+
+    with pytest.raises(ValueError, match=r"Codes\.SENTINEL has no description in QUALITY"):
+        check_texts({}, {Codes.GOOD: "good"}, Codes)
 
 
 # ---------------------------------------------------------------- the register image

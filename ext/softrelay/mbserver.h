@@ -8,6 +8,11 @@
  * sr_complete): the connection waits, unread, until Python's answer is queued.
  *
  * The answers are those of softrelay.comms.modbus_pdu (the readable specification).
+ *
+ * Before the first scan's snapshot is published (the seqlock's sequence is still 0: only the
+ * scan's publisher writes the snapshot, into a segment created zeroed) a read of a mapped range
+ * answers exception 06, server device busy: the DCS never reads a value the relay did not
+ * compute.
  */
 #ifndef SR_MBSERVER_H
 #define SR_MBSERVER_H
@@ -35,6 +40,10 @@
 #define SR_OUT 4096
 #define SR_HEADER 64  /* the seqlock header before the snapshot's data */
 #define SR_MAX_ALLOW 32
+#define SR_NOT_PUBLISHED (-2)  /* sr_copy: no scan has published the snapshot yet */
+
+enum { SR_ILLEGAL_FUNCTION = 1, SR_ILLEGAL_ADDRESS = 2, SR_ILLEGAL_VALUE = 3,
+       SR_DEVICE_FAILURE = 4, SR_SERVER_BUSY = 6 };
 
 enum { SR_COIL = 0, SR_DI = 1, SR_IR = 2, SR_HR = 3 };
 
@@ -117,7 +126,8 @@ static void sr_close(sr_server *s, int k) {
 }
 
 /* Copy `count` entries of `table` from `start` out of one consistent version of the snapshot.
- * Words come out big-endian; bits one byte each. 0, or -1 when no stable version was seen. */
+ * Words come out big-endian; bits one byte each. 0; SR_NOT_PUBLISHED before the first scan's
+ * snapshot (sequence 0); or -1 when no stable version was seen. */
 static int sr_copy(sr_server *s, int unit, int table, uint32_t start, uint32_t count,
                    uint8_t *out) {
     unsigned long long *seq = (unsigned long long *)s->region;
@@ -127,6 +137,7 @@ static int sr_copy(sr_server *s, int unit, int table, uint32_t start, uint32_t c
     uint8_t tmp[2 * 2000];
     for (int tries = 0; tries < 10000; tries++) {
         unsigned long long s1 = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+        if (s1 == 0) return SR_NOT_PUBLISHED;
         if (!(s1 & 1)) {
             memcpy(tmp, data + (words ? 2u * start : start), nbytes);
             __atomic_thread_fence(__ATOMIC_ACQUIRE);
@@ -165,20 +176,21 @@ static int sr_read_pdu(sr_server *s, int unit, const uint8_t *pdu, int len, uint
     if (f >= 1 && f <= 4) {
         static const int table_of[5] = {0, SR_COIL, SR_DI, SR_HR, SR_IR};
         if (len != 5) {
-            code = 3;
+            code = SR_ILLEGAL_VALUE;
         } else {
             uint32_t start = (uint32_t)pdu[1] << 8 | pdu[2];
             uint32_t count = (uint32_t)pdu[3] << 8 | pdu[4];
             uint32_t limit = f <= 2 ? 2000 : 125;
             int table = table_of[f];
             if (count < 1 || count > limit) {
-                code = 3;
+                code = SR_ILLEGAL_VALUE;
             } else if (!sr_is_mapped(s, unit, table, start, count)) {
-                code = 2;
+                code = SR_ILLEGAL_ADDRESS;
             } else if (f <= 2) {
                 uint8_t bits[2000];
-                if (sr_copy(s, unit, table, start, count, bits)) {
-                    code = 4;
+                int copied = sr_copy(s, unit, table, start, count, bits);
+                if (copied) {
+                    code = copied == SR_NOT_PUBLISHED ? SR_SERVER_BUSY : SR_DEVICE_FAILURE;
                 } else {
                     int nbytes = (int)((count + 7) / 8);
                     out[0] = f;
@@ -189,8 +201,9 @@ static int sr_read_pdu(sr_server *s, int unit, const uint8_t *pdu, int len, uint
                     return 2 + nbytes;
                 }
             } else {
-                if (sr_copy(s, unit, table, start, count, out + 2)) {
-                    code = 4;
+                int copied = sr_copy(s, unit, table, start, count, out + 2);
+                if (copied) {
+                    code = copied == SR_NOT_PUBLISHED ? SR_SERVER_BUSY : SR_DEVICE_FAILURE;
                 } else {
                     out[0] = f;
                     out[1] = (uint8_t)(2 * count);
@@ -200,11 +213,11 @@ static int sr_read_pdu(sr_server *s, int unit, const uint8_t *pdu, int len, uint
         }
     } else if (f == 43) {
         if (len != 4) {
-            code = 3;
+            code = SR_ILLEGAL_VALUE;
         } else if (pdu[1] != 0x0E) {
-            code = 1;
+            code = SR_ILLEGAL_FUNCTION;
         } else if (pdu[2] < 1 || pdu[2] > 4) {
-            code = 3;
+            code = SR_ILLEGAL_VALUE;
         } else {
             int read_code = pdu[2], first = pdu[3];
             int last = read_code == 1 ? 2 : 6;
@@ -215,7 +228,7 @@ static int sr_read_pdu(sr_server *s, int unit, const uint8_t *pdu, int len, uint
                 p += 2 + s->identity[p + 1];
             }
             if (read_code == 4 && !present[first]) {
-                code = 2;
+                code = SR_ILLEGAL_ADDRESS;
             } else {
                 int n = 6, count = 0;
                 out[0] = 43; out[1] = 0x0E; out[2] = (uint8_t)read_code; out[3] = 0x82;
@@ -237,7 +250,7 @@ static int sr_read_pdu(sr_server *s, int unit, const uint8_t *pdu, int len, uint
             }
         }
     } else {
-        code = 1;
+        code = SR_ILLEGAL_FUNCTION;
     }
     out[0] = (uint8_t)(f | 0x80);
     out[1] = code;

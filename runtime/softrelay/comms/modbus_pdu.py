@@ -22,8 +22,11 @@ Exceptions: 01 an unsupported function (or MEI type); 03 a quantity outside its 
 count that does not match, a coil value other than 0xFF00 / 0x0000, a written value the
 settings refuse; 02 a range that leaves the table (start + quantity > 65536), touches an
 unmapped address, writes a read-only address, or writes part of a 32-bit value; 04 a write the
-relay refuses (settings locked, a wrong unlock code). Checks run in that order: quantity (03)
-before address (02), as the specification's state diagrams do.
+relay refuses (settings locked, a wrong unlock code); 06 (server device busy) a read, or the
+read of a 23, before the first scan's snapshot is published (``image`` None): the DCS never
+reads a value the relay did not compute (a 23 is then refused whole: nothing is written).
+Checks run in that order: quantity (03) before address (02) before busy (06), as the
+specification's state diagrams do.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import numpy as np
 from softrelay.comms.regmap import TABLES, Entry, RegisterMap, firmware_version
 
 ILLEGAL_FUNCTION, ILLEGAL_ADDRESS, ILLEGAL_VALUE, DEVICE_FAILURE = 1, 2, 3, 4
+SERVER_BUSY = 6  #: server device busy: no scan has published a snapshot yet
 READ_BITS, READ_WORDS, WRITE_COILS, WRITE_REGISTERS, RW_REGISTERS = 2000, 125, 1968, 123, 121
 BIT_TABLE = {1: "coil", 2: "discrete_input"}
 WORD_TABLE = {3: "holding_register", 4: "input_register"}
@@ -83,6 +87,11 @@ class SlaveLogic:
         if start + count > 65536 or (self.entry_at[table][start:start + count] < 0).any():
             raise ModbusError(ILLEGAL_ADDRESS)
 
+    @staticmethod
+    def _published(image) -> None:
+        if image is None:
+            raise ModbusError(SERVER_BUSY)
+
     def _writable(self, table: str, start: int, count: int) -> list[Entry]:
         """The entries a write of ``count`` addresses at ``start`` covers, each whole."""
         self._mapped(table, start, count)
@@ -96,8 +105,10 @@ class SlaveLogic:
 
     # ------------------------------------------------------------ the functions
 
-    def respond(self, pdu: bytes, image: dict[str, np.ndarray], writes: Writes) -> bytes:
-        """The response PDU to ``pdu`` (an exception response when refused)."""
+    def respond(self, pdu: bytes, image: dict[str, np.ndarray] | None, writes: Writes
+                ) -> bytes:
+        """The response PDU to ``pdu`` (an exception response when refused). ``image``: the
+        register image of the newest published scan, None before the first (reads: 06)."""
         if not pdu:
             return b""
         function = pdu[0]
@@ -113,6 +124,7 @@ class SlaveLogic:
                 raise ModbusError(ILLEGAL_VALUE)
             table = BIT_TABLE[function]
             self._mapped(table, start, count)
+            self._published(image)
             packed = np.packbits(image[table][start:start + count] != 0, bitorder="little")
             return bytes([len(packed)]) + packed.tobytes()
         if function in WORD_TABLE:
@@ -154,6 +166,7 @@ class SlaveLogic:
                     and nbytes == 2 * wcount and len(data) == 9 + nbytes):
                 raise ModbusError(ILLEGAL_VALUE)
             self._mapped("holding_register", rstart, rcount)
+            self._published(image)
             self._write_words(wstart, wcount, data[9:], writes)
             return self._read_words("holding_register", rstart, rcount, image)
         if function == 43:
@@ -162,6 +175,7 @@ class SlaveLogic:
 
     def _read_words(self, table: str, start: int, count: int, image) -> bytes:
         self._mapped(table, start, count)
+        self._published(image)
         words = image[table][start:start + count].astype(">u2")
         return bytes([2 * count]) + words.tobytes()
 

@@ -11,9 +11,21 @@ Layout (every address 0-based, as sent on the wire; the 6-digit Modicon referenc
   of 100 registers gives 25 points (and masters that read only holding registers, as many do,
   see it too);
 - one block of ``BLOCK`` (48) addresses per protected point from 4 300, in the configuration's
-  order (point k at 4 300 + 48 k in every table).
+  order (point k at 4 300 + 48 k in every table);
+- one extension area of ``EXTENSION_BLOCK`` (10) addresses per point after the last possible
+  block, from ``EXTENSION`` = 4 300 + 48 x 1 050 = 54 700 (point k at 54 700 + 10 k in every
+  table; the last ends at 65 200, within the 65 536 addresses): where a point's new quantities
+  go once its block is full, so they are added without moving anything.
 
 Adding a point at the end moves nothing that was there.
+
+Every per-point quantity has an explicit offset in one committed table, ``OFFSETS`` (in its
+block) or ``EXTENSION_OFFSETS`` (in its extension area), by kind of point and table; the flag
+bits' discrete inputs are at the block's base + the bit. Neither the settings models' field
+order nor the order of the lists below places anything: reordering a model moves no address,
+and a quantity without an offset is an error at import naming it. A new setting takes a free
+offset of its block (the thermal block's holding registers are free from 34, the busbar's from
+46) or, when it does not fit, of its extension area, and the map version goes up.
 
 Per point: measurements and derived values (float32) and the packed flag word (uint32) as input
 registers, each flag bit again as a discrete input, commands as coils (write 1 to act; they read
@@ -23,13 +35,22 @@ A float reads NaN when the quantity is unknown and +inf when it is unbounded (ti
 current that never trips).
 
 Map version 1. An address, once given, keeps its meaning in every later version: entries are
-only added. The JSON export (``regmap`` command) is what an integrator imports; its schema is
-documented in the README.
+only added. ``MAP_VERSION`` (input register 0) changes when an entry is added, moved, retyped,
+rescaled, given another unit or access, or an event code changes; a description fix keeps the
+version (what a DCS reads at every address is unchanged). The demo's map is committed as
+``tests/golden/regmap_demo.v<version>.json`` and compared exactly; regenerate it after a
+deliberate change with ``PYTHONPATH=runtime python tests/golden_map.py`` (it refuses anything
+beyond descriptions without a new version). The JSON export (``regmap`` command) is what an
+integrator imports; its schema is documented in the README.
+
+Every flag bit and every quality code is described in its own class's words (``FLAG_TEXT``,
+``QUALITY_TEXT``); one without words is an error at import naming it.
 """
 
 from __future__ import annotations
 
 import csv
+import enum
 import hashlib
 import io
 import json
@@ -45,6 +66,7 @@ from softrelay.core import (
     CHANNEL_NAMES,
     BusbarFlag,
     BusbarSettings,
+    Quality,
     ThermalFlag,
     ThermalSettings,
 )
@@ -56,6 +78,10 @@ FIRST_POINT = 4300  #: the first point's block starts here in every table
 BLOCK = 48  #: addresses per point in every table
 #: 1 050: the summary's room (4 200 registers); the point blocks would allow 1 275
 MAX_POINTS = min((FIRST_POINT - SUMMARY) // 4, (65536 - FIRST_POINT) // BLOCK)
+EXTENSION = FIRST_POINT + BLOCK * MAX_POINTS  #: 54 700: the first point's extension area
+EXTENSION_BLOCK = 10  #: addresses per point in the extension area of every table
+if EXTENSION + EXTENSION_BLOCK * MAX_POINTS > 65536:
+    raise AssertionError("the extension areas do not fit in the 65 536 addresses of a table")
 TABLES = ("coil", "discrete_input", "input_register", "holding_register")
 REFERENCE_DIGIT = {"coil": "0", "discrete_input": "1", "input_register": "3",
                    "holding_register": "4"}
@@ -133,30 +159,134 @@ BUSBAR_CODES = (
 )
 THERMAL_FLAGS = [f for f in ThermalFlag if f]
 BUSBAR_FLAGS = [f for f in BusbarFlag if f]
-FLAG_TEXT = {
-    ThermalFlag.TRIP: "trip (latched until reset when the point latches)",
-    ThermalFlag.TRIP_PICKUP: "theta >= theta_trip in this scan",
-    ThermalFlag.ALARM1: "theta >= theta_al1",
-    ThermalFlag.ALARM2: "theta >= theta_al2",
-    ThermalFlag.START_INHIBIT: "stopped and theta >= theta_inhibit: a start is not permitted",
-    ThermalFlag.STARTING: "a start is in progress (I_eq divided by KST)",
-    ThermalFlag.RUNNING: "I_eq >= 0.1 I_B",
-    ThermalFlag.INPUT_FAULT: "currents unusable (quality, stale, NaN): theta frozen",
-    ThermalFlag.RESET_REJECTED: "a reset arrived while theta >= theta_reset",
-    ThermalFlag.TRIANGLE_OPEN: "magnitudes cannot close a triangle: I2 is the conservative bound",
-    ThermalFlag.MEASUREMENT_LOST: "measurement lost: currents unusable for longer than "
-    "input_loss_delay",
-    BusbarFlag.WARNING: "largest rise over ambient >= warning_delta (after its pickup delay)",
-    BusbarFlag.CRITICAL: "largest rise over ambient >= critical_delta (after its pickup delay)",
-    BusbarFlag.IMBALANCE: "phase-to-phase delta >= imbalance_max (after its pickup delay)",
-    BusbarFlag.RATE: "a phase's rate of rise >= rate_limit (after its pickup delay)",
-    BusbarFlag.JOINT: "one phase hot for its current under balanced load: a suspect joint",
-    BusbarFlag.SENSOR_FAULT: "at least one channel is faulted and excluded",
-    BusbarFlag.AMBIENT_FAULT: "the ambient channel is unusable: rises are unavailable",
+#: each flag class's words for its bits (keyed by class: ThermalFlag.TRIP == BusbarFlag.WARNING
+#: as numbers, so one table keyed by flag would give one of them the other's text)
+FLAG_TEXT: dict[type[enum.IntFlag], dict[enum.IntFlag, str]] = {
+    ThermalFlag: {
+        ThermalFlag.TRIP: "trip (latched until reset when the point latches)",
+        ThermalFlag.TRIP_PICKUP: "theta >= theta_trip in this scan",
+        ThermalFlag.ALARM1: "theta >= theta_al1",
+        ThermalFlag.ALARM2: "theta >= theta_al2",
+        ThermalFlag.START_INHIBIT: "stopped and theta >= theta_inhibit: a start is not "
+        "permitted",
+        ThermalFlag.STARTING: "a start is in progress (I_eq divided by KST)",
+        ThermalFlag.RUNNING: "I_eq >= 0.1 I_B",
+        ThermalFlag.INPUT_FAULT: "currents unusable (quality, stale, NaN): theta frozen",
+        ThermalFlag.RESET_REJECTED: "a reset arrived while theta >= theta_reset",
+        ThermalFlag.TRIANGLE_OPEN: "magnitudes cannot close a triangle: I2 is the conservative "
+        "bound",
+        ThermalFlag.MEASUREMENT_LOST: "measurement lost: currents not good for "
+        "input_loss_delay, the point is blind (measuring circuit failure); theta follows "
+        "input_loss",
+    },
+    BusbarFlag: {
+        BusbarFlag.WARNING: "largest rise over ambient >= warning_delta (after its pickup "
+        "delay)",
+        BusbarFlag.CRITICAL: "largest rise over ambient >= critical_delta (after its pickup "
+        "delay)",
+        BusbarFlag.IMBALANCE: "phase-to-phase delta >= imbalance_max (after its pickup delay)",
+        BusbarFlag.RATE: "a phase's rate of rise >= rate_limit (after its pickup delay)",
+        BusbarFlag.JOINT: "one phase hot for its current under balanced load: a suspect joint",
+        BusbarFlag.SENSOR_FAULT: "at least one channel is faulted and excluded",
+        BusbarFlag.AMBIENT_FAULT: "the ambient channel is unusable: rises are unavailable",
+        BusbarFlag.MEASUREMENT_LOST: "measurement lost: a phase channel faulted for "
+        "input_loss_delay, that phase is not protected",
+    },
 }
+#: the words for each input quality code (core.layout.Quality)
+QUALITY_TEXT: dict[Quality, str] = {
+    Quality.GOOD: "good", Quality.STALE: "stale", Quality.OUT_OF_RANGE: "out of range",
+    Quality.IO_ERROR: "I/O error",
+}
+
+
+def check_texts(texts: dict[type[enum.IntFlag], dict[enum.IntFlag, str]] = FLAG_TEXT,
+                quality: dict = QUALITY_TEXT, qualities: type[enum.IntEnum] = Quality) -> None:
+    """Every flag of every class and every quality code has its words, each under its own
+    class. Raises ValueError naming what is missing or misplaced (checked at import)."""
+    problems = []
+    for cls, table in texts.items():
+        problems += [f"{cls.__name__}.{f.name} has no description in FLAG_TEXT"
+                     for f in cls if f and not any(k is f for k in table)]
+        problems += [f"FLAG_TEXT[{cls.__name__}] holds {type(k).__name__}.{k.name}"
+                     for k in table if type(k) is not cls]
+    problems += [f"{qualities.__name__}.{q.name} has no description in QUALITY_TEXT"
+                 for q in qualities if q not in quality]
+    if problems:
+        raise ValueError("register map texts: " + "; ".join(problems))
+
+
+check_texts()
+
 #: settings a DCS may not change over Modbus (they follow the wiring), shown read-only
 READ_ONLY_SETTINGS = {"input_mode"}
 ENUM_SETTINGS = {"input_mode": "0 phasors, 1 magnitudes, 2 samples", "latch": "0 no, 1 yes"}
+
+#: Where each per-point quantity sits: offset in the point's block (FIRST_POINT + BLOCK k), by
+#: kind of point and table. The only source of a per-point address (flag bits excepted: their
+#: discrete inputs are at the block's base + the bit). Once given, an offset never changes.
+OFFSETS: dict[str, dict[str, dict[str, int]]] = {
+    "thermal": {
+        "input_register": {
+            "theta": 0, "capacity_used": 2, "time_to_trip": 4, "time_to_start": 6, "i_eq": 8,
+            "i1": 10, "i2": 12, "i_max": 14, "flags": 16, "quality": 18, "trip_count": 19,
+            "start_count": 21,
+        },
+        "coil": {"reset": 0, "acknowledge": 1},
+        "holding_register": {
+            "preset_theta": 0, "i_b": 2, "t_heat": 4, "t_cool": 6, "k2": 8, "kst": 10,
+            "start_current": 12, "start_time_max": 14, "theta_trip": 16, "theta_al1": 18,
+            "theta_al2": 20, "theta_inhibit": 22, "theta_initial": 24, "theta_reset": 26,
+            "dropout_ratio": 28, "stale_limit": 30, "input_mode": 32, "latch": 33,
+        },
+    },
+    "busbar": {
+        "input_register": {
+            "level_a": 0, "level_b": 2, "level_c": 4, "level_ambient": 6, "rate_a": 8,
+            "rate_b": 10, "rate_c": 12, "rise_a": 14, "rise_b": 16, "rise_c": 18,
+            "joint_index_a": 20, "joint_index_b": 22, "joint_index_c": 24, "max_rise": 26,
+            "phase_delta": 28, "flags": 30, "fault_a": 32, "fault_b": 33, "fault_c": 34,
+            "fault_ambient": 35, "imbalance_pair": 36, "hottest_phase": 37, "joint_phase": 38,
+        },
+        "coil": {},
+        "holding_register": {
+            "warning_delta": 0, "critical_delta": 2, "imbalance_max": 4, "rate_limit": 6,
+            "hyst_delta": 8, "hyst_rate": 10, "pickup_warning": 12, "pickup_critical": 14,
+            "pickup_imbalance": 16, "pickup_rate": 18, "pickup_joint": 20, "valid_min": 22,
+            "valid_max": 24, "sentinel": 26, "stale_limit": 28, "kalman_r": 30,
+            "kalman_q": 32, "erratic_gate": 34, "erratic_limit": 36, "joint_ratio": 38,
+            "joint_min_current": 40, "joint_balance": 42, "joint_min_excess": 44,
+        },
+    },
+}
+#: The same for the quantities that did not fit their block: offset in the point's extension
+#: area (EXTENSION + EXTENSION_BLOCK k). Empty in map version 1.
+EXTENSION_OFFSETS: dict[str, dict[str, dict[str, int]]] = {
+    "thermal": {"input_register": {}, "coil": {}, "holding_register": {}},
+    "busbar": {"input_register": {}, "coil": {}, "holding_register": {}},
+}
+#: the settings model of each kind of point (every field is a holding register)
+SETTINGS_MODELS = {"thermal": ThermalSettings, "busbar": BusbarSettings}
+
+
+class LayoutError(ValueError):
+    """The offset tables do not place the map's per-point quantities (a generator error)."""
+
+
+def place(kind: str, table: str, quantity: str, k: int) -> int:
+    """The address of ``quantity`` of the point in block ``k``, from the offset tables."""
+    block = OFFSETS[kind][table].get(quantity)
+    extension = EXTENSION_OFFSETS[kind][table].get(quantity)
+    if block is not None and extension is not None:
+        raise LayoutError(f"{kind} {table} {quantity!r} has an offset in OFFSETS and in "
+                          "EXTENSION_OFFSETS: give it one")
+    if block is not None:
+        return FIRST_POINT + BLOCK * k + block
+    if extension is not None:
+        return EXTENSION + EXTENSION_BLOCK * k + extension
+    raise LayoutError(f"{kind} {table} {quantity!r} has no Modbus address: give it an offset "
+                      f"in regmap.OFFSETS[{kind!r}][{table!r}] (a free one of its block) or, "
+                      "when the block is full, in EXTENSION_OFFSETS, and raise MAP_VERSION")
 
 # ---------------------------------------------------------------- globals
 
@@ -262,13 +392,12 @@ class RegisterMap:
             counts[point.kind] += 1
         by_name = {p.name: p for p in config.points}
         shown = [by_name[name] for name in points] if points is not None else config.points
-        for k, point in enumerate(shown):  # point k: block and summary
-            base = FIRST_POINT + BLOCK * k
+        for k, point in enumerate(shown):  # point k: block, extension area and summary
             row = row_of[point.name]
             if point.kind == "thermal":
-                entries += thermal_entries(point.name, base, row)
+                entries += thermal_entries(point.name, k, row)
             else:
-                entries += busbar_entries(point.name, base, row)
+                entries += busbar_entries(point.name, k, row)
             entries += summary_entries(point.name, point.kind, SUMMARY + 4 * k, row)
         self.entries = entries
         self.points = len(shown)
@@ -348,52 +477,59 @@ class RegisterMap:
         return "\n".join(lines)
 
 
-def thermal_entries(point: str, base: int, row: int) -> list[Entry]:
+def thermal_entries(point: str, k: int, row: int) -> list[Entry]:
+    """The entries of a thermal point in block ``k`` (``row``: its row in the core's tables)."""
+    def at(table: str, quantity: str) -> int:
+        return place("thermal", table, quantity, k)
+
     entries = []
-    address = base
     for quantity, kind, unit, text, source in THERMAL_MEASUREMENTS:
-        entries.append(Entry(f"{point}.{quantity}", "input_register", address, kind, "R", text,
-                             unit, source=("thermal_outputs", source, row)))
-        address += WIDTH[kind]
-    entries += flag_entries(point, base, address, THERMAL_FLAGS, "thermal_outputs", row)
-    address += 2
-    entries.append(Entry(f"{point}.quality", "input_register", address, "uint16", "R",
-                         "quality of the currents: 0 good, 1 stale, 2 out of range, 3 I/O error",
+        entries.append(Entry(f"{point}.{quantity}", "input_register",
+                             at("input_register", quantity), kind, "R", text, unit,
+                             source=("thermal_outputs", source, row)))
+    entries += flag_entries(point, FIRST_POINT + BLOCK * k, at("input_register", "flags"),
+                            THERMAL_FLAGS, "thermal_outputs", row)
+    entries.append(Entry(f"{point}.quality", "input_register", at("input_register", "quality"),
+                         "uint16", "R", "quality of the currents: " + ", ".join(
+                             f"{int(q)} {QUALITY_TEXT[q]}" for q in Quality),
                          source=("thermal_inputs", "quality", row)))
-    address += 1
     for quantity in ("trip_count", "start_count"):
-        entries.append(Entry(f"{point}.{quantity}", "input_register", address, "uint32", "R",
+        entries.append(Entry(f"{point}.{quantity}", "input_register",
+                             at("input_register", quantity), "uint32", "R",
                              f"{quantity.split('_')[0]}s counted (kept in thermal memory)",
                              source=("thermal_state", quantity, row)))
-        address += 2
-    for offset, (quantity, text) in enumerate((
+    for quantity, text in (
             ("reset", "write 1: reset the latched trip (refused while theta >= theta_reset)"),
-            ("acknowledge", "write 1: release latched coils whose flags have gone"))):
-        entries.append(Entry(f"{point}.{quantity}", "coil", base + offset, "bool", "W", text,
-                             source=("command", quantity, point)))
-    entries.append(Entry(f"{point}.preset_theta", "holding_register", base, "float32", "W",
+            ("acknowledge", "write 1: release latched coils whose flags have gone")):
+        entries.append(Entry(f"{point}.{quantity}", "coil", at("coil", quantity), "bool", "W",
+                             text, source=("command", quantity, point)))
+    entries.append(Entry(f"{point}.preset_theta", "holding_register",
+                         at("holding_register", "preset_theta"), "float32", "W",
                          "write theta (0..10 pu) to preset it at the next scan; reads NaN",
                          "pu", source=("command", "preset", point)))
-    entries += settings_entries(point, base + 2, ThermalSettings, "thermal_settings", row)
+    entries += settings_entries(point, "thermal", k, "thermal_settings", row)
     return entries
 
 
-def busbar_entries(point: str, base: int, row: int) -> list[Entry]:
+def busbar_entries(point: str, k: int, row: int) -> list[Entry]:
+    """The entries of a busbar point in block ``k`` (``row``: its row in the core's tables)."""
+    def at(table: str, quantity: str) -> int:
+        return place("busbar", table, quantity, k)
+
     entries = []
-    address = base
     for quantity, kind, unit, text, source in BUSBAR_MEASUREMENTS:
         field_name, *index = source if isinstance(source, tuple) else (source,)
-        entries.append(Entry(f"{point}.{quantity}", "input_register", address, kind, "R", text,
-                             unit, source=("busbar_outputs", field_name, row, *index)))
-        address += WIDTH[kind]
-    entries += flag_entries(point, base, address, BUSBAR_FLAGS, "busbar_outputs", row)
-    address += 2
+        entries.append(Entry(f"{point}.{quantity}", "input_register",
+                             at("input_register", quantity), kind, "R", text, unit,
+                             source=("busbar_outputs", field_name, row, *index)))
+    entries += flag_entries(point, FIRST_POINT + BLOCK * k, at("input_register", "flags"),
+                            BUSBAR_FLAGS, "busbar_outputs", row)
     for quantity, kind, text, source in BUSBAR_CODES:
         field_name, *index = source if isinstance(source, tuple) else (source,)
-        entries.append(Entry(f"{point}.{quantity}", "input_register", address, kind, "R", text,
+        entries.append(Entry(f"{point}.{quantity}", "input_register",
+                             at("input_register", quantity), kind, "R", text,
                              source=("busbar_outputs", field_name, row, *index)))
-        address += 1
-    entries += settings_entries(point, base, BusbarSettings, "busbar_settings", row)
+    entries += settings_entries(point, "busbar", k, "busbar_settings", row)
     return entries
 
 
@@ -424,24 +560,66 @@ def flag_entries(point: str, base: int, address: int, flags: list, table: str,
     for flag in flags:
         bit = flag.bit_length() - 1
         entries.append(Entry(f"{point}.{flag.name.lower()}", "discrete_input", base + bit,
-                             "bool", "R", FLAG_TEXT[flag], source=(table, "flags", row, bit)))
+                             "bool", "R", FLAG_TEXT[type(flag)][flag],
+                             source=(table, "flags", row, bit)))
     return entries
 
 
-def settings_entries(point: str, base: int, model, table: str, row: int) -> list[Entry]:
-    """One holding register pair per setting (uint16 for the enumerations), in the model's
-    order; writable only while unlocked."""
+def settings_entries(point: str, kind: str, k: int, table: str, row: int) -> list[Entry]:
+    """One holding register pair per field of the kind's settings model (uint16 for the
+    enumerations), each at its offset in the tables (never in the model's field order: the
+    entries come in address order); writable only while unlocked."""
     entries = []
-    address = base
-    for name, info in model.model_fields.items():
-        kind = "uint16" if name in ENUM_SETTINGS else "float32"
+    for name, info in SETTINGS_MODELS[kind].model_fields.items():
+        kind_of = "uint16" if name in ENUM_SETTINGS else "float32"
         access = "R" if name in READ_ONLY_SETTINGS else "RW-unlocked"
         text = "setting: " + (info.description or name)
         if name in ENUM_SETTINGS:
             text += f" ({ENUM_SETTINGS[name]})"
-        entries.append(Entry(f"{point}.{name}", "holding_register", address, kind, access,
-                             text, source=(table, name, row)))
-        address += WIDTH[kind]
-    if address > base + BLOCK:
-        raise AssertionError(f"{model.__name__}: settings overflow the point's block")
-    return entries
+        entries.append(Entry(f"{point}.{name}", "holding_register",
+                             place(kind, "holding_register", name, k), kind_of, access, text,
+                             source=(table, name, row)))
+    return sorted(entries, key=lambda e: e.address)
+
+
+def check_layout() -> None:
+    """The offset tables place every per-point quantity of every kind inside its block or
+    extension area, no two overlap, and no offset names a quantity the map does not have.
+    Raises LayoutError naming each problem (checked at import, and by the tests with models
+    that grew a field)."""
+    problems = []
+    builders = {"thermal": thermal_entries, "busbar": busbar_entries}
+    for kind, build in builders.items():
+        try:
+            entries = build("p", 0, 0)
+        except LayoutError as exc:
+            problems.append(str(exc))
+            continue
+        used: dict[tuple[str, int], str] = {}
+        for e in entries:
+            quantity = e.name.partition(".")[2]
+            if e.table == "discrete_input":
+                room = (FIRST_POINT, FIRST_POINT + BLOCK)
+            elif quantity in EXTENSION_OFFSETS[kind][e.table]:
+                room = (EXTENSION, EXTENSION + EXTENSION_BLOCK)
+            else:
+                room = (FIRST_POINT, FIRST_POINT + BLOCK)
+            if not (room[0] <= e.address and e.address + e.width <= room[1]):
+                problems.append(f"{kind} {e.table} {quantity!r} at offset "
+                                f"{e.address - room[0]} does not fit its {room[1] - room[0]} "
+                                "addresses")
+            for a in range(e.address, e.address + e.width):
+                if (e.table, a) in used:
+                    problems.append(f"{kind} {e.table} {quantity!r} overlaps "
+                                    f"{used[(e.table, a)]!r}")
+                used[(e.table, a)] = quantity
+        names = {(e.table, e.name.partition(".")[2]) for e in entries}
+        for offsets in (OFFSETS[kind], EXTENSION_OFFSETS[kind]):
+            problems += [f"{kind} {table} {quantity!r} has an offset but no entry"
+                         for table, placed in offsets.items() for quantity in placed
+                         if (table, quantity) not in names]
+    if problems:
+        raise LayoutError("register map layout: " + "; ".join(problems))
+
+
+check_layout()

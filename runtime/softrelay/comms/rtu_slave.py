@@ -4,7 +4,8 @@ A thread reads the line: a frame ends at a silence of 3.5 characters (at least 1
 19 200 baud, as the specification says); a frame with a wrong CRC, or for another address, is
 ignored (RTU has no answer for those); address 0 is a broadcast: its writes are done, nothing
 is answered. A request is answered by ``modbus_pdu.SlaveLogic`` from the register image of the
-newest published scan, and writes go through the same ``RelayWrites`` as over TCP.
+newest published scan (exception 06, server device busy, before the first scan's), and writes
+go through the same ``RelayWrites`` as over TCP.
 
 It runs in the scan process as a Python thread: an RS-485 line carries at most a few hundred
 frames a second (~40 of 100 registers at 19 200 baud), a fraction of a percent of the
@@ -20,7 +21,7 @@ from softrelay.comms.modbus_pdu import SlaveLogic
 from softrelay.comms.writes import RelayWrites
 from softrelay.config.schema import ModbusRtuSlave
 from softrelay.image.shared import SharedImage
-from softrelay.image.snapshot import register_image
+from softrelay.image.snapshot import published, register_image
 from softrelay.io.modbus.frames import crc16, rtu_frame
 from softrelay.scan.realtime import leave_realtime
 
@@ -59,7 +60,8 @@ class RtuSlave:
             return None
         if unit == 0 and pdu[0] not in WRITES:
             return None  # a broadcast read has no one to answer to
-        response = self.logic.respond(pdu, register_image(self.snapshot.read()), self.writes)
+        image = register_image(self.snapshot.read()) if published(self.snapshot) else None
+        response = self.logic.respond(pdu, image, self.writes)  # None: reads answer busy (06)
         return None if unit == 0 else rtu_frame(unit, response)
 
     def _serve(self) -> None:

@@ -2,6 +2,7 @@
 
 Reads (01 02 03 04, 43/14) are answered by the compiled thread straight from the register image
 in the snapshot (``softrelay._mbserver``): no Python, no GIL, one scan's words per response.
+Before the first scan's snapshot is published, reads answer exception 06 (server device busy).
 Writes (05 06 15 16 23) come to the write worker, a Python thread that answers them with the
 readable specification (``modbus_pdu.SlaveLogic``) and ``writes.RelayWrites``: commands and
 settings queued for the next scan, the unlock, all-or-nothing. Writes are rare; reads, which a
@@ -22,7 +23,7 @@ from softrelay.comms.regmap import TABLES, RegisterMap
 from softrelay.comms.writes import RelayWrites
 from softrelay.config.schema import ModbusSlave
 from softrelay.image.shared import SharedImage
-from softrelay.image.snapshot import IMAGE_PREFIX, group_prefix, register_image
+from softrelay.image.snapshot import IMAGE_PREFIX, group_prefix, published, register_image
 from softrelay.scan.realtime import leave_realtime
 
 log = logging.getLogger("softrelay.modbus")
@@ -108,7 +109,8 @@ class SlaveService:
             slot, generation, frame = item
             try:
                 prefix = self.prefix_of[frame[6]]  # the network thread sends only these
-                image = register_image(self.snapshot.read(), prefix)
+                image = (register_image(self.snapshot.read(), prefix)
+                         if published(self.snapshot) else None)  # None: 23 answers busy
                 answer = self.logic[prefix].respond(frame[7:], image, self.writes)
             except Exception:  # never leave a client waiting, never kill the worker
                 log.exception("Modbus write failed")

@@ -4,6 +4,10 @@ Core outputs (thermal and busbar), coil states and the scan's statistics, in sha
 under a seqlock: the Modbus slave, the terminal status and the plant read one scan's complete
 snapshot, never two mixed. Publishing costs a few microseconds of copying per scan; the
 statistics' percentiles are refreshed every ``stats_every`` scans.
+
+Only ``SnapshotPublisher`` writes the snapshot, into a segment created zeroed, so its seqlock
+sequence is 0 until the first scan's results are published (``published``): the Modbus slaves
+answer reads with exception 06 (server device busy) until then, never an image of zeros.
 """
 
 from __future__ import annotations
@@ -48,6 +52,13 @@ IMAGE_PREFIX = "mb_"
 def group_prefix(unit: int) -> str:
     """The snapshot prefix of the image a unit id's group of points has: "mb<unit>_"."""
     return f"mb{unit}_"
+
+
+def published(image: SharedImage) -> bool:
+    """Whether a scan has published the snapshot yet (its seqlock sequence is no longer 0; it
+    never returns to 0). Ask before reading: a reader that saw True then gets a version at
+    least as new as the first scan's."""
+    return bool(image.region[:8].view(np.uint64)[0])
 
 
 def register_image(tables: dict[str, np.ndarray], prefix: str = IMAGE_PREFIX

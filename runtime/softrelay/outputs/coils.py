@@ -85,8 +85,8 @@ class CoilBank:
                 break
         return demand != coil.config.invert
 
-    def drive(self, core: ProtectionCore, now: float) -> None:
-        """Scan stage: evaluate every coil and write the pins that change."""
+    def _evaluate(self, core: ProtectionCore) -> None:
+        """Each coil's demand from this scan's flags (and health)."""
         thermal = core.thermal_outputs["flags"]
         busbar = core.busbar_outputs["flags"]
         for coil in self.coils:
@@ -97,6 +97,12 @@ class CoilBank:
                 coil.demand = self._flags_demand(coil, thermal, busbar)
                 if not self.healthy and cfg.fail_safe:
                     coil.demand = True  # an unhealthy relay lets fail-safe coils operate
+
+    def drive(self, core: ProtectionCore, now: float) -> None:
+        """Scan stage: evaluate every coil and write the pins that change."""
+        self._evaluate(core)
+        for coil in self.coils:
+            cfg = coil.config
             if cfg.latched and coil.demand:
                 coil.latched = True
             want = coil.demand or coil.latched
@@ -124,8 +130,14 @@ class CoilBank:
                 coil.operated = True
                 coil.device.value = False
 
-    def release_latches(self) -> list[str]:
-        """Clear the latch of every latched coil whose flags have gone; their names."""
+    def release_latches(self, core: ProtectionCore | None = None) -> list[str]:
+        """Clear the latch of every latched coil whose flags have gone; their names.
+
+        With ``core``: whose flags have gone in this scan's outputs (a reset's scan has just
+        cleared the trip, so its coils are released and ``drive``, later in the same scan,
+        drops them); without: as of the last ``drive``."""
+        if core is not None:
+            self._evaluate(core)
         released = []
         for coil in self.coils:
             if coil.latched and not coil.demand:

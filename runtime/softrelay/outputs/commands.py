@@ -5,7 +5,9 @@ wait in the queue and the scan applies all of them at its start, never in the mi
 Each is recorded as an event with its outcome.
 
 - reset: the core resets latched trips (refused while theta >= theta_reset: the core says so
-  with RESET_REJECTED) and latched coils whose flags have gone are released;
+  with RESET_REJECTED) and latched coils whose flags have gone are released, judged on the
+  flags of the reset's own scan (after the core cleared the trip), so a latched trip coil
+  drops in the scan that reset the trip;
 - acknowledge: latched coils whose flags have gone are released (annunciator behaviour); trips
   stay latched;
 - preset: theta of the named points is set to the given value;
@@ -46,7 +48,7 @@ class CommandQueue:
     """Thread-safe queue of requests, drained by the scan."""
 
     def __init__(self, thermal_names: Sequence[str],
-                 release_latches: Callable[[], list[str]] | None = None,
+                 release_latches: Callable[[ProtectionCore], list[str]] | None = None,
                  record: Callable[[str, str, str, float], None] | None = None,
                  clear_statistics: Callable[[], None] | None = None) -> None:
         self.rows = {name: i for i, name in enumerate(thermal_names)}
@@ -97,7 +99,7 @@ class CommandQueue:
         names = list(self.rows)
         flags = core.thermal_outputs["flags"]
         for request, rows in self._applied:
-            released = (self.release_latches() if request.kind in ("reset", "acknowledge")
+            released = (self.release_latches(core) if request.kind in ("reset", "acknowledge")
                         and self.release_latches is not None else [])
             detail = [f"from {request.source}"]
             if request.kind == "reset":

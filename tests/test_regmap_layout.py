@@ -1,0 +1,162 @@
+"""Addresses come from the committed offset tables, never from the order of a model's fields or
+of a list: reordering a settings model moves nothing, a setting without an offset is an error
+naming it, and settings that do not fit their block go to the point's extension area, so map
+version 2 only adds entries."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from golden_map import VARYING, golden_path, layout_changes
+from pydantic import Field, create_model
+from pymodbus.client import ModbusTcpClient
+
+from softrelay.comms import regmap
+from softrelay.comms.regmap import (
+    BLOCK,
+    EXTENSION,
+    EXTENSION_BLOCK,
+    FIRST_POINT,
+    MAX_POINTS,
+    LayoutError,
+    RegisterMap,
+    check_layout,
+)
+from softrelay.config import load
+from softrelay.core import BusbarSettings, ThermalSettings
+
+from test_modbus_slave import Running, f32, make_relay
+
+CONFIG = load()
+
+#: map version 2 (issue 13): the settings another change adds, and where they go. The thermal
+#: block has room (holding registers 34..47 are free); the busbar block has 2 registers left,
+#: so its four go to the extension area.
+V2_THERMAL = {"input_loss_delay": 34, "input_loss_hold": 36, "input_loss": 38}
+V2_BUSBAR_EXTENSION = {"input_loss_delay": 0, "ambient_fallback": 2, "warning_abs": 4,
+                       "critical_abs": 6}
+
+
+class ThermalV2(ThermalSettings):
+    input_loss_delay: float = Field(2.0, gt=0, description="inputs not good this long: "
+                                    "measurement lost, s")
+    input_loss: str = Field("freeze", description="while blind: freeze theta, or hold")
+    input_loss_hold: float = Field(60.0, ge=0, description="longest hold, s")
+
+
+class BusbarV2(BusbarSettings):
+    input_loss_delay: float = Field(60.0, gt=0, description="s")
+    ambient_fallback: float = Field(40.0, description="ambient used while it is faulted, C")
+    warning_abs: float = Field(float("nan"), description="absolute warning, C; NaN off")
+    critical_abs: float = Field(float("nan"), description="absolute critical, C; NaN off")
+
+
+@pytest.fixture
+def version2(monkeypatch):
+    """The regmap module as it is once the models have grown map version 2's settings."""
+    monkeypatch.setitem(regmap.SETTINGS_MODELS, "thermal", ThermalV2)
+    monkeypatch.setitem(regmap.SETTINGS_MODELS, "busbar", BusbarV2)
+    monkeypatch.setitem(regmap.OFFSETS["thermal"], "holding_register",
+                        regmap.OFFSETS["thermal"]["holding_register"] | V2_THERMAL)
+    monkeypatch.setitem(regmap.EXTENSION_OFFSETS["busbar"], "holding_register",
+                        dict(V2_BUSBAR_EXTENSION))
+    monkeypatch.setitem(regmap.ENUM_SETTINGS, "input_loss", "0 freeze, 1 hold")
+    monkeypatch.setattr(regmap, "MAP_VERSION", 2)
+
+
+def layout(m: RegisterMap) -> dict[tuple[str, str], tuple[int, str]]:
+    return {(e.name, e.table): (e.address, e.type) for e in m.entries}
+
+
+def reordered(model: type) -> type:
+    """``model`` with its fields in reverse order (same names, types and defaults)."""
+    fields = {name: (info.annotation, info) for name, info in
+              reversed(list(model.model_fields.items()))}
+    return create_model(f"Reversed{model.__name__}", __config__=model.model_config, **fields)
+
+
+def test_reordering_a_settings_model_moves_no_address(monkeypatch):
+    original = RegisterMap(CONFIG)
+    before = layout(original)
+    for kind, model in (("thermal", ThermalSettings), ("busbar", BusbarSettings)):
+        backwards = reordered(model)
+        assert list(backwards.model_fields) == list(reversed(model.model_fields))
+        monkeypatch.setitem(regmap.SETTINGS_MODELS, kind, backwards)
+    after = RegisterMap(CONFIG)
+    assert layout(after) == before
+    assert after.to_json() == original.to_json()  # the export too, in the same order
+
+
+def test_a_setting_without_an_offset_is_an_error_naming_it(monkeypatch):
+    grown = create_model("Grown", __base__=ThermalSettings,
+                         input_loss_delay=(float, Field(2.0)))
+    monkeypatch.setitem(regmap.SETTINGS_MODELS, "thermal", grown)
+    with pytest.raises(LayoutError, match=r"thermal holding_register 'input_loss_delay' has "
+                                          r"no Modbus address: give it an offset"):
+        check_layout()
+    with pytest.raises(LayoutError, match="input_loss_delay"):
+        RegisterMap(CONFIG)
+
+
+def test_an_offset_that_overlaps_overflows_or_names_nothing_is_an_error(monkeypatch):
+    holding = regmap.OFFSETS["busbar"]["holding_register"]
+    monkeypatch.setitem(regmap.OFFSETS["busbar"], "holding_register",
+                        holding | {"joint_min_excess": 46, "kalman_q": 30})
+    with pytest.raises(LayoutError) as raised:
+        check_layout()
+    assert "'kalman_q' overlaps 'kalman_r'" in str(raised.value)
+    monkeypatch.setitem(regmap.OFFSETS["busbar"], "holding_register",
+                        holding | {"joint_min_excess": 47, "retired": 46})
+    with pytest.raises(LayoutError) as raised:
+        check_layout()
+    assert "'joint_min_excess' at offset 47 does not fit its 48 addresses" in str(raised.value)
+    assert "'retired' has an offset but no entry" in str(raised.value)
+
+
+def test_the_extension_areas_fit_every_point_after_the_last_block():
+    assert EXTENSION == FIRST_POINT + BLOCK * MAX_POINTS == 54700
+    assert EXTENSION + EXTENSION_BLOCK * MAX_POINTS == 65200 <= 65536
+
+
+def test_map_version_2_only_adds_entries(version2):
+    check_layout()
+    v2 = {k: v for k, v in json.loads(RegisterMap(CONFIG).to_json()).items()
+          if k not in VARYING}
+    v1 = json.loads(golden_path(1).read_text())
+    added = [f"added {p}.{q} (holding_register)" for p in ("motor1", "motor2")
+             for q in V2_THERMAL] + [f"added bus1.{q} (holding_register)"
+                                     for q in V2_BUSBAR_EXTENSION]
+    assert layout_changes(v1, v2) == sorted([*added, "header map_version: 1 -> 2"])
+    m = RegisterMap(CONFIG)
+    assert m.get("motor2.input_loss_delay").address == FIRST_POINT + BLOCK + 34
+    assert m.get("motor1.input_loss").type == "uint16"
+    assert "0 freeze, 1 hold" in m.get("motor1.input_loss").description
+    for quantity, offset in V2_BUSBAR_EXTENSION.items():  # bus1 is the third point
+        assert m.get(f"bus1.{quantity}").address == EXTENSION + EXTENSION_BLOCK * 2 + offset
+
+
+def test_the_slave_serves_a_setting_in_the_extension_area(tmp_path, monkeypatch):
+    """Over real Modbus/TCP: a busbar setting placed in the extension area (here an existing one
+    moved there, for the test only) reads back at 54 700 + 10 k + its offset, and its old place
+    in the block is unmapped (exception 02)."""
+    holding = dict(regmap.OFFSETS["busbar"]["holding_register"])
+    del holding["joint_min_excess"]
+    monkeypatch.setitem(regmap.OFFSETS["busbar"], "holding_register", holding)
+    monkeypatch.setitem(regmap.EXTENSION_OFFSETS["busbar"], "holding_register",
+                        {"joint_min_excess": 6})
+    running = Running(make_relay(tmp_path))
+    try:
+        address = running.relay.regmap.get("bus1.joint_min_excess").address
+        assert address == EXTENSION + EXTENSION_BLOCK * 2 + 6
+        expected = running.relay.config.points[2].settings.joint_min_excess
+        with ModbusTcpClient("127.0.0.1", port=running.port) as client:
+            words = client.read_holding_registers(address, count=2, device_id=1)
+            assert not words.isError() and f32(words.registers) == expected
+            old = client.read_holding_registers(FIRST_POINT + 2 * BLOCK + 44, count=2,
+                                                device_id=1)
+            assert old.isError() and old.exception_code == 2
+        assert not math.isnan(expected)
+    finally:
+        running.close()
