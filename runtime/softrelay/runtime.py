@@ -97,8 +97,10 @@ class Relay:
         period_ns = round(config.scan.period * 1e9)
         self.clock = clock or MonotonicClock(period_ns)
 
-        first_seq = last_seq(config.events.file) + 1 if config.events.file else 1
-        self.events = EventRecorder(config.events.ring_size, config.events.file, first_seq)
+        ev = config.events
+        first_seq = last_seq(ev.file) + 1 if ev.file else 1
+        self.events = EventRecorder(ev.ring_size, ev.file, first_seq,
+                                    max_bytes=ev.max_bytes, keep=ev.keep)
         self.feed: EventFeed | None = None  # to the telemetry: from the first event on
         self._feed_receiver = None
         if config.metrics is not None or config.mqtt is not None or config.snmp is not None:
@@ -107,7 +109,8 @@ class Relay:
             self.events.listeners.append(self.feed.send)
         self._restore_memory()
         self.checkpointer = Checkpointer(
-            config.state.file, on_error=lambda why: self.events.record("fault", "memory", why))
+            config.state.file, on_error=lambda why: self.events.record("fault", "memory", why),
+            on_clear=lambda why: self.events.record("system", "memory", why))
         self._checkpoint_every = config.state.checkpoint_interval
         self._last_checkpoint = None
 
@@ -133,7 +136,8 @@ class Relay:
             self.events.record("system", "settings", message)
         self.settings_keeper = Checkpointer(
             self.settings_file,
-            on_error=lambda why: self.events.record("fault", "settings", why))
+            on_error=lambda why: self.events.record("fault", "settings", why),
+            on_clear=lambda why: self.events.record("system", "settings", why))
         self._settings_kept = self.settings.applied
         if self.settings_file.exists():  # what is kept now, under this configuration's hash
             self._submit_kept_settings()

@@ -64,9 +64,15 @@ class State(BaseModel):
 
 
 class Events(BaseModel):
+    """The event recorder: its ring, and its file, rotated by size."""
+
     model_config = STRICT
     file: Path | None = Field(None, description="append-only JSON lines; none: memory only")
     ring_size: int = Field(4096, ge=1024, le=1_000_000)
+    max_bytes: int = Field(1 << 20, ge=4096, le=1 << 30, description="the live file is "
+                           "rotated (file.1, file.2, ...) before it grows past this, bytes")
+    keep: int = Field(5, ge=1, le=1000, description="event files kept, the live one "
+                      "included; the oldest is deleted")
 
 
 class SimulatedBus(BaseModel):
