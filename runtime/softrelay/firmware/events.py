@@ -1,9 +1,11 @@
 """The event recorder: every pickup and dropout, command, settings change, overrun and fault.
 
 Like a relay's sequence-of-events recorder: a ring of the newest events in memory (at least 1024),
-an append-only JSON-lines file on disk, and one log line per event. Events carry a sequence
-number that never repeats (a reader that polls over Modbus knows what it missed), the wall-clock
-time and the monotonic time.
+an append-only JSON-lines file on disk (rotated by size, a set number of files kept), and one
+log line per event. Events carry a sequence number that never repeats, across rotated files and
+restarts (a reader that polls over Modbus knows what it missed), the wall-clock time and the
+monotonic time. A file that cannot be written is a fault event and ``trouble``, never the
+writer's end: the ring, the log and the listeners go on, and the file catches up when it can.
 
 Contract: ``record`` and ``FlagWatcher.update`` never block on the disk or on the log: a writer
 thread owns the file and emits the log lines (under systemd stderr is a pipe to journald, and a
