@@ -1,4 +1,5 @@
-"""Shared fixtures: both core implementations, and hypothesis profiles."""
+"""Shared fixtures: both core implementations, hypothesis profiles, and a state directory of
+its own for every test."""
 
 from __future__ import annotations
 
@@ -16,6 +17,31 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 IMPLEMENTATIONS = ("compiled", "reference")
+
+
+def _isolate_state(patch: pytest.MonkeyPatch, home) -> None:
+    patch.setenv("XDG_STATE_HOME", str(home))
+    patch.delenv("STATE_DIRECTORY", raising=False)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def session_state_dir(tmp_path_factory):
+    """The same isolation as ``user_state_dir`` from the session's start, for the module-
+    and session-scoped fixtures that run before any test's own."""
+    with pytest.MonkeyPatch.context() as patch:
+        home = tmp_path_factory.mktemp("xdg-state-session")
+        _isolate_state(patch, home)
+        yield home
+
+
+@pytest.fixture(autouse=True)
+def user_state_dir(session_state_dir, tmp_path_factory, monkeypatch):
+    """Every test (and every process it starts, which inherits the environment) keeps its
+    relay state in a directory of its own: ``$XDG_STATE_HOME`` points there and systemd's
+    ``$STATE_DIRECTORY`` is removed, so no test reads or writes the real home's state."""
+    home = tmp_path_factory.mktemp("xdg-state")
+    _isolate_state(monkeypatch, home)
+    return home
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)

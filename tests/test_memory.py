@@ -196,3 +196,116 @@ def test_kill_9_during_checkpointing_never_leaves_an_unloadable_file(tmp_path):
     assert all(name.endswith(".tmp") for name in leftovers)  # a killed write's temp file
     restore(path, ["m1", "m2"], SETTINGS, initial_thermal_state(SETTINGS), "cool", 1.0)
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # cleaned at start
+
+
+# ---------------------------------------------------------------- a nearly full disk
+
+def many_points(count: int, theta: float) -> tuple[list[str], dict]:
+    """A thermal memory of ``count`` points at ``theta`` (a latched trip on the first)."""
+    import numpy as np
+
+    from softrelay.core.layout import THERMAL_STATE
+
+    state = np.zeros(count, THERMAL_STATE)
+    state["theta"] = theta
+    state["trip_latched"][0] = 1
+    names = [f"motor{k}" for k in range(count)]
+    return names, snapshot(names, state, {"event_seq": 17})
+
+
+def test_a_short_write_is_continued_and_the_file_is_whole(tmp_path, monkeypatch):
+    path = tmp_path / "state.json"
+    _, document = many_points(40, 1.1)
+    real_write = os.write
+    calls = []
+
+    def half(fd, data):  # what a nearly full disk's kernel may do: take only part of it
+        calls.append(len(data))
+        return real_write(fd, bytes(data[:max(1, len(data) // 2)]))
+
+    monkeypatch.setattr(os, "write", half)
+    write_atomically(path, document)
+    monkeypatch.undo()
+    assert len(calls) > 1, "the write was short and continued"
+    assert read_state(path) == document["payload"]
+
+
+def checkpoint_on_a_full_disk(path, monkeypatch, fail) -> tuple[Checkpointer, list, list]:
+    """A good checkpoint, then one that ``fail`` (an os.write) breaks; the checkpointer
+    and what it reported (faults, clearances)."""
+    _, good = many_points(40, 1.1)
+    errors, cleared = [], []
+    cp = Checkpointer(path, on_error=errors.append, on_clear=cleared.append)
+    cp.submit(lambda: good)
+    assert cp.flush(10.0) and cp.trouble is None
+    monkeypatch.setattr(os, "write", fail)
+    _, hotter = many_points(40, 1.3)
+    cp.submit(lambda: hotter)
+    assert cp.flush(10.0)
+    cp.submit(lambda: hotter)  # the next checkpoint fails the same way: one report
+    assert cp.flush(10.0)
+    monkeypatch.undo()
+    return cp, errors, cleared
+
+
+def test_a_full_disk_keeps_the_previous_memory_reports_it_and_the_next_start_restores_it(
+        tmp_path, monkeypatch):
+    path = tmp_path / "state.json"
+    real_write = os.write
+
+    def half_then_full(fd, data):
+        if len(data) > 4096:
+            return real_write(fd, bytes(data[:4096]))
+        raise OSError(28, "No space left on device")
+
+    cp, errors, cleared = checkpoint_on_a_full_disk(path, monkeypatch, half_then_full)
+    try:
+        assert cp.failures == 2 and len(errors) == 1, errors
+        assert "no space left" in errors[0] and "previous one is kept" in errors[0]
+        assert cp.trouble is not None and str(path) in cp.trouble
+        assert "free some space" in cp.trouble
+        assert [p.name for p in tmp_path.iterdir()] == ["state.json"], "no temp file left"
+        names, _ = many_points(40, 0.0)
+        settings = pack_thermal([ThermalSettings(i_b=100, t_heat=60, t_cool=100)] * 40)
+        state = initial_thermal_state(settings)
+        result = restore(path, names, settings, state, "freeze", 1.0)
+        assert result.outcome == "restored", result.messages  # not "corrupt"
+        assert state["theta"][0] == 1.1 and state["trip_latched"][0] == 1
+
+        _, again = many_points(40, 1.2)  # space again: the next checkpoint clears it
+        cp.submit(lambda: again)
+        assert cp.flush(10.0)
+        assert cp.trouble is None and len(cleared) == 1 and "after 2 failed" in cleared[0]
+        assert read_state(path) == again["payload"]
+    finally:
+        cp.close()
+
+
+def test_on_a_real_full_tmpfs_the_previous_memory_is_kept(tmp_path):
+    """A 64 KiB tmpfs (root only): a 30 KB memory fits, a 50 KB one beside it does not."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"no tmpfs here: {mounted.stderr.strip()}")
+    try:
+        path = mnt / "state.json"
+        _, small = many_points(190, 1.1)
+        _, big = many_points(320, 1.3)
+        assert 25_000 < len(json.dumps(small)) < 35_000 < 45_000 < len(json.dumps(big))
+        errors = []
+        cp = Checkpointer(path, on_error=errors.append)
+        cp.submit(lambda: small)
+        assert cp.flush(10.0) and cp.trouble is None
+        cp.submit(lambda: big)
+        assert cp.flush(10.0)
+        cp.close()
+        assert cp.trouble is not None and "no space left" in cp.trouble, errors
+        assert len(errors) == 1
+        assert read_state(path) == small["payload"], "the previous memory, whole"
+        assert [p.name for p in mnt.iterdir()] == ["state.json"]
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)

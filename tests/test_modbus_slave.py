@@ -51,7 +51,8 @@ def make_relay(tmp_path, slave: str = SLAVE, extra: tuple[str, str] | None = Non
     end = DEMO.index("\nplant:", start) + 1
     top = [line.split(":")[0] for line in DEMO[start:end].splitlines() if line[:1].isalpha()]
     assert top == ["modbus", "unlock"], top
-    text = (DEMO[:start] + slave + DEMO[end:]).replace("state/", f"{tmp_path}/").replace(
+    text = (DEMO[:start] + slave + DEMO[end:]).replace(  # the state in tmp_path
+        "\nstate:\n", f"\nstate:\n  dir: {tmp_path}\n").replace(
         "port: 9650", "port: 0")  # the metrics: any free port
     if extra is not None:
         assert extra[0] in text

@@ -25,7 +25,7 @@ from softrelay.comms.modbus_pdu import SlaveLogic
 from softrelay.comms.rtu_slave import RtuSlave
 from softrelay.comms.slave import SlaveService
 from softrelay.comms.writes import RelayWrites, Unlock, unlock_code
-from softrelay.config.schema import RelayConfig
+from softrelay.config.schema import RelayConfig, state_paths
 from softrelay.core import (
     CHANNEL_NAMES,
     BusbarFlag,
@@ -86,7 +86,8 @@ class Relay:
         # settings changed in service (over Modbus) and kept: over the file's, while it is
         # the file they were made over
         self.configured = {p.name: p.settings for p in config.points}
-        self.settings_file = settings_path(config.state.file)
+        self.paths = state_paths(config)  #: absolute: the state directory's, not the cwd's
+        self.settings_file = settings_path(self.paths.memory)
         self.maps = register_maps(config)  #: by snapshot prefix: the whole map, unit groups
         self.regmap = self.maps[IMAGE_PREFIX]
         self._config_hash = self.regmap.config_hash
@@ -101,8 +102,10 @@ class Relay:
         period_ns = round(config.scan.period * 1e9)
         self.clock = clock or MonotonicClock(period_ns)
 
-        first_seq = last_seq(config.events.file) + 1 if config.events.file else 1
-        self.events = EventRecorder(config.events.ring_size, config.events.file, first_seq)
+        ev = config.events
+        first_seq = last_seq(self.paths.events) + 1 if self.paths.events else 1
+        self.events = EventRecorder(ev.ring_size, self.paths.events, first_seq,
+                                    max_bytes=ev.max_bytes, keep=ev.keep)
         self.feed: EventFeed | None = None  # to the telemetry: from the first event on
         self._feed_receiver = None
         if config.metrics is not None or config.mqtt is not None or config.snmp is not None:
@@ -111,7 +114,8 @@ class Relay:
             self.events.listeners.append(self.feed.send)
         self._restore_memory()
         self.checkpointer = Checkpointer(
-            config.state.file, on_error=lambda why: self.events.record("fault", "memory", why))
+            self.paths.memory, on_error=lambda why: self.events.record("fault", "memory", why),
+            on_clear=lambda why: self.events.record("system", "memory", why))
         self._checkpoint_every = config.state.checkpoint_interval
         self._last_checkpoint = None
 
@@ -137,7 +141,8 @@ class Relay:
             self.events.record("system", "settings", message)
         self.settings_keeper = Checkpointer(
             self.settings_file,
-            on_error=lambda why: self.events.record("fault", "settings", why))
+            on_error=lambda why: self.events.record("fault", "settings", why),
+            on_clear=lambda why: self.events.record("system", "settings", why))
         self._settings_kept = self.settings.applied
         if self.settings_file.exists():  # what is kept now, under this configuration's hash
             self._submit_kept_settings()
@@ -297,7 +302,7 @@ class Relay:
 
     def _restore_memory(self) -> None:
         state = self.config.state
-        result = restore(state.file, self.thermal_names, self.core.thermal_settings,
+        result = restore(self.paths.memory, self.thermal_names, self.core.thermal_settings,
                          self.core.thermal_state, state.power_loss, state.preset_theta)
         self._restored = result
         if result.extra.get("event_seq"):

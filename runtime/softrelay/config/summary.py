@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from softrelay.config.schema import RelayConfig
+from softrelay.config.schema import RelayConfig, state_paths
+from softrelay.firmware.settings_store import settings_path
 
 
 def describe(config: RelayConfig) -> list[str]:
     """Lines that say what would run: scan, memory, I/O, points, outputs, Modbus, plant."""
     scan, rt = config.scan, config.scan.realtime
+    paths = state_paths(config)
     lines = [
         f"relay {config.name!r}: scan every {scan.period * 1000:g} ms, healthy contact drops "
         f"after {scan.watchdog_periods} missed periods "
@@ -19,12 +21,15 @@ def describe(config: RelayConfig) -> list[str]:
         ) + (", memory locked" if rt.lock_memory else "")
         + (f", CPU {rt.cpu}" if rt.cpu is not None else "")
         + (f", timer slack {rt.timer_slack_ns} ns" if rt.timer_slack_ns else ""),
-        f"  thermal memory: {config.state.file}, every {config.state.checkpoint_interval:g} s, "
+        f"  state directory: {paths.dir} (from {paths.origin})",
+        f"  thermal memory: {paths.memory}, every {config.state.checkpoint_interval:g} s, "
         f"power loss: {config.state.power_loss}"
         + (f" (theta {config.state.preset_theta:g})" if config.state.power_loss == "preset"
            else ""),
+        f"  settings changed in service: {settings_path(paths.memory)}",
         f"  events: ring of {config.events.ring_size}"
-        + (f", on disk {config.events.file}" if config.events.file else ", memory only"),
+        + (f", on disk {paths.events} (rotated at {config.events.max_bytes} bytes, "
+           f"{config.events.keep} files kept)" if paths.events else ", memory only"),
     ]
     by_bus: dict[str, list] = defaultdict(list)
     for signal in config.signals:
@@ -96,7 +101,7 @@ def telemetry_lines(config: RelayConfig) -> list[str]:
     else:
         lines.append(f"  mqtt: {mq.host}:{mq.broker_port}{' TLS' if mq.tls else ''}, topic "
                      f"{mq.prefix(config.name)}, telemetry every "
-                     f"{mq.telemetry_every:g} s, queue {mq.queue.file} (up to "
+                     f"{mq.telemetry_every:g} s, queue {state_paths(config).mqtt_queue} (up to "
                      f"{mq.queue.max_events} events)")
     if sn is None:
         lines.append("  snmp traps: off")

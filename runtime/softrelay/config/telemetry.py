@@ -70,8 +70,8 @@ class MqttQueue(BaseModel):
     restarts; the oldest are dropped, and counted, beyond ``max_events``."""
 
     model_config = STRICT
-    file: Path = Field(Path("state/mqtt-queue.sqlite"), description="relative: to the working "
-                       "directory (the service's state directory)")
+    file: Path = Field(Path("mqtt-queue.sqlite"), description="relative: in the state "
+                       "directory (state.dir)")
     max_events: int = Field(10000, ge=10, le=10_000_000)
 
 

@@ -21,6 +21,7 @@ builds the JSON (milliseconds for hundreds of points) and writes it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -32,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from softrelay.firmware.disk import trouble_text, write_all
 
 FORMAT_VERSION = 1
 SAVED_FIELDS = ("theta", "start_elapsed", "start_count", "trip_count", "trip_latched",
@@ -59,17 +62,27 @@ def snapshot(names: list[str], thermal_state: np.ndarray, extra: dict | None = N
 
 
 def write_atomically(path: Path, document: dict) -> None:
-    """Write ``document`` as JSON so that ``path`` is always the old or the new file."""
+    """Write ``document`` as JSON so that ``path`` is always the old or the new file.
+
+    Every byte is written (a short write is continued) and synced before the rename; on any
+    failure (a full disk, a read-only one) the temporary file is removed, ``path`` is left as
+    it was, and the OSError is raised for the caller to report.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     data = json.dumps(document, sort_keys=True).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -157,13 +170,23 @@ def restore(path: Path, names: list[str], settings: np.ndarray, thermal_state: n
 
 
 class Checkpointer:
-    """Builds and writes checkpoints on a thread of its own; the scan only hands over a copy."""
+    """Builds and writes checkpoints on a thread of its own; the scan only hands over a copy.
 
-    def __init__(self, path: Path, on_error: Callable[[str], None] | None = None) -> None:
+    A failed write leaves the previous file in place and sets ``trouble`` (the reason and the
+    remedy) until a later checkpoint succeeds; ``on_error`` hears of a fault when it starts
+    (or its reason changes), not at every failed checkpoint, and ``on_clear`` when a
+    checkpoint is written again. Each later checkpoint is the retry.
+    """
+
+    def __init__(self, path: Path, on_error: Callable[[str], None] | None = None,
+                 on_clear: Callable[[str], None] | None = None) -> None:
         self.path = path
         self.on_error = on_error
+        self.on_clear = on_clear
         self.written = 0
         self.failures = 0
+        self._trouble: str | None = None
+        self._failed_in_a_row = 0
         self._pending: Callable[[], dict] | None = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -172,6 +195,12 @@ class Checkpointer:
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="checkpoint", daemon=True)
         self._thread.start()
+
+    @property
+    def trouble(self) -> str | None:
+        """The present fault (why the file cannot be written, and what to do), None when
+        the last checkpoint was written."""
+        return self._trouble
 
     def submit(self, build: Callable[[], dict]) -> None:
         """Queue the newest checkpoint: ``build()`` makes its document, on the checkpoint
@@ -183,7 +212,7 @@ class Checkpointer:
         self._wake.set()
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every submitted snapshot is on disk."""
+        """Wait until every submitted snapshot is written (or has failed)."""
         return self._idle.wait(timeout)
 
     def close(self) -> None:
@@ -192,6 +221,28 @@ class Checkpointer:
         self._stop = True
         self._wake.set()
         self._thread.join(timeout=10.0)
+
+    def _write(self, build: Callable[[], dict]) -> None:
+        try:
+            write_atomically(self.path, build())
+        except Exception as exc:  # a disk's fault (or a bug) never ends the thread
+            self.failures += 1
+            self._failed_in_a_row += 1
+            why = (trouble_text(self.path, exc) if isinstance(exc, OSError)
+                   else f"cannot write {self.path}: {exc.__class__.__name__}: {exc}")
+            first = why != self._trouble
+            self._trouble = why
+            if first and self.on_error is not None:
+                self.on_error(f"checkpoint to {self.path} failed, the previous one is kept: "
+                              f"{why}")
+            return
+        self.written += 1
+        if self._trouble is not None:
+            self._trouble = None
+            if self.on_clear is not None:
+                self.on_clear(f"checkpoint to {self.path} written again after "
+                              f"{self._failed_in_a_row} failed one(s)")
+        self._failed_in_a_row = 0
 
     def _run(self) -> None:
         from softrelay.scan.realtime import leave_realtime
@@ -203,13 +254,7 @@ class Checkpointer:
             with self._lock:
                 build, self._pending = self._pending, None
             if build is not None:
-                try:
-                    write_atomically(self.path, build())
-                    self.written += 1
-                except OSError as exc:
-                    self.failures += 1
-                    if self.on_error is not None:
-                        self.on_error(f"checkpoint to {self.path} failed: {exc}")
+                self._write(build)
             with self._lock:
                 if self._pending is None:
                     self._idle.set()

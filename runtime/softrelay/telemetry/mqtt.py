@@ -33,7 +33,7 @@ from collections.abc import Callable
 import paho.mqtt.client as paho
 
 from softrelay.comms.regmap import firmware_version
-from softrelay.config.schema import RelayConfig
+from softrelay.config.schema import RelayConfig, state_paths
 from softrelay.telemetry.spool import EventSpool
 from softrelay.telemetry.view import Reading, document
 
@@ -51,7 +51,7 @@ class MqttPublisher:
         self.read = read
         self.clock = clock
         self.prefix = m.prefix(config.name)
-        self.spool = EventSpool(m.queue.file, m.queue.max_events)
+        self.spool = EventSpool(state_paths(config).mqtt_queue, m.queue.max_events)
         self.published = 0  #: events the broker acknowledged
         self.connected = False
         self._connections = 0  #: set by the network thread on each CONNACK
