@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import math
+import time
 
 import numpy as np
 import pytest
@@ -185,3 +186,43 @@ def test_a_device_failure_carries_its_kind_in_the_last_error():
     d = Nacking("ir", 0.1)
     assert d.read(["amb.temperature"])[0][1] == Quality.IO_ERROR
     assert d.last_error.startswith("NACK: OSError")
+
+
+def test_an_unusable_state_directory_is_a_failed_self_test_on_the_healthy_contact(tmp_path):
+    """The event file and the thermal memory cannot be written (the state directory's place
+    is taken by a regular file): the relay protects on, and its healthy contact drops,
+    naming both, whatever the policy (a failed self-test always drops it)."""
+    from pathlib import Path
+
+    from gpiozero.pins.mock import MockFactory
+
+    from softrelay.config import load
+    from softrelay.runtime import Relay
+
+    blocker = tmp_path / "state"
+    blocker.write_text("not a directory\n")
+    path = tmp_path / "fast.yaml"
+    path.write_text((Path(__file__).parent / "configs" / "fast.yaml").read_text()
+                    .replace("STATE_DIR", str(blocker))
+                    + "healthy: {drop_on: []}\n")
+    pins = MockFactory()
+    relay = Relay(load(path), str(path), factory=pins)
+    relay.start(companion=False)
+    try:
+        relay.checkpointer.submit(relay._memory())
+        deadline = time.monotonic() + 10.0
+
+        def verdicts() -> list[str]:
+            return [e.text for e in relay.events.ring if e.source == "healthy"]
+
+        while not any("thermal memory" in v for v in verdicts()):
+            assert time.monotonic() < deadline, verdicts()
+            relay.loop.step()
+        verdict = next(v for v in verdicts() if "thermal memory" in v)
+        assert verdict.startswith("NOT healthy: self-test failed: ")
+        assert "event writer: cannot write" in verdict or any(
+            "event writer: cannot write" in v for v in verdicts())
+        assert not relay.supervision.healthy and not pins.pin(24).state
+        assert relay.supervision.word & bit("self_test")
+    finally:
+        relay.stop()

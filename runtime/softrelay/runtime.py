@@ -149,6 +149,9 @@ class Relay:
         limit = config.scan.watchdog_periods * config.scan.period
         self.systemd = Notifier()
         self.supervision = Supervision(config.healthy.drop_on, self._set_healthy, checks=[
+            ("self_test", "event writer", lambda: self.events.trouble),
+            ("self_test", "thermal memory", lambda: self.checkpointer.trouble),
+            ("self_test", "kept settings", lambda: self.settings_keeper.trouble),
             ("self_test", "I/O process", self._companion_trouble),
             ("telemetry_down", "telemetry process", self._telemetry_trouble)])
         self.watchdog = Watchdog(
