@@ -195,8 +195,10 @@ class Relay:
             registers=[RegisterPublisher(
                 regmap, lambda: self.settings.applied,
                 (lambda: self.unlock.unlocked) if self.unlock is not None else lambda: False,
-                self.event_window, prefix) for prefix, regmap in self.maps.items()],
-            modbus_counters=self._modbus_counters if self.slave is not None else None)
+                self.event_window, prefix, tables={"links": self.links.table})
+                for prefix, regmap in self.maps.items()],
+            modbus_counters=self._modbus_counters if self.slave is not None else None,
+            supervision=self._supervision_figures)
         self.loop = ScanLoop(
             self.core, self.clock,
             before=[self._latch, self.settings.apply, self.commands.apply],
@@ -256,6 +258,12 @@ class Relay:
         lost = ([n for n, x in zip(self.thermal_names, thermal, strict=True) if x]
                 + [n for n, x in zip(self.busbar_names, busbar, strict=True) if x])
         self.supervision.set("measurement_lost", bool(lost), ", ".join(lost))
+
+    def _supervision_figures(self) -> tuple[int, int, int]:
+        """(self-supervision word, points whose measurement is lost, buses down): what the
+        snapshot and the map show."""
+        lost = int(self._lost_thermal.sum() + self._lost_busbar.sum())
+        return self.supervision.word, lost, int(self.links.down.sum())
 
     def _companion_trouble(self) -> str | None:
         companion = self._companion

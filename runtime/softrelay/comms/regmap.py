@@ -80,6 +80,11 @@ BLOCK = 48  #: addresses per point in every table
 MAX_POINTS = min((FIRST_POINT - SUMMARY) // 4, (65536 - FIRST_POINT) // BLOCK)
 EXTENSION = FIRST_POINT + BLOCK * MAX_POINTS  #: 54 700: the first point's extension area
 EXTENSION_BLOCK = 10  #: addresses per point in the extension area of every table
+#: map version 2: the field buses' links after the last extension block (bus k: input
+#: registers 65 200 + 4 k, discrete input 65 200 + k)
+BUS_FIRST = EXTENSION + EXTENSION_BLOCK * MAX_POINTS
+BUS_BLOCK = 4
+MAX_BUSES = (65536 - BUS_FIRST) // BUS_BLOCK
 if EXTENSION + EXTENSION_BLOCK * MAX_POINTS > 65536:
     raise AssertionError("the extension areas do not fit in the 65 536 addresses of a table")
 TABLES = ("coil", "discrete_input", "input_register", "holding_register")
@@ -316,6 +321,18 @@ GLOBAL_READINGS = [
     ("points", "input_register", 27, "uint16", "", "protected points in the map"),
     ("healthy", "discrete_input", 0, "bool", "", "self-supervision healthy"),
     ("unlocked", "discrete_input", 1, "bool", "", "settings may be written"),
+    # map version 2: self-supervision (firmware.supervision), so a DCS tells blind from cool
+    ("supervision", "input_register", 28, "uint16", "", "self-supervision causes active now, "
+     "bit k: 0 scan stalled, 1 self-test failed, 2 measurement lost, 3 link down, 4 telemetry "
+     "down (set whether or not the healthy policy drops the contact for it)"),
+    ("points_lost", "input_register", 29, "uint16", "", "protected points whose measurement "
+     "is lost now"),
+    ("links_down", "input_register", 86, "uint16", "", "field buses whose link is down now"),
+    ("measurement_lost", "discrete_input", 2, "bool", "", "a protected point's measurement "
+     "is lost: the relay is blind there (not cool)"),
+    ("link_down", "discrete_input", 3, "bool", "", "a field bus's link is down"),
+    ("self_test_failed", "discrete_input", 4, "bool", "", "a self-test failed (event writer, "
+     "thermal memory, kept settings, I/O process): the healthy contact is dropped"),
 ]
 #: (quantity, table, offset, type, access, unit, description): commands and the unlock
 GLOBAL_WRITES = [
@@ -386,6 +403,11 @@ class RegisterMap:
         if len(config.points) > MAX_POINTS:
             raise ValueError(f"{len(config.points)} points: the register map holds at most "
                              f"{MAX_POINTS}")
+        if len(config.buses) > MAX_BUSES:
+            raise ValueError(f"{len(config.buses)} buses: the register map holds at most "
+                             f"{MAX_BUSES}")
+        for k, bus in enumerate(config.buses):
+            entries += bus_entries(bus.name, k)
         counts, row_of = {"thermal": 0, "busbar": 0}, {}
         for point in config.points:  # each point's row in its kind's tables of the core
             row_of[point.name] = counts[point.kind]
@@ -531,6 +553,20 @@ def busbar_entries(point: str, k: int, row: int) -> list[Entry]:
                              source=("busbar_outputs", field_name, row, *index)))
     entries += settings_entries(point, "busbar", k, "busbar_settings", row)
     return entries
+
+
+def bus_entries(bus: str, k: int) -> list[Entry]:
+    """A field bus's link (``firmware.links``): up now, times it went down, and a discrete
+    input while it is down."""
+    base = BUS_FIRST + BUS_BLOCK * k
+    return [Entry(f"bus.{bus}.link_up", "input_register", base, "uint16", "R",
+                  "1 while the bus's link answers; 0 after a read in which every signal "
+                  "failed", source=("links", "up", k)),
+            Entry(f"bus.{bus}.link_downs", "input_register", base + 1, "uint32", "R",
+                  "times the bus's link went down since the relay started",
+                  source=("links", "downs", k)),
+            Entry(f"bus.{bus}.link_down", "discrete_input", BUS_FIRST + k, "bool", "R",
+                  "the bus's link is down", source=("links", "down", k, 0))]
 
 
 def summary_entries(point: str, kind: str, address: int, row: int) -> list[Entry]:

@@ -18,6 +18,9 @@ import numpy as np
 
 from softrelay.firmware.events import EventRecorder
 
+#: one row per bus, what the register map shows of its link (``regmap.bus_entries``)
+LINK = np.dtype([("up", "<u4"), ("downs", "<u4"), ("down", "<u4"), ("_pad", "<u4")])
+
 
 def reason_of(row: np.void) -> str:
     """The reason a bus row gives for its last link-down, as text."""
@@ -32,6 +35,8 @@ class LinkWatcher:
         self.recorder = recorder
         self.down = np.zeros(len(self.names), dtype=bool)
         self.downs = np.zeros(len(self.names), dtype=np.uint64)
+        self.table = np.zeros(len(self.names), LINK)  #: the map's source (``LINK``)
+        self.table["up"] = 1
 
     @property
     def names_down(self) -> list[str]:
@@ -54,4 +59,7 @@ class LinkWatcher:
                 self.recorder.record("fault cleared", source, "link up", mono=mono)
         self.down[:] = down
         self.downs[:] = downs
+        self.table["up"] = ~down
+        self.table["down"] = down
+        self.table["downs"] = np.minimum(downs, 2**32 - 1)
         return True

@@ -22,6 +22,7 @@ from softrelay.comms.regmap import TABLES, RegisterMap, firmware_version
 from softrelay.config.schema import RelayConfig
 from softrelay.core import ProtectionCore
 from softrelay.core.layout import BUSBAR_OUTPUTS, THERMAL_OUTPUTS
+from softrelay.firmware.supervision import CAUSES
 from softrelay.image.shared import Layout, SharedImage
 from softrelay.scan.loop import ScanStats
 
@@ -31,6 +32,7 @@ _HIST = ["min", "max", "mean", "p50", "p99", "p999"]
 TIME_BUCKETS = (10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3,
                 25e-3, 50e-3, 100e-3)
 _BUCKETS_NS = [round(b * 1e9) for b in TIME_BUCKETS]
+SELF_TEST = 1 << CAUSES.index("self_test")  #: its bit of the self-supervision word
 #: the Modbus/TCP slave's counters (all 0 without a slave)
 MODBUS_COUNTERS = ("requests", "exceptions", "accepted", "refused", "dropped", "open")
 STATS = np.dtype(
@@ -41,7 +43,8 @@ STATS = np.dtype(
        for k, t, s in (("buckets", "<u8", (len(TIME_BUCKETS),)), ("count", "<u8", ()),
                        ("sum", "<f8", ()))]
     + [(f"modbus_{k}", "<u8") for k in MODBUS_COUNTERS]
-    + [("healthy", "u1"), ("_pad", "u1", (7,))]
+    + [("healthy", "u1"), ("_pad", "u1"), ("supervision", "<u2"), ("points_lost", "<u2"),
+       ("links_down", "<u2")]
 )
 
 
@@ -98,8 +101,12 @@ class RegisterPublisher:
 
     def __init__(self, regmap: RegisterMap, settings_version: Callable[[], int] = lambda: 0,
                  unlocked: Callable[[], bool] = lambda: False,
-                 events: EventWindow | None = None, prefix: str = IMAGE_PREFIX) -> None:
+                 events: EventWindow | None = None, prefix: str = IMAGE_PREFIX,
+                 tables: dict[str, np.ndarray] | None = None) -> None:
+        """``tables``: further source tables of the map by name (kept in place by their
+        owners, e.g. the buses' ``links``), beside the core's and the relay's."""
         self.regmap = regmap
+        self.tables = dict(tables or {})
         self.prefix = prefix
         self.settings_version = settings_version
         self.unlocked = unlocked
@@ -122,7 +129,8 @@ class RegisterPublisher:
                        "thermal_settings": core.thermal_settings,
                        "busbar_outputs": core.busbar_outputs,
                        "busbar_settings": core.busbar_settings, "relay": self.relay,
-                       "events": self.events.table if self.events else self._no_events}
+                       "events": self.events.table if self.events else self._no_events,
+                       **self.tables}
             image = register_image(tables, self.prefix)
             self._encoder = compiled_encoder(self.regmap, sources, image,
                                              lambda table: not table.endswith("_settings"))
@@ -144,9 +152,12 @@ class SnapshotPublisher:
     def __init__(self, image: SharedImage, stats: ScanStats, coil_state, event_count,
                  healthy, stats_every: int = 50,
                  registers: Sequence[RegisterPublisher] = (),
-                 modbus_counters: Callable[[], dict[str, int]] | None = None) -> None:
+                 modbus_counters: Callable[[], dict[str, int]] | None = None,
+                 supervision: Callable[[], tuple[int, int, int]] = lambda: (0, 0, 0)) -> None:
         """``modbus_counters()``: the slave's counters by ``MODBUS_COUNTERS`` name, read with
-        the statistics (every ``stats_every`` scans)."""
+        the statistics (every ``stats_every`` scans); ``supervision()``: (the self-supervision
+        word, points whose measurement is lost, buses whose link is down), every scan."""
+        self.supervision = supervision
         self.image = image
         self.modbus_counters = modbus_counters
         self.registers = list(registers)
@@ -196,6 +207,8 @@ class SnapshotPublisher:
             for key, value in self._modbus.items():
                 s[f"modbus_{key}"] = value
             s["healthy"] = self.healthy()
+            word, lost, down = self.supervision()
+            s["supervision"], s["points_lost"], s["links_down"] = word, lost, down
             if not self.registers:
                 return
             shared = (("scans", s["scans"]), ("heartbeat", s["scans"] % 65536),
@@ -205,7 +218,10 @@ class SnapshotPublisher:
                       ("lateness_p99", summary["lateness"]["p99"] * 1e-3),  # ns -> us
                       ("lateness_max", summary["lateness"]["max"] * 1e-3),
                       ("execution_p99", summary["execution"]["p99"] * 1e-3),
-                      ("execution_max", summary["execution"]["max"] * 1e-3))
+                      ("execution_max", summary["execution"]["max"] * 1e-3),
+                      ("supervision", word), ("points_lost", lost), ("links_down", down),
+                      ("measurement_lost", lost), ("link_down", down),
+                      ("self_test_failed", word & SELF_TEST))
             for registers in self.registers:  # the whole map's image, each group's
                 r = registers.relay
                 for name, value in shared:
