@@ -18,6 +18,11 @@ from softrelay.core import Quality
 Reading = tuple[float | np.ndarray, int]  #: (value or sample window, quality)
 
 
+class NoReadingError(ValueError):
+    """A chip answered with its own "no reading" value (a TMP117's 8000h before its first
+    conversion): the reading is SENTINEL, not out of range."""
+
+
 class Device:
     """Base class of field devices.
 
