@@ -1,7 +1,9 @@
 """Random but valid banks of points and random scan inputs, for the equality proofs.
 
 Values are drawn to reach every branch of the maths: trips within a few scans, starts, resets
-and presets, unusable currents, every sensor fault, spikes, hot joints.
+and presets, unusable currents (single scans and outages of several, so the loss delay and
+the hold run out), every sensor fault and quality (the sentinel too), a lost ambient with its
+fallback, the absolute limits (or them off), spikes, hot joints.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class RandomBank:
         self.ambient = self.rng.uniform(-10.0, 40.0, n_busbar)
         self.rise = self.rng.uniform(0.0, 45.0, (n_busbar, 3))
         self.now = 1000.0
+        self.th_outage = np.zeros(n_thermal, dtype=np.int64)  # scans of outage left
+        self.bb_outage = np.zeros((n_busbar, 4), dtype=np.int64)
 
     def _thermal_settings(self, n: int) -> np.ndarray:
         r = self.rng
@@ -67,6 +71,9 @@ class RandomBank:
         s["stale_limit"] = r.uniform(0.05, 5.0, n)
         s["input_mode"] = r.choice(list(InputMode), n)
         s["latch"] = r.random(n) < 0.7
+        s["input_loss_delay"] = np.where(r.random(n) < 0.2, 0.0, r.uniform(0.0, 3.0, n))
+        s["input_loss"] = r.random(n) < 0.5  # InputLoss.HOLD or FREEZE
+        s["input_loss_hold"] = np.where(r.random(n) < 0.2, 0.0, r.uniform(0.0, 5.0, n))
         return s
 
     def _busbar_settings(self, n: int) -> np.ndarray:
@@ -92,6 +99,14 @@ class RandomBank:
         s["joint_min_current"] = r.uniform(1.0, 50.0, n)
         s["joint_balance"] = r.uniform(0.02, 0.5, n)
         s["joint_min_excess"] = r.uniform(0.0, 5.0, n)
+        s["input_loss_delay"] = np.where(r.random(n) < 0.2, 0.0, r.uniform(0.0, 3.0, n))
+        s["ambient_fallback"] = r.uniform(-10.0, 50.0, n)
+        # absolute limits inside the phases' reach (ambient + rise spans -10 .. 120 C); off
+        # (NaN) now and then
+        s["warning_abs"] = r.uniform(20.0, 90.0, n)
+        s["critical_abs"] = s["warning_abs"] + r.uniform(1.0, 30.0, n)
+        s["warning_abs"][r.random(n) < 0.15] = np.nan
+        s["critical_abs"][r.random(n) < 0.15] = np.nan
         return s
 
     def next_inputs(self, dt: float) -> None:
@@ -114,7 +129,11 @@ class RandomBank:
         x["mag"] = amps
         x["ang"] = np.array([0.0, -120.0, 120.0]) + r.normal(0.0, 25.0, (n, 3))
         x["stamp"] = self.now - np.where(r.random(n) < 0.05, 50.0, r.uniform(0.0, 0.04, n))
-        x["quality"] = np.where(r.random(n) < 0.06, r.integers(1, 4, n), Quality.GOOD)
+        # outages that last several scans, so that the loss delay and the hold run out
+        self.th_outage = np.where(r.random(n) < 0.05, r.integers(1, 12, n),
+                                  np.maximum(self.th_outage - 1, 0))
+        bad = (r.random(n) < 0.06) | (self.th_outage > 0)
+        x["quality"] = np.where(bad, r.integers(1, 5, n), Quality.GOOD)
         command = np.where(r.random(n) < 0.08, Command.RESET, 0)
         command |= np.where(r.random(n) < 0.03, Command.PRESET, 0)
         x["command"] = command
@@ -145,7 +164,10 @@ class RandomBank:
         x["temp"] = np.where(fresh, temps, x["temp"])
         stamps = self.now - np.where(r.random((n, 4)) < 0.02, 100.0, 0.0)
         x["stamp"] = np.where(fresh, stamps, x["stamp"])
-        x["quality"] = np.where(r.random((n, 4)) < 0.03, r.integers(1, 5, (n, 4)), Quality.GOOD)
+        self.bb_outage = np.where(r.random((n, 4)) < 0.03, r.integers(1, 12, (n, 4)),
+                                  np.maximum(self.bb_outage - 1, 0))
+        bad = (r.random((n, 4)) < 0.03) | (self.bb_outage > 0)
+        x["quality"] = np.where(bad, r.integers(1, 6, (n, 4)), Quality.GOOD)
         base = r.uniform(0.0, 400.0, (n, 1))
         current = base * r.uniform(0.85, 1.15, (n, 3))
         current[r.random(n) < 0.2] = np.nan

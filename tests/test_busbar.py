@@ -135,7 +135,12 @@ def test_rate_of_rise_alarm(impl):
 
 FAULTS = {
     "nan": (lambda x: x["temp"].__setitem__((0, 0), np.nan), CF.NAN),
-    "sentinel": (lambda x: x["temp"].__setitem__((0, 0), -32768.0), CF.SENTINEL | CF.RANGE),
+    # the device's no-reading value is named as such, not as a reading out of range
+    "sentinel": (lambda x: x["temp"].__setitem__((0, 0), -32768.0), CF.SENTINEL),
+    # as a field reader delivers it: NaN with the SENTINEL quality, not a NaN reading
+    "image_sentinel": (lambda x: (x["temp"].__setitem__((0, 0), np.nan),
+                                  x["quality"].__setitem__((0, 0), Quality.SENTINEL)),
+                       CF.SENTINEL),
     "above_range": (lambda x: x["temp"].__setitem__((0, 0), 130.0), CF.RANGE),
     "io_error": (lambda x: x["quality"].__setitem__((0, 0), Quality.IO_ERROR), CF.IO),
     "image_out_of_range": (lambda x: x["quality"].__setitem__((0, 0), Quality.OUT_OF_RANGE),
@@ -176,15 +181,110 @@ def test_an_alarm_drops_when_its_only_hot_channel_fails(impl):
     assert F.CRITICAL not in flags(core) and F.WARNING in flags(core)
 
 
-def test_a_failed_ambient_removes_rises_but_keeps_the_phase_comparison(impl):
+def test_a_failed_ambient_falls_back_and_the_rises_still_alarm(impl):
+    """The ambient reads -32768: rises are taken over ambient_fallback (40 C), flagged, and
+    warning / critical go on operating on them; the phase comparison needs no ambient."""
     core = busbar(impl, **QUIET)
     t = feed(core, (70.0, 40.0, 41.0, 25.0), 0.0, 3)
     feed(core, (70.0, 40.0, 41.0, -32768.0), t, 2)
     out = core.busbar_outputs
     assert F.AMBIENT_FAULT in flags(core) and F.SENSOR_FAULT in flags(core)
-    assert np.isnan(out["max_rise"][0]) and np.all(np.isnan(out["rise"][0]))
-    assert not flags(core) & (F.WARNING | F.CRITICAL)
+    assert F.AMBIENT_FALLBACK in flags(core)
+    assert out["fault"][0, 3] == CF.SENTINEL and np.isnan(out["level"][0, 3])
+    np.testing.assert_allclose(out["rise"][0], [30.0, 0.0, 1.0])
+    assert out["max_rise"][0] == pytest.approx(30.0)
+    assert F.WARNING in flags(core) and F.CRITICAL in flags(core)
     assert F.IMBALANCE in flags(core) and out["imbalance_pair"][0] == PhasePair.AB
+    assert F.MEASUREMENT_LOST not in flags(core)  # every phase is still protected
+    feed(core, (70.0, 40.0, 41.0, 25.0), t + 2.0, 2)  # the ambient returns
+    assert not flags(core) & (F.AMBIENT_FAULT | F.AMBIENT_FALLBACK)
+    assert out["max_rise"][0] == pytest.approx(45.0)
+
+
+def test_the_issues_hot_bus_with_a_lost_ambient_alarms(impl):
+    """Issue 13's case: phases at 108-110 C and the ambient reading -32768 gave only
+    SENSOR_FAULT | AMBIENT_FAULT. With the defaults (pickup delays included) it alarms critical,
+    on the fallback rises and on the absolute limits."""
+    core = busbar(impl)
+    t = feed(core, (108.0, 109.0, 110.0, -32768.0), 0.0, 12)
+    got = flags(core)
+    assert got & F.CRITICAL and got & F.WARNING
+    assert got & F.TEMP_CRITICAL and got & F.TEMP_WARNING
+    assert got & F.AMBIENT_FALLBACK and got & F.AMBIENT_FAULT
+    assert core.busbar_outputs["fault"][0, 3] == CF.SENTINEL
+    # the same bus with the fallback assumed as hot as the bars: the absolute limits alone
+    core = busbar(impl, ambient_fallback=105.0)
+    feed(core, (108.0, 109.0, 110.0, -32768.0), 0.0, 12)
+    assert not flags(core) & (F.WARNING | F.CRITICAL)
+    assert flags(core) & F.TEMP_CRITICAL and flags(core) & F.TEMP_WARNING
+    assert t == 12.0
+
+
+def test_absolute_limits_operate_whatever_the_ambient(impl):
+    """A hot room: the bars at 100 C over a 95 C ambient rise only 5 C, yet 100 C is past the
+    90 C warning_abs; critical_abs (105 C) waits, and each level has its pickup delay and the
+    hyst_delta dropout."""
+    core = busbar(impl, pickup_warning=5.0, pickup_critical=2.0, hyst_delta=2.0, kalman_q=1.0)
+    t = feed(core, (100.0, 99.0, 99.5, 95.0), 0.0, 4)
+    assert not flags(core) & F.TEMP_WARNING  # 4 s of the 5 s pickup
+    t = feed(core, (100.0, 99.0, 99.5, 95.0), t, 1)
+    assert flags(core) & F.TEMP_WARNING and not flags(core) & (F.WARNING | F.TEMP_CRITICAL)
+    t = feed(core, (106.0, 99.0, 99.5, 95.0), t, 2)
+    assert flags(core) & F.TEMP_CRITICAL
+    t = feed(core, (104.0, 99.0, 99.5, 95.0), t, 1)  # within hyst_delta: stays
+    assert flags(core) & F.TEMP_CRITICAL
+    t = feed(core, (102.0, 99.0, 99.5, 95.0), t, 1)  # below 105 - 2: drops
+    assert not flags(core) & F.TEMP_CRITICAL and flags(core) & F.TEMP_WARNING
+    feed(core, (87.0, 86.0, 86.0, 80.0), t, 3)  # a step the filter takes in 3 samples
+    assert not flags(core) & (F.TEMP_WARNING | F.TEMP_CRITICAL)
+
+
+def test_absolute_limits_switched_off_never_operate(impl):
+    core = busbar(impl, warning_abs=None, critical_abs=None, **QUIET)
+    assert np.isnan(core.busbar_settings["warning_abs"][0])
+    feed(core, (120.0, 120.0, 120.0, 110.0), 0.0, 5)
+    assert not flags(core) & (F.TEMP_WARNING | F.TEMP_CRITICAL)
+
+
+def test_an_excluded_hot_channel_never_feeds_an_absolute_limit(impl):
+    """Phase A's sensor fails reading 124 C (in range, but erratic-free: I/O error quality);
+    the others are cool: no absolute alarm."""
+    core = busbar(impl, **QUIET)
+    t = 0.0
+    for _ in range(4):
+        t += 1.0
+        set_temperatures(core, (124.0, 40.0, 41.0, 25.0), now=t)
+        core.busbar_inputs["quality"][0, 0] = Quality.IO_ERROR
+        core.scan(t, 1.0)
+    assert not flags(core) & (F.TEMP_WARNING | F.TEMP_CRITICAL)
+    assert core.busbar_outputs["fault"][0, 0] == CF.IO
+
+
+def test_a_phase_excluded_for_the_delay_is_measurement_lost(impl):
+    """Phase B fails (I/O error): MEASUREMENT_LOST once it has been excluded for
+    input_loss_delay without a break, not before; a good reading clears it at once; a lost
+    ambient alone never raises it."""
+    core = busbar(impl, input_loss_delay=3.0, **QUIET)
+    t = feed(core, (40.0, 41.0, 40.5, 25.0), 0.0, 2)
+    seen = []
+    for _ in range(5):
+        t += 1.0
+        set_temperatures(core, (40.0, 41.0, 40.5, 25.0), now=t)
+        core.busbar_inputs["quality"][0, 1] = Quality.IO_ERROR
+        core.scan(t, 1.0)
+        seen.append(bool(flags(core) & F.MEASUREMENT_LOST))
+    assert seen == [False, False, True, True, True]  # excluded 1, 2, 3 s ...
+    t = feed(core, (40.0, 41.0, 40.5, 25.0), t, 1)
+    assert not flags(core) & F.MEASUREMENT_LOST
+    t = feed(core, (40.0, 41.0, 40.5, np.nan), t, 10)
+    assert flags(core) & F.AMBIENT_FAULT and not flags(core) & F.MEASUREMENT_LOST
+    # an outage broken by one good reading starts the delay again
+    for quality in (Quality.STALE, Quality.STALE, Quality.GOOD, Quality.STALE, Quality.STALE):
+        t += 1.0
+        set_temperatures(core, (40.0, 41.0, 40.5, 25.0), now=t)
+        core.busbar_inputs["quality"][0, 2] = quality
+        core.scan(t, 1.0)
+    assert not flags(core) & F.MEASUREMENT_LOST
 
 
 def test_stale_only_after_the_stale_limit(impl):

@@ -75,7 +75,7 @@ def qualities(readings) -> list[int]:
     return [q for _, q in readings]
 
 
-G, IO, RANGE = Quality.GOOD, Quality.IO_ERROR, Quality.OUT_OF_RANGE
+G, IO, RANGE, SENTINEL = Quality.GOOD, Quality.IO_ERROR, Quality.OUT_OF_RANGE, Quality.SENTINEL
 
 
 @pytest.mark.parametrize(
@@ -86,7 +86,7 @@ G, IO, RANGE = Quality.GOOD, Quality.IO_ERROR, Quality.OUT_OF_RANGE
         ("ir_c", "slow", [G, G, IO, G]),  # clock stretched past the timeout
         ("ir_a", "garbage", [IO, IO, G, G]),  # the MLX90614's PEC catches it
         ("ir_a.object", "sentinel", [RANGE, G, G, G]),  # thermopile error flag
-        ("amb", "sentinel", [G, G, G, RANGE]),  # the TMP117's reset value 8000h
+        ("amb", "sentinel", [G, G, G, SENTINEL]),  # the TMP117's "no conversion" 8000h
     ],
 )
 def test_i2c_faults_fail_the_chip_they_hit_as_a_real_bus_would(address, kind, want):
@@ -172,7 +172,7 @@ FAULTS = [  # (fault, channel, bit, start, stop): plant seconds after the relay 
     ("{bus: i2c1, address: ir_c, kind: slow, start: 2.5, stop: 3.5}", 2, ChannelFault.IO,
      2.5, 3.5),
     ("{bus: i2c1, address: amb, kind: sentinel, start: 4.0, stop: 5.0}", 3,
-     ChannelFault.RANGE, 4.0, 5.0),
+     ChannelFault.SENTINEL, 4.0, 5.0),  # the TMP117's 8000h, named as such
     ("{bus: i2c1, address: ir_a.object, kind: stuck, start: 4.0, stop: 5.0}", 0,
      ChannelFault.STALE, 4.0, 5.0),
 ]

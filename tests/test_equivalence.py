@@ -46,7 +46,9 @@ def run_both(bank: RandomBank, scans: int, dt_choices: list[float]):
     c_tables = bank.tables()
     r_tables = bank.tables()
     seen_th = seen_bb = seen_fault = 0
+    held = 0  # scans of points whose theta moved while their currents were unusable (hold)
     for _ in range(scans):
+        theta_before = c_tables[3]["theta"].copy()
         dt = float(bank.rng.choice(dt_choices))
         bank.next_inputs(dt)
         for tables in (c_tables, r_tables):
@@ -62,7 +64,9 @@ def run_both(bank: RandomBank, scans: int, dt_choices: list[float]):
         seen_th |= int(np.bitwise_or.reduce(c_tables[4]["flags"], initial=0))
         seen_bb |= int(np.bitwise_or.reduce(c_tables[8]["flags"], initial=0))
         seen_fault |= int(np.bitwise_or.reduce(c_tables[8]["fault"].ravel(), initial=0))
-    return seen_th, seen_bb, seen_fault
+        blind = (c_tables[4]["flags"] & ThermalFlag.INPUT_FAULT) != 0
+        held += int(np.sum(blind & (c_tables[3]["theta"] != theta_before)))
+    return seen_th, seen_bb, seen_fault, held
 
 
 @given(
@@ -82,7 +86,8 @@ def test_random_banks_over_scan_sequences(seed, n_thermal, n_busbar, spc, cycles
 def test_a_large_bank_reaches_every_flag_and_stays_equal():
     """2 000 thermal and 2 000 busbar points for 60 scans: every flag, every fault, still equal."""
     bank = RandomBank(20261121, 2000, 2000, 32, 1)
-    seen_th, seen_bb, seen_fault = run_both(bank, 60, [0.05, 0.2, 1.0])
+    seen_th, seen_bb, seen_fault, held = run_both(bank, 60, [0.05, 0.2, 1.0])
+    assert held > 100, f"the hold policy ran the replica on in only {held} point-scans"
     assert seen_th == sum(ThermalFlag), f"thermal flags never seen: {ThermalFlag(~seen_th)!r}"
     assert seen_bb == sum(BusbarFlag), f"busbar flags never seen: {BusbarFlag(~seen_bb)!r}"
     assert seen_fault == sum(ChannelFault), f"faults never seen: {ChannelFault(~seen_fault)!r}"

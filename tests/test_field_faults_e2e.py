@@ -117,8 +117,8 @@ class Watch:
                 and self.relay.core.thermal_inputs["quality"][0] == Quality.GOOD)
 
 
-IO, RANGE, STALE, ERRATIC = ChannelFault.IO, ChannelFault.RANGE, ChannelFault.STALE, \
-    ChannelFault.ERRATIC
+IO, STALE, ERRATIC = ChannelFault.IO, ChannelFault.STALE, ChannelFault.ERRATIC
+SENTINEL = ChannelFault.SENTINEL
 # (where, fault, what the protection must see, how long it may take beyond the fault's onset)
 CASES = [
     ("gw", "nack", lambda w: all(c & IO for c in w.channels()), 2 * POLL),
@@ -126,7 +126,8 @@ CASES = [
      2 * POLL),
     ("meter", "slow", lambda w: w.thermal_fault(), 2 * POLL + TIMEOUT),
     ("gw", "garbage", lambda w: all(c & IO for c in w.channels()), 2 * POLL + TIMEOUT),
-    ("gw.ch1", "sentinel", lambda w: w.channels()[0] & RANGE, 2 * POLL),
+    # the gateway's -32768 reaches the busbar as the sentinel, alone (not NaN, not range)
+    ("gw.ch1", "sentinel", lambda w: w.channels()[0] == SENTINEL, 2 * POLL),
     ("meter.current.a", "sentinel", lambda w: w.thermal_fault(), 2 * POLL),
     ("gw.ch2", "stuck", lambda w: w.channels()[1] & STALE, (STUCK_AFTER + 2) * POLL),
     ("gw.ch3", "noisy", lambda w: w.channels()[2] & ERRATIC, 40 * POLL),

@@ -68,9 +68,10 @@ def test_a_scrape_shows_what_the_relay_does(relay):
     theta = m["softrelay_thermal_theta"][(("point", "motor1"),)]
     assert theta == float(out["theta"]) > 1.1  # tripped at 1.2, cooling once the breaker opens
     assert m["softrelay_thermal_flag"][(("flag", "trip"), ("point", "motor1"))] == 1.0
-    # 0 while the breaker is still opening, +Inf ("never", as in the map) once no current
+    # 0 while tripped, as the map says: also once the breaker opened and no current flows
+    # (it read +Inf, "never", beside the trip flag)
     ttt = m["softrelay_thermal_time_to_trip_seconds"][(("point", "motor1"),)]
-    assert ttt == float(out["time_to_trip"]) and ttt in (0.0, math.inf)
+    assert ttt == float(out["time_to_trip"]) == 0.0
     assert m["softrelay_coil_operated"][(("coil", "trip"),)] == 1.0
     assert m["softrelay_healthy"][()] == 1.0
     assert m["softrelay_relay_info"][(("firmware", m_firmware(m)), ("name", "fast"))] == 1.0

@@ -81,7 +81,7 @@ def check(readings) -> None:
     for address, expected in EXPECTED.items():
         assert got[address] == expected, address
     value, quality = got["tx.winding"]  # the -32768 sentinel: no reading
-    assert quality == Quality.OUT_OF_RANGE and math.isnan(value)
+    assert quality == Quality.SENTINEL and math.isnan(value)
 
 
 def generic(port: int) -> ModbusTcpBus:

@@ -17,6 +17,7 @@ from softrelay.io.modbus.registers import Register
 from modbus_helpers import ALL, PLANT, rtu_bus, run, tcp_bus, twin_server
 
 GOOD, IO, OOR = Quality.GOOD, Quality.IO_ERROR, Quality.OUT_OF_RANGE
+SENTINEL = Quality.SENTINEL
 
 
 @pytest.fixture
@@ -159,7 +160,7 @@ def test_a_failing_device_behind_the_gateway_fails_alone(gateway, fault, expecte
 @pytest.mark.parametrize(
     ("fault", "check"),
     [
-        ("sentinel", lambda v, q: q == OOR and math.isnan(v)),  # -32768: no reading
+        ("sentinel", lambda v, q: q == SENTINEL and math.isnan(v)),  # -32768: no reading
         ("noisy", lambda v, q: q == GOOD and v != pytest.approx(PLANT["ta"], abs=0.05)),
     ],
 )
@@ -172,6 +173,8 @@ def test_value_faults_reach_the_one_quantity(gateway, fault, check):
 
 
 def test_a_meter_sentinel_is_out_of_range_not_a_current(gateway):
+    """The SDM630 declares no sentinel: -32768.0 A is a float outside the current's valid
+    range (the gateway's int16 -32768 is its declared no-reading value: SENTINEL)."""
     _, server, link = gateway
     server.inject("meter.current.a", "sentinel")
     value, quality = by_address(run(link.read(ALL)))["meter.current.a"]

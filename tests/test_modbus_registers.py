@@ -39,7 +39,7 @@ def test_scale_and_offset_as_the_seeds_gateway_sends_tenths():
 def test_the_sentinel_is_no_reading_never_a_temperature():
     reg = Register(10, "int16", scale=0.1, sentinels=(-32768,))
     value, quality = decode(reg, [0x8000])
-    assert math.isnan(value) and quality == Quality.OUT_OF_RANGE
+    assert math.isnan(value) and quality == Quality.SENTINEL  # named so, not "out of range"
     nan_words = encode(math.nan, "float32")
     assert decode(Register(0, "float32"), nan_words)[1] == Quality.OUT_OF_RANGE
 

@@ -89,7 +89,7 @@ def test_packing_keeps_every_value_and_the_order():
     assert table["latch"].tolist() == [1, 0, 1]
     for point, row in zip(points, table, strict=True):
         for name, value in point.model_dump().items():
-            if name not in ("input_mode", "latch"):
+            if name not in ("input_mode", "latch", "input_loss", "input_loss_delay"):
                 assert row[name] == value, name
     bars = pack_busbar([BusbarSettings(warning_delta=12.0), BusbarSettings()])
     assert bars["warning_delta"].tolist() == [12.0, 15.0]

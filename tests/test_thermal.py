@@ -398,3 +398,194 @@ def test_preset_sets_a_hot_thermal_state(impl):
     assert core.thermal_outputs["theta"][0] == pytest.approx(0.95)
     assert core.thermal_outputs["capacity_used"][0] == pytest.approx(95.0)
     assert flag(core, F.START_INHIBIT)[0]
+
+
+# ---------------------------------------------------------------- blind: lost currents
+
+def lose_currents(core: ProtectionCore, start: float, scans: int, dt: float = 1.0,
+                  quality: Quality = Quality.IO_ERROR) -> tuple[float, list[bool], list[float]]:
+    """``scans`` scans with the currents unusable; returns (end time, MEASUREMENT_LOST per scan,
+    theta per scan)."""
+    t, lost, theta = start, [], []
+    for _ in range(scans):
+        t += dt
+        core.thermal_inputs["quality"] = quality
+        core.scan(t, dt)
+        lost.append(bool(flag(core, F.MEASUREMENT_LOST)[0]))
+        theta.append(float(core.thermal_outputs["theta"][0]))
+    return t, lost, theta
+
+
+def run_good(core: ProtectionCore, amps: float, start: float, scans: int, dt: float = 1.0
+             ) -> float:
+    t = start
+    for _ in range(scans):
+        t += dt
+        set_currents(core, amps, now=t)
+        core.scan(t, dt)
+    return t
+
+
+def test_measurement_lost_after_the_input_loss_delay_and_clear_at_once(impl):
+    """The meter stops answering: INPUT_FAULT at once, MEASUREMENT_LOST once the currents have
+    been unusable for input_loss_delay (3 s) without a break; the first good reading clears
+    both. An outage broken by a good reading starts the delay again."""
+    core = ProtectionCore([motor(input_loss_delay=3.0)], implementation=impl)
+    t = run_good(core, 100.0, 0.0, 5)
+    assert not flag(core, F.MEASUREMENT_LOST)[0]
+    t, lost, _ = lose_currents(core, t, 5)
+    assert lost == [False, False, True, True, True]
+    assert flag(core, F.INPUT_FAULT)[0]
+    t = run_good(core, 100.0, t, 1)
+    assert not flag(core, F.MEASUREMENT_LOST)[0] and not flag(core, F.INPUT_FAULT)[0]
+    t, lost, _ = lose_currents(core, t, 2, quality=Quality.SENTINEL)
+    t = run_good(core, 100.0, t, 1)
+    t, lost, _ = lose_currents(core, t, 2, quality=Quality.STALE)
+    assert lost == [False, False]
+
+
+def test_a_relay_that_never_had_currents_is_blind_after_the_delay(impl):
+    """Before the first measurement the inputs are stale: a relay started with its meter
+    unreachable says measurement lost, it does not show a cool motor."""
+    core = ProtectionCore([motor(input_loss_delay=2.0)], implementation=impl)
+    for k in range(1, 4):
+        core.scan(float(k), 1.0)
+    assert flag(core, F.MEASUREMENT_LOST)[0] and flag(core, F.INPUT_FAULT)[0]
+
+
+def test_freeze_policy_keeps_theta_while_blind(impl):
+    core = ProtectionCore([motor(input_loss="freeze", input_loss_delay=1.0)],
+                          implementation=impl)
+    t = run_good(core, 150.0, 0.0, 20)
+    before = float(core.thermal_outputs["theta"][0])
+    _, _, theta = lose_currents(core, t, 30)
+    assert theta == [before] * 30
+
+
+def test_hold_policy_heats_at_the_last_good_current_for_input_loss_hold_then_freezes(impl):
+    """Blind at 1.5 I_B: theta goes on heating towards 2.25 exactly as if the current held,
+    for input_loss_hold (10 s) from the loss, then stays."""
+    t_heat = 60.0
+    core = ProtectionCore([motor(input_loss="hold", input_loss_hold=10.0, t_heat=t_heat,
+                                 theta_trip=5.0, theta_al1=3.0, theta_al2=4.0,
+                                 theta_inhibit=2.5, theta_reset=2.0)], implementation=impl)
+    t = run_good(core, 150.0, 0.0, 20)
+    theta0 = float(core.thermal_outputs["theta"][0])
+    assert core.thermal_state["last_i_eq"][0] == pytest.approx(150.0)
+    _, _, theta = lose_currents(core, t, 15, dt=0.75)  # 10 s is not a whole number of scans
+    steady = 1.5**2
+
+    def heated(seconds: float) -> float:
+        return steady + (theta0 - steady) * math.exp(-seconds / t_heat)
+
+    want = [heated(min(0.75 * k, 10.0)) for k in range(1, 16)]
+    np.testing.assert_allclose(theta, want, rtol=1e-12)
+    assert theta[-1] == theta[-2] == pytest.approx(heated(10.0), rel=1e-12)
+
+
+def test_hold_policy_can_trip_and_cools_a_stopped_machine(impl):
+    """A hot motor under overload loses its meter: holding the last current, it trips; a
+    stopped machine losing its meter goes on cooling with T- for the hold."""
+    core = ProtectionCore([motor(input_loss="hold", input_loss_hold=120.0, theta_initial=0.95),
+                           motor(input_loss="hold", input_loss_hold=30.0, theta_initial=0.6)],
+                          implementation=impl)
+    t = 0.0
+    for _ in range(2):
+        t += 1.0
+        set_currents(core, 150.0, now=t, point=0)
+        set_currents(core, 0.0, now=t, point=1)
+        core.scan(t, 1.0)
+    assert not flag(core, F.TRIP)[0]
+    theta_stopped = float(core.thermal_outputs["theta"][1])
+    for _ in range(60):
+        t += 1.0
+        core.thermal_inputs["quality"] = Quality.IO_ERROR
+        core.scan(t, 1.0)
+    assert flag(core, F.TRIP)[0] and flag(core, F.INPUT_FAULT)[0]
+    assert core.thermal_outputs["time_to_trip"][0] == 0.0
+    assert core.thermal_outputs["theta"][1] == pytest.approx(
+        theta_stopped * math.exp(-30.0 / 180.0), rel=1e-12)
+
+
+def test_commands_still_apply_while_blind(impl):
+    core = ProtectionCore([motor(input_loss="hold", input_loss_hold=5.0)], implementation=impl)
+    t = run_good(core, 100.0, 0.0, 3)
+    t, _, _ = lose_currents(core, t, 10)
+    core.thermal_inputs["command"] = Command.PRESET
+    core.thermal_inputs["preset_theta"] = 0.42
+    t, _, theta = lose_currents(core, t, 1)
+    assert theta == [0.42]  # the hold has run out: frozen at the preset
+
+
+# ---------------------------------------------------------------- derived times while tripped
+
+def test_time_to_trip_reads_zero_while_tripped_even_with_the_breaker_open(impl):
+    """A latched trip: 0 s to trip whether the current flows, the breaker opened (0 A) or the
+    currents are lost; "never" (inf) only once the trip is reset."""
+    core = ProtectionCore([motor(theta_reset=0.5, t_cool=60.0)], implementation=impl)
+    set_currents(core, 300.0, now=0.0)
+    first = run_until(core, 0.1, 1000, lambda c: flag(c, F.TRIP))
+    t = first[0] * 0.1
+    assert core.thermal_outputs["time_to_trip"][0] == 0.0
+    t = run_good(core, 0.0, t, 5)  # the breaker opened: theta falls below the trip level
+    assert core.thermal_outputs["theta"][0] < 1.0 and flag(core, F.TRIP)[0]
+    assert core.thermal_outputs["time_to_trip"][0] == 0.0
+    t, _, _ = lose_currents(core, t, 2)
+    assert core.thermal_outputs["time_to_trip"][0] == 0.0
+    t = run_good(core, 0.0, t, 300)
+    core.thermal_inputs["command"] = Command.RESET
+    t = run_good(core, 0.0, t, 1)
+    assert not flag(core, F.TRIP)[0] and math.isinf(core.thermal_outputs["time_to_trip"][0])
+
+
+@pytest.mark.parametrize("latch", [True, False])
+def test_time_to_start_counts_down_to_the_reset_level_while_tripped(impl, latch):
+    """theta_reset (0.5) lies below theta_inhibit (0.7): after a trip a start waits until the
+    trip can be reset (or drops), not only until the inhibit releases. When time_to_start
+    reaches 0 a reset is accepted and no inhibit remains, to one scan."""
+    t_cool, dt = 60.0, 0.1
+    core = ProtectionCore([motor(theta_reset=0.5, theta_inhibit=0.7, t_cool=t_cool,
+                                 latch=latch)], implementation=impl)
+    set_currents(core, 300.0, now=0.0)
+    first = run_until(core, dt, 1000, lambda c: flag(c, F.TRIP))
+    t = first[0] * dt
+    t = run_good(core, 0.0, t, 1, dt)  # the breaker opened
+    theta = float(core.thermal_outputs["theta"][0])
+    to_reset = t_cool * math.log(theta / 0.5)
+    assert to_reset > t_cool * math.log(theta / 0.7)
+    assert core.thermal_outputs["time_to_start"][0] == pytest.approx(to_reset, rel=1e-9)
+    scans = 0
+    while core.thermal_outputs["time_to_start"][0] > 0.0:
+        t = run_good(core, 0.0, t, 1, dt)
+        scans += 1
+    assert abs(scans * dt - to_reset) <= dt
+    assert not flag(core, F.START_INHIBIT)[0]
+    if latch:
+        assert flag(core, F.TRIP)[0]
+        core.thermal_inputs["command"] = Command.RESET
+        t = run_good(core, 0.0, t, 1, dt)
+        core.thermal_inputs["command"] = 0
+        assert not flag(core, F.TRIP)[0] and not flag(core, F.RESET_REJECTED)[0]
+    else:
+        assert not flag(core, F.TRIP)[0]  # the unlatched trip dropped by itself
+    assert not flag(core, F.START_INHIBIT)[0]
+    assert core.thermal_outputs["time_to_start"][0] == 0.0
+
+
+def test_time_to_start_before_the_reset_level_would_have_been_refused(impl):
+    """The issue's case: counting to theta_inhibit only, "0 s" arrived while the reset was
+    still refused. At half the old countdown the reset is still refused, and time_to_start
+    says how long is left."""
+    core = ProtectionCore([motor(theta_reset=0.5, theta_inhibit=0.7, t_cool=60.0)],
+                          implementation=impl)
+    set_currents(core, 300.0, now=0.0)
+    first = run_until(core, 0.1, 1000, lambda c: flag(c, F.TRIP))
+    t = run_good(core, 0.0, first[0] * 0.1, 1, 0.1)
+    # cool until theta < theta_inhibit: the old time_to_start said 0 here
+    while core.thermal_outputs["theta"][0] >= 0.7:
+        t = run_good(core, 0.0, t, 1, 0.1)
+    assert not flag(core, F.START_INHIBIT)[0]
+    assert core.thermal_outputs["time_to_start"][0] > 10.0
+    core.thermal_inputs["command"] = Command.RESET
+    run_good(core, 0.0, t, 1, 0.1)
+    assert flag(core, F.TRIP)[0] and flag(core, F.RESET_REJECTED)[0]

@@ -9,10 +9,10 @@ at every call of run_scan.
 cdef packed struct ThermalSettings:
     double i_b, t_heat, t_cool, k2, kst, start_current, start_time_max
     double theta_trip, theta_al1, theta_al2, theta_inhibit, theta_initial, theta_reset
-    double dropout_ratio, stale_limit
+    double dropout_ratio, stale_limit, input_loss_delay, input_loss_hold
     int input_mode
-    unsigned char latch
-    unsigned char _pad[3]
+    unsigned char latch, input_loss
+    unsigned char _pad[2]
 
 cdef packed struct ThermalInputs:
     double mag[3]
@@ -22,7 +22,7 @@ cdef packed struct ThermalInputs:
     unsigned char _pad[5]
 
 cdef packed struct ThermalState:
-    double theta, start_elapsed
+    double theta, start_elapsed, input_loss_timer, last_i_eq
     unsigned int start_count, trip_count
     unsigned char running, starting, trip_latched, alarm1, alarm2
     unsigned char _pad[3]
@@ -37,7 +37,7 @@ cdef packed struct BusbarSettings:
     double pickup_warning, pickup_critical, pickup_imbalance, pickup_rate, pickup_joint
     double valid_min, valid_max, sentinel, stale_limit, kalman_r, kalman_q
     double erratic_gate, erratic_limit, joint_ratio, joint_min_current, joint_balance
-    double joint_min_excess
+    double joint_min_excess, input_loss_delay, ambient_fallback, warning_abs, critical_abs
 
 cdef packed struct BusbarInputs:
     double temp[4]
@@ -54,12 +54,13 @@ cdef packed struct BusbarState:
     double p11[4]
     double last_stamp[4]
     double erratic_score[4]
-    double timer[5]
+    double timer[7]
+    double loss_timer[3]
     unsigned char ready[4]
     unsigned char outlier_run[4]
     unsigned char erratic[4]
-    unsigned char active[5]
-    unsigned char _pad[7]
+    unsigned char active[7]
+    unsigned char _pad[5]
 
 cdef packed struct BusbarOutputs:
     double level[4]

@@ -50,6 +50,9 @@ cdef enum:
     TF_INPUT_FAULT = 1 << 7
     TF_RESET_REJECTED = 1 << 8
     TF_TRIANGLE_OPEN = 1 << 9
+    TF_MEASUREMENT_LOST = 1 << 10
+    LOSS_HOLD = 1
+    Q_SENTINEL = 4
     # BusbarFlag
     BF_WARNING = 1 << 0
     BF_CRITICAL = 1 << 1
@@ -58,6 +61,10 @@ cdef enum:
     BF_JOINT = 1 << 4
     BF_SENSOR_FAULT = 1 << 5
     BF_AMBIENT_FAULT = 1 << 6
+    BF_MEASUREMENT_LOST = 1 << 7
+    BF_AMBIENT_FALLBACK = 1 << 8
+    BF_TEMP_WARNING = 1 << 9
+    BF_TEMP_CRITICAL = 1 << 10
     # ChannelFault
     CF_NAN = 1 << 0
     CF_SENTINEL = 1 << 1
@@ -71,6 +78,8 @@ cdef enum:
     EL_IMBALANCE = 2
     EL_RATE = 3
     EL_JOINT = 4
+    EL_TEMP_WARNING = 5
+    EL_TEMP_CRITICAL = 6
     AMBIENT = 3
 
 cdef double HALF_SQRT3 = sqrt(3.0) / 2.0
@@ -264,7 +273,9 @@ cdef void thermal_point(const ThermalSettings* s, const ThermalInputs* x, const 
     cdef double fre[3]
     cdef double fim[3]
     cdef double i1sq, i2sq, i_max, i_raw_sq, i_sq, steady, theta, ttt, tts, level
+    cdef double was_lost_for, hold_dt, held_steady, to_reset
     cdef bint is_open = False, usable, running, new_start, starting, keeps
+    cdef bint measurement_lost = False
     cdef bint pickup, latched, inhibit, reset_rejected = False
     cdef unsigned int flags = 0
     cdef int k
@@ -301,6 +312,14 @@ cdef void thermal_point(const ThermalSettings* s, const ThermalInputs* x, const 
     usable = (x.quality == Q_GOOD and now - x.stamp <= s.stale_limit and isfinite(i_raw_sq)
               and mag[0] >= 0.0 and mag[1] >= 0.0 and mag[2] >= 0.0)
 
+    # Input supervision: how long the currents have been unusable, without a break.
+    was_lost_for = st.input_loss_timer
+    if usable:
+        st.input_loss_timer = 0.0
+    else:
+        st.input_loss_timer = was_lost_for + dt
+        measurement_lost = st.input_loss_timer >= s.input_loss_delay - TIMER_EPS
+
     if usable:
         # Running and starts.
         level = STOP_FRACTION * s.i_b
@@ -325,10 +344,22 @@ cdef void thermal_point(const ThermalSettings* s, const ThermalInputs* x, const 
             st.theta = steady + (st.theta - steady) * exp(-dt / s.t_heat)
         else:
             st.theta = st.theta * exp(-dt / s.t_cool)
+        st.last_i_eq = sqrt(i_sq)
     else:
         running = st.running
         starting = st.starting
         steady = NAN
+        if s.input_loss == LOSS_HOLD:
+            # The part of this scan within input_loss_hold of the loss, at the last good I_eq.
+            hold_dt = s.input_loss_hold - was_lost_for
+            if hold_dt > dt:
+                hold_dt = dt
+            if hold_dt > 0.0:
+                held_steady = (st.last_i_eq / s.i_b) * (st.last_i_eq / s.i_b)
+                if running:
+                    st.theta = held_steady + (st.theta - held_steady) * exp(-hold_dt / s.t_heat)
+                else:
+                    st.theta = st.theta * exp(-hold_dt / s.t_cool)
     theta = st.theta
 
     # Elements.
@@ -348,11 +379,12 @@ cdef void thermal_point(const ThermalSettings* s, const ThermalInputs* x, const 
         st.alarm2 = theta >= s.theta_al2
     inhibit = (not running) and theta >= s.theta_inhibit
 
-    # Derived values.
-    if not usable:
-        ttt = NAN
-    elif pickup:
+    # Derived values (see thermal_reference: 0 s to trip while the trip is set; a start waits
+    # for the inhibit level and, while the trip is set, for the reset level too).
+    if latched or pickup:
         ttt = 0.0
+    elif not usable:
+        ttt = NAN
     elif running and steady > s.theta_trip:
         ttt = s.t_heat * log((steady - theta) / (steady - s.theta_trip))
     else:
@@ -361,6 +393,13 @@ cdef void thermal_point(const ThermalSettings* s, const ThermalInputs* x, const 
         tts = s.t_cool * log(theta / s.theta_inhibit)
     else:
         tts = 0.0
+    if latched and theta >= s.theta_reset:
+        if s.theta_reset > 0.0:
+            to_reset = s.t_cool * log(theta / s.theta_reset)
+        else:
+            to_reset = INFINITY
+        if to_reset > tts:
+            tts = to_reset
 
     if latched:
         flags |= TF_TRIP
@@ -382,6 +421,8 @@ cdef void thermal_point(const ThermalSettings* s, const ThermalInputs* x, const 
         flags |= TF_RESET_REJECTED
     if is_open:
         flags |= TF_TRIANGLE_OPEN
+    if measurement_lost:
+        flags |= TF_MEASUREMENT_LOST
 
     o.theta = theta
     o.capacity_used = 100.0 * theta / s.theta_trip
@@ -405,15 +446,18 @@ cdef inline unsigned char channel_fault(const BusbarSettings* s, const BusbarInp
     cdef double t = x.temp[c]
     cdef unsigned char q = x.quality[c]
     cdef unsigned char f = 0
-    if not isfinite(t):
-        f |= CF_NAN
-    if t == s.sentinel:
-        f |= CF_SENTINEL
-    if t < s.valid_min or t > s.valid_max or q == Q_OUT_OF_RANGE:
+    if t == s.sentinel or q == Q_SENTINEL:
+        f |= CF_SENTINEL  # "no reading": named as such, not as NaN or out of range
+    else:
+        if not isfinite(t):
+            f |= CF_NAN
+        if t < s.valid_min or t > s.valid_max:
+            f |= CF_RANGE
+    if q == Q_OUT_OF_RANGE:
         f |= CF_RANGE
     if not (now - x.stamp[c] <= s.stale_limit) or q == Q_STALE:
         f |= CF_STALE
-    if q != Q_GOOD and q != Q_OUT_OF_RANGE and q != Q_STALE:
+    if q != Q_GOOD and q != Q_OUT_OF_RANGE and q != Q_STALE and q != Q_SENTINEL:
         f |= CF_IO
     return f
 
@@ -440,9 +484,10 @@ cdef void busbar_point(const BusbarSettings* s, const BusbarInputs* x, BusbarSta
     cdef double p00, p01, p11, nu, sv, k0, k1, z
     cdef double max_rise = NAN, max_rate = NAN, delta = NAN, hv = -INFINITY, cv = INFINITY
     cdef double joint = NAN, i_hi = -INFINITY, i_lo = INFINITY, total, expected, idx, ratio
-    cdef double jv = -INFINITY
+    cdef double jv = -INFINITY, ambient, hottest
+    cdef double measured_rise[3]
     cdef int c, k, j, hot = 0, cold = 0, n_valid = 0, count = 0, n_others, joint_hot = 0
-    cdef bint outlier, evaluable, any_fault = False
+    cdef bint outlier, evaluable, any_fault = False, lost = False
     cdef unsigned int flags = 0
 
     for c in range(4):
@@ -500,10 +545,25 @@ cdef void busbar_point(const BusbarSettings* s, const BusbarInputs* x, BusbarSta
         if fault[c]:
             any_fault = True
 
+    # Rises over the ambient, or over ambient_fallback while the ambient is excluded.
+    if valid[AMBIENT]:
+        ambient = level[AMBIENT]
+    else:
+        ambient = s.ambient_fallback
+    # Input supervision: a phase excluded for input_loss_delay is unprotected.
+    for k in range(3):
+        if valid[k]:
+            st.loss_timer[k] = 0.0
+        else:
+            st.loss_timer[k] = st.loss_timer[k] + dt
+            if st.loss_timer[k] >= s.input_loss_delay - TIMER_EPS:
+                lost = True
+
     # Comparisons over the valid channels.
     for k in range(3):
         o.rate[k] = st.rate[k] * 60.0 if valid[k] else NAN
-        o.rise[k] = level[k] - level[AMBIENT]
+        o.rise[k] = level[k] - ambient
+        measured_rise[k] = level[k] - level[AMBIENT]  # NaN while the ambient is faulted
         if not isnan(o.rise[k]) and (isnan(max_rise) or o.rise[k] > max_rise):
             max_rise = o.rise[k]
         if not isnan(o.rate[k]) and (isnan(max_rate) or o.rate[k] > max_rate):
@@ -522,10 +582,11 @@ cdef void busbar_point(const BusbarSettings* s, const BusbarInputs* x, BusbarSta
     o.phase_delta = delta
     o.imbalance_pair = PAIR_OF[hot][cold] if delta > 0.0 else 0
     o.hottest_phase = hot + 1 if n_valid > 0 else 0
+    hottest = hv if n_valid > 0 else NAN
 
     # Joint index: each phase's rise against the rise expected from the others at its current.
     for k in range(3):
-        candidate[k] = (not isnan(o.rise[k])) and x.current[k] >= s.joint_min_current
+        candidate[k] = (not isnan(measured_rise[k])) and x.current[k] >= s.joint_min_current
         if candidate[k]:
             count += 1
             if x.current[k] > i_hi:
@@ -544,12 +605,12 @@ cdef void busbar_point(const BusbarSettings* s, const BusbarInputs* x, BusbarSta
         for j in range(3):
             if j != k and candidate[j]:
                 ratio = x.current[k] / x.current[j]
-                total = total + o.rise[j] * (ratio * ratio)
+                total = total + measured_rise[j] * (ratio * ratio)
                 n_others += 1
         expected = total / n_others
-        idx = o.rise[k] / (expected if expected > JOINT_MIN_REF else JOINT_MIN_REF)
+        idx = measured_rise[k] / (expected if expected > JOINT_MIN_REF else JOINT_MIN_REF)
         o.joint_index[k] = idx
-        if o.rise[k] - expected >= s.joint_min_excess:
+        if measured_rise[k] - expected >= s.joint_min_excess:
             if idx > joint:
                 joint = idx
         if idx > jv:
@@ -566,6 +627,13 @@ cdef void busbar_point(const BusbarSettings* s, const BusbarInputs* x, BusbarSta
                  s.hyst_rate, s.pickup_rate, dt)
     element_step(&st.active[EL_JOINT], &st.timer[EL_JOINT], joint, s.joint_ratio,
                  JOINT_HYST, s.pickup_joint, dt)
+    # Absolute limits; one switched off (NaN) sees an unknown value and never operates.
+    element_step(&st.active[EL_TEMP_WARNING], &st.timer[EL_TEMP_WARNING],
+                 NAN if isnan(s.warning_abs) else hottest, s.warning_abs, s.hyst_delta,
+                 s.pickup_warning, dt)
+    element_step(&st.active[EL_TEMP_CRITICAL], &st.timer[EL_TEMP_CRITICAL],
+                 NAN if isnan(s.critical_abs) else hottest, s.critical_abs, s.hyst_delta,
+                 s.pickup_critical, dt)
 
     if st.active[EL_WARNING]:
         flags |= BF_WARNING
@@ -580,7 +648,13 @@ cdef void busbar_point(const BusbarSettings* s, const BusbarInputs* x, BusbarSta
     if any_fault:
         flags |= BF_SENSOR_FAULT
     if not valid[AMBIENT]:
-        flags |= BF_AMBIENT_FAULT
+        flags |= BF_AMBIENT_FAULT | BF_AMBIENT_FALLBACK
+    if lost:
+        flags |= BF_MEASUREMENT_LOST
+    if st.active[EL_TEMP_WARNING]:
+        flags |= BF_TEMP_WARNING
+    if st.active[EL_TEMP_CRITICAL]:
+        flags |= BF_TEMP_CRITICAL
     o.flags = flags
     o.joint_phase = joint_hot if st.active[EL_JOINT] else 0
 

@@ -7,13 +7,13 @@ events are the record there).
 
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
 
 from softrelay.config.schema import RelayConfig
 from softrelay.core import BusbarFlag, PhasePair, ThermalFlag
+from softrelay.core.times import time_to_trip_text
 
 PAIRS = {PhasePair.AB: "A-B", PhasePair.BC: "B-C", PhasePair.CA: "C-A"}
 QUIET_THERMAL = ThermalFlag.TRIP_PICKUP | ThermalFlag.RESET_REJECTED
@@ -37,9 +37,8 @@ def render(config: RelayConfig, tables: dict[str, np.ndarray]) -> list[str]:
     thermal = [p for p in config.points if p.kind == "thermal"]
     busbar = [p for p in config.points if p.kind == "busbar"]
     for point, out in zip(thermal, tables["thermal"], strict=True):
-        ttt = out["time_to_trip"]
-        when = ("tripped" if ttt == 0 else "no trip" if math.isinf(ttt) else
-                "?" if math.isnan(ttt) else f"trip in {ttt:.0f} s")
+        when = time_to_trip_text(out["time_to_trip"], out["flags"])
+        when = when if when in ("tripped", "never", "unknown") else f"trip in {when}"
         flags = int(out["flags"]) & ~QUIET_THERMAL
         lines.append(f"  {point.name:<12} theta {out['theta']:6.3f} ({out['capacity_used']:5.1f} %)"
                      f"  I_eq {out['i_eq']:7.1f} A  {when:<14} {_names(flags, ThermalFlag)}")

@@ -8,13 +8,13 @@ the globals another, so every point's figures are one scan's.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from pymodbus.client import ModbusTcpClient
 
 from softrelay.comms.regmap import FIRST_POINT, THERMAL_FLAGS, RegisterMap
 from softrelay.core import BusbarFlag, set_flags
+from softrelay.core.times import seconds_text, time_to_trip_text
 from softrelay.io.modbus.registers import raw_value
 
 GLOBALS = 28  #: input registers 0..27
@@ -74,14 +74,7 @@ def read(host: str, port: int, regmap: RegisterMap, unit: int = 1,
     return Status(relay, points, int(relay["config_hash"]) == regmap.config_hash)
 
 
-def seconds(value: float) -> str:
-    if math.isnan(value):
-        return "unknown"
-    if math.isinf(value):
-        return "never"
-    if value == 0:
-        return "now"
-    return f"{value:.0f} s" if value < 600 else f"{value / 60:.0f} min"
+seconds = seconds_text
 
 
 def flag_names(word: float, flags) -> str:
@@ -93,7 +86,8 @@ TABLES = [
     ("point", True, [("theta", 7, lambda p: f"{p['theta']:.3f}"),
                      ("used", 6, lambda p: f"{p['capacity_used']:.0f}%"),
                      ("I_eq A", 8, lambda p: f"{p['i_eq']:.1f}"),
-                     ("to trip", 9, lambda p: seconds(p["time_to_trip"])),
+                     ("to trip", 9, lambda p: time_to_trip_text(p["time_to_trip"],
+                                                                p["flags"])),
                      ("to start", 9, lambda p: seconds(p["time_to_start"]))], THERMAL_FLAGS),
     ("busbar", False, [(f"rise {c.upper()}", 7, lambda p, c=c: f"{p[f'rise_{c}']:.1f}")
                        for c in "abc"] + [("delta", 7, lambda p: f"{p['phase_delta']:.1f}")],

@@ -730,6 +730,49 @@ class RelayConfig(BaseModel):
     sampling: Sampling = Sampling()
     plant: Plant | None = None
 
+    @model_validator(mode="after")
+    def _input_loss_delays(self) -> RelayConfig:
+        """Give every point whose input_loss_delay is left at none its derived delay (see
+        ``derived_input_loss_delay``): the core's table always holds a number, and
+        ``softrelay check`` prints the one in force."""
+        timeouts = {b.name: b.timeout for b in self.buses}
+        # a poll that fails takes its bus's timeout before the next one can start
+        polls = {s.name: max(s.poll, timeouts.get(s.bus, 0.0)) for s in self.signals}
+        points = []
+        for point in self.points:
+            if point.settings.input_loss_delay is None:
+                delay = derived_input_loss_delay(point, polls, self.scan.period)
+                settings = point.settings.model_copy(update={"input_loss_delay": delay})
+                point = point.model_copy(update={"settings": settings})
+            points.append(point)
+        object.__setattr__(self, "points", tuple(points))  # the model is frozen
+        return self
+
+
+#: a point is measurement lost after this many polls of its slowest measuring signal
+INPUT_LOSS_POLLS = 3
+
+
+def measuring_signals(point: ThermalPoint | BusbarPoint) -> list[str]:
+    """The signals whose loss leaves a point blind: a thermal point's currents (and angles) or
+    sample window; a busbar's phase temperatures (a lost ambient has its fallback, and the
+    busbar's currents only feed the joint indicator)."""
+    if point.kind == "busbar":
+        return list(point.phases)
+    return [*(point.currents or ()), *(point.angles or ()),
+            *((point.samples,) if point.samples else ())]
+
+
+def derived_input_loss_delay(point: ThermalPoint | BusbarPoint, polls: dict[str, float],
+                             scan_period: float) -> float:
+    """input_loss_delay when the file leaves it out: 3 x the longest poll period of the
+    point's measuring signals (``polls``: signal -> its poll period, or its bus's timeout when
+    longer: a read that times out holds the next poll back), and never less than 3 scan
+    periods (the core sees a poll only at a scan). One failed or late reading must not say
+    blind; three in a row do. Signals that do not exist are left to ``references``."""
+    longest = max((polls[n] for n in measuring_signals(point) if n in polls), default=0.0)
+    return INPUT_LOSS_POLLS * max(longest, scan_period)
+
 
 def flag_of(point: ThermalPoint | BusbarPoint, flag: str) -> ThermalFlag | BusbarFlag | None:
     """The flag a point's ``flag`` name denotes, or None."""

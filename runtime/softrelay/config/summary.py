@@ -53,12 +53,14 @@ def describe(config: RelayConfig) -> list[str]:
                 f"inhibit {s.theta_inhibit:g}, reset {s.theta_reset:g}"
                 f"{', latched' if s.latch else ', self-resetting'}"
             )
+            lines.append("    " + input_loss_line(s))
         else:
             lines.append(
                 f"  point {point.name} (busbar): warning {s.warning_delta:g} C, critical "
                 f"{s.critical_delta:g} C, imbalance {s.imbalance_max:g} C, rate "
                 f"{s.rate_limit:g} C/min{', with currents' if point.currents else ''}"
             )
+            lines.append("    " + busbar_input_loss_line(s))
     for out in config.outputs:
         source = "healthy" if out.healthy else " OR ".join(out.flags)
         extras = [w for w, on in (("inverted", out.invert), ("latched", out.latched),
@@ -89,6 +91,29 @@ def describe(config: RelayConfig) -> list[str]:
         lines.append(f"  plant model: {len(config.plant.motors)} motors, "
                      f"{len(config.plant.busbars)} busbars, speed x{config.plant.speed:g}")
     return lines
+
+
+def _delay(settings) -> str:
+    delay = settings.input_loss_delay
+    return "?" if delay is None else f"{delay:g} s"
+
+
+def input_loss_line(s) -> str:
+    """A thermal point's declared behaviour while its currents are lost."""
+    blind = ("theta frozen" if s.input_loss == "freeze" else
+             f"heats at the last good I_eq for at most {s.input_loss_hold:g} s, then frozen")
+    return (f"input loss: measurement lost after {_delay(s)} of unusable currents; while "
+            f"blind ({s.input_loss}): {blind}")
+
+
+def busbar_input_loss_line(s) -> str:
+    """A busbar point's declared behaviour when a channel is lost."""
+    limits = [f"{name} {level:g} C" for name, level in (("warning", s.warning_abs),
+                                                        ("critical", s.critical_abs))
+              if level is not None]
+    return (f"input loss: measurement lost after {_delay(s)} of an excluded phase; ambient "
+            f"lost: rises over {s.ambient_fallback:g} C; absolute limits "
+            + (", ".join(limits) if limits else "off"))
 
 
 def telemetry_lines(config: RelayConfig) -> list[str]:

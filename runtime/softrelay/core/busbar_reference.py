@@ -5,9 +5,10 @@ a quality from the input image, and optionally the three phase currents. Every s
 
 1. Kalman prediction of every channel's (level, rate) over dt: constant-rate model, white
    acceleration noise of density kalman_q. The rate comes without a moving average's lag.
-2. Channel faults this scan: NaN, the sentinel (-32768), outside valid_min..valid_max, older than
-   stale_limit, or the image's own quality. A faulted channel is excluded and its filter restarts
-   at its next good sample.
+2. Channel faults this scan: NaN, the sentinel (the value ``sentinel``, -32768, or the image's
+   SENTINEL quality: the field device said "no reading"; reported as SENTINEL alone, never as
+   NaN or out of range), outside valid_min..valid_max, older than stale_limit, or the image's
+   own quality. A faulted channel is excluded and its filter restarts at its next good sample.
 3. A new sample (stamp later than the last one taken) updates its channel's filter, unless its
    innovation lies beyond erratic_gate standard deviations: then it is rejected as an outlier
    (after OUTLIER_REINIT outliers in a row it is taken as a real step and the filter restarts on
@@ -17,12 +18,21 @@ a quality from the input image, and optionally the three phase currents. Every s
    with the pair it lies between, the fastest rate of rise, and with currents a joint index:
    each phase's rise against the rise the other phases would have at its current (rise ~ I^2),
    evaluated only under balanced load.
+   While the ambient channel is excluded (AMBIENT_FAULT) the rises are taken over
+   ``ambient_fallback`` instead (AMBIENT_FALLBACK): warning and critical go on operating on
+   them; the joint index, a fine comparison of rises, is not evaluated on an assumed ambient.
    The filter takes a sample in at the scan that sees it; the fraction of a scan between its
    stamp and the scan is not modelled (sensors are sampled at 100 ms to minutes; scans are
    faster).
 5. Elements warning, critical, imbalance, rate and joint, each with a pickup delay (the condition
-   held over scans whose dt add up to it) and a dropout hysteresis. An element whose quantity
-   cannot be computed (its channels faulted) drops out: a sensor fault never operates one.
+   held over scans whose dt add up to it) and a dropout hysteresis, and the absolute limits
+   temp_warning / temp_critical: the hottest valid phase >= warning_abs / critical_abs, whatever
+   the ambient, with the warning / critical pickup delays and hyst_delta (NaN: off). An element
+   whose quantity cannot be computed (its channels faulted) drops out: a sensor fault never
+   operates one, and an excluded channel never feeds any element.
+6. Input supervision: a phase channel (A, B or C) excluded for input_loss_delay seconds without
+   a break (``loss_timer``) leaves that phase unprotected: MEASUREMENT_LOST, until it is valid
+   again. A lost ambient alone is not measurement lost: the fallback covers it.
 
 This module is the specification and the test oracle of ``ext/softrelay/_core.pyx``.
 """
@@ -37,6 +47,8 @@ from softrelay.core.layout import (
     EL_IMBALANCE,
     EL_JOINT,
     EL_RATE,
+    EL_TEMP_CRITICAL,
+    EL_TEMP_WARNING,
     EL_WARNING,
     ERRATIC_CLEAR,
     ERRATIC_DECAY,
@@ -92,14 +104,15 @@ def channel_faults(
     s = settings
     temp, quality = inputs["temp"], inputs["quality"]
     with np.errstate(invalid="ignore"):
-        nan = ~np.isfinite(temp)
-        sentinel = temp == s["sentinel"][:, None]
+        sentinel = (temp == s["sentinel"][:, None]) | (quality == Quality.SENTINEL)
+        nan = ~np.isfinite(temp) & ~sentinel
         out_of_range = (temp < s["valid_min"][:, None]) | (temp > s["valid_max"][:, None])
+        out_of_range &= ~sentinel
         stale = ~(now - inputs["stamp"] <= s["stale_limit"][:, None])
     out_of_range |= quality == Quality.OUT_OF_RANGE
     stale |= quality == Quality.STALE
     io = (quality != Quality.GOOD) & (quality != Quality.OUT_OF_RANGE)
-    io &= quality != Quality.STALE
+    io &= (quality != Quality.STALE) & (quality != Quality.SENTINEL)
     return (
         np.where(nan, CF.NAN, 0)
         | np.where(sentinel, CF.SENTINEL, 0)
@@ -232,8 +245,17 @@ def busbar_scan(
     level = np.where(valid, st["level"], np.nan)
     phases = level[:, :AMBIENT]
     rate = np.where(valid[:, :AMBIENT], st["rate"][:, :AMBIENT] * 60.0, np.nan)
-    rise = phases - level[:, AMBIENT:]
+    fallback = ~valid[:, AMBIENT]
+    ambient = np.where(fallback, s["ambient_fallback"], level[:, AMBIENT])
+    rise = phases - ambient[:, None]
+    measured_rise = phases - level[:, AMBIENT:]  # NaN while the ambient is faulted
     max_rise = np.fmax.reduce(rise, axis=1)
+
+    # Input supervision: a phase excluded for input_loss_delay is unprotected.
+    loss_timer = np.where(valid[:, :AMBIENT], 0.0, st["loss_timer"] + dt)
+    st["loss_timer"] = loss_timer
+    lost = np.any(~valid[:, :AMBIENT]
+                  & (loss_timer >= s["input_loss_delay"][:, None] - TIMER_EPS), axis=1)
     max_rate = np.fmax.reduce(rate, axis=1)
 
     phase_ok = valid[:, :AMBIENT]
@@ -245,8 +267,12 @@ def busbar_scan(
     with np.errstate(invalid="ignore"):
         pair = np.where(delta > 0.0, PAIR_OF[hot, cold], PhasePair.NONE)
     hottest = np.where(phase_ok.any(axis=1), hot + 1, 0)
+    hottest_level = np.fmax.reduce(phases, axis=1)  # NaN when no phase is valid
 
-    index, joint = joint_index(s, inputs["current"], rise)
+    index, joint = joint_index(s, inputs["current"], measured_rise)
+    # An absolute limit switched off (NaN) sees an unknown value: it never operates.
+    temp_warning = np.where(np.isnan(s["warning_abs"]), np.nan, hottest_level)
+    temp_critical = np.where(np.isnan(s["critical_abs"]), np.nan, hottest_level)
 
     elements = (
         (EL_WARNING, max_rise, s["warning_delta"], s["hyst_delta"], s["pickup_warning"]),
@@ -254,6 +280,10 @@ def busbar_scan(
         (EL_IMBALANCE, delta, s["imbalance_max"], s["hyst_delta"], s["pickup_imbalance"]),
         (EL_RATE, max_rate, s["rate_limit"], s["hyst_rate"], s["pickup_rate"]),
         (EL_JOINT, joint, s["joint_ratio"], JOINT_HYST, s["pickup_joint"]),
+        (EL_TEMP_WARNING, temp_warning, s["warning_abs"], s["hyst_delta"],
+         s["pickup_warning"]),
+        (EL_TEMP_CRITICAL, temp_critical, s["critical_abs"], s["hyst_delta"],
+         s["pickup_critical"]),
     )
     active = st["active"] != 0
     timer = st["timer"].copy()
@@ -273,6 +303,10 @@ def busbar_scan(
         | np.where(active[:, EL_JOINT], F.JOINT, 0)
         | np.where((fault != 0).any(axis=1), F.SENSOR_FAULT, 0)
         | np.where(valid[:, AMBIENT], 0, F.AMBIENT_FAULT)
+        | np.where(lost, F.MEASUREMENT_LOST, 0)
+        | np.where(fallback, F.AMBIENT_FALLBACK, 0)
+        | np.where(active[:, EL_TEMP_WARNING], F.TEMP_WARNING, 0)
+        | np.where(active[:, EL_TEMP_CRITICAL], F.TEMP_CRITICAL, 0)
     )
     out["level"] = level
     out["rate"] = rate

@@ -28,6 +28,7 @@ U1 = "u1"
 PHASES = 3
 BUSBAR_CHANNELS = 4  # phase A, phase B, phase C, ambient
 AMBIENT = 3
+ELEMENTS = 7  #: busbar elements (see EL_* below)
 #: the names of a busbar point's phases and channels in the map, events and metrics
 PHASE_NAMES = ("a", "b", "c")
 CHANNEL_NAMES = (*PHASE_NAMES, "ambient")
@@ -48,6 +49,14 @@ class Quality(enum.IntEnum):
     STALE = 1
     OUT_OF_RANGE = 2
     IO_ERROR = 3
+    SENTINEL = 4  #: the field device reported its no-reading value (e.g. -32768); value NaN
+
+
+class InputLoss(enum.IntEnum):
+    """What a thermal point's theta does while its currents are unusable (``input_loss``)."""
+
+    FREEZE = 0  #: theta frozen at its last value
+    HOLD = 1  #: heat or cool at the last good I_eq for at most input_loss_hold s, then freeze
 
 
 class Command(enum.IntFlag):
@@ -72,7 +81,8 @@ class ThermalFlag(enum.IntFlag):
     INPUT_FAULT = 1 << 7  #: currents unusable this scan (quality, stale, NaN); theta frozen
     RESET_REJECTED = 1 << 8  #: a reset arrived while theta >= theta_reset
     TRIANGLE_OPEN = 1 << 9  #: magnitudes cannot close a triangle; I2 is the conservative bound
-    MEASUREMENT_LOST = 1 << 10  #: currents unusable for longer than input_loss_delay
+    #: the currents have been unusable (INPUT_FAULT) for input_loss_delay: the point is blind
+    MEASUREMENT_LOST = 1 << 10
 
 
 class BusbarFlag(enum.IntFlag):
@@ -85,8 +95,14 @@ class BusbarFlag(enum.IntFlag):
     RATE = 1 << 3  #: rate of rise of a phase >= rate_limit (after pickup delay)
     JOINT = 1 << 4  #: one phase hot for its current under balanced load (suspect joint)
     SENSOR_FAULT = 1 << 5  #: at least one channel is faulted and excluded
-    AMBIENT_FAULT = 1 << 6  #: the ambient channel is unusable: rises are unavailable
-    MEASUREMENT_LOST = 1 << 7  #: a phase channel faulted for longer than input_loss_delay
+    AMBIENT_FAULT = 1 << 6  #: the ambient channel is unusable (faulted or excluded)
+    #: a phase channel has been faulted or excluded for input_loss_delay: that phase is
+    #: unprotected
+    MEASUREMENT_LOST = 1 << 7
+    #: the ambient channel is faulted: rises are taken over ambient_fallback
+    AMBIENT_FALLBACK = 1 << 8
+    TEMP_WARNING = 1 << 9  #: hottest phase >= warning_abs, whatever the ambient (after pickup)
+    TEMP_CRITICAL = 1 << 10  #: hottest phase >= critical_abs, whatever the ambient (after pickup)
 
 
 class ChannelFault(enum.IntFlag):
@@ -147,8 +163,11 @@ THERMAL_SETTINGS = _record(
         ("theta_reset", F8),  # a latched trip resets only below this
         ("dropout_ratio", F8),  # alarms drop out below level * ratio
         ("stale_limit", F8),  # currents older than this are an input fault, s
+        ("input_loss_delay", F8),  # s of unusable currents before MEASUREMENT_LOST
+        ("input_loss_hold", F8),  # s the "hold" policy keeps heating at the last good I_eq
         ("input_mode", I4),  # InputMode
         ("latch", U1),  # 1: trip latched until reset; 0: trip drops below theta_reset
+        ("input_loss", U1),  # InputLoss: what theta does while the currents are unusable
     ],
 )
 
@@ -170,6 +189,8 @@ THERMAL_STATE = _record(
     [
         ("theta", F8),
         ("start_elapsed", F8),  # s since the present start began
+        ("input_loss_timer", F8),  # s the currents have been unusable without a break
+        ("last_i_eq", F8),  # A, the I_eq (after KST) of the last scan with usable currents
         ("start_count", U4),
         ("trip_count", U4),
         ("running", U1),
@@ -219,6 +240,10 @@ BUSBAR_SETTINGS = _record(
         ("joint_min_current", F8),  # A; below it the joint indicator is not evaluated
         ("joint_balance", F8),  # (max - min) / max of the phase currents, at most
         ("joint_min_excess", F8),  # C above its expected rise, at least
+        ("input_loss_delay", F8),  # s a phase channel may be excluded before MEASUREMENT_LOST
+        ("ambient_fallback", F8),  # C, the ambient assumed while the ambient channel is faulted
+        ("warning_abs", F8),  # C, absolute conductor warning level; NaN: off
+        ("critical_abs", F8),  # C, absolute conductor critical level; NaN: off
     ],
 )
 
@@ -240,11 +265,13 @@ BUSBAR_STATE = _record(
         ("p11", F8, (BUSBAR_CHANNELS,)),
         ("last_stamp", F8, (BUSBAR_CHANNELS,)),  # stamp of the last sample taken in
         ("erratic_score", F8, (BUSBAR_CHANNELS,)),
-        ("timer", F8, (5,)),  # pickup timers: warning, critical, imbalance, rate, joint
+        # pickup timers: warning, critical, imbalance, rate, joint, temp_warning, temp_critical
+        ("timer", F8, (ELEMENTS,)),
+        ("loss_timer", F8, (PHASES,)),  # s each phase channel has been excluded without a break
         ("ready", U1, (BUSBAR_CHANNELS,)),  # the channel's filter holds a level
         ("outlier_run", U1, (BUSBAR_CHANNELS,)),  # consecutive rejected samples
         ("erratic", U1, (BUSBAR_CHANNELS,)),
-        ("active", U1, (5,)),  # element states, same order as timer
+        ("active", U1, (ELEMENTS,)),  # element states, same order as timer
     ],
 )
 
@@ -252,7 +279,7 @@ BUSBAR_OUTPUTS = _record(
     [
         ("level", F8, (BUSBAR_CHANNELS,)),  # smoothed temperature, C (NaN when excluded)
         ("rate", F8, (PHASES,)),  # smoothed rate of rise per phase, C/min
-        ("rise", F8, (PHASES,)),  # phase over ambient, C
+        ("rise", F8, (PHASES,)),  # phase over ambient (ambient_fallback while faulted), C
         ("joint_index", F8, (PHASES,)),  # rise / rise expected from the other phases
         ("max_rise", F8),  # C
         ("phase_delta", F8),  # C, max - min of the valid phases
@@ -265,7 +292,8 @@ BUSBAR_OUTPUTS = _record(
 )
 
 # Index of each element in BUSBAR_STATE["timer"] and ["active"].
-EL_WARNING, EL_CRITICAL, EL_IMBALANCE, EL_RATE, EL_JOINT = range(5)
+EL_WARNING, EL_CRITICAL, EL_IMBALANCE, EL_RATE, EL_JOINT, EL_TEMP_WARNING, EL_TEMP_CRITICAL = (
+    range(ELEMENTS))
 
 # Constants of the maths, shared by the reference and (by value) the compiled core.
 STOP_FRACTION = 0.1  #: below 0.1 I_B the point is stopped and cools with T-

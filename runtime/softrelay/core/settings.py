@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from softrelay.core.layout import BUSBAR_SETTINGS, THERMAL_SETTINGS, InputMode
+from softrelay.core.layout import BUSBAR_SETTINGS, THERMAL_SETTINGS, InputLoss, InputMode
 
 _MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -24,6 +24,26 @@ INPUT_MODES: dict[str, InputMode] = {
     "magnitudes": InputMode.MAGNITUDES,
     "samples": InputMode.SAMPLES,
 }
+INPUT_LOSS: dict[str, InputLoss] = {"freeze": InputLoss.FREEZE, "hold": InputLoss.HOLD}
+
+
+#: s; the input_loss_delay of a point packed without a configuration to derive it from
+#: (3 x a 1 s poll, the usual field poll)
+INPUT_LOSS_DELAY_UNRESOLVED = 3.0
+#: C; the ambient Siemens and ABB busbar/thermal relays assume when the sensor is lost (the
+#: hottest ambient a switchgear assembly is designed for in IEC 61439-1, 35 C mean over 24 h
+#: and 40 C peak)
+AMBIENT_FALLBACK_C = 40.0
+#: C; IEC 61439-1 verifies an assembly's temperature rise over a 35 C reference ambient and
+#: limits terminals for external insulated conductors to a 70 K rise: 105 C is the highest a
+#: conductor connection may reach in a design-verified assembly, whatever the ambient reads.
+#: A conductor there is past its design: critical (the issue's case, phases at 108-110 C
+#: with the ambient lost, alarms critical on it).
+CRITICAL_ABS_C = 105.0
+#: C; 15 C before critical_abs, the spacing the default rise elements keep (15 / 30 C over
+#: ambient); 90 C is also the continuous conductor limit of the XLPE/EPR cables usually
+#: landed on those terminals (IEC 60502-1).
+WARNING_ABS_C = 90.0
 
 
 def _below(low_name: str, low: float, high_name: str, high: float) -> None:
@@ -59,6 +79,16 @@ class ThermalSettings(BaseModel):
     stale_limit: float = Field(2.0, gt=0, description="currents older than this are a fault, s")
     input_mode: Literal["phasors", "magnitudes", "samples"] = "phasors"
     latch: bool = Field(True, description="trip latched until reset")
+    input_loss_delay: float | None = Field(
+        None, ge=0, le=3600, description="s of unusable currents before measurement lost; "
+        "none: derived when the configuration is validated (3 x the longest poll period of "
+        "the point's signals, at least 3 scan periods)")
+    input_loss: Literal["freeze", "hold"] = Field(
+        "freeze", description="theta while the currents are unusable: freeze it, or hold "
+        "(heat or cool at the last good I_eq for at most input_loss_hold, then freeze)")
+    input_loss_hold: float = Field(
+        60.0, ge=0, le=86400, description="longest the hold policy heats at the last good "
+        "I_eq, s from the loss of the currents")
 
     @model_validator(mode="after")
     def _consistent(self) -> ThermalSettings:
@@ -102,6 +132,19 @@ class BusbarSettings(BaseModel):
     joint_min_current: float = Field(1.0, gt=0, description="A; lighter load: not evaluated")
     joint_balance: float = Field(0.1, gt=0, lt=1, description="(max-min)/max of currents")
     joint_min_excess: float = Field(3.0, ge=0, description="C above expected, at least")
+    input_loss_delay: float | None = Field(
+        None, ge=0, le=86400, description="s a phase channel may be excluded before "
+        "measurement lost; none: derived when the configuration is validated (3 x the "
+        "longest poll period of the point's signals, at least 3 scan periods)")
+    ambient_fallback: float = Field(
+        AMBIENT_FALLBACK_C, ge=-40, le=125, description="ambient assumed while the ambient "
+        "channel is faulted, C")
+    warning_abs: float | None = Field(
+        WARNING_ABS_C, description="conductor warning level whatever the ambient, C; "
+        "none: off")
+    critical_abs: float | None = Field(
+        CRITICAL_ABS_C, description="conductor critical level whatever the ambient, C; "
+        "none: off")
 
     @model_validator(mode="after")
     def _consistent(self) -> BusbarSettings:
@@ -110,6 +153,13 @@ class BusbarSettings(BaseModel):
         _below("hyst_delta", self.hyst_delta, "warning_delta", self.warning_delta)
         _below("hyst_delta", self.hyst_delta, "imbalance_max", self.imbalance_max)
         _below("hyst_rate", self.hyst_rate, "rate_limit", self.rate_limit)
+        if self.warning_abs is not None and self.critical_abs is not None:
+            _below("warning_abs", self.warning_abs, "critical_abs", self.critical_abs)
+        for name in ("warning_abs", "critical_abs"):
+            level = getattr(self, name)
+            if level is not None and level - self.hyst_delta <= self.valid_min:
+                raise ValueError(f"{name} ({level:g}) minus hyst_delta ({self.hyst_delta:g}) "
+                                 f"must lie above valid_min ({self.valid_min:g})")
         return self
 
 
@@ -119,6 +169,9 @@ def pack_thermal(points: Sequence[ThermalSettings]) -> np.ndarray:
     for row, point in zip(table, points, strict=True):
         values = point.model_dump()
         values["input_mode"] = INPUT_MODES[point.input_mode]
+        values["input_loss"] = INPUT_LOSS[point.input_loss]
+        if values["input_loss_delay"] is None:
+            values["input_loss_delay"] = INPUT_LOSS_DELAY_UNRESOLVED
         for name, value in values.items():
             row[name] = value
     return table
@@ -128,6 +181,12 @@ def pack_busbar(points: Sequence[BusbarSettings]) -> np.ndarray:
     """Return the core's busbar settings table, one row per point, in the given order."""
     table = np.zeros(len(points), BUSBAR_SETTINGS)
     for row, point in zip(table, points, strict=True):
-        for name, value in point.model_dump().items():
+        values = point.model_dump()
+        if values["input_loss_delay"] is None:
+            values["input_loss_delay"] = INPUT_LOSS_DELAY_UNRESOLVED
+        for name in ("warning_abs", "critical_abs"):
+            if values[name] is None:
+                values[name] = np.nan  # off: the core never operates on NaN
+        for name, value in values.items():
             row[name] = value
     return table

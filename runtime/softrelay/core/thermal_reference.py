@@ -16,8 +16,22 @@ Every scan, for every thermal point, vectorised over the bank:
    alarms with a dropout ratio, start inhibit while stopped and theta >= theta_inhibit.
 
 A point whose currents are unusable (quality not good, older than stale_limit, not finite,
-negative) has an input fault: its theta and start state are frozen and its time to trip is
-unknown (NaN). A fault never trips; commands still apply.
+negative) has an input fault (INPUT_FAULT): its start state is frozen, its time to trip is
+unknown (NaN) and its theta follows the declared blind policy ``input_loss``:
+- ``freeze`` (the default): theta stays at its last value;
+- ``hold``: the replica runs on at the last good I_eq (``last_i_eq``, after KST; heating when
+  the point was running, cooling with T- when stopped) for at most ``input_loss_hold`` seconds
+  from the loss, then freezes.
+Once the currents have been unusable for ``input_loss_delay`` seconds without a break
+(``input_loss_timer``, the scans' dt added up) the point is blind: MEASUREMENT_LOST, until the
+first scan with usable currents. A fault never trips by itself; commands (reset, preset) still
+apply; a trip reached while holding is a real trip.
+
+Derived times: time to trip is 0 while the trip is set (latched, or a non-latching trip not yet
+dropped), whatever the current or the input quality; otherwise the time at the present current
+(inf: never, NaN: currents unusable). Time to start is the cooling (T-) until a start is
+permitted: until theta < theta_inhibit and, while the trip is set, until theta < theta_reset
+(when a reset is accepted, or a non-latching trip drops), the larger; inf when theta_reset is 0.
 
 Starts: a start begins when a stopped point starts running; it lasts while I_eq >= start_current
 I_B and for at most start_time_max (a stalled start then heats at full current).
@@ -35,6 +49,7 @@ from softrelay.core.layout import (
     TIMER_EPS,
     TRIANGLE_TOL,
     Command,
+    InputLoss,
     InputMode,
     Quality,
 )
@@ -189,6 +204,16 @@ def thermal_scan(
             & np.all(mag >= 0.0, axis=1)
         )
 
+    # Input supervision: how long the currents have been unusable, without a break.
+    was_lost_for = st["input_loss_timer"].copy()
+    lost_for = np.where(usable, 0.0, was_lost_for + dt)
+    st["input_loss_timer"] = lost_for
+    measurement_lost = ~usable & (lost_for >= s["input_loss_delay"] - TIMER_EPS)
+    # The hold policy runs the replica on at the last good I_eq for the part of this scan that
+    # lies within input_loss_hold of the loss.
+    hold_dt = np.clip(s["input_loss_hold"] - was_lost_for, 0.0, dt)
+    holding = ~usable & (s["input_loss"] == InputLoss.HOLD) & (hold_dt > 0.0)
+
     # Running and starts (frozen on an input fault).
     running = np.where(usable, i_raw >= STOP_FRACTION * i_b, st["running"] != 0)
     new_start = usable & running & (st["running"] == 0)
@@ -209,8 +234,16 @@ def thermal_scan(
     heated = steady + (st["theta"] - steady) * np.exp(-dt / s["t_heat"])
     cooled = st["theta"] * np.exp(-dt / s["t_cool"])
     theta = np.where(running, heated, cooled)
-    theta = np.where(usable, theta, st["theta"])
+    held_steady = (st["last_i_eq"] / i_b) ** 2
+    with np.errstate(invalid="ignore"):
+        held = np.where(
+            running,
+            held_steady + (st["theta"] - held_steady) * np.exp(-hold_dt / s["t_heat"]),
+            st["theta"] * np.exp(-hold_dt / s["t_cool"]),
+        )
+    theta = np.where(usable, theta, np.where(holding, held, st["theta"]))
     st["theta"] = theta
+    st["last_i_eq"] = np.where(usable, i_eq, st["last_i_eq"])
 
     # Elements.
     pickup = theta >= s["theta_trip"]
@@ -223,15 +256,21 @@ def thermal_scan(
         st[field] = np.where(was, theta >= s[level] * s["dropout_ratio"], theta >= s[level])
     inhibit = ~running & (theta >= s["theta_inhibit"])
 
-    # Derived values.
+    # Derived values. A trip (latched, or not yet dropped) reads 0 s to trip whatever the
+    # current; a start waits for the inhibit level and, while a trip is set, for the reset
+    # level too (the trip must reset before a start), the larger of the two cooling times.
     with np.errstate(divide="ignore", invalid="ignore"):
         ttt = s["t_heat"] * np.log((steady - theta) / (steady - s["theta_trip"]))
         ttt = np.where(running & (steady > s["theta_trip"]), ttt, np.inf)
-        ttt = np.where(pickup, 0.0, ttt)
         ttt = np.where(usable, ttt, np.nan)
+        ttt = np.where(latched | pickup, 0.0, ttt)
         tts = np.where(
             theta >= s["theta_inhibit"], s["t_cool"] * np.log(theta / s["theta_inhibit"]), 0.0
         )
+        to_reset = np.where(
+            s["theta_reset"] > 0.0, s["t_cool"] * np.log(theta / s["theta_reset"]), np.inf
+        )
+        tts = np.where(latched & (theta >= s["theta_reset"]), np.maximum(tts, to_reset), tts)
 
     flags = (
         np.where(latched, F.TRIP, 0)
@@ -244,6 +283,7 @@ def thermal_scan(
         | np.where(usable, 0, F.INPUT_FAULT)
         | np.where(reset_rejected, F.RESET_REJECTED, 0)
         | np.where(is_open, F.TRIANGLE_OPEN, 0)
+        | np.where(measurement_lost, F.MEASUREMENT_LOST, 0)
     )
     nan = np.nan
     out["theta"] = theta

@@ -9,9 +9,12 @@ largest phase RMS, for display; its stamp and quality) and a row of the ``window
 written in the same version; a thermal point in samples mode takes the window into the core's
 window table, with the record's stamp and quality.
 
+A quality is one of ``core.Quality``: good, stale, out of range, I/O error, or sentinel (the
+field device answered its own "no reading" value, e.g. the gateway's -32768; the value is NaN).
 Thermal points take the worst quality and the oldest stamp of their current (and angle)
-signals. Busbar channels keep their own. A busbar current that is not good, or older than the
-point's stale_limit, becomes NaN: the joint indicator is then not evaluated.
+signals (any quality but good is an input fault). Busbar channels keep their own. A busbar
+current that is not good, or older than the point's stale_limit, becomes NaN: the joint
+indicator is then not evaluated.
 """
 
 from __future__ import annotations

@@ -48,6 +48,11 @@ def link_fault(exc: BaseException | None = None, *, exception_code: int | None =
     return "I/O error"
 
 
+class NoReadingError(ValueError):
+    """A chip answered with its own "no reading" value (a TMP117's 8000h before its first
+    conversion): the reading is SENTINEL, not out of range."""
+
+
 class Device:
     """Base class of field devices.
 

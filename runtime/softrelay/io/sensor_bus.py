@@ -2,8 +2,9 @@
 
 Each sensor is opened on its own (checked, configured; a sensor that fails is reported, not
 fatal) and read in its own transaction: a chip that NACKs or whose bus call fails marks its own
-signals IO_ERROR, a chip that answers but flags its reading (an error flag, an open RTD, no
-conversion yet) marks them OUT_OF_RANGE, and its neighbours go on. Bus kinds (I2C, SPI) only
+signals IO_ERROR, a chip that answers but flags its reading (an error flag, an open RTD) marks
+them OUT_OF_RANGE, a chip that answers its own "no reading" value (a TMP117 with no conversion
+yet, 8000h) marks them SENTINEL, and its neighbours go on. Bus kinds (I2C, SPI) only
 build the drivers and say how to open and read each.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from softrelay.core import Quality
 from softrelay.io.chip_faults import BusFaults
-from softrelay.io.device import Device, Reading, link_fault
+from softrelay.io.device import Device, NoReadingError, Reading, link_fault
 
 
 class SensorBusDevice(Device):
@@ -60,6 +61,9 @@ class SensorBusDevice(Device):
         for address in addresses:
             try:
                 readings.append(self.readers[address]())
+            except NoReadingError as exc:  # the chip's own "no reading" value
+                self.last_error = f"{address}: {exc}"
+                readings.append((math.nan, Quality.SENTINEL))
             except ValueError as exc:  # the chip answered, but flags its reading
                 self.last_error = f"{address}: {exc}"
                 readings.append((math.nan, Quality.OUT_OF_RANGE))

@@ -6,7 +6,8 @@ scrapes. Counters restart when the DCS clears the statistics (coil ``relay.clear
 or the relay restarts, which Prometheus's ``rate()`` treats as a counter reset.
 
 Every series carries the point, signal, bus or flag it is about as a label; a time to trip of
-"never" is +Inf, "unknown" is NaN, as the map says.
+"never" is +Inf, "unknown" is NaN, as the map says, and a tripped point's is 0 (as everywhere,
+``core.times``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from prometheus_client.core import (
 from softrelay.comms.regmap import firmware_version
 from softrelay.config.schema import RelayConfig
 from softrelay.core import CHANNEL_NAMES, PHASE_NAMES, BusbarFlag, ThermalFlag, flag_bits
+from softrelay.core.times import time_to_trip
 from softrelay.image.snapshot import TIME_BUCKETS
 from softrelay.telemetry.view import Reading
 
@@ -110,7 +112,8 @@ class RelayCollector:
         flags = _gauge("thermal_flag", "1 while the flag is set", ["point", "flag"])
         for name, row in zip(self.thermal, r.thermal, strict=True):
             for key, family in gauges.items():
-                value = float(row[key])
+                value = (time_to_trip(row[key], row["flags"]) if key == "time_to_trip"
+                         else float(row[key]))
                 family.add_metric([name], value / 100.0 if key == "capacity_used" else value)
             for quantity in ("i_eq", "i1", "i2", "i_max"):
                 current.add_metric([name, quantity], float(row[quantity]))

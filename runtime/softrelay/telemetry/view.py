@@ -24,6 +24,7 @@ from softrelay.core import (
     ThermalFlag,
     set_flags,
 )
+from softrelay.core.times import time_to_trip
 from softrelay.image.shared import SharedImage
 from softrelay.image.signals import input_layout
 from softrelay.image.snapshot import MODBUS_COUNTERS, snapshot_layout
@@ -80,7 +81,7 @@ def document(config: RelayConfig, reading: Reading) -> dict:
         points[name] = {
             "kind": "thermal", "theta": _number(row["theta"]),
             "capacity_used": _number(row["capacity_used"]),
-            "time_to_trip": _number(row["time_to_trip"]),
+            "time_to_trip": _number(time_to_trip(row["time_to_trip"], row["flags"])),
             "time_to_start": _number(row["time_to_start"]),
             "i_eq": _number(row["i_eq"]), "i2": _number(row["i2"]),
             "i_max": _number(row["i_max"]),

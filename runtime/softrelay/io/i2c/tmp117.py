@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 from smbus2 import i2c_msg
 
+from softrelay.io.device import NoReadingError
+
 TEMP_RESULT, CONFIGURATION, DEVICE_ID = 0x00, 0x01, 0x0F
 ID_TMP117 = 0x0117
 NOT_CONVERTED = 0x8000
@@ -55,7 +57,7 @@ class TMP117:
     def temperature(self) -> float:
         word = self.read_register(TEMP_RESULT)
         if word == NOT_CONVERTED:
-            raise ValueError(f"TMP117 at 0x{self.address:02x}: no conversion yet")
+            raise NoReadingError(f"TMP117 at 0x{self.address:02x}: no conversion yet (8000h)")
         return to_celsius(word)
 
 

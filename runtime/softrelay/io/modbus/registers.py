@@ -6,9 +6,10 @@ convention, "ABCD") or ``little`` (low word first, "CDAB", common in meters); by
 word are always big-endian, as the protocol sends them. value = raw x scale + offset.
 
 A raw value equal to one of the device's sentinels (the seed's -32768 "out of range") is not a
-reading: it is reported with OUT_OF_RANGE quality and NaN, never scaled into a temperature. A
-float32 NaN or infinity is likewise OUT_OF_RANGE, and so is an engineering value outside the
-register's ``valid`` range (a negative current from a meter is a fault, not a current).
+reading: it is reported as NaN with the SENTINEL quality (the device said "no reading", and the
+protection, the events and the map name it so), never scaled into a temperature. A float32 NaN
+or infinity is OUT_OF_RANGE, and so is an engineering value outside the register's ``valid``
+range (a negative current from a meter is a fault, not a current).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class Register:
     word_order: Literal["big", "little"] = "big"
     scale: float = 1.0
     offset: float = 0.0
-    sentinels: tuple[float, ...] = ()
+    sentinels: tuple[float, ...] = ()  #: raw values meaning "no reading": SENTINEL quality
     valid: tuple[float, float] | None = None  #: engineering range; outside it: OUT_OF_RANGE
 
     @property
@@ -62,7 +63,9 @@ def raw_value(words: Sequence[int], data_type: DataType,
 def decode(register: Register, words: Sequence[int]) -> tuple[float, int]:
     """(engineering value, quality) of one value's registers."""
     raw = raw_value(words, register.data_type, register.word_order)
-    if raw in register.sentinels or not math.isfinite(raw):
+    if raw in register.sentinels:
+        return math.nan, Quality.SENTINEL
+    if not math.isfinite(raw):
         return math.nan, Quality.OUT_OF_RANGE
     value = raw * register.scale + register.offset
     if register.valid is not None and not register.valid[0] <= value <= register.valid[1]:
