@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pyModbusTCP.client import ModbusClient
 
+from softrelay.comms.regmap import MAP_VERSION
 from softrelay.comms.modbus_pdu import SERVER_BUSY, SlaveLogic
 from softrelay.image.snapshot import published
 
@@ -58,7 +59,7 @@ def test_reads_before_the_first_scan_answer_busy_then_the_scans_values(unscanned
         assert published(relay.snapshot)
         words = independent.read_holding_registers(theta_trip, 2)
         assert words is not None and f32(words) == pytest.approx(1.2)
-        assert independent.read_input_registers(0, 1) == [1]  # map version
+        assert independent.read_input_registers(0, 1) == [MAP_VERSION]
     finally:
         independent.close()
     with ModbusTcpClient("127.0.0.1", port=port, timeout=2) as client:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from softrelay.firmware.links import LINK
 from softrelay.comms.event_window import EVENT_WINDOW, WINDOW
 from softrelay.comms.modbus_pdu import SlaveLogic
 from softrelay.comms.register_image import RELAY, RegisterImage, empty_image
@@ -49,7 +50,8 @@ class Relay:
             "thermal_outputs": core.thermal_outputs, "thermal_inputs": core.thermal_inputs,
             "thermal_state": core.thermal_state, "thermal_settings": core.thermal_settings,
             "busbar_outputs": core.busbar_outputs, "busbar_settings": core.busbar_settings,
-            "relay": np.zeros(1, RELAY), "events": np.zeros(WINDOW, EVENT_WINDOW)}, self.image)
+            "relay": np.zeros(1, RELAY), "events": np.zeros(WINDOW, EVENT_WINDOW),
+            "links": np.zeros(len(CONFIG.buses), LINK)}, self.image)
 
     def ask(self, *fields: int | bytes, layout: str | None = None) -> bytes:
         pdu = fields[0] if isinstance(fields[0], bytes) else struct.pack(layout, *fields)

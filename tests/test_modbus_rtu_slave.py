@@ -10,6 +10,7 @@ import pytest
 import serial
 from pymodbus.client import ModbusSerialClient
 
+from softrelay.comms.regmap import MAP_VERSION
 from softrelay.io.modbus.frames import rtu_frame
 
 from test_modbus_slave import CODE, DEMO, Running, make_relay
@@ -35,7 +36,7 @@ def test_pymodbus_reads_and_writes_over_rtu(line):
     assert client.connect()
     try:
         version = client.read_input_registers(0, count=1, device_id=UNIT)
-        assert version.registers == [1]
+        assert version.registers == [MAP_VERSION]
         trip = client.read_holding_registers(regmap.get("motor1.theta_trip").address, count=2,
                                              device_id=UNIT)
         assert struct.unpack(">f", struct.pack(">HH", *trip.registers))[0] == pytest.approx(1.2)
@@ -56,7 +57,7 @@ def test_bad_crc_other_addresses_and_broadcasts_get_no_answer(line):
     with serial.Serial(str(port), 115200, timeout=0.3) as s:
         good = rtu_frame(UNIT, struct.pack(">BHH", 4, 0, 1))
         s.write(good)
-        assert s.read(7) == rtu_frame(UNIT, bytes([4, 2, 0, 1]))
+        assert s.read(7) == rtu_frame(UNIT, bytes([4, 2, 0, MAP_VERSION]))
         s.write(good[:-1] + bytes([good[-1] ^ 0xFF]))  # a corrupted CRC
         assert s.read(7) == b""
         time.sleep(0.05)

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from pymodbus.client import ModbusTcpClient
 from pyModbusTCP.client import ModbusClient
 
+from softrelay.comms.regmap import MAP_VERSION
 from softrelay.comms.modbus_pdu import SlaveLogic
 from softrelay.config import load
 from softrelay.image.snapshot import register_image
@@ -114,7 +115,7 @@ def test_pymodbus_reads_the_map(running):
     with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as client:
         version = client.read_input_registers(0, count=6, device_id=1)
         assert not version.isError()
-        assert version.registers[0] == 1  # map version
+        assert version.registers[0] == MAP_VERSION
         assert version.registers[1:4] == [0, 1, 0]  # softrelay 0.1.0
         assert version.registers[4] << 16 | version.registers[5] == regmap.config_hash
         i_b = client.read_holding_registers(regmap.get("motor1.i_b").address, count=2,
@@ -361,7 +362,7 @@ def test_mbpoll_reads_floats_and_writes_a_coil(running):
     out = mbpoll(running.port, "-t", "4:float", "-B", "-r", str(theta_trip), "-c", "1")
     assert f"[{theta_trip}]: \t1.2" in out, out
     out = mbpoll(running.port, "-t", "3:hex", "-r", "0", "-c", "4")
-    assert "[0]: \t0x0001" in out and "[1]: \t0x0000" in out, out  # map 1, softrelay 0.
+    assert f"[0]: \t0x{MAP_VERSION:04x}" in out and "[1]: \t0x0000" in out, out  # map, 0.
     out = mbpoll(running.port, "-t", "3", "-r", "96", "-c", "1")
     assert "Illegal data address" in out, out
     out = mbpoll(running.port, "-t", "0", "-r", str(regmap.get("motor1.reset").address),
@@ -610,7 +611,11 @@ def test_softrelay_status_reads_a_running_relay_through_its_map(running, tmp_pat
     assert float(motor1.split()[1]) == pytest.approx(0.5, abs=1e-3)
     assert "input_fault" in motor1  # no companion in this test: its currents are stale
     assert any(line.startswith("bus1 ") for line in lines)
-    assert "healthy; scan 10 ms," in shown.stdout and "NOT this file" not in shown.stdout
+    # no companion: every point is blind, and the relay says so (measurement lost)
+    assert "NOT HEALTHY; scan 10 ms," in shown.stdout and "NOT this file" not in shown.stdout
+    blind = sum(line.split()[:1] in (["motor1"], ["motor2"], ["bus1"])
+                and "measurement_lost" in line for line in lines)
+    assert blind and f"measurement lost on {blind} point(s)" in shown.stdout, shown.stdout
     other = tmp_path / "other.yaml"
     other.write_text(Path(config).read_text().replace("t_heat: ", "t_heat: 1", 1))
     assert "NOT this file's" in status(f"127.0.0.1:{running.port}", "--config",

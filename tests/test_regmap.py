@@ -18,6 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from softrelay.comms.regmap import MAP_VERSION
+from softrelay.firmware.links import LINK
 from softrelay.comms.event_window import EVENT_WINDOW, WINDOW
 from softrelay.comms.register_image import (
     RELAY,
@@ -27,6 +29,10 @@ from softrelay.comms.register_image import (
 )
 from softrelay.comms.regmap import (
     BLOCK,
+    BUS_BLOCK,
+    BUS_FIRST,
+    EXTENSION,
+    EXTENSION_BLOCK,
     FIRST_POINT,
     FLAG_TEXT,
     SUMMARY,
@@ -71,9 +77,17 @@ def test_no_two_entries_share_an_address_and_every_block_stays_in_its_place():
             if e.name.startswith("relay."):
                 assert e.address + e.width <= SUMMARY
                 continue
+            if e.name.startswith("bus."):  # a field bus's link: its own area, bus k
+                k = [b.name for b in CONFIG.buses].index(e.name.split(".")[1])
+                first = BUS_FIRST + (k if table == "discrete_input" else BUS_BLOCK * k)
+                assert first <= e.address and e.address + e.width <= first + BUS_BLOCK, e.name
+                continue
             k = [p.name for p in CONFIG.points].index(e.name.split(".")[0])
             if e.name.endswith((".status", ".status_flags")):
                 assert SUMMARY + 4 * k <= e.address < SUMMARY + 4 * (k + 1), e.name
+            elif e.address >= EXTENSION:  # what did not fit the block: the extension area
+                assert EXTENSION + k * EXTENSION_BLOCK <= e.address
+                assert e.address + e.width <= EXTENSION + (k + 1) * EXTENSION_BLOCK, e.name
             else:
                 assert FIRST_POINT + k * BLOCK <= e.address
                 assert e.address + e.width <= FIRST_POINT + (k + 1) * BLOCK, e.name
@@ -104,7 +118,7 @@ def test_the_hash_follows_the_settings():
 
 def test_the_exports_carry_every_entry_and_the_header():
     document = json.loads(MAP.to_json())
-    assert document["map_version"] == 1 and document["word_order"] == "big"
+    assert document["map_version"] == MAP_VERSION and document["word_order"] == "big"
     assert document["config_hash"] == f"0x{MAP.config_hash:08x}"
     assert len(document["entries"]) == len(MAP.entries)
     keys = {"name", "table", "address", "reference", "width", "type", "scale", "unit",
@@ -211,7 +225,8 @@ def sources(core: ProtectionCore, relay: np.ndarray) -> dict[str, np.ndarray]:
     return {"thermal_outputs": core.thermal_outputs, "thermal_inputs": core.thermal_inputs,
             "thermal_state": core.thermal_state, "thermal_settings": core.thermal_settings,
             "busbar_outputs": core.busbar_outputs, "busbar_settings": core.busbar_settings,
-            "relay": relay, "events": np.zeros(WINDOW, EVENT_WINDOW)}
+            "relay": relay, "events": np.zeros(WINDOW, EVENT_WINDOW),
+            "links": np.zeros(len(CONFIG.buses), LINK)}
 
 
 def test_measurements_read_back_as_the_core_computed_them(scanned):
@@ -361,7 +376,7 @@ def test_the_relay_publishes_each_scans_image_with_its_snapshot(tmp_path):
     assert decode(ir, regmap.get("relay.scans")) == 5  # the fifth scan's image
     assert decode(ir, regmap.get("relay.heartbeat")) == 5
     assert decode(ir, regmap.get("relay.config_hash")) == regmap.config_hash
-    assert decode(ir, regmap.get("relay.map_version")) == 1
+    assert decode(ir, regmap.get("relay.map_version")) == MAP_VERSION
     assert decode(ir, regmap.get("relay.period")) == pytest.approx(10.0)
     assert decode(ir, regmap.get("motor1.theta")) == pytest.approx(
         float(np.float32(snapshot["thermal"]["theta"][0])))

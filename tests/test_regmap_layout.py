@@ -31,39 +31,17 @@ from test_modbus_slave import Running, f32, make_relay
 
 CONFIG = load()
 
-#: map version 2 (issue 13): the settings another change adds, and where they go. The thermal
-#: block has room (holding registers 34..47 are free); the busbar block has 2 registers left,
-#: so its four go to the extension area.
+#: map version 2 (issue 13): the settings it added, and where they went. The thermal block had
+#: room (holding registers 34..47 were free); the busbar block had 2 registers left, so its
+#: four went to the extension area.
 V2_THERMAL = {"input_loss_delay": 34, "input_loss_hold": 36, "input_loss": 38}
 V2_BUSBAR_EXTENSION = {"input_loss_delay": 0, "ambient_fallback": 2, "warning_abs": 4,
                        "critical_abs": 6}
-
-
-class ThermalV2(ThermalSettings):
-    input_loss_delay: float = Field(2.0, gt=0, description="inputs not good this long: "
-                                    "measurement lost, s")
-    input_loss: str = Field("freeze", description="while blind: freeze theta, or hold")
-    input_loss_hold: float = Field(60.0, ge=0, description="longest hold, s")
-
-
-class BusbarV2(BusbarSettings):
-    input_loss_delay: float = Field(60.0, gt=0, description="s")
-    ambient_fallback: float = Field(40.0, description="ambient used while it is faulted, C")
-    warning_abs: float = Field(float("nan"), description="absolute warning, C; NaN off")
-    critical_abs: float = Field(float("nan"), description="absolute critical, C; NaN off")
-
-
-@pytest.fixture
-def version2(monkeypatch):
-    """The regmap module as it is once the models have grown map version 2's settings."""
-    monkeypatch.setitem(regmap.SETTINGS_MODELS, "thermal", ThermalV2)
-    monkeypatch.setitem(regmap.SETTINGS_MODELS, "busbar", BusbarV2)
-    monkeypatch.setitem(regmap.OFFSETS["thermal"], "holding_register",
-                        regmap.OFFSETS["thermal"]["holding_register"] | V2_THERMAL)
-    monkeypatch.setitem(regmap.EXTENSION_OFFSETS["busbar"], "holding_register",
-                        dict(V2_BUSBAR_EXTENSION))
-    monkeypatch.setitem(regmap.ENUM_SETTINGS, "input_loss", "0 freeze, 1 hold")
-    monkeypatch.setattr(regmap, "MAP_VERSION", 2)
+V2_FLAGS = {"thermal": ["measurement_lost"],
+            "busbar": ["measurement_lost", "ambient_fallback", "temp_warning", "temp_critical"]}
+V2_GLOBALS = [("supervision", "input_register"), ("points_lost", "input_register"),
+              ("links_down", "input_register"), ("measurement_lost", "discrete_input"),
+              ("link_down", "discrete_input"), ("self_test_failed", "discrete_input")]
 
 
 def layout(m: RegisterMap) -> dict[tuple[str, str], tuple[int, str]]:
@@ -91,12 +69,12 @@ def test_reordering_a_settings_model_moves_no_address(monkeypatch):
 
 def test_a_setting_without_an_offset_is_an_error_naming_it(monkeypatch):
     grown = create_model("Grown", __base__=ThermalSettings,
-                         input_loss_delay=(float, Field(2.0)))
+                         future_setting=(float, Field(2.0)))
     monkeypatch.setitem(regmap.SETTINGS_MODELS, "thermal", grown)
-    with pytest.raises(LayoutError, match=r"thermal holding_register 'input_loss_delay' has "
+    with pytest.raises(LayoutError, match=r"thermal holding_register 'future_setting' has "
                                           r"no Modbus address: give it an offset"):
         check_layout()
-    with pytest.raises(LayoutError, match="input_loss_delay"):
+    with pytest.raises(LayoutError, match="future_setting"):
         RegisterMap(CONFIG)
 
 
@@ -120,36 +98,51 @@ def test_the_extension_areas_fit_every_point_after_the_last_block():
     assert EXTENSION + EXTENSION_BLOCK * MAX_POINTS == 65200 <= 65536
 
 
-def test_map_version_2_only_adds_entries(version2):
-    check_layout()
+def test_map_version_2_only_adds_entries():
+    """Against version 1's golden: every difference is an added entry (or the version itself,
+    or event codes appended after version 1's), and the added ones are exactly version 2's."""
     v2 = {k: v for k, v in json.loads(RegisterMap(CONFIG).to_json()).items()
           if k not in VARYING}
     v1 = json.loads(golden_path(1).read_text())
-    added = [f"added {p}.{q} (holding_register)" for p in ("motor1", "motor2")
-             for q in V2_THERMAL] + [f"added bus1.{q} (holding_register)"
-                                     for q in V2_BUSBAR_EXTENSION]
-    assert layout_changes(v1, v2) == sorted([*added, "header map_version: 1 -> 2"])
+    added = ([f"added {p}.{q} (holding_register)" for p in ("motor1", "motor2")
+              for q in V2_THERMAL]
+             + [f"added bus1.{q} (holding_register)" for q in V2_BUSBAR_EXTENSION]
+             + [f"added {p.name}.{f} (discrete_input)" for p in CONFIG.points
+                for f in V2_FLAGS[p.kind]]
+             + [f"added relay.{q} ({table})" for q, table in V2_GLOBALS]
+             + [f"added bus.{b.name}.{q} ({table})" for b in CONFIG.buses
+                for q, table in (("link_up", "input_register"),
+                                 ("link_downs", "input_register"),
+                                 ("link_down", "discrete_input"))])
+    changes = layout_changes(v1, v2)
+    assert "header map_version: 1 -> 2" in changes
+    codes = [c for c in changes if c.startswith("header event_sources")]
+    assert len(codes) == 1 and v2["event_sources"][:len(v1["event_sources"])] \
+        == v1["event_sources"], "an event source code of version 1 changed its meaning"
+    assert sorted(set(changes) - {"header map_version: 1 -> 2", *codes}) == sorted(added)
     m = RegisterMap(CONFIG)
     assert m.get("motor2.input_loss_delay").address == FIRST_POINT + BLOCK + 34
     assert m.get("motor1.input_loss").type == "uint16"
     assert "0 freeze, 1 hold" in m.get("motor1.input_loss").description
     for quantity, offset in V2_BUSBAR_EXTENSION.items():  # bus1 is the third point
-        assert m.get(f"bus1.{quantity}").address == EXTENSION + EXTENSION_BLOCK * 2 + offset
+        assert m.get(f"bus1.{quantity}", "holding_register").address \
+            == EXTENSION + EXTENSION_BLOCK * 2 + offset
 
 
 def test_the_slave_serves_a_setting_in_the_extension_area(tmp_path, monkeypatch):
     """Over real Modbus/TCP: a busbar setting placed in the extension area (here an existing one
-    moved there, for the test only) reads back at 54 700 + 10 k + its offset, and its old place
+    moved there too, for the test only) reads back at 54 700 + 10 k + its offset, and its old place
     in the block is unmapped (exception 02)."""
     holding = dict(regmap.OFFSETS["busbar"]["holding_register"])
     del holding["joint_min_excess"]
     monkeypatch.setitem(regmap.OFFSETS["busbar"], "holding_register", holding)
     monkeypatch.setitem(regmap.EXTENSION_OFFSETS["busbar"], "holding_register",
-                        {"joint_min_excess": 6})
+                        regmap.EXTENSION_OFFSETS["busbar"]["holding_register"]
+                        | {"joint_min_excess": 8})
     running = Running(make_relay(tmp_path))
     try:
         address = running.relay.regmap.get("bus1.joint_min_excess").address
-        assert address == EXTENSION + EXTENSION_BLOCK * 2 + 6
+        assert address == EXTENSION + EXTENSION_BLOCK * 2 + 8
         expected = running.relay.config.points[2].settings.joint_min_excess
         with ModbusTcpClient("127.0.0.1", port=running.port) as client:
             words = client.read_holding_registers(address, count=2, device_id=1)

@@ -71,7 +71,7 @@ from softrelay.core import (
     ThermalSettings,
 )
 
-MAP_VERSION = 1
+MAP_VERSION = 2
 WORD_ORDER = "big"  #: 32-bit values: high word first
 SUMMARY = 100  #: the status summary (4 registers a point), input and holding registers
 FIRST_POINT = 4300  #: the first point's block starts here in every table
@@ -134,7 +134,8 @@ THERMAL_MEASUREMENTS = [
     ("time_to_trip", "float32", "s", "at the present current; 0 tripped, +inf never, NaN "
      "unknown (input fault)", "time_to_trip"),
     ("time_to_start", "float32", "s", "cooling until a start is permitted (theta < "
-     "theta_inhibit); 0 now", "time_to_start"),
+     "theta_inhibit) and, while tripped, a reset accepted (theta < theta_reset); 0 now",
+     "time_to_start"),
     ("i_eq", "float32", "A", "equivalent thermal current (K2-weighted, after KST)", "i_eq"),
     ("i1", "float32", "A", "positive-sequence current", "i1"),
     ("i2", "float32", "A", "negative-sequence current", "i2"),
@@ -193,15 +194,22 @@ FLAG_TEXT: dict[type[enum.IntFlag], dict[enum.IntFlag, str]] = {
         BusbarFlag.RATE: "a phase's rate of rise >= rate_limit (after its pickup delay)",
         BusbarFlag.JOINT: "one phase hot for its current under balanced load: a suspect joint",
         BusbarFlag.SENSOR_FAULT: "at least one channel is faulted and excluded",
-        BusbarFlag.AMBIENT_FAULT: "the ambient channel is unusable: rises are unavailable",
+        BusbarFlag.AMBIENT_FAULT: "the ambient channel is unusable (faulted or excluded)",
         BusbarFlag.MEASUREMENT_LOST: "measurement lost: a phase channel faulted for "
         "input_loss_delay, that phase is not protected",
+        BusbarFlag.AMBIENT_FALLBACK: "the ambient channel is faulted: rises are taken over "
+        "ambient_fallback",
+        BusbarFlag.TEMP_WARNING: "a valid phase >= warning_abs, whatever the ambient (after "
+        "its pickup delay)",
+        BusbarFlag.TEMP_CRITICAL: "a valid phase >= critical_abs, whatever the ambient (after "
+        "its pickup delay)",
     },
 }
 #: the words for each input quality code (core.layout.Quality)
 QUALITY_TEXT: dict[Quality, str] = {
     Quality.GOOD: "good", Quality.STALE: "stale", Quality.OUT_OF_RANGE: "out of range",
     Quality.IO_ERROR: "I/O error",
+    Quality.SENTINEL: "sentinel (the device's no-reading value)",
 }
 
 
@@ -225,7 +233,8 @@ check_texts()
 
 #: settings a DCS may not change over Modbus (they follow the wiring), shown read-only
 READ_ONLY_SETTINGS = {"input_mode"}
-ENUM_SETTINGS = {"input_mode": "0 phasors, 1 magnitudes, 2 samples", "latch": "0 no, 1 yes"}
+ENUM_SETTINGS = {"input_mode": "0 phasors, 1 magnitudes, 2 samples", "latch": "0 no, 1 yes",
+                 "input_loss": "0 freeze, 1 hold"}
 
 #: Where each per-point quantity sits: offset in the point's block (FIRST_POINT + BLOCK k), by
 #: kind of point and table. The only source of a per-point address (flag bits excepted: their
@@ -243,6 +252,8 @@ OFFSETS: dict[str, dict[str, dict[str, int]]] = {
             "start_current": 12, "start_time_max": 14, "theta_trip": 16, "theta_al1": 18,
             "theta_al2": 20, "theta_inhibit": 22, "theta_initial": 24, "theta_reset": 26,
             "dropout_ratio": 28, "stale_limit": 30, "input_mode": 32, "latch": 33,
+            # map version 2
+            "input_loss_delay": 34, "input_loss_hold": 36, "input_loss": 38,
         },
     },
     "busbar": {
@@ -268,7 +279,9 @@ OFFSETS: dict[str, dict[str, dict[str, int]]] = {
 #: area (EXTENSION + EXTENSION_BLOCK k). Empty in map version 1.
 EXTENSION_OFFSETS: dict[str, dict[str, dict[str, int]]] = {
     "thermal": {"input_register": {}, "coil": {}, "holding_register": {}},
-    "busbar": {"input_register": {}, "coil": {}, "holding_register": {}},
+    "busbar": {"input_register": {}, "coil": {}, "holding_register": {
+        # map version 2 (the block's 46..47 would hold one of these four, not all)
+        "input_loss_delay": 0, "ambient_fallback": 2, "warning_abs": 4, "critical_abs": 6}},
 }
 #: the settings model of each kind of point (every field is a holding register)
 SETTINGS_MODELS = {"thermal": ThermalSettings, "busbar": BusbarSettings}

@@ -15,9 +15,10 @@ from pymodbus.client import ModbusTcpClient
 from softrelay.comms.regmap import FIRST_POINT, THERMAL_FLAGS, RegisterMap
 from softrelay.core import BusbarFlag, set_flags
 from softrelay.core.times import seconds_text, time_to_trip_text
+from softrelay.firmware.supervision import CAUSES, WORDS
 from softrelay.io.modbus.registers import raw_value
 
-GLOBALS = 28  #: input registers 0..27
+GLOBALS = 30  #: input registers 0..29 (map version 2: the supervision word at 28, 29)
 
 
 class UnreachableError(RuntimeError):
@@ -95,6 +96,16 @@ TABLES = [
 ]
 
 
+def supervision_text(word: int, points_lost: int) -> str:
+    """The self-supervision causes the map's word says are active, in words."""
+    found = []
+    for k, cause in enumerate(CAUSES):
+        if word & (1 << k):
+            found.append(f"measurement lost on {points_lost} point(s)"
+                         if cause == "measurement_lost" else WORDS[cause])
+    return "; ".join(found)
+
+
 def render(status: Status, regmap: RegisterMap, where: str) -> str:
     r = status.relay
     lines = [f"softrelay {int(r['firmware_major'])}.{int(r['firmware_minor'])}."
@@ -106,7 +117,9 @@ def render(status: Status, regmap: RegisterMap, where: str) -> str:
              f"{int(r['scans'])} scans, lateness p99 {r['lateness_p99']:.0f} us (max "
              f"{r['lateness_max']:.0f}), execution p99 {r['execution_p99']:.0f} us (max "
              f"{r['execution_max']:.0f}), {int(r['overruns'])} overruns, event "
-             f"{int(r['events'])}" + ("; settings UNLOCKED" if r["unlocked"] else ""), ""]
+             f"{int(r['events'])}" + ("; settings UNLOCKED" if r["unlocked"] else "")]
+    causes = supervision_text(int(r.get("supervision", 0)), int(r.get("points_lost", 0)))
+    lines += ([f"supervision: {causes}"] if causes else []) + [""]
     for title, kind, columns, flags in TABLES:
         names = [p for p in regmap.point_names if ("theta" in status.points[p]) == kind]
         if not names:

@@ -29,10 +29,15 @@ from softrelay.comms.event_window import EventWindow
 from softrelay.comms.modbus_pdu import DEVICE_FAILURE, ILLEGAL_VALUE
 from softrelay.comms.regmap import ENUM_SETTINGS, Entry
 from softrelay.config.schema import SettingsUnlock
+from softrelay.core.settings import INPUT_LOSS
 from softrelay.outputs.commands import CommandQueue, Request
 from softrelay.outputs.settings_changes import SettingsQueue
 
 Record = Callable[..., None]
+#: enumerated settings whose register holds a code: code -> the model's word
+ENUM_WORDS = {"input_loss": {int(v): k for k, v in INPUT_LOSS.items()}}
+#: settings that a NaN switches off (null in the file)
+SWITCHED_OFF_BY_NAN = {"warning_abs", "critical_abs"}
 
 
 def as_float32(raw: int) -> float:
@@ -126,11 +131,19 @@ class RelayWrites:
                     points = () if point == "relay" else (point,)
                     requests.append(Request(kind, points, source=self.source))
             else:  # a setting
-                value: float | bool = raw if entry.type == "uint16" else as_float32(raw)
+                value: float | bool | str | None = (raw if entry.type == "uint16"
+                                                    else as_float32(raw))
                 if quantity in ENUM_SETTINGS:
-                    if quantity == "latch" and raw not in (0, 1):
-                        return ILLEGAL_VALUE
-                    value = bool(raw) if quantity == "latch" else raw
+                    if quantity in ENUM_WORDS:
+                        if raw not in ENUM_WORDS[quantity]:
+                            return ILLEGAL_VALUE
+                        value = ENUM_WORDS[quantity][raw]
+                    elif quantity == "latch":
+                        if raw not in (0, 1):
+                            return ILLEGAL_VALUE
+                        value = bool(raw)
+                elif quantity in SWITCHED_OFF_BY_NAN and math.isnan(value):
+                    value = None  # NaN written: the limit switched off, as null in the file
                 changes.setdefault(point, {})[quantity] = value
         if changes:
             if not self.unlock.unlocked:
