@@ -67,13 +67,17 @@ class Telemetry:
         return figures
 
     def pump(self, timeout: float) -> None:
-        """Wait up to ``timeout`` s for events and pass them on; then the periodic work."""
+        """Wait up to ``timeout`` s for events and pass them on (then confirmed to the relay:
+        on the MQTT disk queue, sent as traps); then the periodic work."""
         events = self.receiver.receive(timeout)
         if events:
             if self.mqtt is not None:
                 self.mqtt.events(events)
             if self.snmp is not None:
                 self.snmp.events(events)
+            self.receiver.confirm(events[-1]["seq"])
+        else:
+            self.receiver.confirm(0)  # one the socket could not take before
         if self.mqtt is not None:
             self.mqtt.tick()
 
