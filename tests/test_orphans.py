@@ -28,7 +28,7 @@ POLL = 0.02
 METER = {"name": "meter", "unit": 1, "profile": "sdm630"}
 CONFIG = """
 name: NAME
-scan: {period: 0.01, watchdog_periods: 50}
+scan: {period: 0.01, watchdog_periods: 50, realtime: REALTIME}
 state: {file: DIR/state.json, checkpoint_interval: 1.0}
 events: {file: DIR/events.jsonl}
 buses:
@@ -108,7 +108,7 @@ def wait(condition, timeout: float, what: str, poll: float = 0.02):
 class Rig:
     """The twin field device, the relay's configuration, and ``softrelay run`` on it."""
 
-    def __init__(self, tmp_path: Path, name: str) -> None:
+    def __init__(self, tmp_path: Path, name: str, realtime: str = "{}") -> None:
         self.name = name
         bus = ModbusTcpBus.model_validate({
             "name": "gw1", "kind": "modbus_tcp", "host": "127.0.0.1", "port": 0,
@@ -120,6 +120,7 @@ class Rig:
         self.path = tmp_path / f"{name}.yaml"
         self.path.write_text(
             CONFIG.replace("NAME", name).replace("DIR", str(tmp_path))
+            .replace("REALTIME", realtime)
             .replace("FIELD", str(field)).replace("METER", str(METER))
             .replace("POLL", str(POLL)).replace("SLAVE", str(self.slave))
             .replace("METRICS", str(self.metrics)))

@@ -309,9 +309,11 @@ class Relay:
             self._companion = ctx.Process(
                 target=companion_main, name="softrelay-io",
                 args=(self.config_path, self.inputs.name, self.snapshot.name, self._stop, ready,
-                      self.status, 0.5, self.config.scan.realtime.cpu, os.getpid()),
+                      self.status, 0.5, self.config.scan.realtime.cpu, os.getpid(),
+                      self.config.scan.realtime.helper_priority),
                 daemon=True)
-            self._companion.start()
+            with realtime.at_normal_priority():  # not the scan's: its own, from the start
+                self._companion.start()
             if not ready.wait(30.0):
                 raise RuntimeError("the companion process did not start")
         self.watchdog.start()
@@ -342,9 +344,11 @@ class Relay:
         self._telemetry = ctx.Process(
             target=telemetry_main, name="softrelay-telemetry",
             args=(self.config_path, self.snapshot.name, self.inputs.name, self._feed_receiver,
-                  self._stop, ready, self.config.scan.realtime.cpu, self.status, os.getpid()),
+                  self._stop, ready, self.config.scan.realtime.cpu, self.status, os.getpid(),
+                  self.config.scan.realtime.helper_priority),
             daemon=True)
-        self._telemetry.start()
+        with realtime.at_normal_priority():
+            self._telemetry.start()
         ready.close()
         self._feed_receiver.close()  # the child has its own: the feed fails when it dies
         try:

@@ -35,7 +35,7 @@ from softrelay.io.plant import PlantModel
 from softrelay.io.simulated import SimulatedDevice
 from softrelay.io.worker import BusWorker, Polled
 from softrelay.scan.lifeline import ORPHANED_EXIT, bind_to_parent, orphaned
-from softrelay.scan.realtime import keep_off_cpu
+from softrelay.scan.realtime import helper_priority, keep_off_cpu
 from softrelay.status_view import TerminalStatus, render
 
 log = logging.getLogger("softrelay.io")
@@ -93,15 +93,18 @@ class CoilReader:
 
 def companion_main(config_path: str | None, input_name: str, snapshot_name: str, stop: Event,
                    ready: Event, status: bool = False, status_every: float = 0.5,
-                   avoid_cpu: int | None = None, parent_pid: int | None = None) -> None:
+                   avoid_cpu: int | None = None, parent_pid: int | None = None,
+                   priority: int = 0) -> None:
     """Entry point of the companion process (spawned by the runtime).
 
     ``avoid_cpu``: the CPU the scan is pinned to; the companion keeps off it (it would
     otherwise inherit the scan's affinity), so the scan's CPU serves the scan alone.
     ``parent_pid``: the scan process, which this one must not outlive (default: the parent).
+    ``priority``: SCHED_FIFO priority of this process's threads, 0: normal (never the scan's).
     """
     parent_pid = parent_pid or os.getppid()
     bind_to_parent(parent_pid)
+    helper_priority(priority)
     keep_off_cpu(avoid_cpu)
     # Ctrl-C reaches the whole process group: stopping is the scan process's decision (it
     # writes the last checkpoint and drops the coils first, then sets ``stop``).

@@ -23,7 +23,7 @@ from multiprocessing.synchronize import Event as StopEvent
 from softrelay.config import load
 from softrelay.config.schema import RelayConfig
 from softrelay.scan.lifeline import ORPHANED_EXIT, bind_to_parent, orphaned
-from softrelay.scan.realtime import keep_off_cpu
+from softrelay.scan.realtime import helper_priority, keep_off_cpu
 from softrelay.telemetry.feed import EventReceiver
 from softrelay.telemetry.view import RelayView
 
@@ -93,13 +93,14 @@ class Telemetry:
 def telemetry_main(config_path: str | None, snapshot_name: str, input_name: str,
                    events: socket.socket, stop: StopEvent, ready: Connection,
                    avoid_cpu: int | None = None, quiet: bool = False,
-                   parent_pid: int | None = None) -> None:
+                   parent_pid: int | None = None, priority: int = 0) -> None:
     """Entry point of the telemetry process (spawned by the runtime); ``avoid_cpu``: the
     scan's CPU, kept free of this process; ``quiet``: warnings only (the terminal view is
     on); ``parent_pid``: the scan process, which this one must not outlive (default: the
-    parent)."""
+    parent); ``priority``: SCHED_FIFO priority of its threads, 0: normal (never the scan's)."""
     parent_pid = parent_pid or os.getppid()
     bind_to_parent(parent_pid)
+    helper_priority(priority)
     keep_off_cpu(avoid_cpu)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping is the scan process's decision
     from softrelay.__main__ import configure_logging
