@@ -44,10 +44,12 @@ def segment_prefix(relay_name: str, state_file: str | os.PathLike) -> str:
     The hex digits are a hash of the absolute path of its state file: a relay is its name and
     its thermal memory, so two relays of one name that keep their state apart (a test's
     temporary directory, ``softrelay bench``) never collide, and the same relay started again
-    finds its own. (A relay name is letters, digits, ``_-.``: valid in a file name.)
+    finds its own. (A relay name is letters, digits, ``_-.``: valid in a file name; past 100
+    characters it is cut, the hash still telling relays apart.)
     """
-    key = hashlib.sha256(str(Path(state_file).resolve()).encode()).hexdigest()[:8]
-    return f"softrelay-{relay_name}-{key}"
+    identity = f"{relay_name}\0{Path(state_file).resolve()}"
+    key = hashlib.sha256(identity.encode()).hexdigest()[:8]
+    return f"softrelay-{relay_name[:100]}-{key}"
 
 
 class RelayRunningError(RuntimeError):
