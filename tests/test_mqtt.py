@@ -105,6 +105,43 @@ def test_a_dead_publisher_leaves_its_will_and_is_started_again_missing_nothing(t
     sub.close()
 
 
+def test_events_in_a_killed_publishers_socket_are_sent_again(tmp_path, broker):
+    """Events the feed had written to the publisher's socket, which the publisher never read
+    (it was stopped, then killed), reach the broker from its successor: the feed resends
+    after what the telemetry confirmed as spooled, not after what it sent. After the stop,
+    the successor itself says offline (it lived until the end: not the broker's will)."""
+    sub = Subscriber(broker, TOPIC)
+    relay = make_relay(tmp_path, broker)
+    try:
+        relay.start(companion=False)
+        drive = Driver(relay)
+        drive.until(lambda: sub.of("status") and sub.of("events"), 20.0, "status, events")
+        drive.until(lambda: relay.feed.acked >= sub.of("events")[-1]["seq"], 5.0,
+                    "the publisher's confirmation of what it spooled")
+        publisher = relay._telemetry.pid
+        os.kill(publisher, signal.SIGSTOP)  # alive, reading nothing: the feed fills its socket
+        written = [relay.events.record("system", "test", f"written to the socket {i}")
+                   for i in range(5)]
+        drive.until(lambda: relay.feed.last_sent >= written[-1].seq, 5.0,
+                    "the events written to the stopped publisher's socket")
+        os.kill(publisher, signal.SIGKILL)
+        drive.until(lambda: sub.of("status")[-1]["state"] == "offline", 10.0, "the will")
+        drive.until(lambda: relay._telemetry.pid != publisher and sub.of("status")[-1][
+            "state"] == "online", 30.0, "a publisher started again")
+        seen = lambda: {e["seq"] for e in sub.of("events")}  # noqa: E731
+        drive.until(lambda: {e.seq for e in written} <= seen(), 10.0,
+                    f"the events {[e.seq for e in written]} the killed publisher never read")
+        seqs = sorted(seen())
+        assert seqs == list(range(seqs[0], seqs[-1] + 1))  # no gap
+    finally:
+        relay.stop()
+    sub.wait_for(lambda: sub.of("events")[-1]["text"].startswith("stopped"), 5.0,
+                 "the relay's last event, from the publisher started again")
+    sub.wait_for(lambda: sub.of("status")[-1]["state"] == "offline", 5.0, "offline on stop")
+    assert "firmware" in sub.of("status")[-1]  # said by the publisher, not its will
+    sub.close()
+
+
 def test_a_broker_outage_loses_no_event(tmp_path, broker):
     sub = Subscriber(broker, TOPIC)
     relay = make_relay(tmp_path, broker, more="metrics: {host: 127.0.0.1, port: 0}\n")

@@ -230,6 +230,7 @@ def run_bench(args) -> int:
 
 
 def run_relay(path: str | None) -> int:
+    from softrelay.image.shared import RelayRunningError
     from softrelay.runtime import Relay  # the runtime imports gpiozero: only when running
 
     terminal = sys.stdout.isatty()
@@ -240,7 +241,11 @@ def run_relay(path: str | None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    relay = Relay(config, path, status=terminal)
+    try:
+        relay = Relay(config, path, status=terminal)
+    except RelayRunningError as exc:
+        print(f"softrelay: {exc}", file=sys.stderr)
+        return 1
     relay.apply_realtime()
     relay.start()
     try:

@@ -14,9 +14,11 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -41,7 +43,7 @@ from softrelay.firmware.settings_store import changed_points, settings_path
 from softrelay.firmware.settings_store import document as settings_document
 from softrelay.firmware.settings_store import load as load_kept_settings
 from softrelay.firmware.supervision import Supervision
-from softrelay.image.shared import SharedImage
+from softrelay.image.shared import InstanceLock, SharedImage, segment_prefix
 from softrelay.image.signals import InputMap, empty_signals, input_layout
 from softrelay.image.snapshot import (
     IMAGE_PREFIX,
@@ -78,6 +80,13 @@ class Relay:
                  factory=None, status: bool = False) -> None:
         self.config = config
         self.config_path = config_path
+        # first, before anything touches the state: one instance per relay (name and state
+        # file), else RelayRunningError; its segments are named after it, so a start after kill -9
+        # reclaims what the killed instance left
+        self.paths = state_paths(config)  #: absolute: the state directory's, not the cwd's
+        prefix = segment_prefix(config.name, self.paths.memory)
+        self.instance = InstanceLock(prefix, config.name, f", with the state file "
+                                     f"{self.paths.memory}")
         self.status = status
         thermal = [p for p in config.points if p.kind == "thermal"]
         busbar = [p for p in config.points if p.kind == "busbar"]
@@ -86,7 +95,6 @@ class Relay:
         # settings changed in service (over Modbus) and kept: over the file's, while it is
         # the file they were made over
         self.configured = {p.name: p.settings for p in config.points}
-        self.paths = state_paths(config)  #: absolute: the state directory's, not the cwd's
         self.settings_file = settings_path(self.paths.memory)
         self.maps = register_maps(config)  #: by snapshot prefix: the whole map, unit groups
         self.regmap = self.maps[IMAGE_PREFIX]
@@ -119,10 +127,15 @@ class Relay:
         self._checkpoint_every = config.state.checkpoint_interval
         self._last_checkpoint = None
 
-        self.inputs = SharedImage(input_layout(config))
+        if self.instance.previous is not None:
+            self.events.record("system", "relay", f"the previous instance (pid "
+                               f"{self.instance.previous}) did not stop cleanly: its shared "
+                               "memory reclaimed")
+        self.inputs = SharedImage(input_layout(config), name=f"{prefix}-inputs")
         with self.inputs.writing() as t:
             t["signals"][:] = empty_signals(len(config.signals))
-        self.snapshot = SharedImage(snapshot_layout(config, self.maps))
+        self.snapshot = SharedImage(snapshot_layout(config, self.maps),
+                                    name=f"{prefix}-snapshot")
         self.input_map = InputMap(config)
 
         index = {p.name: ("thermal", i, p) for i, p in enumerate(thermal)}
@@ -214,7 +227,9 @@ class Relay:
         self._companion: multiprocessing.Process | None = None
         self._telemetry: multiprocessing.Process | None = None
         self._supervisor: threading.Thread | None = None
-        self._supervising = threading.Event()
+        self._supervising = threading.Event()  #: set: stop supervising (the relay stops)
+        self._supervisor_idle = threading.Event()  #: it no longer starts helpers
+        self._helpers_gone = threading.Event()  #: the helpers ended: its thread may end
         #: what the telemetry process serves on, e.g. {"metrics": 9650} (once started)
         self.telemetry_ports: dict[str, int] = {}
         self._stop = multiprocessing.get_context("spawn").Event()
@@ -337,7 +352,9 @@ class Relay:
     # ---------------------------------------------------------------- life
 
     def start(self, companion: bool = True) -> None:
-        """Restore coil latches, start the companion and the watchdog."""
+        """Restore coil latches, start the companion and the watchdog. The helper processes
+        are started from this thread, which must live until ``stop()`` (each dies with the
+        thread that started it: ``softrelay.scan.lifeline``)."""
         if self.feed is not None:  # first: a port it cannot bind stops the start here
             self._start_telemetry()
         latches = self._restored.extra.get("coil_latches", {})
@@ -349,8 +366,11 @@ class Relay:
             self._companion = ctx.Process(
                 target=companion_main, name="softrelay-io",
                 args=(self.config_path, self.inputs.name, self.snapshot.name, self._stop, ready,
-                      self.status, 0.5, self.config.scan.realtime.cpu), daemon=True)
-            self._companion.start()
+                      self.status, 0.5, self.config.scan.realtime.cpu, os.getpid(),
+                      self.config.scan.realtime.helper_priority),
+                daemon=True)
+            with realtime.at_normal_priority():  # not the scan's: its own, from the start
+                self._companion.start()
             if not ready.wait(30.0):
                 raise RuntimeError("the companion process did not start")
         self.watchdog.start()
@@ -381,8 +401,11 @@ class Relay:
         self._telemetry = ctx.Process(
             target=telemetry_main, name="softrelay-telemetry",
             args=(self.config_path, self.snapshot.name, self.inputs.name, self._feed_receiver,
-                  self._stop, ready, self.config.scan.realtime.cpu, self.status), daemon=True)
-        self._telemetry.start()
+                  self._stop, ready, self.config.scan.realtime.cpu, self.status, os.getpid(),
+                  self.config.scan.realtime.helper_priority),
+            daemon=True)
+        with realtime.at_normal_priority():
+            self._telemetry.start()
         ready.close()
         self._feed_receiver.close()  # the child has its own: the feed fails when it dies
         try:
@@ -399,7 +422,18 @@ class Relay:
         """The helper processes, every second (a thread of its own, at normal priority): a
         companion that exited is recorded once (its inputs go stale and the core flags them);
         a telemetry process that exited is recorded and started again, at most every 10 s,
-        and given the events it missed from the recorder's ring."""
+        and given the events it missed from the recorder's ring.
+
+        A telemetry process started here dies when this thread ends (its death signal follows
+        the thread that started it): so on ``stop()`` this thread first stops starting helpers
+        (``_supervisor_idle``), then lives on until the helpers have ended."""
+        try:
+            self._supervise_helpers()
+        finally:
+            self._supervisor_idle.set()
+            self._helpers_gone.wait(60.0)
+
+    def _supervise_helpers(self) -> None:
         realtime.leave_realtime()
         companion_reported = False
         next_restart = 0.0
@@ -433,13 +467,15 @@ class Relay:
         self.loop.run(keep_going)
 
     def stop(self) -> None:
-        """Last checkpoint, coils to their safe state, companion stopped; safe to call twice."""
+        """Last checkpoint, coils to their safe state, companion stopped; safe to call twice.
+        A relay never started only gives back its shared memory and its instance lock."""
         if not self.running:
+            self._release_shared()
             return
         self.running = False
         self._supervising.set()  # first: the helpers' ends below are no failures
         if self._supervisor is not None:
-            self._supervisor.join(35.0)
+            self._supervisor_idle.wait(35.0)
         self.systemd.stopping()
         self.watchdog.stop()
         self.coils.safe_state()
@@ -461,10 +497,19 @@ class Relay:
                 if child.is_alive():
                     child.kill()
         self._companion = self._telemetry = None
+        self._helpers_gone.set()
+        if self._supervisor is not None:
+            self._supervisor.join(5.0)
         self.buttons.close()
         self.coils.close()
         self.events.close()
         self.systemd.close()
+        self._release_shared()
+
+    def _release_shared(self) -> None:
+        """The shared images removed, then the instance lock dropped (another instance may
+        start from here). Safe to call twice."""
         self.inputs.close()
         self.snapshot.close()
+        self.instance.release()
 

@@ -45,6 +45,16 @@ class Realtime(BaseModel):
     lock_memory: bool = Field(False, description="mlockall(MCL_CURRENT | MCL_FUTURE)")
     cpu: int | None = Field(None, ge=0, description="pin the scan to this CPU")
     timer_slack_ns: int | None = Field(1, ge=1, description="PR_SET_TIMERSLACK, ns")
+    helper_priority: int = Field(0, ge=0, le=98, description="SCHED_FIFO priority of the "
+                                 "helper processes (field I/O, telemetry); 0 = normal. Below "
+                                 "priority: a helper never competes with the scan")
+
+    @model_validator(mode="after")
+    def _helpers_below_the_scan(self) -> Realtime:
+        if self.helper_priority and self.helper_priority >= self.priority:
+            raise ValueError(f"helper_priority {self.helper_priority} must be below priority "
+                             f"{self.priority} (the scan's), or 0 (normal priority)")
+        return self
 
 
 class Scan(BaseModel):

@@ -6,22 +6,123 @@ the input image and the output snapshot this way, so neither ever waits for the 
 
 A writer works on a private staging copy and publishes it whole in one compiled call, so no
 Python thread switch can leave the shared version half-written for readers to wait on.
+
+Segments are files in /dev/shm, created and mapped here directly: never registered with
+multiprocessing's resource tracker, which would unlink them when it exits (a tracker outliving
+a killed relay would remove the restarted relay's segments of the same name). A relay's
+segments are named after it (``segment_prefix``), so the next start reclaims (unlinks and
+recreates) what a killed instance left; ``InstanceLock`` keeps two instances of one relay from
+running at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
+import hashlib
 import mmap
 import os
+import secrets
 import threading
+import weakref
 from collections.abc import Iterator
-from multiprocessing import shared_memory
+from pathlib import Path
 
 import numpy as np
 
 from softrelay import _shm
 
 Layout = dict[str, tuple[np.dtype, tuple[int, ...]]]
+
+SHM = Path("/dev/shm")  #: where POSIX shared memory lives on Linux (shm_open's names)
+
+
+def segment_prefix(relay_name: str, state_file: str | os.PathLike) -> str:
+    """``softrelay-<relay name>-<8 hex>``: the name of a relay's segments and lock in /dev/shm.
+
+    The hex digits are a hash of the absolute path of its state file: a relay is its name and
+    its thermal memory, so two relays of one name that keep their state apart (a test's
+    temporary directory, ``softrelay bench``) never collide, and the same relay started again
+    finds its own. (A relay name is letters, digits, ``_-.``: valid in a file name; past 100
+    characters it is cut, the hash still telling relays apart.)
+    """
+    identity = f"{relay_name}\0{Path(state_file).resolve()}"
+    key = hashlib.sha256(identity.encode()).hexdigest()[:8]
+    return f"softrelay-{relay_name[:100]}-{key}"
+
+
+class RelayRunningError(RuntimeError):
+    """Another instance of the same relay holds its lock."""
+
+
+class InstanceLock:
+    """One running instance per relay: an exclusive ``flock`` on ``/dev/shm/<prefix>.lock``,
+    holding the owner's pid, kept for the life of the process (the kernel drops it when the
+    process dies, kill -9 included).
+
+    ``previous``: the pid an instance that did not stop cleanly left in the file (a clean
+    ``release`` removes it), else None. Raises ``RelayRunningError`` naming the running one.
+    """
+
+    def __init__(self, prefix: str, relay_name: str, what: str = "") -> None:
+        self.path = SHM / f"{prefix}.lock"
+        self.previous: int | None = None
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                owner = _pid_in(fd)
+                os.close(fd)
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise
+                raise RelayRunningError(
+                    f"relay {relay_name!r} is already running (pid {owner or 'unknown'})"
+                    f"{what}: it holds {self.path}. Stop it first, or give this one another "
+                    "name or state file") from None
+            try:  # the file we locked is still the one under the name (not removed meanwhile)
+                if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        self.previous = _pid_in(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd: int | None = fd
+        self._close = weakref.finalize(self, os.close, fd)  # a relay dropped unstopped
+
+    def release(self) -> None:
+        """Remove the lock file and drop the lock. Safe to call twice."""
+        if self._fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            self._close()
+            self._fd = None
+
+
+def _pid_in(fd: int) -> int | None:
+    text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+    return int(text) if text.isdigit() else None
+
+
+def _create_segment(name: str, size: int) -> mmap.mmap:
+    """A new zeroed segment ``/dev/shm/<name>`` of ``size`` bytes, mapped; one left under the
+    name (by a killed owner) is unlinked first: a process still mapping it keeps its own copy
+    and never sees the new one change under it."""
+    path = SHM / name
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.ftruncate(fd, size)
+        return mmap.mmap(fd, size)
+    except BaseException:
+        path.unlink()
+        raise
+    finally:
+        os.close(fd)
 
 
 def _offsets(layout: Layout) -> tuple[dict[str, int], int]:
@@ -34,32 +135,25 @@ def _offsets(layout: Layout) -> tuple[dict[str, int], int]:
 
 
 class SharedImage:
-    """``layout`` maps a table's name to (dtype, shape). Create it, or attach to it by name."""
+    """``layout`` maps a table's name to (dtype, shape). Create it (under ``name``, reclaiming
+    a segment left under it; no name: a unique one), or attach to it by name."""
 
     def __init__(self, layout: Layout, name: str | None = None, create: bool = True) -> None:
         self.layout = dict(layout)
         offsets, data_size = _offsets(self.layout)
         self.offsets = offsets  #: each table's byte offset in the data (after the header)
         total = _shm.HEADER + max(data_size, 8)
-        self.shm: shared_memory.SharedMemory | None = None
-        self.map: mmap.mmap | None = None
-        if create:
-            # The creator owns the segment: unlinked on close, or by the resource tracker if
-            # the process dies.
-            self.shm = shared_memory.SharedMemory(name=name, create=True, size=total)
-            self.shm.buf[:total] = bytes(total)
-            self._name = self.shm.name
-            buffer = self.shm.buf
+        if create:  # the creator owns the segment: unlinked on close
+            self._name = (name or f"softrelay-{os.getpid()}-{secrets.token_hex(4)}").lstrip("/")
+            self.map = _create_segment(self._name, total)
         else:
-            # Attached by mapping the segment itself: never registered with (and so never
-            # unlinked by) this process's resource tracker.
             self._name = name.lstrip("/")
-            fd = os.open(f"/dev/shm/{self._name}", os.O_RDWR)
+            fd = os.open(SHM / self._name, os.O_RDWR)
             try:
                 self.map = mmap.mmap(fd, total)
             finally:
                 os.close(fd)
-            buffer = memoryview(self.map)
+        buffer = memoryview(self.map)
         self.owner = create
         self._buffer = buffer
         self.region = np.frombuffer(buffer, dtype=np.uint8, count=total)
@@ -110,12 +204,9 @@ class SharedImage:
             return
         self.region = None
         buffer, self._buffer = self._buffer, None
-        if self.map is not None:
-            buffer.release()
-            self.map.close()
-            self.map = None
-        if self.shm is not None:
-            shm, self.shm = self.shm, None
-            shm.close()
+        if self.owner:
             with contextlib.suppress(FileNotFoundError):
-                shm.unlink()
+                (SHM / self._name).unlink()
+        buffer.release()
+        self.map.close()
+        self.map = None

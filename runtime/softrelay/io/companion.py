@@ -5,11 +5,16 @@ It attaches to the two shared images the scan process created, runs one worker t
 one (reading coil states from the output snapshot, so a trip opens the breaker), the scheduled
 faults, and the terminal status. The scan process never waits for it: if it stalls or dies,
 the signals age, the core flags them stale, and the relay says so.
+
+It never outlives the scan process (``softrelay.scan.lifeline``): the kernel kills it when the
+scan process dies, and its loop exits at once (without waiting for the bus workers) if it finds
+its parent gone, so no field device is polled by a relay that no longer protects.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -29,7 +34,8 @@ from softrelay.io.device import Device
 from softrelay.io.plant import PlantModel
 from softrelay.io.simulated import SimulatedDevice
 from softrelay.io.worker import BusWorker, Polled
-from softrelay.scan.realtime import keep_off_cpu
+from softrelay.scan.lifeline import ORPHANED_EXIT, bind_to_parent, orphaned
+from softrelay.scan.realtime import helper_priority, keep_off_cpu
 from softrelay.status_view import TerminalStatus, render
 
 log = logging.getLogger("softrelay.io")
@@ -87,12 +93,18 @@ class CoilReader:
 
 def companion_main(config_path: str | None, input_name: str, snapshot_name: str, stop: Event,
                    ready: Event, status: bool = False, status_every: float = 0.5,
-                   avoid_cpu: int | None = None) -> None:
+                   avoid_cpu: int | None = None, parent_pid: int | None = None,
+                   priority: int = 0) -> None:
     """Entry point of the companion process (spawned by the runtime).
 
     ``avoid_cpu``: the CPU the scan is pinned to; the companion keeps off it (it would
     otherwise inherit the scan's affinity), so the scan's CPU serves the scan alone.
+    ``parent_pid``: the scan process, which this one must not outlive (default: the parent).
+    ``priority``: SCHED_FIFO priority of this process's threads, 0: normal (never the scan's).
     """
+    parent_pid = parent_pid or os.getppid()
+    bind_to_parent(parent_pid)
+    helper_priority(priority)
     keep_off_cpu(avoid_cpu)
     # Ctrl-C reaches the whole process group: stopping is the scan process's decision (it
     # writes the last checkpoint and drops the coils first, then sets ``stop``).
@@ -141,7 +153,11 @@ def companion_main(config_path: str | None, input_name: str, snapshot_name: str,
     active: set[int] = set()
     drawn_at = 0.0
     try:
-        while not stop.wait(0.05 if plant is not None else status_every):
+        while not stop.wait(0.05):
+            if orphaned(parent_pid):  # no field device is polled once the relay is gone
+                log.error("the scan process (pid %d) is gone: the I/O process stops",
+                          parent_pid)
+                os._exit(ORPHANED_EXIT)  # now: the bus workers stop before their next read
             publish_counters()
             if plant is not None:
                 now = plant.time()

@@ -12,12 +12,14 @@ process can delay the scan by at most that much.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
 import os
 import struct
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 log = logging.getLogger("softrelay.scan")
@@ -96,13 +98,52 @@ def keep_off_cpu(cpu: int | None) -> None:
             os.sched_setaffinity(0, others)
 
 
+def helper_priority(priority: int = 0) -> None:
+    """For a helper process (companion, telemetry), first thing: every thread it has (the
+    main one, and those a library started at import, e.g. OpenBLAS's), and so every thread
+    it starts later, at ``priority`` (SCHED_FIFO; ``scan.realtime.helper_priority``) or, with
+    0, at normal priority, whatever it inherited (``chrt -f 80 softrelay run`` included). A
+    refused priority is a warning: normal."""
+    policy, param = ((os.SCHED_FIFO, os.sched_param(priority)) if priority
+                     else (os.SCHED_OTHER, os.sched_param(0)))
+    for task in sorted(os.listdir("/proc/self/task"), key=lambda t: t != str(os.getpid())):
+        try:
+            os.sched_setscheduler(int(task), policy, param)
+        except ProcessLookupError:  # the thread ended meanwhile
+            continue
+        except OSError as exc:
+            log.warning("real time: helper process %d at SCHED_FIFO %d REFUSED: %s: running "
+                        "at normal priority", os.getpid(), priority, exc.strerror)
+            policy, param = os.SCHED_OTHER, os.sched_param(0)
+            os.sched_setscheduler(0, policy, param)
+
+
+@contextlib.contextmanager
+def at_normal_priority() -> Iterator[None]:
+    """The calling thread at normal priority inside the block, then back to its own: for
+    starting a helper process, which then begins life at normal priority (it inherits the
+    policy of the thread that starts it; its start-up never competes with the scan)."""
+    try:
+        policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    except (OSError, AttributeError):
+        yield
+        return
+    if policy == os.SCHED_OTHER:
+        yield
+        return
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, policy, param)
+
+
 def leave_realtime() -> None:
     """Put the calling thread back at normal priority (threads inherit the SCHED_FIFO of the
     thread that starts them). For the scan process's helper threads (event writer,
     checkpoints, Modbus): each takes the interpreter lock the scan needs, and must not do it
     at the scan's priority. A no-op where the thread already runs at normal priority."""
-    import contextlib
-
     with contextlib.suppress(OSError, AttributeError):
         if os.sched_getscheduler(0) != os.SCHED_OTHER:
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))

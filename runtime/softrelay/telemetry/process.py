@@ -4,11 +4,16 @@ Spawned by the relay when any of ``metrics``, ``mqtt`` or ``snmp`` is configured
 to the output snapshot and the input image (read only), receives each event over the feed, and
 hands it to the publishers. It never writes anything the scan reads: if it stalls or dies, the
 relay protects as before; the feed counts the events it could not take.
+
+It never outlives the scan process (``softrelay.scan.lifeline``): the kernel kills it when the
+scan process dies, and its loop exits at once if it finds its parent gone, so the metrics port
+is free for the relay's next start and the broker's last will says "offline".
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import time
@@ -17,7 +22,8 @@ from multiprocessing.synchronize import Event as StopEvent
 
 from softrelay.config import load
 from softrelay.config.schema import RelayConfig
-from softrelay.scan.realtime import keep_off_cpu
+from softrelay.scan.lifeline import ORPHANED_EXIT, bind_to_parent, orphaned
+from softrelay.scan.realtime import helper_priority, keep_off_cpu
 from softrelay.telemetry.feed import EventReceiver
 from softrelay.telemetry.view import RelayView
 
@@ -61,13 +67,17 @@ class Telemetry:
         return figures
 
     def pump(self, timeout: float) -> None:
-        """Wait up to ``timeout`` s for events and pass them on; then the periodic work."""
+        """Wait up to ``timeout`` s for events and pass them on (then confirmed to the relay:
+        on the MQTT disk queue, sent as traps); then the periodic work."""
         events = self.receiver.receive(timeout)
         if events:
             if self.mqtt is not None:
                 self.mqtt.events(events)
             if self.snmp is not None:
                 self.snmp.events(events)
+            self.receiver.confirm(events[-1]["seq"])
+        else:
+            self.receiver.confirm(0)  # one the socket could not take before
         if self.mqtt is not None:
             self.mqtt.tick()
 
@@ -82,10 +92,15 @@ class Telemetry:
 
 def telemetry_main(config_path: str | None, snapshot_name: str, input_name: str,
                    events: socket.socket, stop: StopEvent, ready: Connection,
-                   avoid_cpu: int | None = None, quiet: bool = False) -> None:
+                   avoid_cpu: int | None = None, quiet: bool = False,
+                   parent_pid: int | None = None, priority: int = 0) -> None:
     """Entry point of the telemetry process (spawned by the runtime); ``avoid_cpu``: the
     scan's CPU, kept free of this process; ``quiet``: warnings only (the terminal view is
-    on)."""
+    on); ``parent_pid``: the scan process, which this one must not outlive (default: the
+    parent); ``priority``: SCHED_FIFO priority of its threads, 0: normal (never the scan's)."""
+    parent_pid = parent_pid or os.getppid()
+    bind_to_parent(parent_pid)
+    helper_priority(priority)
     keep_off_cpu(avoid_cpu)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping is the scan process's decision
     from softrelay.__main__ import configure_logging
@@ -103,6 +118,10 @@ def telemetry_main(config_path: str | None, snapshot_name: str, input_name: str,
     ready.close()
     try:
         while not stop.is_set():
+            if orphaned(parent_pid):
+                log.error("the scan process (pid %d) is gone: the telemetry stops",
+                          parent_pid)
+                os._exit(ORPHANED_EXIT)
             telemetry.pump(0.1)
         deadline = time.monotonic() + 2.0  # the relay's last events, up to its end of feed
         while not receiver.closed and time.monotonic() < deadline:
