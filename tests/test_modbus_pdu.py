@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from softrelay.firmware.links import LINK
 from softrelay.comms.event_window import EVENT_WINDOW, WINDOW
 from softrelay.comms.modbus_pdu import SlaveLogic
 from softrelay.comms.register_image import RELAY, RegisterImage, empty_image
@@ -18,6 +17,7 @@ from softrelay.comms.regmap import RegisterMap
 from softrelay.comms.writes import RelayWrites, Unlock
 from softrelay.config import load
 from softrelay.core import ProtectionCore
+from softrelay.firmware.links import LINK
 from softrelay.outputs.commands import CommandQueue
 from softrelay.outputs.settings_changes import SettingsQueue
 

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from pymodbus.client import ModbusTcpClient
 from pyModbusTCP.client import ModbusClient
 
-from softrelay.comms.regmap import MAP_VERSION
 from softrelay.comms.modbus_pdu import SlaveLogic
+from softrelay.comms.regmap import MAP_VERSION
 from softrelay.config import load
 from softrelay.image.snapshot import register_image
 from softrelay.runtime import Relay

@@ -18,8 +18,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from softrelay.comms.regmap import MAP_VERSION
-from softrelay.firmware.links import LINK
 from softrelay.comms.event_window import EVENT_WINDOW, WINDOW
 from softrelay.comms.register_image import (
     RELAY,
@@ -35,6 +33,7 @@ from softrelay.comms.regmap import (
     EXTENSION_BLOCK,
     FIRST_POINT,
     FLAG_TEXT,
+    MAP_VERSION,
     SUMMARY,
     TABLES,
     RegisterMap,
@@ -43,6 +42,7 @@ from softrelay.comms.regmap import (
 )
 from softrelay.config import load, parse
 from softrelay.core import BusbarFlag, ProtectionCore, Quality, ThermalFlag
+from softrelay.firmware.links import LINK
 
 from helpers import set_currents, set_temperatures
 from test_config import DEMO
