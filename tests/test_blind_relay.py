@@ -18,6 +18,7 @@ from pymodbus.client import ModbusTcpClient
 
 from softrelay.config import load
 from softrelay.config.schema import ModbusTcpBus
+from softrelay.firmware.supervision import causes_of
 from softrelay.io.modbus.twin import twins_for
 from softrelay.io.modbus.twin_server import TwinServer
 from softrelay.runtime import Relay
@@ -29,7 +30,7 @@ CONFIG = f"""
 name: blind
 scan: {{period: 0.01, watchdog_periods: 50}}
 state: {{file: DIR/state.json}}
-healthy: {{drop_on: DROP_ON}}
+HEALTHY
 buses:
   - {{name: gw1, kind: modbus_tcp, host: 127.0.0.1, port: PORT, timeout: {TIMEOUT},
      max_backoff: 0.2, devices: [{METER}]}}
@@ -62,11 +63,12 @@ def meter_server(port: int = 0) -> tuple[TwinServer, int]:
 class Blind:
     """The relay scanned in this thread, its meter, and a DCS client on its slave."""
 
-    def __init__(self, tmp_path, drop_on: str) -> None:
+    def __init__(self, tmp_path, drop_on: str | None) -> None:
         self.server, self.port = meter_server()
         path = tmp_path / "blind.yaml"
+        policy = f"healthy: {{drop_on: {drop_on}}}" if drop_on is not None else ""
         path.write_text(CONFIG.replace("DIR", str(tmp_path)).replace("PORT", str(self.port))
-                        .replace("DROP_ON", drop_on))
+                        .replace("HEALTHY", policy))
         self.pins = MockFactory()
         self.relay = Relay(load(path), str(path), factory=self.pins)
         self.relay.start()
@@ -104,9 +106,20 @@ class Blind:
 
     def dcs_healthy(self) -> int:
         """What the DCS reads: input register 9 (relay.healthy)."""
-        answer = self.dcs.read_input_registers(9, count=1, device_id=1)
+        return self.dcs_register("relay.healthy", "input_register")
+
+    def dcs_register(self, name: str, table: str) -> int:
+        """One entry of the map, read over Modbus/TCP as the DCS reads it (uint16, uint32 or
+        a discrete input)."""
+        e = self.relay.regmap.get(name, table)
+        if table == "discrete_input":
+            answer = self.dcs.read_discrete_inputs(e.address, count=1, device_id=1)
+            assert not answer.isError(), answer
+            return int(answer.bits[0])
+        answer = self.dcs.read_input_registers(e.address, count=e.width, device_id=1)
         assert not answer.isError(), answer
-        return answer.registers[0]
+        words = answer.registers
+        return words[0] if e.width == 1 else (words[0] << 16) | words[1]
 
 
 @pytest.fixture
@@ -116,7 +129,54 @@ def blind(tmp_path):
     relay.close()
 
 
+@pytest.fixture
+def default_blind(tmp_path):
+    relay = Blind(tmp_path, None)  # the default policy: measurement_lost
+    yield relay
+    relay.close()
+
+
+def test_a_blind_relay_says_so_on_every_channel_and_clears_when_the_meter_returns(
+        default_blind):
+    """The issue's end-to-end case: the meter goes away -> a link-down event within two
+    polls, measurement lost after the delay, the healthy contact drops (the default policy),
+    and the DCS reads all three over Modbus; the meter returns -> all clear."""
+    b = default_blind
+    b.until(lambda: b.healthy_contact() and b.dcs_healthy() == 1, 15, "a healthy relay")
+    assert b.dcs_register("motor1.measurement_lost", "discrete_input") == 0
+    b.server.stop()
+    gone = time.monotonic()
+    b.until(lambda: b.events("fault", "bus.gw1"), 10, "the link-down event")
+    assert time.monotonic() - gone <= 2 * POLL + TIMEOUT + 0.5
+    delay = b.relay.config.points[0].settings.input_loss_delay
+    b.until(lambda: b.events("pickup", "motor1.measurement_lost"), 10, "measurement lost")
+    assert time.monotonic() - gone >= delay  # not before its delay
+    b.until(lambda: not b.healthy_contact(), 5, "the healthy contact to drop")
+    verdict = [e.text for e in b.relay.events.ring if e.source == "healthy"][-1]
+    assert verdict == "NOT healthy: measurement lost: motor1"
+    # the DCS tells blind from cool: all three, over Modbus
+    b.until(lambda: b.dcs_healthy() == 0, 5, "the DCS to read not healthy")
+    assert b.dcs_register("motor1.measurement_lost", "discrete_input") == 1
+    assert b.dcs_register("relay.measurement_lost", "discrete_input") == 1
+    assert b.dcs_register("relay.points_lost", "input_register") == 1
+    assert b.dcs_register("bus.gw1.link_down", "discrete_input") == 1
+    assert b.dcs_register("bus.gw1.link_downs", "input_register") == 1
+    word = b.dcs_register("relay.supervision", "input_register")
+    assert causes_of(word) == ["measurement_lost", "link_down"]
+    assert b.metric("softrelay_supervision_cause", cause="measurement_lost") == 1
+
+    b.server, _ = meter_server(b.port)  # the meter returns
+    b.until(lambda: b.events("fault cleared", "bus.gw1"), 10, "the link-up event")
+    b.until(lambda: b.healthy_contact(), 5, "the healthy contact again")
+    b.until(lambda: b.dcs_healthy() == 1, 5, "the DCS to read healthy")
+    assert b.events("dropout", "motor1.measurement_lost")
+    assert b.dcs_register("motor1.measurement_lost", "discrete_input") == 0
+    assert b.dcs_register("bus.gw1.link_down", "discrete_input") == 0
+    assert b.dcs_register("relay.supervision", "input_register") == 0
+
+
 def test_a_lost_meter_is_a_link_down_event_with_its_reason_and_drops_the_healthy_contact(blind):
+    """With link_down in the policy, the link alone drops the contact, at once."""
     b = blind
     b.until(lambda: b.healthy_contact() and b.dcs_healthy() == 1, 15, "a healthy relay")
     b.server.stop()  # the meter goes away: nobody listens on its port

@@ -14,6 +14,7 @@ import numpy as np
 from softrelay.config.schema import RelayConfig
 from softrelay.core import BusbarFlag, PhasePair, ThermalFlag
 from softrelay.core.times import time_to_trip_text
+from softrelay.firmware.supervision import causes_of
 
 PAIRS = {PhasePair.AB: "A-B", PhasePair.BC: "B-C", PhasePair.CA: "C-A"}
 QUIET_THERMAL = ThermalFlag.TRIP_PICKUP | ThermalFlag.RESET_REJECTED
@@ -34,6 +35,10 @@ def render(config: RelayConfig, tables: dict[str, np.ndarray]) -> list[str]:
         f"{s['late_max'] * us:.0f} us  exec p99 {s['exec_p99'] * us:.0f} us"
         f"  events {int(s['events'])}  {'HEALTHY' if s['healthy'] else 'NOT HEALTHY'}"
     ]
+    causes = causes_of(int(s["supervision"]))
+    if causes:  # blind is not cool: say what the self-supervision sees
+        lines.append(f"  supervision: {', '.join(causes)} ({int(s['points_lost'])} point(s) "
+                     f"lost, {int(s['links_down'])} link(s) down)")
     thermal = [p for p in config.points if p.kind == "thermal"]
     busbar = [p for p in config.points if p.kind == "busbar"]
     for point, out in zip(thermal, tables["thermal"], strict=True):

@@ -15,7 +15,7 @@ from pymodbus.client import ModbusTcpClient
 from softrelay.comms.regmap import FIRST_POINT, THERMAL_FLAGS, RegisterMap
 from softrelay.core import BusbarFlag, set_flags
 from softrelay.core.times import seconds_text, time_to_trip_text
-from softrelay.firmware.supervision import CAUSES, WORDS
+from softrelay.firmware.supervision import WORDS, causes_of
 from softrelay.io.modbus.registers import raw_value
 
 GLOBALS = 30  #: input registers 0..29 (map version 2: the supervision word at 28, 29)
@@ -98,12 +98,9 @@ TABLES = [
 
 def supervision_text(word: int, points_lost: int) -> str:
     """The self-supervision causes the map's word says are active, in words."""
-    found = []
-    for k, cause in enumerate(CAUSES):
-        if word & (1 << k):
-            found.append(f"measurement lost on {points_lost} point(s)"
-                         if cause == "measurement_lost" else WORDS[cause])
-    return "; ".join(found)
+    return "; ".join(f"measurement lost on {points_lost} point(s)"
+                     if cause == "measurement_lost" else WORDS[cause]
+                     for cause in causes_of(word))
 
 
 def render(status: Status, regmap: RegisterMap, where: str) -> str:

@@ -35,6 +35,11 @@ WORDS = {"scan_stall": "scan stalled", "self_test": "self-test failed",
 Check = tuple[str, str, Callable[[], str | None]]
 
 
+def causes_of(word: int) -> list[str]:
+    """The causes a supervision word (``Supervision.word``) has set, in CAUSES order."""
+    return [cause for k, cause in enumerate(CAUSES) if word & (1 << k)]
+
+
 class Supervision:
     """The active causes, the policy, and the healthy state that follows from them."""
 

@@ -26,6 +26,7 @@ from softrelay.comms.regmap import firmware_version
 from softrelay.config.schema import RelayConfig
 from softrelay.core import CHANNEL_NAMES, PHASE_NAMES, BusbarFlag, ThermalFlag, flag_bits
 from softrelay.core.times import time_to_trip
+from softrelay.firmware.supervision import CAUSES, causes_of
 from softrelay.image.snapshot import TIME_BUCKETS
 from softrelay.telemetry.view import Reading
 
@@ -74,6 +75,14 @@ class RelayCollector:
         yield info
         yield _single("gauge", "healthy", "1 while the self-supervision (healthy) contact "
                       "is made", s["healthy"])
+        cause = _gauge("supervision_cause", "1 while the self-supervision cause is active "
+                       "(whether or not the healthy policy drops the contact for it)", ["cause"])
+        active = causes_of(int(s["supervision"]))
+        for name in CAUSES:
+            cause.add_metric([name], float(name in active))
+        yield cause
+        yield _single("gauge", "points_measurement_lost", "protected points whose "
+                      "measurement is lost now", s["points_lost"])
         yield _single("gauge", "snapshot_age", "time since the scan that published these "
                       "figures (grows when the scan stalls)", max(r.age, 0.0), "seconds")
         yield _single("gauge", "scan_period", "configured scan period",

@@ -25,6 +25,7 @@ from softrelay.core import (
     set_flags,
 )
 from softrelay.core.times import time_to_trip
+from softrelay.firmware.supervision import causes_of
 from softrelay.image.shared import SharedImage
 from softrelay.image.signals import input_layout
 from softrelay.image.snapshot import MODBUS_COUNTERS, snapshot_layout
@@ -99,6 +100,7 @@ def document(config: RelayConfig, reading: Reading) -> dict:
                        for c, f in zip(CHANNEL_NAMES, row["fault"], strict=True) if f}}
     return {
         "name": config.name, "time": round(reading.wall, 3), "healthy": bool(s["healthy"]),
+        "supervision": causes_of(int(s["supervision"])),
         "scan": {"period": int(s["period_ns"]) * 1e-9, "scans": int(s["scans"]),
                  "overruns": int(s["overruns"]), "missed": int(s["missed"]),
                  "lateness_p99": float(s["late_p99"]) * 1e-9,
