@@ -491,8 +491,14 @@ def test_events_are_read_through_the_window_without_losing_one(running):
         for _ in range(20):
             client.write_coil(reset, True, device_id=1)
         running.scans(3)
-        newest = window(client, regmap)  # cursor 0: the newest 8
-        assert len(newest) == 8 and newest[-1]["seq"] == relay.events.next_seq - 1
+        # cursor 0: the newest 8, as of the last scan's snapshot: other threads (the watchdog,
+        # the write worker) may record events meanwhile, so wait (bounded) for a scan that has
+        # published the recorder's newest
+        deadline = time.monotonic() + 5.0
+        while (newest := window(client, regmap))[-1]["seq"] != relay.events.next_seq - 1:
+            assert time.monotonic() < deadline, (newest[-1], relay.events.next_seq - 1)
+            running.scans(1)
+        assert len(newest) == 8
         cursor, seen = regmap.get("relay.event_cursor").address, []
         client.write_registers(cursor, [start >> 16, start & 0xFFFF], device_id=1)
         while True:
