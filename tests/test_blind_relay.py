@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory
@@ -201,3 +202,35 @@ def test_a_lost_meter_is_a_link_down_event_with_its_reason_and_drops_the_healthy
     b.until(lambda: b.healthy_contact(), 5, "the healthy contact to pick up again")
     assert b.dcs_healthy() == 1
     b.until(lambda: b.metric("softrelay_bus_link_up", bus="gw1") == 1, 5, "link_up 1")
+
+
+def test_a_lost_ambient_shows_the_fallback_in_the_map(tmp_path):
+    """The demo's busbar with no readings at all (no I/O process): its ambient is faulted, the
+    rises are taken over ambient_fallback, and the DCS reads that in the map: the fallback flag
+    as a discrete input and in the flag word, the fallback value as a setting."""
+    import struct
+
+    from softrelay.core import BusbarFlag
+
+    demo = (Path(__file__).parent.parent / "config" / "demo.yaml").read_text()
+    path = tmp_path / "demo.yaml"
+    path.write_text(demo.replace("\nstate:\n", f"\nstate:\n  dir: {tmp_path}\n")
+                    .replace("port: 9650", "port: 0").replace("port: 5020", "port: 0"))
+    relay = Relay(load(path), str(path), factory=MockFactory())
+    relay.start(companion=False)
+    try:
+        for _ in range(5):
+            relay.loop.step()
+        server, regmap = relay.slave.server, relay.regmap
+
+        def read(function: int, name: str, table: str) -> bytes:
+            e = regmap.get(name, table)
+            return server.read_pdu(struct.pack(">BHH", function, e.address, e.width))
+
+        assert read(2, "bus1.ambient_fallback", "discrete_input") == bytes([2, 1, 1])
+        flags = struct.unpack(">I", read(4, "bus1.flags", "input_register")[2:])[0]
+        assert flags & BusbarFlag.AMBIENT_FALLBACK and flags & BusbarFlag.AMBIENT_FAULT
+        value = struct.unpack(">f", read(3, "bus1.ambient_fallback", "holding_register")[2:])
+        assert value[0] == relay.config.points[2].settings.ambient_fallback == 40.0
+    finally:
+        relay.stop()
