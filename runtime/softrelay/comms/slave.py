@@ -106,7 +106,7 @@ class SlaveService:
             item = self.server.next_write(0.2)
             if item is None:
                 continue
-            slot, generation, frame = item
+            slot, generation, frame, _peer = item  # peer: for the authority ("a.b.c.d:port")
             try:
                 prefix = self.prefix_of[frame[6]]  # the network thread sends only these
                 image = (register_image(self.snapshot.read(), prefix)
