@@ -112,6 +112,7 @@ def test_the_operator_resets_and_acknowledges_the_engineer_also_presets_and_sets
     assert ok(r.code(DCS, ENGINEER))
     assert ok(r.preset(DCS, 0.5)) and ok(r.k2(DCS, 4.0)) and ok(r.reset(DCS))
     (point, settings, source), = r.settings._pending
+    assert point == "motor1"
     assert source == "modbus 10.0.0.5:50312, level 2 engineer" and settings.k2 == 4.0
     assert any("level 2 engineer granted to 10.0.0.5:50312" in t for t in r.texts())
     assert not any(str(ENGINEER) in str(e) or str(OPERATOR) in str(e) for e in r.events)

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from softrelay.comms.authority import Authority
 from softrelay.comms.event_window import EVENT_WINDOW, WINDOW
 from softrelay.comms.modbus_pdu import SlaveLogic
 from softrelay.comms.register_image import RELAY, RegisterImage, empty_image
 from softrelay.comms.regmap import RegisterMap
-from softrelay.comms.authority import Authority
 from softrelay.comms.writes import RelayWrites
 from softrelay.config import load
 from softrelay.core import ProtectionCore
