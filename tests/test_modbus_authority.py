@@ -10,6 +10,7 @@ import contextlib
 import socket
 import struct
 import time
+import urllib.request
 
 import pytest
 from pymodbus.client import ModbusTcpClient
@@ -98,6 +99,26 @@ def test_five_wrong_codes_lock_the_peer_out_and_make_one_lockout_event(running):
     lockouts = [t for t in texts(running) if "locked out for" in t and " after " in t]
     assert lockouts == ["127.0.0.1 locked out for 1 min after 5 wrong codes (lockout 1)"]
     assert running.relay.authority.counters.wrong_codes == 5
+    # the DCS reads the counters in the map (version 3), the NMS in the metrics
+    first = regmap.get("relay.wrong_codes").address
+    with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as reader:
+
+        def figures() -> list[int]:
+            return reader.read_input_registers(first, count=8, device_id=1).registers
+
+        wait_for(lambda: figures()[:4] == [0, 5, 0, 1], what="wrong codes 5, lockouts 1")
+        assert figures()[4:] == [0, 0, 0, 0]  # no write refused, no session, remote
+    port = running.relay.telemetry_ports["metrics"]
+
+    def metric(name: str) -> float | None:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            for line in answer.read().decode().splitlines():
+                if line.startswith(f"softrelay_{name} "):
+                    return float(line.split()[1])
+        return None
+
+    wait_for(lambda: metric("access_lockouts_total") == 1.0, 5.0, "the lockout metric")
+    assert metric("access_wrong_codes_total") == 5.0
 
 
 def test_a_second_connection_that_never_sent_a_code_is_refused(running):
@@ -179,6 +200,9 @@ def test_in_local_every_modbus_write_is_refused_and_says_why(tmp_path):
             assert not client.write_coil(reset, True, device_id=1).isError()
             pin.drive_low()  # the key switch to local (its contact pulls the pin down)
             wait_for(lambda: r.relay.authority.is_local(), what="local")
+            local = regmap.get("relay.local", "discrete_input").address
+            wait_for(lambda: client.read_discrete_inputs(local, count=1, device_id=1).bits[0],
+                     what="the map's local input")
             refused = client.write_coil(reset, True, device_id=1)
             assert refused.isError() and refused.exception_code == 1
             pin.drive_high()

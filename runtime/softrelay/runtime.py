@@ -219,7 +219,8 @@ class Relay:
                 self.event_window, prefix, tables={"links": self.links.table})
                 for prefix, regmap in self.maps.items()],
             modbus_counters=self._modbus_counters if self.slave is not None else None,
-            supervision=self._supervision_figures)
+            supervision=self._supervision_figures,
+            access=self._access_figures if self.authority is not None else None)
         self.loop = ScanLoop(
             self.core, self.clock,
             before=[self._latch, self.settings.apply, self.commands.apply],
@@ -257,6 +258,14 @@ class Relay:
         if self.slave is not None:
             text += f"; modbus {self.slave.server.connections} client(s)"
         return text
+
+    def _access_figures(self) -> dict[str, int]:
+        """The access levels' figures for the map and the metrics (``ACCESS_FIGURES``)."""
+        authority = self.authority
+        c = authority.counters
+        return {"wrong_codes": c.wrong_codes, "lockouts": c.lockouts,
+                "refused_writes": c.refused_writes, "sessions": authority.sessions,
+                "local": int(authority.is_local())}
 
     def _modbus_counters(self) -> dict[str, int]:
         return self.slave.server.counters | {"open": self.slave.server.connections}
