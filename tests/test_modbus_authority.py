@@ -73,6 +73,8 @@ def test_reset_at_level_1_settings_at_level_2_named_in_their_events(running):
         assert client.last_except == 1  # the operator does not set
         assert client.write_multiple_registers(unlock, [CODE >> 16, CODE & 0xFFFF])
         assert client.write_multiple_registers(k2, words(4.0))
+        preset = regmap.get("motor1.preset_theta").address
+        assert client.write_multiple_registers(preset, words(0.5))
         peer = f"127.0.0.1:{client._sock.getsockname()[1]}"
         running.scans()
     finally:
@@ -82,6 +84,9 @@ def test_reset_at_level_1_settings_at_level_2_named_in_their_events(running):
                for e in events)
     assert any(e.kind == "settings" and e.source == "motor1" and
                f"from modbus {peer}, level 2 engineer: k2 3.0 -> 4.0" in e.text for e in events)
+    (preset,) = [e for e in events if e.source == "preset motor1"]
+    assert preset.text.startswith(f"from modbus {peer}, level 2 engineer; theta ")
+    assert preset.text.endswith(" -> 0.5"), preset.text  # old -> new
 
 
 def test_five_wrong_codes_lock_the_peer_out_and_make_one_lockout_event(running):
