@@ -74,8 +74,9 @@ class Broker:
     """mosquitto on 127.0.0.1:``port``; ``pki``: TLS with client certificates required."""
 
     def __init__(self, directory: Path, port: int | None = None,
-                 pki: dict[str, Path] | None = None) -> None:
+                 pki: dict[str, Path] | None = None, extra: tuple[str, ...] = ()) -> None:
         self.directory = directory
+        self.extra = extra  #: more lines of mosquitto.conf (e.g. "tls_version tlsv1.2")
         self.port = port or free_port()
         self.pki = pki
         self.process: subprocess.Popen | None = None
@@ -87,7 +88,8 @@ class Broker:
         # cannot read the test's private directory
         if self.pki is not None:
             lines += [f"cafile {self.pki['ca']}", f"certfile {self.pki['server']}",
-                      f"keyfile {self.pki['server_key']}", "require_certificate true"]
+                      f"keyfile {self.pki['server_key']}", "require_certificate true",
+                      *self.extra]
         conf = self.directory / f"mosquitto-{self.port}.conf"
         conf.write_text("\n".join(lines) + "\n")
         self.log = open(self.directory / f"mosquitto-{self.port}.log", "ab")  # noqa: SIM115

@@ -157,9 +157,9 @@ def test_a_missing_file_is_a_clear_error(tmp_path):
         load(tmp_path / "absent.yaml")
 
 
-def test_an_unlock_section_needs_a_code_and_the_old_modbus_keys_are_named():
-    found = problems_of(edited("  code_env: SOFTRELAY_UNLOCK_CODE", "  code_env: null"))
-    assert any("unlock: give code or code_env" in p for p in found), found
+def test_an_unlock_section_is_refused_with_its_replacement_and_old_modbus_keys_are_named():
+    found = problems_of(edited("access:", "unlock: {code: 123456}\naccess:"))
+    assert any("unlock: replaced by 'access:'" in p for p in found), found
     found = problems_of(edited("  port: 5020", "  port: 5020\n  unlock_code: 1234"))
     assert any("modbus.unlock_code: unknown key" in p for p in found), found
 

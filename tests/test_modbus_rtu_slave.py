@@ -13,7 +13,7 @@ from pymodbus.client import ModbusSerialClient
 from softrelay.comms.regmap import MAP_VERSION
 from softrelay.io.modbus.frames import rtu_frame
 
-from test_modbus_slave import CODE, DEMO, Running, make_relay
+from test_modbus_slave import ACCESS, CODE, DEMO, OPERATOR, Running, make_relay
 
 UNIT = 7
 
@@ -42,12 +42,19 @@ def test_pymodbus_reads_and_writes_over_rtu(line):
         assert struct.unpack(">f", struct.pack(">HH", *trip.registers))[0] == pytest.approx(1.2)
         refused = client.read_input_registers(96, count=1, device_id=UNIT)
         assert refused.isError() and refused.exception_code == 2
-        assert not client.write_coil(regmap.get("motor1.reset").address, True,
-                                     device_id=UNIT).isError()
+        reset = regmap.get("motor1.reset").address
+        refused = client.write_coil(reset, True, device_id=UNIT)
+        assert refused.isError() and refused.exception_code == 1  # no code on the line
+        unlock = regmap.get("relay.unlock").address
+        assert not client.write_registers(unlock, [OPERATOR >> 16, OPERATOR & 0xFFFF],
+                                          device_id=UNIT).isError()
+        assert not client.write_coil(reset, True, device_id=UNIT).isError()
     finally:
         client.close()
     running.scans()
-    assert any(e.kind == "command" and e.source == "reset motor1" and "modbus-rtu" in e.text
+    port_name = running.relay.rtu.line.port
+    assert any(e.kind == "command" and e.source == "reset motor1" and
+               f"modbus-rtu rtu:{port_name} unit {UNIT}, level 1 operator" in e.text
                for e in running.relay.events.ring)
 
 
@@ -64,6 +71,11 @@ def test_bad_crc_other_addresses_and_broadcasts_get_no_answer(line):
         s.write(rtu_frame(UNIT + 1, struct.pack(">BHH", 4, 0, 1)))  # another device
         assert s.read(7) == b""
         time.sleep(0.05)
+        unlock = regmap.get("relay.unlock").address  # the line earns level 1 (answered)
+        s.write(rtu_frame(UNIT, struct.pack(">BHHBHH", 16, unlock, 2, 4, OPERATOR >> 16,
+                                            OPERATOR & 0xFFFF)))
+        assert s.read(8) == rtu_frame(UNIT, struct.pack(">BHH", 16, unlock, 2))
+        time.sleep(0.05)
         reset_all = regmap.get("relay.reset_all").address
         s.write(rtu_frame(0, struct.pack(">BHH", 5, reset_all, 0xFF00)))  # broadcast
         assert s.read(8) == b""
@@ -73,12 +85,13 @@ def test_bad_crc_other_addresses_and_broadcasts_get_no_answer(line):
     assert running.relay.rtu.crc_errors == 1
 
 
-def test_a_relay_on_rs485_alone_takes_settings_after_the_unlock_code(tmp_path, pty_pair):
-    """No Modbus/TCP at all: the unlock section serves the RTU line (settings locked: 04;
-    after the code: written, validated, applied at the next scan, recorded)."""
+def test_a_relay_on_rs485_alone_takes_settings_after_the_engineers_code(tmp_path, pty_pair):
+    """No Modbus/TCP at all: the access section serves the RTU line (settings at level 0:
+    01; after the engineer's code: written, validated, applied at the next scan, recorded
+    naming the line and the level)."""
     end_a, end_b = pty_pair
     rtu = f"modbus_rtu: {{port: {end_a}, unit: {UNIT}, baudrate: 115200, parity: N}}\nsampling:"
-    running = Running(make_relay(tmp_path, slave=f"unlock:\n  code: {CODE}\n\n",
+    running = Running(make_relay(tmp_path, slave=ACCESS + "\n",
                                  extra=("sampling:", rtu)))
     regmap = running.relay.regmap
     assert running.relay.slave is None
@@ -88,7 +101,7 @@ def test_a_relay_on_rs485_alone_takes_settings_after_the_unlock_code(tmp_path, p
         k2 = regmap.get("motor1.k2").address
         four = list(struct.unpack(">HH", struct.pack(">f", 4.0)))
         locked = client.write_registers(k2, four, device_id=UNIT)
-        assert locked.isError() and locked.exception_code == 4
+        assert locked.isError() and locked.exception_code == 1
         unlock = regmap.get("relay.unlock").address
         assert not client.write_registers(unlock, [CODE >> 16, CODE & 0xFFFF],
                                           device_id=UNIT).isError()
@@ -98,5 +111,5 @@ def test_a_relay_on_rs485_alone_takes_settings_after_the_unlock_code(tmp_path, p
     finally:
         client.close()
         running.close()
-    assert any("k2 3.0 -> 4.0" in e.text and "modbus-rtu" in e.text
-               for e in running.relay.events.ring)
+    assert any("k2 3.0 -> 4.0" in e.text and "modbus-rtu rtu:" in e.text
+               and "level 2 engineer" in e.text for e in running.relay.events.ring)

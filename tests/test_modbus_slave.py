@@ -30,7 +30,13 @@ from softrelay.runtime import Relay
 
 from test_config import DEMO
 
-CODE = 987654
+CODE = 987654  #: the engineer's (level 2)
+OPERATOR = 4321  #: the operator's (level 1)
+ACCESS = f"""access:
+  operator: {{code: {OPERATOR}}}
+  engineer: {{code: {CODE}}}
+  minutes: 1
+"""
 SLAVE = f"""modbus:
   host: 127.0.0.1
   port: 0
@@ -39,19 +45,17 @@ SLAVE = f"""modbus:
   idle_timeout: 1.0
   frame_timeout: 0.3
 
-unlock:
-  code: {CODE}
-  minutes: 1
+{ACCESS}
 """
 
 
 def make_relay(tmp_path, slave: str = SLAVE, extra: tuple[str, str] | None = None) -> Relay:
-    """The demo relay, its Modbus and unlock sections replaced by ``slave`` (and ``extra``:
+    """The demo relay, its Modbus and access sections replaced by ``slave`` (and ``extra``:
     one more (old, new) replacement)."""
     start = DEMO.index("\nmodbus:") + 1
     end = DEMO.index("\nplant:", start) + 1
     top = [line.split(":")[0] for line in DEMO[start:end].splitlines() if line[:1].isalpha()]
-    assert top == ["modbus", "unlock"], top
+    assert top == ["modbus", "access"], top
     text = (DEMO[:start] + slave + DEMO[end:]).replace(  # the state in tmp_path
         "\nstate:\n", f"\nstate:\n  dir: {tmp_path}\n").replace(
         "port: 9650", "port: 0")  # the metrics: any free port
@@ -104,6 +108,13 @@ def raw(port: int, frame: bytes, timeout: float = 1.0) -> bytes:
 
 def mbap(pdu: bytes, unit: int = 1, transaction: int = 7) -> bytes:
     return struct.pack(">HHHB", transaction, 0, len(pdu) + 1, unit) + pdu
+
+
+def send_code(client: ModbusTcpClient, code: int, regmap) -> None:
+    """Write an access code to relay.unlock on this connection (its session)."""
+    answer = client.write_registers(regmap.get("relay.unlock").address,
+                                    [code >> 16, code & 0xFFFF], device_id=1)
+    assert not answer.isError(), answer
 
 
 def f32(words) -> float:
@@ -173,6 +184,9 @@ def test_the_dcs_clears_the_scan_statistics_after_commissioning(running):
         assert read("overruns") >= 3 and read("lateness_max") >= 80_000
         before = read("scans")
         clear = regmap.get("relay.clear_statistics").address
+        refused = client.write_coil(clear, True, device_id=1)  # level 0: the evidence stays
+        assert refused.isError() and refused.exception_code == 1
+        send_code(client, CODE, regmap)
         assert not client.write_coil(clear, True, device_id=1).isError()
         running.scans()
         assert read("overruns") == 0
@@ -189,18 +203,21 @@ def test_pymodbustcp_an_independent_client_reads_and_writes(running):
     try:
         words = client.read_holding_registers(regmap.get("motor1.theta_trip").address, 2)
         assert f32(words) == pytest.approx(1.2)
+        assert not client.write_single_coil(regmap.get("relay.reset_all").address, True)
+        assert client.last_except == 1  # no code sent on this connection: refused
+        unlock = regmap.get("relay.unlock").address
+        assert client.write_multiple_registers(unlock, [OPERATOR >> 16, OPERATOR & 0xFFFF])
         assert client.write_single_coil(regmap.get("relay.reset_all").address, True)
         running.scans()
         assert any(e.kind == "command" and e.source == "reset all"
                    for e in running.relay.events.ring)
         assert client.read_input_registers(96, 1) is None
         assert client.last_except == 2
-        # settings: locked (04), then unlocked with the code, then written and read back
+        # settings: refused at level 1 (01), then at level 2 written and read back
         k2 = regmap.get("motor1.k2").address
         four = list(struct.unpack(">HH", struct.pack(">f", 4.0)))
         assert not client.write_multiple_registers(k2, four)
-        assert client.last_except == 4
-        unlock = regmap.get("relay.unlock").address
+        assert client.last_except == 1
         assert client.write_multiple_registers(unlock, [CODE >> 16, CODE & 0xFFFF])
         assert client.write_multiple_registers(k2, four)
         running.scans()
@@ -211,9 +228,9 @@ def test_pymodbustcp_an_independent_client_reads_and_writes(running):
     finally:
         client.close()
     texts = [e.text for e in running.relay.events.ring]
-    assert any("settings unlocked" in t for t in texts)
-    assert any("k2 3.0 -> 4.0" in t for t in texts)
-    assert not any(str(CODE) in t for t in texts)  # the code is never recorded
+    assert any("level 2 engineer granted to 127.0.0.1:" in t for t in texts)
+    assert any("k2 3.0 -> 4.0" in t and "level 2 engineer" in t for t in texts)
+    assert not any(str(CODE) in t or str(OPERATOR) in t for t in texts)  # never recorded
 
 
 @pytest.mark.parametrize(
@@ -356,7 +373,7 @@ def mbpoll(port: int, *args: str, write: tuple[str, ...] = ()) -> str:
     return run.stdout + run.stderr
 
 
-def test_mbpoll_reads_floats_and_writes_a_coil(running):
+def test_mbpoll_reads_floats_and_its_reset_without_a_code_is_refused(running):
     regmap = running.relay.regmap
     theta_trip = regmap.get("motor1.theta_trip").address
     out = mbpoll(running.port, "-t", "4:float", "-B", "-r", str(theta_trip), "-c", "1")
@@ -366,11 +383,13 @@ def test_mbpoll_reads_floats_and_writes_a_coil(running):
     out = mbpoll(running.port, "-t", "3", "-r", "96", "-c", "1")
     assert "Illegal data address" in out, out
     out = mbpoll(running.port, "-t", "0", "-r", str(regmap.get("motor1.reset").address),
-                 write=("1",))
-    assert "Written 1 references" in out, out
+                 write=("1",))  # a connection of its own that never sent a code
+    assert "Illegal function" in out, out
     running.scans()
-    assert any(e.kind == "command" and e.source == "reset motor1"
-               for e in running.relay.events.ring)
+    assert not any(e.kind == "command" and e.source == "reset motor1"
+                   for e in running.relay.events.ring)
+    assert any("write refused: reset needs level 1 operator, the session has level 0 read "
+               "(from 127.0.0.1:" in e.text for e in running.relay.events.ring)
 
 
 def fuzz_frames(rng: np.random.Generator, n: int, hot: list[int]):
@@ -486,6 +505,7 @@ def test_events_are_read_through_the_window_without_losing_one(running):
     relay, regmap = running.relay, running.relay.regmap
     kinds, sources = json.loads(regmap.to_json())["event_kinds"], regmap.event_sources
     with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as client:
+        send_code(client, OPERATOR, regmap)
         start = relay.events.next_seq - 1
         reset = regmap.get("motor1.reset").address
         for _ in range(20):
@@ -585,6 +605,7 @@ def test_unit_groups_show_their_points_as_relays_of_their_own(tmp_path):
             assert ir(first + 48, 2, 2).exception_code == 2  # unit 2 has one point
             assert ir(0, 1, 4).exception_code == 0x0B  # no such unit
             reset = r.relay.maps["mb2_"].get("motor2.reset").address
+            send_code(client, OPERATOR, whole)  # the connection's level, on any unit
             assert not client.write_coil(reset, True, device_id=2).isError()
         r.scans()
         assert any(e.kind == "command" and e.source == "reset motor2"

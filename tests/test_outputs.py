@@ -184,9 +184,9 @@ def test_reset_is_refused_while_hot_and_accepted_once_cool(factory):
     assert c.thermal_inputs["command"][0] == 0
     texts = [(e[1], e[2]) for e in events]
     assert texts == [
-        ("preset m1", "from terminal; theta = 1.1"),
+        ("preset m1", "from terminal; theta 0 -> 1.1"),  # old -> new
         ("reset all", "from modbus; refused while theta >= theta_reset: m1"),
-        ("preset m1", "from local; theta = 0.2"),
+        ("preset m1", "from local; theta 1.093 -> 0.2"),
         ("reset all", "from gpio:reset; trips reset"),
     ]
 

@@ -101,8 +101,7 @@ def test_the_extension_areas_fit_every_point_after_the_last_block():
 def test_map_version_2_only_adds_entries():
     """Against version 1's golden: every difference is an added entry (or the version itself,
     or event codes appended after version 1's), and the added ones are exactly version 2's."""
-    v2 = {k: v for k, v in json.loads(RegisterMap(CONFIG).to_json()).items()
-          if k not in VARYING}
+    v2 = json.loads(golden_path(2).read_text())  # version 2 as committed (3 adds to it)
     v1 = json.loads(golden_path(1).read_text())
     added = ([f"added {p}.{q} (holding_register)" for p in ("motor1", "motor2")
               for q in V2_THERMAL]
@@ -153,3 +152,15 @@ def test_the_slave_serves_a_setting_in_the_extension_area(tmp_path, monkeypatch)
         assert not math.isnan(expected)
     finally:
         running.close()
+
+
+def test_map_version_3_only_adds_the_access_figures():
+    """Against version 2's golden: the access levels' figures are the only entries added."""
+    v3 = {k: v for k, v in json.loads(RegisterMap(CONFIG).to_json()).items()
+          if k not in VARYING}
+    v2 = json.loads(golden_path(2).read_text())
+    changes = layout_changes(v2, v3)
+    added = [f"added relay.{q} (input_register)" for q in
+             ("wrong_codes", "lockouts", "refused_writes", "sessions", "local")]
+    added.append("added relay.local (discrete_input)")
+    assert sorted(set(changes) - {"header map_version: 2 -> 3"}) == sorted(added), changes

@@ -8,7 +8,7 @@ command and settings queues. The listening socket is made by the caller (Python'
 module: its errors are the clear ones) and handed over.
 """
 
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 from posix.unistd cimport close, pipe, write
@@ -66,8 +66,9 @@ cdef extern from "mbserver.h" nogil:
         uint64_t requests, exceptions, accepted, refused, dropped
     void* sr_loop(void*)
     void sr_close(sr_server*, int)
-    int sr_next_write(sr_server*, double, int*, uint32_t*, uint8_t*)
-    void sr_complete(sr_server*, int, uint32_t, const uint8_t*, const uint8_t*, int)
+    int sr_next_write(sr_server*, double, int*, uint64_t*, uint32_t*, uint16_t*, uint8_t*)
+    void sr_complete(sr_server*, int, uint64_t, const uint8_t*, const uint8_t*, int)
+    int sr_is_open(sr_server*, int, uint64_t)
     int sr_read_pdu(sr_server*, int, const uint8_t*, int, uint8_t*)
 
 TABLE_ORDER = ("coil", "discrete_input", "input_register", "holding_register")
@@ -194,18 +195,28 @@ cdef class ModbusServer:
             self.s = NULL
 
     def next_write(self, double timeout=0.5):
-        """The next write request: (slot, generation, MBAP frame) or None after ``timeout``
-        s (or when stopping). Waits without the GIL."""
+        """The next write request: (slot, generation, MBAP frame, peer) or None after
+        ``timeout`` s (or when stopping). Waits without the GIL. (slot, generation) names the
+        connection the write came from, unique per accepted connection for this server's
+        life; ``peer`` is its "a.b.c.d:port"."""
         cdef int slot = -1, n
-        cdef uint32_t generation = 0
+        cdef uint64_t generation = 0
+        cdef uint32_t peer = 0
+        cdef uint16_t peer_port = 0
         cdef uint8_t frame[260]
         with nogil:
-            n = sr_next_write(self.s, timeout, &slot, &generation, frame)
+            n = sr_next_write(self.s, timeout, &slot, &generation, &peer, &peer_port, frame)
         if n < 0:
             return None
-        return slot, generation, bytes(frame[:n])
+        address = f"{peer >> 24}.{(peer >> 16) & 255}.{(peer >> 8) & 255}.{peer & 255}"
+        return slot, generation, bytes(frame[:n]), f"{address}:{peer_port}"
 
-    def complete(self, int slot, uint32_t generation, bytes mbap, bytes pdu):
+    def is_open(self, int slot, uint64_t generation):
+        """Whether the connection (slot, generation) is still open (a closed one's slot may
+        hold a newer connection: its generation differs)."""
+        return bool(sr_is_open(self.s, slot, generation))
+
+    def complete(self, int slot, uint64_t generation, bytes mbap, bytes pdu):
         """Send ``pdu`` as the answer to the write from (slot, generation)."""
         if len(mbap) < 7 or not 1 <= len(pdu) <= SR_FRAME - 7:
             raise ValueError("a response needs the request's MBAP header and 1..253 bytes")

@@ -18,6 +18,15 @@
 #define SR_MBSERVER_H
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE  /* CPU_SET, pthread_setaffinity_np */
+/* Whether the connection (slot, generation) is still open. */
+static int sr_is_open(sr_server *s, int slot, uint64_t generation) {
+    if (slot < 0 || slot >= SR_MAX_CONN || generation == 0) return 0;
+    pthread_mutex_lock(&s->lock);
+    int open = s->open_generation[slot] == generation;
+    pthread_mutex_unlock(&s->lock);
+    return open;
+}
+
 #endif
 
 #include <arpa/inet.h>
@@ -49,8 +58,9 @@ enum { SR_COIL = 0, SR_DI = 1, SR_IR = 2, SR_HR = 3 };
 
 typedef struct {
     int fd;
-    uint32_t generation;
-    uint32_t peer;
+    uint64_t generation;  /* unique per accepted connection: never reused by this server */
+    uint32_t peer;        /* IPv4 address, host order */
+    uint16_t peer_port;
     uint8_t in[SR_FRAME * 2];
     int in_len;
     uint8_t out[SR_OUT];
@@ -62,7 +72,9 @@ typedef struct {
 
 typedef struct {
     int slot;
-    uint32_t generation;
+    uint64_t generation;
+    uint32_t peer;  /* the connection's IPv4 address and port, host order */
+    uint16_t peer_port;
     uint8_t frame[SR_FRAME];
     int len;
 } sr_pending;
@@ -88,7 +100,8 @@ typedef struct {
     sr_conn conn[SR_MAX_CONN];
     int open_slots[SR_MAX_CONN];  /* the slots with a connection, in no order */
     int n_open;
-    uint32_t next_generation;
+    uint64_t next_generation;
+    uint64_t open_generation[SR_MAX_CONN];  /* per slot, under lock: 0 while closed */
     /* writes handed to Python */
     pthread_mutex_t lock;
     pthread_cond_t has_write;
@@ -111,6 +124,9 @@ static double sr_now(void) {
 }
 
 static void sr_close(sr_server *s, int k) {
+    pthread_mutex_lock(&s->lock);
+    s->open_generation[k] = 0;
+    pthread_mutex_unlock(&s->lock);
     if (s->conn[k].fd >= 0) {
         close(s->conn[k].fd);
         for (int i = 0; i < s->n_open; i++)
@@ -311,6 +327,8 @@ static void sr_frames(sr_server *s, int k, double now) {
             sr_pending *p = &s->pending[s->n_pending++];
             p->slot = k;
             p->generation = c->generation;
+            p->peer = c->peer;
+            p->peer_port = c->peer_port;
             memcpy(p->frame, h, frame);
             p->len = frame;
             pthread_cond_signal(&s->has_write);
@@ -354,7 +372,11 @@ static void sr_accept(sr_server *s, double now) {
     c->fd = fd;
     c->generation = ++s->next_generation;
     c->peer = address;
+    c->peer_port = ntohs(peer.sin_port);
     c->last_activity = now;
+    pthread_mutex_lock(&s->lock);
+    s->open_generation[slot] = c->generation;
+    pthread_mutex_unlock(&s->lock);
     s->open_slots[s->n_open++] = slot;
     s->accepted++;
 }
@@ -475,8 +497,8 @@ static void *sr_loop(void *arg) {
 }
 
 /* Python's side of a write: wait for one (up to timeout s), copy its frame; -1 if none. */
-static int sr_next_write(sr_server *s, double timeout, int *slot, uint32_t *generation,
-                         uint8_t *frame) {
+static int sr_next_write(sr_server *s, double timeout, int *slot, uint64_t *generation,
+                         uint32_t *peer, uint16_t *peer_port, uint8_t *frame) {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     long ns = until.tv_nsec + (long)((timeout - (long)timeout) * 1e9);
@@ -491,6 +513,8 @@ static int sr_next_write(sr_server *s, double timeout, int *slot, uint32_t *gene
         sr_pending *p = &s->pending[0];
         *slot = p->slot;
         *generation = p->generation;
+        *peer = p->peer;
+        *peer_port = p->peer_port;
         memcpy(frame, p->frame, p->len);
         len = p->len;
         memmove(s->pending, s->pending + 1, (s->n_pending - 1) * sizeof *p);
@@ -502,7 +526,7 @@ static int sr_next_write(sr_server *s, double timeout, int *slot, uint32_t *gene
 
 /* Python's answer to a write: handed to the network thread, which queues it on its
  * connection if that is still the one that asked. */
-static void sr_complete(sr_server *s, int slot, uint32_t generation, const uint8_t *mbap,
+static void sr_complete(sr_server *s, int slot, uint64_t generation, const uint8_t *mbap,
                         const uint8_t *pdu, int len) {
     if (len < 1 || len > SR_FRAME - 7) return;
     pthread_mutex_lock(&s->lock);
@@ -519,6 +543,15 @@ static void sr_complete(sr_server *s, int slot, uint32_t generation, const uint8
     uint8_t one = 1;
     ssize_t ignored = write(s->wake[1], &one, 1);
     (void)ignored;
+}
+
+/* Whether the connection (slot, generation) is still open. */
+static int sr_is_open(sr_server *s, int slot, uint64_t generation) {
+    if (slot < 0 || slot >= SR_MAX_CONN || generation == 0) return 0;
+    pthread_mutex_lock(&s->lock);
+    int open = s->open_generation[slot] == generation;
+    pthread_mutex_unlock(&s->lock);
+    return open;
 }
 
 #endif

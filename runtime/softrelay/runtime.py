@@ -21,11 +21,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from softrelay.comms.authority import Authority, LockoutPolicy
 from softrelay.comms.event_window import EventWindow
 from softrelay.comms.modbus_pdu import SlaveLogic
 from softrelay.comms.rtu_slave import RtuSlave
 from softrelay.comms.slave import SlaveService
-from softrelay.comms.writes import RelayWrites, Unlock, unlock_code
+from softrelay.comms.writes import RelayWrites
 from softrelay.config.schema import RelayConfig, state_paths
 from softrelay.core import (
     CHANNEL_NAMES,
@@ -55,6 +56,7 @@ from softrelay.io.companion import companion_main
 from softrelay.outputs.buttons import CommandButtons
 from softrelay.outputs.coils import CoilBank, pin_factory
 from softrelay.outputs.commands import CommandQueue
+from softrelay.outputs.local_remote import LocalRemoteSwitch
 from softrelay.outputs.settings_changes import SettingsQueue
 from softrelay.scan import realtime
 from softrelay.scan.clock import MonotonicClock
@@ -185,20 +187,26 @@ class Relay:
         self.event_window = EventWindow(self.events, self.regmap.event_sources)
         self.slave: SlaveService | None = None
         self.rtu: RtuSlave | None = None
-        self.unlock: Unlock | None = None
+        self.authority: Authority | None = None
+        self.local_remote: LocalRemoteSwitch | None = None
         if config.modbus is not None or config.modbus_rtu is not None:
-            self.unlock = Unlock(unlock_code(config.unlock),
-                                 config.unlock.minutes if config.unlock else 10.0,
-                                 record=self.events.record)
+            access = config.access
+            if access.local_remote is not None:
+                self.local_remote = LocalRemoteSwitch(access.local_remote, factory=self.factory,
+                                                      record=self.events.record)
+            self.authority = Authority(
+                access.codes(), access.minutes, access.levels.model_dump(),
+                LockoutPolicy(**access.lockout.model_dump()), record=self.events.record,
+                local=self.local_remote.local if self.local_remote is not None else None)
         if config.modbus is not None:
             self.slave = SlaveService(config.modbus, self.maps, self.snapshot, RelayWrites(
-                self.commands, self.settings, self.unlock, self.events.record,
+                self.commands, self.settings, self.authority, self.events.record,
                 events=self.event_window), avoid_cpu=config.scan.realtime.cpu)
         if config.modbus_rtu is not None:
             logic = (self.slave.logic[IMAGE_PREFIX] if self.slave is not None
                      else SlaveLogic(self.regmap))  # the TCP side's, when there is one
             self.rtu = RtuSlave(config.modbus_rtu, logic, self.snapshot,
-                                RelayWrites(self.commands, self.settings, self.unlock,
+                                RelayWrites(self.commands, self.settings, self.authority,
                                             self.events.record, source="modbus-rtu",
                                             events=self.event_window))
         self.publisher = SnapshotPublisher(
@@ -206,11 +214,13 @@ class Relay:
             lambda: self.events.next_seq - 1, lambda: self.supervision.healthy,
             registers=[RegisterPublisher(
                 regmap, lambda: self.settings.applied,
-                (lambda: self.unlock.unlocked) if self.unlock is not None else lambda: False,
+                (lambda: self.authority.engineer_held) if self.authority is not None
+                else lambda: False,
                 self.event_window, prefix, tables={"links": self.links.table})
                 for prefix, regmap in self.maps.items()],
             modbus_counters=self._modbus_counters if self.slave is not None else None,
-            supervision=self._supervision_figures)
+            supervision=self._supervision_figures,
+            access=self._access_figures if self.authority is not None else None)
         self.loop = ScanLoop(
             self.core, self.clock,
             before=[self._latch, self.settings.apply, self.commands.apply],
@@ -248,6 +258,14 @@ class Relay:
         if self.slave is not None:
             text += f"; modbus {self.slave.server.connections} client(s)"
         return text
+
+    def _access_figures(self) -> dict[str, int]:
+        """The access levels' figures for the map and the metrics (``ACCESS_FIGURES``)."""
+        authority = self.authority
+        c = authority.counters
+        return {"wrong_codes": c.wrong_codes, "lockouts": c.lockouts,
+                "refused_writes": c.refused_writes, "sessions": authority.sessions,
+                "local": int(authority.is_local())}
 
     def _modbus_counters(self) -> dict[str, int]:
         return self.slave.server.counters | {"open": self.slave.server.connections}
@@ -500,6 +518,8 @@ class Relay:
         if self._supervisor is not None:
             self._supervisor.join(5.0)
         self.buttons.close()
+        if self.local_remote is not None:
+            self.local_remote.close()
         self.coils.close()
         self.events.close()
         self.systemd.close()

@@ -71,7 +71,7 @@ from softrelay.core import (
     ThermalSettings,
 )
 
-MAP_VERSION = 2
+MAP_VERSION = 3
 WORD_ORDER = "big"  #: 32-bit values: high word first
 SUMMARY = 100  #: the status summary (4 registers a point), input and holding registers
 FIRST_POINT = 4300  #: the first point's block starts here in every table
@@ -330,10 +330,11 @@ GLOBAL_READINGS = [
      "percentile"),
     ("execution_max", "input_register", 22, "float32", "us", "scan execution time, largest"),
     ("period", "input_register", 24, "float32", "ms", "scan period"),
-    ("unlocked", "input_register", 26, "uint16", "", "1 while settings may be written"),
+    ("unlocked", "input_register", 26, "uint16", "", "1 while a session holds level 2 "
+     "(engineer): settings may be written by that session"),
     ("points", "input_register", 27, "uint16", "", "protected points in the map"),
     ("healthy", "discrete_input", 0, "bool", "", "self-supervision healthy"),
-    ("unlocked", "discrete_input", 1, "bool", "", "settings may be written"),
+    ("unlocked", "discrete_input", 1, "bool", "", "a session holds level 2 (engineer)"),
     # map version 2: self-supervision (firmware.supervision), so a DCS tells blind from cool
     ("supervision", "input_register", 28, "uint16", "", "self-supervision causes active now, "
      "bit k: 0 scan stalled, 1 self-test failed, 2 measurement lost, 3 link down, 4 telemetry "
@@ -346,6 +347,18 @@ GLOBAL_READINGS = [
     ("link_down", "discrete_input", 3, "bool", "", "a field bus's link is down"),
     ("self_test_failed", "discrete_input", 4, "bool", "", "a self-test failed (event writer, "
      "thermal memory, kept settings, I/O process): the healthy contact is dropped"),
+    # map version 3: access levels (comms.authority), so a DCS sees an attack or a local key
+    ("wrong_codes", "input_register", 87, "uint32", "", "access codes refused as wrong since "
+     "the relay started"),
+    ("lockouts", "input_register", 89, "uint32", "", "lockouts of a peer after wrong codes "
+     "since the relay started"),
+    ("refused_writes", "input_register", 91, "uint32", "", "Modbus writes refused for want of "
+     "an access level, or in local, since the relay started"),
+    ("sessions", "input_register", 93, "uint16", "", "sessions (connections, the RTU line) "
+     "holding an access level now"),
+    ("local", "input_register", 94, "uint16", "", "1 while the local/remote switch is in "
+     "local: every Modbus write is refused"),
+    ("local", "discrete_input", 5, "bool", "", "the local/remote switch is in local"),
 ]
 #: (quantity, table, offset, type, access, unit, description): commands and the unlock
 GLOBAL_WRITES = [
@@ -357,8 +370,9 @@ GLOBAL_WRITES = [
      "coils whose flags have gone)"),
     ("clear_statistics", "coil", 2, "bool", "W", "", "write 1: clear the scan statistics "
      "(lateness and execution p99 and max, overruns) at the next scan; scans go on counting"),
-    ("unlock", "holding_register", 0, "uint32", "W", "", "write the unlock code to allow "
-     "settings writes (for unlock.minutes); write 0 to lock; reads 0"),
+    ("unlock", "holding_register", 0, "uint32", "W", "", "write an access level's code: this "
+     "session (connection, RTU line) holds the level for access.minutes; write 0 to drop it; "
+     "reads 0"),
 ]
 
 

@@ -5,7 +5,9 @@ A thread reads the line: a frame ends at a silence of 3.5 characters (at least 1
 ignored (RTU has no answer for those); address 0 is a broadcast: its writes are done, nothing
 is answered. A request is answered by ``modbus_pdu.SlaveLogic`` from the register image of the
 newest published scan (exception 06, server device busy, before the first scan's), and writes
-go through the same ``RelayWrites`` as over TCP.
+go through the same ``RelayWrites`` as over TCP. The line is one session
+(``authority.Session.rtu``: "rtu:<port> unit <u>"): a level earned by a code on it holds for
+every master on the line until it expires or 0 is written (RS-485 has no connection to end).
 
 It runs in the scan process as a Python thread: an RS-485 line carries at most a few hundred
 frames a second (~40 of 100 registers at 19 200 baud), a fraction of a percent of the
@@ -17,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from softrelay.comms.authority import Session
 from softrelay.comms.modbus_pdu import SlaveLogic
 from softrelay.comms.writes import RelayWrites
 from softrelay.config.schema import ModbusRtuSlave
@@ -46,6 +49,7 @@ class RtuSlave:
         self.line = serial.Serial(port or config.port, baudrate=config.baudrate, bytesize=8,
                                   parity=config.parity, stopbits=config.stopbits,
                                   timeout=0.2, inter_byte_timeout=silence(config.baudrate))
+        self.session = Session.rtu(self.line.port, config.unit)
         self.frames = self.crc_errors = self.answered = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -61,13 +65,18 @@ class RtuSlave:
         if unit == 0 and pdu[0] not in WRITES:
             return None  # a broadcast read has no one to answer to
         image = register_image(self.snapshot.read()) if published(self.snapshot) else None
-        response = self.logic.respond(pdu, image, self.writes)  # None: reads answer busy (06)
+        # image None: reads answer busy (06)
+        response = self.logic.respond(pdu, image, self.writes.for_session(self.session))
         return None if unit == 0 else rtu_frame(unit, response)
 
     def _serve(self) -> None:
         leave_realtime()  # not at the scan's priority, which it inherits
         while not self._stop.is_set():
             frame = self.line.read(256)  # returns at the inter-character silence
+            try:
+                self.writes.authority.tick()
+            except Exception:
+                log.exception("Modbus RTU session upkeep failed")
             if not frame:
                 continue
             self.frames += 1

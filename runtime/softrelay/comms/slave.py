@@ -5,8 +5,15 @@ in the snapshot (``softrelay._mbserver``): no Python, no GIL, one scan's words p
 Before the first scan's snapshot is published, reads answer exception 06 (server device busy).
 Writes (05 06 15 16 23) come to the write worker, a Python thread that answers them with the
 readable specification (``modbus_pdu.SlaveLogic``) and ``writes.RelayWrites``: commands and
-settings queued for the next scan, the unlock, all-or-nothing. Writes are rare; reads, which a
-DCS sends many times a second, never touch the interpreter the scan runs in.
+settings queued for the next scan, the access codes, all-or-nothing. Writes are rare; reads,
+which a DCS sends many times a second, never touch the interpreter the scan runs in.
+
+Each connection is a session of its own (``authority.Session.tcp``: the server's slot and
+generation, and the peer "a.b.c.d:port"): a level earned by a code is that connection's, and
+the worker drops it as soon as the server says the connection is closed (``is_open``, checked
+at every idle turn, at most every 0.2 s). Refused connections (not in the allowlist, or the
+server full) are recorded aggregated from the server's counter: the compiled server counts
+them but keeps neither the reason nor the address.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import threading
 
 import numpy as np
 
+from softrelay.comms.authority import Session
 from softrelay.comms.modbus_pdu import SlaveLogic
 from softrelay.comms.regmap import TABLES, RegisterMap
 from softrelay.comms.writes import RelayWrites
@@ -88,6 +96,7 @@ class SlaveService:
                                    config.frame_timeout, allow, avoid_cpu)
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
+        self._refused = 0  #: the server's refused-connection count already recorded
 
     @property
     def port(self) -> int:
@@ -100,18 +109,40 @@ class SlaveService:
         self._worker.start()
         log.info("Modbus slave listening on %s:%d", self.config.host, self.port)
 
+    def _idle(self) -> None:
+        """Between writes: drop the levels of closed connections, expire levels, record the
+        refused connections and the aggregated refusals."""
+        authority = self.writes.authority
+        for key in authority.held_keys():
+            if key[0] == "tcp" and not self.server.is_open(key[1], key[2]):
+                authority.drop(key, "connection closed")
+        refused = self.server.counters["refused"]
+        if refused > self._refused:
+            authority.refusals.refuse(
+                "connection refused", f"{self.config.host}:{self.port}",
+                "connection refused: not in the allowlist, or the server full at "
+                f"{self.config.max_connections} connections (the server keeps no address)",
+                refused - self._refused)
+            self._refused = refused
+        authority.tick()
+
     def _serve_writes(self) -> None:
         leave_realtime()  # not at the scan's priority, which it inherits
         while not self._stop.is_set():
             item = self.server.next_write(0.2)
+            try:
+                self._idle()
+            except Exception:  # never kill the worker
+                log.exception("Modbus session upkeep failed")
             if item is None:
                 continue
-            slot, generation, frame = item
+            slot, generation, frame, peer = item
+            writes = self.writes.for_session(Session.tcp(slot, generation, peer))
             try:
                 prefix = self.prefix_of[frame[6]]  # the network thread sends only these
                 image = (register_image(self.snapshot.read(), prefix)
                          if published(self.snapshot) else None)  # None: 23 answers busy
-                answer = self.logic[prefix].respond(frame[7:], image, self.writes)
+                answer = self.logic[prefix].respond(frame[7:], image, writes)
             except Exception:  # never leave a client waiting, never kill the worker
                 log.exception("Modbus write failed")
                 answer = bytes([frame[7] | 0x80, 4])

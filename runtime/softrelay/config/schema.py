@@ -620,25 +620,154 @@ class ModbusSlave(BaseModel):
         return self
 
 
-class SettingsUnlock(BaseModel):
-    """The code that, written to relay.unlock over Modbus (TCP or RTU), allows settings
-    writes for a while. Without this section settings are read-only over Modbus."""
+#: the largest code: one is written as a uint32 to relay.unlock
+MAX_CODE = 0xFFFFFFFF
+#: the replacement of the section before access levels (printed when a file still has it)
+UNLOCK_MIGRATION = (
+    "replaced by 'access:' (access levels, lockout): settings, preset theta and "
+    "clear_statistics now need the engineer's code, reset and acknowledge the operator's. "
+    "Write instead 'access: {engineer: {<the unlock section's code or code_env>}, minutes: "
+    "<its minutes>, operator: {code_env: ...}}'; a plant that resets from the DCS without a "
+    "code says so: 'access: {levels: {reset: 0, acknowledge: 0}}'")
+
+
+def code_from_text(text: str, where: str) -> int:
+    """A code from an environment variable's text: a whole number 1..4294967295 (decimal,
+    or 0x hex). The error names ``where``, never the text."""
+    try:
+        value = int(text.strip(), 0)
+    except ValueError:
+        raise ValueError(f"{where} is not a code: give a whole number 1..{MAX_CODE}") from None
+    if not 1 <= value <= MAX_CODE:
+        raise ValueError(f"{where}: a code is 1..{MAX_CODE}")
+    return value
+
+
+class AccessCode(BaseModel):
+    """One access level's code: in the file (``code``) or in an environment variable
+    (``code_env``, which wins when set; ``code`` is then the fallback). A variable that is not
+    set with no ``code`` to fall back on, or that holds no code, is an error (``check`` and
+    ``run`` refuse it): the level would otherwise be silently unreachable."""
 
     model_config = STRICT
-    code: int | None = Field(None, ge=1, le=0xFFFFFFFF, description="the code, in the file; "
+    code: int | None = Field(None, ge=1, le=MAX_CODE, description="the code, in the file; "
                              "see code_env to keep it out")
     code_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
                                  description="environment variable holding the code; wins "
                                  "over code when set")
-    minutes: float = Field(10.0, gt=0.0, le=1440.0, description="settings stay writable this "
-                           "long after the code")
+
+    @field_validator("code_env")
+    @classmethod
+    def _env_holds_a_code(cls, name: str | None, info) -> str | None:
+        if name is None:
+            return None
+        text = os.environ.get(name, "")
+        if text.strip():
+            code_from_text(text, f"${name}")
+        elif info.data.get("code") is None:
+            raise ValueError(f"${name} is not set (and no code to fall back on): set it in "
+                             "the service's environment file, or give code")
+        return name
 
     @model_validator(mode="after")
-    def _some_code(self) -> SettingsUnlock:
+    def _some_code(self) -> AccessCode:
         if self.code is None and self.code_env is None:
-            raise ValueError("give code or code_env (or leave the section out: settings are "
-                             "then read-only over Modbus)")
+            raise ValueError("give code or code_env (or leave the level out: nobody reaches "
+                             "it over Modbus)")
         return self
+
+    def resolve(self) -> int:
+        """The code in force: the variable's when set, else the file's. Never logged."""
+        if self.code_env:
+            text = os.environ.get(self.code_env, "")
+            if text.strip():
+                return code_from_text(text, f"${self.code_env}")
+        if self.code is None:
+            raise ValueError(f"${self.code_env} is not set (and no code to fall back on)")
+        return self.code
+
+    def origin(self) -> str:
+        """Where the code comes from, for ``check`` (never the code)."""
+        if self.code_env and os.environ.get(self.code_env, "").strip():
+            return f"code from ${self.code_env}"
+        if self.code_env:
+            return f"code in the file (${self.code_env} is not set)"
+        return "code in the file"
+
+
+Level = Annotated[int, Field(ge=0, le=2)]
+
+
+class CommandLevels(BaseModel):
+    """The level each write needs over Modbus (0 read, 1 operator, 2 engineer). 0 lets any
+    admitted client do it without a code: say so only on purpose."""
+
+    model_config = STRICT
+    reset: Level = 1
+    acknowledge: Level = 1
+    preset: Level = 2
+    clear_statistics: Level = 2
+    settings: int = Field(2, ge=1, le=2, description="settings always need a code")
+
+
+class Lockout(BaseModel):
+    """Wrong codes from one peer (an address, or the RTU line) before its codes are refused,
+    and for how long: the first lockout, doubled at each next one, up to the longest."""
+
+    model_config = STRICT
+    attempts: int = Field(5, ge=1, le=100, description="wrong codes in a row")
+    first_minutes: float = Field(1.0, gt=0.0, le=1440.0)
+    max_minutes: float = Field(60.0, gt=0.0, le=10080.0)
+
+    @model_validator(mode="after")
+    def _order(self) -> Lockout:
+        if self.max_minutes < self.first_minutes:
+            raise ValueError(f"max_minutes ({self.max_minutes:g}) is shorter than "
+                             f"first_minutes ({self.first_minutes:g})")
+        return self
+
+
+class LocalRemote(BaseModel):
+    """A front-panel local/remote switch on a GPIO input: its contact closed (the input
+    active) is *local*: every write over Modbus is refused (the event cursor excepted)."""
+
+    model_config = STRICT
+    pin: int | str
+    pull_up: bool = Field(True, description="true: the contact pulls the pin to ground")
+
+
+class Access(BaseModel):
+    """Access levels over Modbus (TCP and RTU), as a relay's: each level's code, how long a
+    session keeps it, what each write needs, the lockout, an optional local/remote switch.
+    Without the section no level has a code: Modbus reads, and does only what ``levels``
+    gives level 0."""
+
+    model_config = STRICT
+    operator: AccessCode | None = Field(None, description="level 1: reset, acknowledge")
+    engineer: AccessCode | None = Field(None, description="level 2: settings, preset theta, "
+                                        "clear statistics (and all of level 1)")
+    minutes: float = Field(10.0, gt=0.0, le=1440.0, description="a session keeps its level "
+                           "this long after its code (and never past its connection)")
+    levels: CommandLevels = CommandLevels()
+    lockout: Lockout = Lockout()
+    local_remote: LocalRemote | None = None
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Access:
+        if self.operator is not None and self.engineer is not None:
+            try:
+                same = self.operator.resolve() == self.engineer.resolve()
+            except ValueError:
+                return self  # reported at the code itself
+            if same:
+                raise ValueError("the operator's and the engineer's codes are the same: "
+                                 "give each level its own")
+        return self
+
+    def codes(self) -> dict[int, int | None]:
+        """level -> the code in force (None: that level has no code)."""
+        return {1: self.operator.resolve() if self.operator else None,
+                2: self.engineer.resolve() if self.engineer else None}
 
 
 class ModbusRtuSlave(BaseModel):
@@ -732,13 +861,22 @@ class RelayConfig(BaseModel):
                                        "Modbus server")
     modbus_rtu: ModbusRtuSlave | None = Field(None, description="the map on an RS-485 line "
                                               "too")
-    unlock: SettingsUnlock | None = Field(None, description="the code that allows settings "
-                                          "writes over Modbus; none: settings read-only")
+    access: Access = Field(Access(), description="access levels over Modbus; left out: no "
+                           "codes (reads only, and what levels gives level 0)")
+    unlock: dict | None = Field(None, description="the section before access levels: refused "
+                                "with the way to write it as 'access'")
     metrics: Metrics | None = Field(None, description="Prometheus endpoint; none: off")
     mqtt: Mqtt | None = Field(None, description="MQTT publisher; none: off")
     snmp: SnmpTrapTarget | None = Field(None, description="SNMPv3 traps; none: off")
     sampling: Sampling = Sampling()
     plant: Plant | None = None
+
+    @field_validator("unlock", mode="before")
+    @classmethod
+    def _unlock_replaced(cls, value):
+        if value is not None:
+            raise ValueError(UNLOCK_MIGRATION)
+        return value
 
     @model_validator(mode="after")
     def _input_loss_delays(self) -> RelayConfig:

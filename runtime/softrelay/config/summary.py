@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from softrelay.config.schema import RelayConfig, state_paths
+from softrelay.config.schema import Access, RelayConfig, state_paths
 from softrelay.firmware.settings_store import settings_path
 
 
@@ -70,7 +70,7 @@ def describe(config: RelayConfig) -> list[str]:
     for item in config.inputs:
         lines.append(f"  input {item.name} (pin {item.pin}): {item.command} "
                      f"{', '.join(item.points) or 'all points'}")
-    m, u = config.modbus, config.unlock
+    m = config.modbus
     if m is None:
         lines.append("  modbus slave: none")
     else:
@@ -82,14 +82,34 @@ def describe(config: RelayConfig) -> list[str]:
         lines.append(f"  modbus RTU slave: {r.port}, unit {r.unit}, {r.baudrate} "
                      f"8{r.parity}{r.stopbits}")
     if m is not None or config.modbus_rtu is not None:
-        unlock = ("no code: settings read-only" if u is None else
-                  f"code from ${u.code_env}" if u.code_env else "code in the file")
-        lines.append(f"  settings over modbus: {unlock}"
-                     + (f", writable {u.minutes:g} min after it" if u else ""))
+        lines += access_lines(config.access)
     lines += telemetry_lines(config)
     if config.plant is not None:
         lines.append(f"  plant model: {len(config.plant.motors)} motors, "
                      f"{len(config.plant.busbars)} busbars, speed x{config.plant.speed:g}")
+    return lines
+
+
+def access_lines(access: Access) -> list[str]:
+    """What each level needs and gives over Modbus, where each code comes from (never the
+    code), the lockout and the local/remote switch."""
+    lines = []
+    for level, name, code in ((1, "operator", access.operator),
+                              (2, "engineer", access.engineer)):
+        gives = [what for what, need in access.levels.model_dump().items() if need == level]
+        lines.append(f"  access level {level} {name}: "
+                     + (code.origin() if code else "no code (nobody reaches it over Modbus)")
+                     + f"; {', '.join(gives) or 'nothing of its own'}")
+    free = [what for what, need in access.levels.model_dump().items() if need == 0]
+    lines.append("  access level 0 (any admitted client): reads, the event cursor"
+                 + (f", and WITHOUT A CODE: {', '.join(free)}" if free else ""))
+    lo = access.lockout
+    lines.append(f"  access: a session keeps its level {access.minutes:g} min (never past its "
+                 f"connection); a peer is locked out after {lo.attempts} wrong codes for "
+                 f"{lo.first_minutes:g} min, doubled each time up to {lo.max_minutes:g} min")
+    if access.local_remote is not None:
+        lines.append(f"  local/remote switch on pin {access.local_remote.pin}: contact closed "
+                     "= local, every Modbus write refused")
     return lines
 
 

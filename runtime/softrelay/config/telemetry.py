@@ -57,6 +57,9 @@ class MqttTls(BaseModel):
     ca: Path = Field(description="CA certificate (PEM) the broker's certificate must chain to")
     cert: Path | None = Field(None, description="client certificate (PEM)")
     key: Path | None = Field(None, description="client private key (PEM)")
+    min_version: Literal["1.2", "1.3"] = Field("1.2", description="the oldest TLS version "
+                                               "accepted; 1.3: a broker that offers only "
+                                               "1.2 is refused")
 
     @model_validator(mode="after")
     def _pair(self) -> MqttTls:

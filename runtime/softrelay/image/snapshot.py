@@ -35,6 +35,8 @@ _BUCKETS_NS = [round(b * 1e9) for b in TIME_BUCKETS]
 SELF_TEST = 1 << CAUSES.index("self_test")  #: its bit of the self-supervision word
 #: the Modbus/TCP slave's counters (all 0 without a slave)
 MODBUS_COUNTERS = ("requests", "exceptions", "accepted", "refused", "dropped", "open")
+#: the access levels' figures (comms.authority; all 0 without a slave), in the map's words
+ACCESS_FIGURES = ("wrong_codes", "lockouts", "refused_writes", "sessions", "local")
 STATS = np.dtype(
     [("now", "<f8"), ("scans", "<u8"), ("overruns", "<u8"), ("missed", "<u8"),
      ("events", "<u8"), ("period_ns", "<u8")]
@@ -45,6 +47,7 @@ STATS = np.dtype(
     + [(f"modbus_{k}", "<u8") for k in MODBUS_COUNTERS]
     + [("healthy", "u1"), ("_pad", "u1"), ("supervision", "<u2"), ("points_lost", "<u2"),
        ("links_down", "<u2")]
+    + [(f"access_{k}", "<u8") for k in ACCESS_FIGURES]
 )
 
 
@@ -153,11 +156,14 @@ class SnapshotPublisher:
                  healthy, stats_every: int = 50,
                  registers: Sequence[RegisterPublisher] = (),
                  modbus_counters: Callable[[], dict[str, int]] | None = None,
-                 supervision: Callable[[], tuple[int, int, int]] = lambda: (0, 0, 0)) -> None:
+                 supervision: Callable[[], tuple[int, int, int]] = lambda: (0, 0, 0),
+                 access: Callable[[], dict[str, int]] | None = None) -> None:
         """``modbus_counters()``: the slave's counters by ``MODBUS_COUNTERS`` name, read with
         the statistics (every ``stats_every`` scans); ``supervision()``: (the self-supervision
         word, points whose measurement is lost, buses whose link is down), every scan."""
         self.supervision = supervision
+        self.access = access  #: () -> ACCESS_FIGURES by name, read with the statistics
+        self._access: dict[str, int] = {}
         self.image = image
         self.modbus_counters = modbus_counters
         self.registers = list(registers)
@@ -179,6 +185,8 @@ class SnapshotPublisher:
             self._histograms[key] = (hist.cumulative(_BUCKETS_NS), hist.count, hist.sum)
         if self.modbus_counters is not None:
             self._modbus = self.modbus_counters()
+        if self.access is not None:
+            self._access = self.access()
         self._cleared = self.stats.cleared
 
     def publish(self, core: ProtectionCore, now: float) -> None:
@@ -206,6 +214,8 @@ class SnapshotPublisher:
                 s[f"{key}_sum"] = total * 1e-9  # ns -> s
             for key, value in self._modbus.items():
                 s[f"modbus_{key}"] = value
+            for key, value in self._access.items():
+                s[f"access_{key}"] = value
             s["healthy"] = self.healthy()
             word, lost, down = self.supervision()
             s["supervision"], s["points_lost"], s["links_down"] = word, lost, down
@@ -221,7 +231,7 @@ class SnapshotPublisher:
                       ("execution_max", summary["execution"]["max"] * 1e-3),
                       ("supervision", word), ("points_lost", lost), ("links_down", down),
                       ("measurement_lost", lost), ("link_down", down),
-                      ("self_test_failed", word & SELF_TEST))
+                      ("self_test_failed", word & SELF_TEST), *self._access.items())
             for registers in self.registers:  # the whole map's image, each group's
                 r = registers.relay
                 for name, value in shared:

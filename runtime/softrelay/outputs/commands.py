@@ -58,6 +58,7 @@ class CommandQueue:
         self._pending: collections.deque[Request] = collections.deque()
         self._lock = threading.Lock()
         self._applied: list[tuple[Request, list[int]]] = []
+        self._before: dict[int, list[float]] = {}  #: a preset's theta before it, by request
 
     def put(self, request: Request) -> None:
         unknown = [p for p in request.points if p not in self.rows]
@@ -82,6 +83,8 @@ class CommandQueue:
                 for row in rows:
                     x["command"][row] |= Command.RESET
             elif request.kind == "preset":
+                self._before[id(request)] = [float(core.thermal_outputs["theta"][r])
+                                             for r in rows]  # old -> new in its event
                 for row in rows:
                     x["command"][row] |= Command.PRESET
                     x["preset_theta"][row] = request.value
@@ -110,7 +113,10 @@ class CommandQueue:
                 elif not still:
                     detail.append("trips reset")
             if request.kind == "preset":
-                detail.append(f"theta = {request.value:g}")
+                before = self._before.pop(id(request), [])
+                detail.append("theta " + ", ".join(f"{b:.4g}" for b in before)
+                              + f" -> {request.value:g}" if before else
+                              f"theta = {request.value:g}")
             if released:
                 detail.append(f"released coils: {', '.join(released)}")
             if self.record is None:

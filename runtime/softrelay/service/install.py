@@ -9,7 +9,7 @@ What it does, on a Debian machine (Raspberry Pi OS included), as root:
    service from starting: systemd refuses an unknown group);
 2. creates the system user (no home, no shell) when it is missing;
 3. puts the demo configuration at the configuration path when there is none yet (to be
-   edited: it drives a simulated plant), and an environment file for the unlock code
+   edited: it drives a simulated plant), and an environment file for the access codes
    (mode 0600) when there is none;
 4. lets the service user hold /dev/cpu_dma_latency (a udev rule: without it the scan's CPU may
    sleep in deep idle states, which costs wake-up lateness);
@@ -41,9 +41,9 @@ UNIT_NAME = "softrelay.service"
 CONFIG = Path("/etc/softrelay/relay.yaml")  #: what the installed service runs
 UDEV_RULE = ('# softrelay: the relay holds /dev/cpu_dma_latency at 0 while it scans\n'
              'KERNEL=="cpu_dma_latency", GROUP="{user}", MODE="0660"\n')
-ENV_FILE = ("# softrelay's environment (mode 0600): the settings unlock code, kept out of\n"
-            "# the configuration file (unlock: code_env: SOFTRELAY_UNLOCK_CODE)\n"
-            "#SOFTRELAY_UNLOCK_CODE=\n")
+ENV_FILE = ("# softrelay's environment (mode 0600): the access codes, kept out of the\n"
+            "# configuration file (access: operator/engineer: code_env: ...)\n"
+            "#SOFTRELAY_OPERATOR_CODE=\n#SOFTRELAY_ENGINEER_CODE=\n")
 
 
 @dataclass

@@ -209,6 +209,21 @@ class RelayCollector:
                  "frames, errors)")):
             yield _single("counter", name, doc, s[f"modbus_{key}"])
         yield _single("gauge", "modbus_connections", "connections open now", s["modbus_open"])
+        yield from self._access(r)
+
+    def _access(self, r: Reading) -> Iterator:
+        """The access levels (comms.authority): wrong codes, lockouts, refused writes."""
+        s = r.stats
+        for key, name, doc in (
+                ("wrong_codes", "access_wrong_codes", "access codes refused as wrong"),
+                ("lockouts", "access_lockouts", "lockouts of a peer after wrong codes"),
+                ("refused_writes", "access_refused_writes", "Modbus writes refused for want "
+                 "of an access level, or in local")):
+            yield _single("counter", name, doc, s[f"access_{key}"])
+        yield _single("gauge", "access_sessions", "sessions holding an access level now",
+                      s["access_sessions"])
+        yield _single("gauge", "access_local", "1 while the local/remote switch is in local",
+                      s["access_local"])
 
 
 class MetricsServer:

@@ -68,10 +68,7 @@ class MqttPublisher:
         if m.username is not None:
             client.username_pw_set(m.username, m.password_value())
         if m.tls is not None:
-            client.tls_set(ca_certs=str(m.tls.ca),
-                           certfile=str(m.tls.cert) if m.tls.cert else None,
-                           keyfile=str(m.tls.key) if m.tls.key else None,
-                           cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            client.tls_set_context(tls_context(m.tls))
         client.will_set(self.topic("status"), json.dumps({"state": "offline",
                                                           "name": config.name}),
                         qos=m.qos, retain=True)
@@ -202,3 +199,15 @@ class MqttPublisher:
         self.client.disconnect()
         self.client.loop_stop()
         self.spool.close()
+
+
+def tls_context(tls) -> ssl.SSLContext:
+    """The client's TLS: the broker's certificate checked against ``tls.ca`` (and its host
+    name), this relay's certificate when given, nothing older than ``tls.min_version``."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificate and host name
+    context.minimum_version = (ssl.TLSVersion.TLSv1_3 if tls.min_version == "1.3"
+                               else ssl.TLSVersion.TLSv1_2)
+    context.load_verify_locations(cafile=str(tls.ca))
+    if tls.cert is not None:
+        context.load_cert_chain(str(tls.cert), str(tls.key))
+    return context
