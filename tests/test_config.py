@@ -149,7 +149,8 @@ def test_cross_references_are_checked(old, new, path, reason):
 
 def test_a_yaml_syntax_error_names_its_line():
     found = problems_of("scan: {period: 0.01\nstate: x\n")
-    assert found == ["relay.yaml:2: not valid YAML: expected ',' or '}', but got ':'"]
+    assert len(found) == 1 and found[0].startswith("relay.yaml:2: not valid YAML: "), found
+    assert "expected ',' or '}'" in found[0]  # libyaml's words (or PyYAML's)
 
 
 def test_a_missing_file_is_a_clear_error(tmp_path):
