@@ -5,9 +5,10 @@ a second document, a file that is not UTF-8. Parsing is libyaml's (PyYAML's C bi
 is installed, with the cyclic garbage collector paused: a file of many points makes millions
 of small objects, and the collector's passes over them cost more than the parse.
 
-A file of more points (or buses) than the register map holds is refused after a first pass
-over its events that stops at the first point too many: ``softrelay check`` of a file of
-100 000 points answers in seconds, without building what could never run.
+A file of more points (or buses) than the register map holds is refused before anything is
+built from it: first from the events of its ``points:`` section, up to the first point too
+many (``softrelay check`` of a file of 100 000 points answers in a fraction of a second), then,
+exactly, from the counts of the composed file.
 
 Never raises anything but ``YamlError`` for what the file holds; touches nothing but the
 file it reads.
@@ -16,6 +17,7 @@ file it reads.
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -103,10 +105,15 @@ def compose(text: str, limits: Mapping[str, int] | None = None
         loader = Loader(text)
         try:
             root = loader.get_single_node()
+            over = count_problems(root, limits or {})
+            if over:
+                raise over[0]
             duplicates = duplicate_keys(root) if root is not None else []
             data = loader.construct_document(root) if root is not None else None
         except yaml.YAMLError as exc:
             raise _yaml_problem(exc, text) from None
+        except YamlError:
+            raise
         except RecursionError:
             raise YamlError(None, (), "not valid YAML: nested too deeply") from None
         finally:
@@ -115,74 +122,128 @@ def compose(text: str, limits: Mapping[str, int] | None = None
 
 
 def duplicate_keys(root: yaml.Node) -> list[YamlError]:
-    """A problem for every key given twice in one mapping, naming both lines. Each node is
-    visited once (an alias names a node already seen)."""
+    """A problem for every key given twice in one mapping, naming both lines. Each
+    container is visited once (an alias names a node already seen)."""
     problems: list[YamlError] = []
     seen: set[int] = set()
+    containers = (yaml.MappingNode, yaml.SequenceNode)
     stack: list[tuple[yaml.Node, tuple]] = [(root, ())]
     while stack:
         node, path = stack.pop()
         if id(node) in seen:
             continue
         seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            first: dict[tuple[str, str], int] = {}
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
-                    name = (key.tag, key.value)
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((item, (*path, i)) for i, item in enumerate(node.value)
+                         if isinstance(item, containers))
+            continue
+        if not isinstance(node, yaml.MappingNode):
+            continue  # a scalar document
+        first: dict[tuple[str, str], int] = {}
+        for key, value in node.value:
+            if type(key) is yaml.ScalarNode and key.tag != "tag:yaml.org,2002:merge":
+                name = (key.tag, key.value)
+                if name in first:
                     line = key.start_mark.line + 1
-                    if name in first:
-                        problems.append(YamlError(
-                            line, (*path, key.value), f"given twice, at lines {first[name]} "
-                            f"and {line} (YAML would silently keep the last): remove one"))
-                    else:
-                        first[name] = line
-                    stack.append((value, (*path, key.value)))
+                    problems.append(YamlError(
+                        line, (*path, key.value), f"given twice, at lines {first[name]} "
+                        f"and {line} (YAML would silently keep the last): remove one"))
                 else:
-                    stack.append((value, path))
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend((item, (*path, i)) for i, item in enumerate(node.value))
+                    first[name] = key.start_mark.line + 1
+                if isinstance(value, containers):
+                    stack.append((value, (*path, key.value)))
+            elif isinstance(value, containers):
+                stack.append((value, path))
     problems.sort(key=lambda p: p.line or 0)
     return problems
 
 
-def _first_over_limit(text: str, limits: Mapping[str, int]) -> YamlError | None:
-    """The first top-level sequence (of ``limits``) found holding more items than its limit,
-    from the event stream (no nodes built), stopping at that item; None when none is over (or
-    when the YAML is broken: composing says how)."""
-    # frames: [is a mapping, expects a key, its last key (top level), the limited key it
-    # counts the items of, items, line of that key]
-    stack: list[list] = []
+def _over_limit_from(text: str, limits: Mapping[str, int], lines_before: int = 0
+                     ) -> YamlError | None:
+    """The first top-level sequence (of ``limits``) of ``text`` holding more items than its
+    limit, from the event stream (no nodes built), stopping at that item, or at the end of
+    the first limited sequence; None when it is not over (or the YAML is broken: composing
+    says how). Only the root mapping and the items of its sequences are looked at; deeper
+    events cost a type test and a depth count. ``lines_before``: lines of the file before
+    ``text``."""
+    scalar, alias = yaml.ScalarEvent, yaml.AliasEvent
+    starts = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+    ends = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+    depth = 0  # containers open; the root mapping's own nodes are at depth 1
+    root_mapping = False
+    expect_key, key, key_line = True, None, None  # the root mapping's key being valued
+    counting, items = None, 0  # the limited sequence open at depth 2, its items so far
     try:
         for event in yaml.parse(text, Loader=Loader):
-            if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent, yaml.MappingStartEvent,
-                                  yaml.SequenceStartEvent)) and stack:
-                parent = stack[-1]
-                if parent[0] and parent[1] and len(stack) == 1:
-                    parent[2] = event.value if isinstance(event, yaml.ScalarEvent) else None
-                    parent[5] = event.start_mark.line + 1  # the key's line
-                elif not parent[0] and parent[3] is not None:
-                    parent[4] += 1
-                    if parent[4] > limits[parent[3]]:
-                        return YamlError(parent[5], (parent[3],), over_limit_reason(
-                            parent[3], limits[parent[3]], event.start_mark.line + 1))
-            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                counted = None
-                if (isinstance(event, yaml.SequenceStartEvent) and len(stack) == 1
-                        and stack[0][0] and not stack[0][1] and stack[0][2] in limits):
-                    counted = stack[0][2]
-                stack.append([isinstance(event, yaml.MappingStartEvent), True, None, counted,
-                              0, stack[0][5] if counted else None])
+            kind = type(event)
+            if kind is scalar or kind is alias:
+                if depth > 2:
+                    continue
+                if depth == 1 and root_mapping:
+                    if expect_key:
+                        key = event.value if kind is scalar else None
+                        key_line = event.start_mark.line + 1
+                    expect_key = not expect_key
+                    continue
+            elif kind in starts:
+                depth += 1
+                if depth > 3:
+                    continue
+                if depth == 1:
+                    root_mapping = kind is yaml.MappingStartEvent
+                    continue
+                if depth == 2:
+                    if (root_mapping and not expect_key and key in limits
+                            and kind is yaml.SequenceStartEvent):
+                        counting, items = key, 0
+                    continue
+            elif kind in ends:
+                depth -= 1
+                if depth == 1 and root_mapping:  # a node of the root mapping ended
+                    if counting is not None:
+                        return None  # within its limit
+                    expect_key = not expect_key
                 continue
-            if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                stack.pop()
-            elif not isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)):
+            else:
                 continue  # stream and document events
-            if stack and stack[-1][0]:  # a node of a mapping ended: key <-> value
-                stack[-1][1] = not stack[-1][1]
+            if counting is not None and depth in (2, 3):  # an item of the counted sequence
+                items += 1
+                if items > limits[counting]:
+                    return YamlError(lines_before + key_line, (counting,), over_limit_reason(
+                        counting, limits[counting], lines_before + event.start_mark.line + 1))
     except yaml.YAMLError:
         return None
     return None
+
+
+def _first_over_limit(text: str, limits: Mapping[str, int]) -> YamlError | None:
+    """A limited top-level section over its limit, found fast: the events of the file from
+    the section's key (a line starting with ``points:``, ``buses:``) on, up to its item one
+    too many (or its end). Not exhaustive (a key written otherwise, an alias to an anchor
+    before the key, are missed): the composed file's counts are the exact check; this one
+    spares building a file that can never run."""
+    for match in re.finditer(r"^([A-Za-z_]+)[ \t]*:", text, re.MULTILINE):
+        key = match.group(1)
+        if key in limits:
+            over = _over_limit_from(text[match.start():], {key: limits[key]},
+                                    text.count("\n", 0, match.start()))
+            if over is not None:
+                return over
+    return None
+
+
+def count_problems(root: yaml.Node, limits: Mapping[str, int]) -> list[YamlError]:
+    """The limited top-level sequences of the composed file over their limits, counted."""
+    problems = []
+    if isinstance(root, yaml.MappingNode):
+        for key, value in root.value:
+            limit = limits.get(key.value) if isinstance(key, yaml.ScalarNode) else None
+            if limit is not None and isinstance(value, yaml.SequenceNode) and len(
+                    value.value) > limit:
+                problems.append(YamlError(key.start_mark.line + 1, (key.value,),
+                                          over_limit_reason(key.value, limit,
+                                                            count=len(value.value))))
+    return problems
 
 
 #: what each top-level limit holds back, for the reason
