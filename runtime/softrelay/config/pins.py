@@ -41,6 +41,6 @@ def gpio_pin(pin: int | str) -> str:
     except PinInvalidPin:
         pass
     for _header, info in board.find_pin(pin):  # a header pin that is no GPIO: say which
-        raise ValueError(f"pin {pin!r} is {info.function} (header {_header.name} pin "
+        raise ValueError(f"pin {pin!r} is {info.name} (header {_header.name} pin "
                          f"{info.number}), not a GPIO pin ({NAMING})")
     raise ValueError(f"pin {pin!r} is not a GPIO pin of the 40-pin header ({NAMING})")
