@@ -266,3 +266,10 @@ def test_more_points_than_the_map_holds_are_counted_however_the_key_is_written()
         found = problems_of(text)
         assert len(found) == 1 and found[0].startswith("relay.yaml:4: points: "), found
         assert f"the register map holds at most {MAX_POINTS}" in found[0]
+
+
+def test_an_error_under_a_number_key_names_its_line():
+    text = edited("  port: 5020", "  port: 5020\n  groups:\n    7: [motor1, motor9]")
+    found = problems_of(text)
+    assert found == [f"relay.yaml:{line_of(text, '7: [motor1, motor9]')}: modbus.groups[7][1]: "
+                     "no point named 'motor9'"], found

@@ -72,8 +72,8 @@ def line_of(root: yaml.Node | None, loc: tuple) -> int | None:
     for part in loc:
         child = None
         if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == part:
+            for key, value in node.value:  # an int location is a list index or an int key
+                if key.value == part or (isinstance(part, int) and key.value == str(part)):
                     child = value
                     line = key.start_mark.line + 1
                     break
