@@ -5,11 +5,10 @@ Each file of tests/bad_configs/ says, on its first line (``# expect: a | b``), t
 words its error must name. ``run`` must refuse at load, before anything starts: a file it
 would run instead is a failure (it is killed after a deadline), not a hang.
 
-The files name no path outside the test's own directories: state paths are relative (in the
-state directory, ``$XDG_STATE_HOME/softrelay/softrelay``) or under ``~`` (``$HOME``), both
-made here, with the obstacles the files expect: a directory ``in_the_way`` and a file
-``a_file`` where a relay would keep its state. (A relay that renames a directory it took for
-its thermal memory must only ever meet this one.)
+The files name no path outside the test's own directories: state paths are relative, in the
+state directory (``$XDG_STATE_HOME/softrelay/softrelay``) made here with the obstacle the
+files expect, a directory ``in_the_way`` where a relay would keep a file. (A relay that
+renames aside a directory it took for its thermal memory must only ever meet this one.)
 """
 
 from __future__ import annotations
@@ -59,13 +58,10 @@ def cases(tmp: Path) -> list[Case]:
 
 def places(tmp: Path) -> dict[str, str]:
     """The environment of the commands: a home and a state directory of their own, with a
-    directory and a file in the way of the state files."""
+    directory in the way of a state file."""
     home, xdg = tmp / "home", tmp / "xdg"
-    state = xdg / "softrelay" / "softrelay"  # the relay name's default
-    (state / "in_the_way").mkdir(parents=True)
-    (state / "a_file").write_text("not a directory\n")
+    (xdg / "softrelay" / "softrelay" / "in_the_way").mkdir(parents=True)  # the default name
     home.mkdir()
-    (home / "a_file").write_text("not a directory\n")
     env = {k: v for k, v in os.environ.items() if k != "STATE_DIRECTORY"}
     return env | {"HOME": str(home), "XDG_STATE_HOME": str(xdg)}
 

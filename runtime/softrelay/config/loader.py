@@ -14,7 +14,6 @@ created.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -113,49 +112,33 @@ def limit_problems(config: RelayConfig) -> list[tuple[tuple, str]]:
 
 def path_problems(config: RelayConfig, environ: Mapping[str, str] | None = None
                   ) -> list[tuple[tuple, str]]:
-    """State files that could not be kept where they resolve, as (key path, reason): a
-    directory where a file goes, an ancestor that is a file, two files on one path.
-    Looks at the file system (stat), creates nothing."""
+    """State files that cannot be kept where they resolve, as (key path, reason): a
+    directory where a file goes (the relay would take it for a corrupt thermal memory and
+    rename it aside, whatever it holds), two files on one path (each would overwrite the
+    other). Looks at the file system (stat), creates nothing. A state directory that cannot
+    be made or written is not refused: the relay runs and reports it as a fault, as it does
+    when that happens in service."""
     from softrelay.firmware.settings_store import settings_path
 
     paths = state_paths(config, environ)
-    errors: list[tuple[tuple, str]] = []
-    origin = {"state.dir": ("state", "dir")}.get(paths.origin, ("state", "file"))
-    blocked = _not_a_directory(paths.dir)
-    if blocked is not None:
-        errors.append((origin, f"the state directory {paths.dir} (from {paths.origin}) "
-                       f"cannot be made: {blocked} is not a directory"))
-        return errors  # every file below it fails the same way
     files = [(("state", "file"), "the thermal memory", paths.memory),
              (("state", "file"), "the settings changed in service", settings_path(paths.memory))]
     if paths.events is not None:
         files.append((("events", "file"), "the event file", paths.events))
     if paths.mqtt_queue is not None:
         files.append((("mqtt", "queue", "file"), "the MQTT queue", paths.mqtt_queue))
+    errors: list[tuple[tuple, str]] = []
     owner: dict[Path, tuple[tuple, str]] = {}
     for key, what, path in files:
         if path.is_dir():
             errors.append((key, f"{what} would be {path}, which is a directory: name a "
                            "file"))
-        else:
-            blocked = _not_a_directory(path.parent)
-            if blocked is not None:
-                errors.append((key, f"{what} {path} cannot be made: {blocked} is not a "
-                               "directory"))
         if path in owner:
             errors.append((key, f"{what} would be {path}, the same file as "
                            f"{owner[path][1]} ({key_path(owner[path][0])}): name another"))
         else:
             owner[path] = (key, what)
     return errors
-
-
-def _not_a_directory(path: Path) -> Path | None:
-    """The first existing ancestor (``path`` included) that is not a directory, or None."""
-    for candidate in (path, *path.parents):
-        if os.path.lexists(candidate):
-            return None if candidate.is_dir() else candidate
-    return None
 
 
 def parse(text: str, file: str = "<config>", environ: Mapping[str, str] | None = None
