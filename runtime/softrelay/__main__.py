@@ -169,7 +169,10 @@ def show_status(args) -> int:
 
 
 def load_or_report(path: str | None, outcome: str = ""):
-    """The configuration, or None after printing every problem (and ``outcome``) to stderr."""
+    """The configuration, or None after printing every problem (and ``outcome``) to stderr,
+    one line each. ``run``, ``check`` and the other commands load through here, so what
+    ``check`` refuses, ``run`` refuses at load, before anything starts. An error of the
+    checking itself is one line too (naming the file), never a traceback."""
     try:
         return load(path)
     except ConfigError as exc:
@@ -177,6 +180,11 @@ def load_or_report(path: str | None, outcome: str = ""):
             print(problem, file=sys.stderr)
         if outcome:
             print(f"{len(exc.problems)} problem(s): {outcome}", file=sys.stderr)
+        return None
+    except Exception as exc:  # a bug of the checking: still one line, and no start
+        print(f"{path or 'the embedded demo'}: the configuration could not be checked "
+              f"({type(exc).__name__}: {exc}): please report it; nothing would run",
+              file=sys.stderr)
         return None
 
 

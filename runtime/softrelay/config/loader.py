@@ -3,10 +3,18 @@
 Each error names the file, the line, the key path and the reason, e.g.
 ``demo.yaml:41: points[0].settings.t_cool: t_cool (T-, 30 s) must not be shorter ...``.
 Nothing is applied from a file with any error.
+
+What ``run`` would refuse, ``load`` refuses first (``softrelay check`` and ``run`` load through
+here): besides the models and their cross-references, a key given twice, a file that is not
+UTF-8, more points or buses than the register map holds, state files that cannot be kept where
+they resolve (``state_paths``: a directory in a file's place, two files on one path), a GPIO
+pin gpiozero would refuse or two devices on one pin. The state paths are looked at, never
+created.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -14,7 +22,9 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from softrelay.config.schema import RelayConfig, references
+from softrelay.config.schema import RelayConfig, references, state_paths
+from softrelay.config.yamlfile import YamlError, collector_paused, compose, over_limit_reason
+from softrelay.config.yamlfile import read_text as read_config_text
 
 
 @dataclass(frozen=True)
@@ -61,8 +71,8 @@ def line_of(root: yaml.Node | None, loc: tuple) -> int | None:
     for part in loc:
         child = None
         if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == part:
+            for key, value in node.value:  # an int location is a list index or an int key
+                if key.value == part or (isinstance(part, int) and key.value == str(part)):
                     child = value
                     line = key.start_mark.line + 1
                     break
@@ -86,22 +96,75 @@ UNION_TAGS = ("thermal", "busbar", "simulated", "i2c", "spi", "modbus_tcp", "mod
               "max31865", "mcp3208")
 
 
-def parse(text: str, file: str = "<config>") -> RelayConfig:
-    """Validate YAML ``text``; raise ConfigError naming every problem."""
+def map_limits() -> dict[str, int]:
+    """Top-level sections whose length the register map bounds: section -> most items."""
+    from softrelay.comms.regmap import MAX_BUSES, MAX_POINTS  # regmap imports the schema
+
+    return {"points": MAX_POINTS, "buses": MAX_BUSES}
+
+
+def limit_problems(config: RelayConfig) -> list[tuple[tuple, str]]:
+    """More points or buses than the register map holds, as (key path, reason)."""
+    return [((key,), over_limit_reason(key, limit, count=count))
+            for key, limit in map_limits().items()
+            if (count := len(getattr(config, key))) > limit]
+
+
+def path_problems(config: RelayConfig, environ: Mapping[str, str] | None = None
+                  ) -> list[tuple[tuple, str]]:
+    """State files that cannot be kept where they resolve, as (key path, reason): a
+    directory where a file goes (the relay would take it for a corrupt thermal memory and
+    rename it aside, whatever it holds), two files on one path (each would overwrite the
+    other). Looks at the file system (stat), creates nothing. A state directory that cannot
+    be made or written is not refused: the relay runs and reports it as a fault, as it does
+    when that happens in service."""
+    from softrelay.firmware.settings_store import settings_path
+
+    paths = state_paths(config, environ)
+    files = [(("state", "file"), "the thermal memory", paths.memory),
+             (("state", "file"), "the settings changed in service", settings_path(paths.memory))]
+    if paths.events is not None:
+        files.append((("events", "file"), "the event file", paths.events))
+    if paths.mqtt_queue is not None:
+        files.append((("mqtt", "queue", "file"), "the MQTT queue", paths.mqtt_queue))
+    errors: list[tuple[tuple, str]] = []
+    owner: dict[Path, tuple[tuple, str]] = {}
+    for key, what, path in files:
+        if path.is_dir():
+            errors.append((key, f"{what} would be {path}, which is a directory: name a "
+                           "file"))
+        if path in owner:
+            errors.append((key, f"{what} would be {path}, the same file as "
+                           f"{owner[path][1]} ({key_path(owner[path][0])}): name another"))
+        else:
+            owner[path] = (key, what)
+    return errors
+
+
+def parse(text: str, file: str = "<config>", environ: Mapping[str, str] | None = None
+          ) -> RelayConfig:
+    """Validate YAML ``text``; raise ConfigError naming every problem. ``environ`` (default
+    the process's) places the state directory, whose paths are checked."""
+    with collector_paused():
+        return _parse(text, file, environ)
+
+
+def _parse(text: str, file: str, environ: Mapping[str, str] | None) -> RelayConfig:
     try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        reason = f"not valid YAML: {getattr(exc, 'problem', None) or exc}"
-        raise ConfigError([Problem(file, line, "", reason)]) from None
+        root, data, duplicates = compose(text, map_limits())
+    except YamlError as exc:
+        raise ConfigError([Problem(file, exc.line, key_path(exc.path), exc.reason)]) from None
+    problems = [Problem(file, d.line, key_path(d.path), d.reason) for d in duplicates]
+    if data is None:
+        raise ConfigError([*problems, Problem(file, None, "", "the file is empty (or only "
+                                              "comments): a configuration needs at least "
+                                              "scan, state and points")])
     if not isinstance(data, dict):
-        raise ConfigError([Problem(file, 1, "", "expected a mapping of sections at the top")])
+        raise ConfigError([*problems, Problem(file, 1, "", "expected a mapping of sections "
+                                              f"at the top, not a {_kind(data)}")])
     try:
         config = RelayConfig.model_validate(data)
     except ValidationError as exc:
-        problems = []
         errors = exc.errors(include_url=False)
         with_items = {_clean_loc(e["loc"])[:-2] for e in errors if len(e["loc"]) > 1}
         for err in errors:
@@ -113,18 +176,25 @@ def parse(text: str, file: str = "<config>") -> RelayConfig:
                 reason = "unknown key (not ignored: check the spelling)"
             problems.append(Problem(file, line_of(root, loc), key_path(loc), reason))
         raise ConfigError(problems) from None
-    problems = [Problem(file, line_of(root, loc), key_path(loc), reason)
-                for loc, reason in references(config)]
+    found = references(config) + limit_problems(config) + path_problems(config, environ)
+    problems += [Problem(file, line_of(root, loc), key_path(loc), reason)
+                 for loc, reason in found]
     if problems:
         raise ConfigError(problems)
     return config
 
 
-def load(path: str | Path | None = None) -> RelayConfig:
+def _kind(data: object) -> str:
+    return {list: "list", str: "text", int: "number", float: "number", bool: "boolean"}.get(
+        type(data), type(data).__name__)
+
+
+def load(path: str | Path | None = None, environ: Mapping[str, str] | None = None
+         ) -> RelayConfig:
     """Load and validate a configuration file (default: the embedded demo)."""
     path = Path(path) if path is not None else demo_path()
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([Problem(str(path), None, "", f"cannot read: {exc.strerror}")]) from None
-    return parse(text, str(path))
+        text = read_config_text(path)
+    except YamlError as exc:
+        raise ConfigError([Problem(str(path), exc.line, "", exc.reason)]) from None
+    return parse(text, str(path), environ)

@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from softrelay.config.base import STRICT
+from softrelay.config.pins import gpio_pin
 from softrelay.config.telemetry import Metrics, Mqtt, SnmpTrapTarget
 from softrelay.core.layout import BusbarFlag, ThermalFlag
 from softrelay.core.settings import BusbarSettings, ThermalSettings
@@ -551,6 +552,12 @@ class Output(BaseModel):
     min_pulse: float = Field(0.0, ge=0.0, le=60.0, description="s energised at the least")
     active_high: bool = True
 
+    @field_validator("pin")
+    @classmethod
+    def _a_gpio_pin(cls, pin: int | str) -> int | str:
+        gpio_pin(pin)  # the reason gpiozero would refuse it, now
+        return pin
+
     @model_validator(mode="after")
     def _one_source(self) -> Output:
         if self.healthy and self.flags:
@@ -573,6 +580,12 @@ class Input(BaseModel):
     points: tuple[Name, ...] = Field((), description="points it acts on; none: all")
     preset_theta: float = Field(1.0, ge=0.0, le=10.0, description="for 'preset'")
     pull_up: bool = True
+
+    @field_validator("pin")
+    @classmethod
+    def _a_gpio_pin(cls, pin: int | str) -> int | str:
+        gpio_pin(pin)
+        return pin
 
 
 class ModbusSlave(BaseModel):
@@ -959,6 +972,27 @@ def adc_problems(sensor: AdcSensor, bus: SpiBus, sampling: Sampling
     return problems
 
 
+def pin_problems(config: RelayConfig) -> list[tuple[tuple, str]]:
+    """GPIO pins taken twice (under any of their names): two coils on one pin, an input on a
+    coil's pin, two inputs on one pin. gpiozero refuses a pin already in use when the relay
+    starts; this says which entries share it."""
+    errors: list[tuple[tuple, str]] = []
+    taken: dict[str, tuple[str, int, str]] = {}
+    for section in ("outputs", "inputs"):
+        for i, item in enumerate(getattr(config, section)):
+            pin = gpio_pin(item.pin)
+            if pin in taken:
+                other, j, name = taken[pin]
+                what = "coil" if other == "outputs" else "input"
+                also = "" if str(item.pin) in (pin, pin[4:]) else f" ({item.pin!r})"
+                errors.append(((section, i, "pin"), f"{pin}{also} is already the pin of "
+                               f"{what} {name!r} ({other}[{j}]): one pin, one "
+                               f"{'coil' if section == 'outputs' else 'device'}"))
+            else:
+                taken[pin] = (section, i, item.name)
+    return errors
+
+
 def references(config: RelayConfig) -> list[tuple[tuple, str]]:
     """Cross-reference errors as (key path, reason); empty when the names tie up."""
     errors: list[tuple[tuple, str]] = []
@@ -1046,6 +1080,7 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
                 errors.append((("outputs", i, "flags", j),
                                f"{ref!r}: a {point.kind} point has no flag {flag!r} "
                                f"(flags: {known})"))
+    errors += pin_problems(config)
     for unit, names in (config.modbus.groups.items() if config.modbus else ()):
         for j, name in enumerate(names):
             if name not in points:
