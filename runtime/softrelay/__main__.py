@@ -231,7 +231,7 @@ def run_bench(args) -> int:
 
 def run_relay(path: str | None) -> int:
     from softrelay.image.shared import RelayRunningError
-    from softrelay.runtime import Relay  # the runtime imports gpiozero: only when running
+    from softrelay.runtime import Relay, StartupError  # gpiozero: only when running
 
     terminal = sys.stdout.isatty()
     configure_logging(terminal)
@@ -241,13 +241,17 @@ def run_relay(path: str | None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    try:
+    try:  # the relay's own ports and pins: one it cannot take ends here, in one line
         relay = Relay(config, path, status=terminal)
-    except RelayRunningError as exc:
+    except (RelayRunningError, StartupError) as exc:
         print(f"softrelay: {exc}", file=sys.stderr)
         return 1
     relay.apply_realtime()
-    relay.start()
+    try:  # a failed start gives back what it took (helpers, ports, shared memory, lock)
+        relay.start()
+    except StartupError as exc:
+        print(f"softrelay: {exc}", file=sys.stderr)
+        return 1
     try:
         relay.run(lambda: not stop.is_set())
     finally:

@@ -575,6 +575,16 @@ class Input(BaseModel):
     pull_up: bool = True
 
 
+class Gpio(BaseModel):
+    """Where the coils and buttons are: gpiozero's pin factory, said, never guessed."""
+
+    model_config = STRICT
+    factory: Literal["auto", "mock", "lgpio", "rpigpio", "native"] = Field(
+        "auto", description="gpiozero's pin factory: mock (simulated pins), lgpio, rpigpio, "
+        "native (real BCM pins; one that cannot load stops the start); auto: gpiozero's "
+        "choice where a GPIO chip exists, else mock pins with a warning")
+
+
 class ModbusSlave(BaseModel):
     """The Modbus/TCP slave the DCS polls (``softrelay regmap`` prints its map)."""
 
@@ -739,6 +749,7 @@ class RelayConfig(BaseModel):
     snmp: SnmpTrapTarget | None = Field(None, description="SNMPv3 traps; none: off")
     sampling: Sampling = Sampling()
     plant: Plant | None = None
+    gpio: Gpio = Gpio()
 
     @model_validator(mode="after")
     def _input_loss_delays(self) -> RelayConfig:
