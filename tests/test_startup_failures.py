@@ -203,3 +203,51 @@ def test_a_relay_that_fails_to_start_stops_its_helpers_and_frees_its_name(tmp_pa
     again = Relay(load(path), str(path), factory=MockFactory())  # the lock was released
     again.stop()
     assert left_behind(path) == []
+
+
+@pytest.mark.parametrize(("kind", "exc", "said"), [
+    ("i2c", FileNotFoundError(2, "No such file or directory"),
+     "cannot open /dev/x: no such device: enable I2C: raspi-config nonint do_i2c 0"),
+    ("i2c", PermissionError(13, "Permission denied"),
+     "cannot open /dev/x: permission denied: add the user to the i2c group (usermod -aG i2c"),
+    ("spi", FileNotFoundError(2, "No such file or directory"),
+     "cannot open /dev/x: no such device: enable SPI: raspi-config nonint do_spi 0"),
+    ("serial", FileNotFoundError(2, "No such file or directory"),
+     "cannot open /dev/x: no such device: plug in the RS-485 adapter"),
+    ("serial", PermissionError(13, "Permission denied"),
+     "cannot open /dev/x: permission denied: add the user to the dialout group"),
+    ("spi", ModuleNotFoundError("No module named 'spidev'", name="spidev"),
+     "cannot open /dev/x: the driver is not installed (spidev): pip install"),
+])
+def test_each_open_failure_names_its_remedy(kind, exc, said):
+    assert str(open_fault(kind, "/dev/x", exc)).startswith(said)
+
+
+def test_a_real_spi_bus_that_cannot_open_is_a_faulted_bus():
+    from softrelay.config.schema import SpiBus
+    from softrelay.io.spi.device import spi_bus_device
+
+    bus = SpiBus.model_validate({"name": "spi9", "kind": "spi", "bus": 9, "sensors": [
+        {"name": "rtd", "chip": "max31865", "device": 0}]})
+    device = spi_bus_device(bus)  # nothing opened yet: no exception here
+    device.open()
+    assert device.read(["rtd.temperature"])[0][1] == Quality.IO_ERROR
+    assert device.last_error.startswith("I/O error: cannot open /dev/spidev9.0: "), \
+        device.last_error
+
+
+def test_an_rtu_masters_missing_serial_port_is_the_links_reason(tmp_path):
+    import asyncio
+
+    from softrelay.config.schema import ModbusRtuBus
+    from softrelay.io.modbus.master import rtu_link
+
+    port = tmp_path / "ttyUSB9"
+    bus = ModbusRtuBus.model_validate({"name": "rs485", "kind": "modbus_rtu", "port": str(port),
+                                       "devices": [{"name": "gw", "unit": 5,
+                                                    "profile": "thermal_gateway"}]})
+    link = rtu_link(bus)
+    (reading,) = asyncio.run(link.read(["gw.ch1"]))
+    assert reading[1] == Quality.IO_ERROR
+    assert link.last_error.startswith(f"I/O error: cannot open {port}: no such device: plug in "
+                                      "the RS-485 adapter"), link.last_error
