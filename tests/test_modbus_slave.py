@@ -655,6 +655,68 @@ def test_softrelay_status_reads_a_running_relay_through_its_map(running, tmp_pat
     assert f"no relay answers at 127.0.0.1:{nobody}" in refused.stderr
 
 
+def status_of(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "softrelay", "status", *argv],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_softrelay_status_without_a_config_shows_what_the_relay_says(running, tmp_path):
+    """HOST:PORT alone: the relay's own globals and summary, its points by number (their
+    kinds told apart), and where the names are; localhost is accepted."""
+    from softrelay.outputs.commands import Request
+
+    running.relay.commands.put(Request("preset", ("motor1",), 0.5, "test"))
+    running.scans()
+    shown = status_of(f"localhost:{running.port}")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stderr == ""
+    text = shown.stdout
+    assert (f"map {MAP_VERSION}, configuration 0x{running.relay.regmap.config_hash:08x}, "
+            "3 point(s)") in text
+    assert "--config FILE gives names and full figures" in text
+    assert "NOT HEALTHY; scan 10 ms," in text  # no companion: blind, and said so
+    rows = {line.split()[1]: line.split() for line in text.splitlines()
+            if line.startswith("point ") and line.split()[1].isdigit()}
+    assert [rows[k][2] for k in ("0", "1", "2")] == ["thermal", "thermal", "busbar"]
+    assert rows["0"][3:5] == ["theta", "0.500"] and "input_fault," in rows["0"]
+    assert rows["2"][3] == "rise"
+    assert "motor1" not in text  # the names are the configuration's
+
+
+def test_softrelay_status_with_a_config_of_another_layout_falls_back_to_the_relays(running,
+                                                                                   tmp_path):
+    """A file with one point more (its block 3 is unmapped on this relay): not an exception
+    response, but the relay's own view, and the file named as not its configuration."""
+    other = tmp_path / "other.yaml"
+    text = Path(running.relay.config_path).read_text()
+    other.write_text(text.replace("\noutputs:", "\n  - name: motor3\n    kind: thermal\n"
+                                  "    samples: m2.win\n    settings: {i_b: 50.0, t_heat: 120.0,"
+                                  " t_cool: 360.0, input_mode: samples}\n\noutputs:", 1))
+    shown = status_of(f"127.0.0.1:{running.port}", "--config", str(other))
+    assert shown.returncode == 0, shown.stderr
+    assert f"is NOT {other}'s" in shown.stdout and "layout does not fit" in shown.stdout
+    assert "point 2" in shown.stdout and "point 3" not in shown.stdout
+
+
+def test_softrelay_status_says_when_the_relays_map_version_is_not_its_own(running):
+    running.relay.publisher.registers[0].relay["map_version"] = MAP_VERSION + 1
+    running.scans()
+    shown = status_of(f"127.0.0.1:{running.port}")
+    assert shown.returncode == 0, shown.stderr
+    assert (f"map {MAP_VERSION + 1} is newer than this softrelay's {MAP_VERSION}"
+            in shown.stdout), shown.stdout
+
+
+def test_softrelay_status_of_a_port_where_nothing_listens_is_one_line():
+    with socket.socket() as spare:
+        spare.bind(("127.0.0.1", 0))
+        nobody = spare.getsockname()[1]
+    refused = status_of(f"127.0.0.1:{nobody}")
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines() == [f"status: no relay answers at 127.0.0.1:{nobody}"]
+    assert refused.stdout == ""
+
+
 def test_softrelay_status_watch_refreshes_until_ctrl_c(running):
     """--watch: the figures move as the relay's do; Ctrl-C ends it cleanly."""
     from softrelay.outputs.commands import Request

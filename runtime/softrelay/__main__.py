@@ -49,10 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     regmap.add_argument("--format", choices=("json", "csv", "md"), default="md")
     regmap.add_argument("--unit", type=int, help="the map a unit id of modbus.groups shows")
     status = commands.add_parser("status", help="read a running relay through its Modbus map")
-    status.add_argument("address", nargs="?", help="HOST:PORT (default: the configuration's "
-                        "modbus host and port)")
-    status.add_argument("--config", help="the relay's configuration, for the map (default: "
-                        "/etc/softrelay/relay.yaml when it exists, else the embedded demo)")
+    status.add_argument("address", nargs="?", help="HOST:PORT or HOST (default: the "
+                        "configuration's modbus host and port)")
+    status.add_argument("--config", help="the relay's configuration, for the names and full "
+                        "figures (default: /etc/softrelay/relay.yaml when it exists; with "
+                        "HOST:PORT and no configuration, what the relay says of itself)")
     status.add_argument("--unit", type=int, default=1, help="unit id (default 1)")
     status.add_argument("--watch", type=float, metavar="S", help="refresh every S seconds")
     bench = commands.add_parser("bench", help="measure what the configuration costs on this "
@@ -125,20 +126,34 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def show_status(args) -> int:
+    """``softrelay status``: the relay read through its configuration's map, or (without
+    one, or when the relay's layout is not the file's) what the relay says of itself."""
     from softrelay.comms.regmap import RegisterMap
-    from softrelay.comms.remote_status import UnreachableError, read, render
+    from softrelay.comms.remote_status import (
+        ExceptionResponseError,
+        UnreachableError,
+        discover,
+        read,
+        render,
+        render_discovered,
+    )
 
     path = args.config
     if path is None and INSTALLED_CONFIG.exists():
         path = str(INSTALLED_CONFIG)
-    config = load_or_report(path)
-    if config is None:
-        return 1
-    groups = config.modbus.groups if config.modbus else {}
-    regmap = RegisterMap(config, list(groups[args.unit]) if args.unit in groups else None)
+    config = regmap = None
+    if path is not None or not args.address:  # no address: the demo's, with its map
+        config = load_or_report(path)
+        if config is None:
+            return 1
+        groups = config.modbus.groups if config.modbus else {}
+        regmap = RegisterMap(config, list(groups[args.unit]) if args.unit in groups else None)
+    default_port = config.modbus.port if config is not None and config.modbus else 5020
     if args.address:
-        host, _, port = args.address.rpartition(":")
-        if not host or not port.isdigit():
+        host, colon, port = args.address.rpartition(":")
+        if not colon:  # HOST alone: the configuration's port, else the default 5020
+            host, port = args.address, str(default_port)
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
             print(f"status: {args.address!r} is not HOST:PORT", file=sys.stderr)
             return 1
     elif config.modbus is not None:
@@ -148,20 +163,33 @@ def show_status(args) -> int:
         print("status: the configuration has no modbus section: give HOST:PORT",
               file=sys.stderr)
         return 1
+    where = f"{host}:{port}"
+
+    def text() -> str:
+        if regmap is None:
+            return render_discovered(discover(host, int(port), args.unit), where)
+        try:
+            return render(read(host, int(port), regmap, args.unit), regmap, where)
+        except ExceptionResponseError:  # the file's layout is not the relay's: what it says itself
+            found = discover(host, int(port), args.unit)
+            return render_discovered(found, where, note=(
+                f"configuration 0x{int(found.relay['config_hash']):08x} is NOT {path}'s "
+                f"0x{regmap.config_hash:08x}, whose layout does not fit it: the relay's own "
+                "summary, points by number"))
+
     try:
         while True:
             try:
-                text = render(read(host, int(port), regmap, args.unit), regmap,
-                              f"{host}:{port}")
+                shown = text()
             except UnreachableError as exc:
                 print(f"status: {exc}", file=sys.stderr)
                 if args.watch is None:
                     return 1
-                text = f"status: {exc}\n"  # watching: the relay may come back
+                shown = f"status: {exc}\n"  # watching: the relay may come back
             if args.watch is None:
-                sys.stdout.write(text)
+                sys.stdout.write(shown)
                 return 0
-            sys.stdout.write("\x1b[H\x1b[J" + text if sys.stdout.isatty() else text + "\n")
+            sys.stdout.write("\x1b[H\x1b[J" + shown if sys.stdout.isatty() else shown + "\n")
             sys.stdout.flush()
             time.sleep(args.watch)
     except KeyboardInterrupt:  # Ctrl-C ends a watch, wherever it finds it
@@ -239,7 +267,7 @@ def run_bench(args) -> int:
 
 def run_relay(path: str | None) -> int:
     from softrelay.image.shared import RelayRunningError
-    from softrelay.runtime import Relay  # the runtime imports gpiozero: only when running
+    from softrelay.runtime import Relay, StartupError  # gpiozero: only when running
 
     terminal = sys.stdout.isatty()
     configure_logging(terminal)
@@ -249,13 +277,17 @@ def run_relay(path: str | None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    try:
+    try:  # the relay's own ports and pins: one it cannot take ends here, in one line
         relay = Relay(config, path, status=terminal)
-    except RelayRunningError as exc:
+    except (RelayRunningError, StartupError) as exc:
         print(f"softrelay: {exc}", file=sys.stderr)
         return 1
     relay.apply_realtime()
-    relay.start()
+    try:  # a failed start gives back what it took (helpers, ports, shared memory, lock)
+        relay.start()
+    except StartupError as exc:
+        print(f"softrelay: {exc}", file=sys.stderr)
+        return 1
     try:
         relay.run(lambda: not stop.is_set())
     finally:

@@ -11,10 +11,13 @@ thermal memory -> snapshot -> companion (plant, status) and, later, communicatio
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gc
 import logging
 import multiprocessing
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -53,8 +56,15 @@ from softrelay.image.snapshot import (
     snapshot_layout,
 )
 from softrelay.io.companion import companion_main
+from softrelay.io.open_faults import open_fault
 from softrelay.outputs.buttons import CommandButtons
-from softrelay.outputs.coils import CoilBank, pin_factory
+from softrelay.outputs.coils import (
+    CoilBank,
+    GpioChoice,
+    GpioError,
+    MockFactory,
+    choose_pin_factory,
+)
 from softrelay.outputs.commands import CommandQueue
 from softrelay.outputs.local_remote import LocalRemoteSwitch
 from softrelay.outputs.settings_changes import SettingsQueue
@@ -74,6 +84,22 @@ BUSBAR_EVENT_FLAGS = {bit: name for name, bit in flag_bits(BusbarFlag)}
 FAULT_BITS = {bit: name for name, bit in flag_bits(ChannelFault)}
 
 
+class StartupError(RuntimeError):
+    """The relay cannot take one of its own resources: its Modbus slave's port, its RTU line,
+    its metrics port, the pin factory it was told to use, a helper process. Fatal: the text is
+    the one line the user reads (what and why); nothing the relay took is left behind."""
+
+
+def port_error(what: str, key: str, host: str, port: int, exc: OSError) -> str:
+    """One line on a port the relay cannot listen on (``key``: the setting that names it)."""
+    if exc.errno == errno.EADDRINUSE:
+        return (f"port {port} in use: {what} cannot listen on {host}:{port} (another relay or "
+                f"program holds it: ss -ltnp 'sport = :{port}'; or set {key})")
+    if isinstance(exc, PermissionError):
+        return f"{what}: {exc}"
+    return f"{what} cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
 class Relay:
     """One relay. ``start()``, then ``run()`` (or ``step()`` in tests), then ``stop()``."""
 
@@ -88,6 +114,16 @@ class Relay:
         prefix = segment_prefix(config.name, self.paths.memory)
         self.instance = InstanceLock(prefix, config.name, f", with the state file "
                                      f"{self.paths.memory}")
+        try:  # from here on, a failure gives back whatever was taken (nothing leaks)
+            self._assemble(config, prefix, clock, factory, status)
+        except BaseException:
+            self._undo_assembly()
+            raise
+
+    def _assemble(self, config: RelayConfig, prefix: str, clock, factory,
+                  status: bool) -> None:
+        """Everything the relay is made of, in the order data flows; the relay's own ports
+        (Modbus slave, RTU line) are taken here: one it cannot take is a ``StartupError``."""
         self.status = status
         thermal = [p for p in config.points if p.kind == "thermal"]
         busbar = [p for p in config.points if p.kind == "busbar"]
@@ -141,7 +177,19 @@ class Relay:
 
         index = {p.name: ("thermal", i, p) for i, p in enumerate(thermal)}
         index.update({p.name: ("busbar", i, p) for i, p in enumerate(busbar)})
-        self.factory = factory if factory is not None else pin_factory()
+        if factory is not None:  # the caller's (tests): it wins over gpio.factory
+            self.gpio = GpioChoice(factory, "given", f"{type(factory).__name__} given by the "
+                                   "caller", simulated=isinstance(factory, MockFactory))
+        else:
+            try:
+                self.gpio = choose_pin_factory(config.gpio.factory)
+            except GpioError as exc:
+                raise StartupError(str(exc)) from None
+        self.factory = self.gpio.factory
+        if self.gpio.warning:  # auto fell back to mock pins: a relay that operates nothing
+            log.warning("gpio: %s", self.gpio.warning)
+            self.events.record("system", "gpio", f"warning: {self.gpio.warning}")
+        self.events.record("system", "gpio", f"coils driven by {self.gpio.text}")
         self.coils = CoilBank(config.outputs, index, factory=self.factory,
                               on_change=self._coil_changed)
         stats = ScanStats(self.clock.period_ns)
@@ -199,16 +247,25 @@ class Relay:
                 LockoutPolicy(**access.lockout.model_dump()), record=self.events.record,
                 local=self.local_remote.local if self.local_remote is not None else None)
         if config.modbus is not None:
-            self.slave = SlaveService(config.modbus, self.maps, self.snapshot, RelayWrites(
-                self.commands, self.settings, self.authority, self.events.record,
-                events=self.event_window), avoid_cpu=config.scan.realtime.cpu)
+            m = config.modbus
+            try:
+                self.slave = SlaveService(m, self.maps, self.snapshot, RelayWrites(
+                    self.commands, self.settings, self.authority, self.events.record,
+                    events=self.event_window), avoid_cpu=config.scan.realtime.cpu)
+            except OSError as exc:
+                raise StartupError(port_error("the Modbus slave", "modbus.port", m.host,
+                                              m.port, exc)) from None
         if config.modbus_rtu is not None:
             logic = (self.slave.logic[IMAGE_PREFIX] if self.slave is not None
                      else SlaveLogic(self.regmap))  # the TCP side's, when there is one
-            self.rtu = RtuSlave(config.modbus_rtu, logic, self.snapshot,
-                                RelayWrites(self.commands, self.settings, self.authority,
-                                            self.events.record, source="modbus-rtu",
-                                            events=self.event_window))
+            try:
+                self.rtu = RtuSlave(config.modbus_rtu, logic, self.snapshot,
+                                    RelayWrites(self.commands, self.settings, self.authority,
+                                                self.events.record, source="modbus-rtu",
+                                                events=self.event_window))
+            except OSError as exc:  # pyserial's SerialException is one
+                raise StartupError(str(open_fault("serial", config.modbus_rtu.port, exc,
+                                                  " for the RTU slave"))) from None
         self.publisher = SnapshotPublisher(
             self.snapshot, stats, lambda: list(self.coils.state().values()),
             lambda: self.events.next_seq - 1, lambda: self.supervision.healthy,
@@ -243,6 +300,29 @@ class Relay:
         self.telemetry_ports: dict[str, int] = {}
         self._stop = multiprocessing.get_context("spawn").Event()
         self.running = False
+
+    def _undo_assembly(self) -> None:
+        """A relay that failed while being assembled gives back what it took: its threads,
+        pins, port, line, shared memory and instance lock (in the reverse order). Safe to
+        call twice."""
+        if getattr(self, "_given_back", False):
+            return
+        self._given_back = True
+        for name in ("slave", "rtu"):
+            part = getattr(self, name, None)
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    part.stop()
+        for name in ("buttons", "coils", "settings_keeper", "checkpointer", "events"):
+            part = getattr(self, name, None)
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    part.close()
+        for name in ("inputs", "snapshot"):
+            part = getattr(self, name, None)
+            if part is not None:
+                part.close()
+        self.instance.release()
 
     def describe(self) -> str:
         """One line on how the relay runs (systemd's STATUS): health, scan figures, trips,
@@ -372,6 +452,13 @@ class Relay:
         """Restore coil latches, start the companion and the watchdog. The helper processes
         are started from this thread, which must live until ``stop()`` (each dies with the
         thread that started it: ``softrelay.scan.lifeline``)."""
+        try:
+            self._start(companion)
+        except BaseException:
+            self._abort_start()
+            raise
+
+    def _start(self, companion: bool) -> None:
         if self.feed is not None:  # first: a port it cannot bind stops the start here
             self._start_telemetry()
         latches = self._restored.extra.get("coil_latches", {})
@@ -388,8 +475,7 @@ class Relay:
                 daemon=True)
             with realtime.at_normal_priority():  # not the scan's: its own, from the start
                 self._companion.start()
-            if not ready.wait(30.0):
-                raise RuntimeError("the companion process did not start")
+            self._wait_ready(self._companion, ready, 30.0)
         self.watchdog.start()
         if self.rtu is not None:
             self.rtu.start()
@@ -409,6 +495,59 @@ class Relay:
         self.events.record("system", "relay", f"started: {len(self.core.thermal_settings)} "
                                               f"thermal, {len(self.core.busbar_settings)} busbar "
                                               f"points, scan {self.config.scan.period * 1000:g} ms")
+
+    @staticmethod
+    def _wait_ready(process, ready, within: float) -> None:
+        """Until the I/O process says it is ready; a ``StartupError`` when it exits first
+        (its own messages say why) or stays silent."""
+        deadline = time.monotonic() + within
+        while not ready.wait(0.05):
+            if not process.is_alive():
+                raise StartupError(f"the I/O process exited (code {process.exitcode}) before "
+                                   "it was ready: its messages above say why")
+            if time.monotonic() > deadline:
+                raise StartupError(f"the I/O process was not ready within {within:g} s")
+
+    def _tell_helpers_to_stop(self) -> None:
+        """Set the helpers' stop event, waiting at most 2 s: a helper killed while it waited
+        on the event (a signal to the whole process group) leaves ``set()`` waiting for it to
+        wake, forever; the helpers that did not see it are killed after their join."""
+        setter = threading.Thread(target=self._stop.set, name="stop-helpers", daemon=True)
+        setter.start()
+        setter.join(2.0)
+
+    def _abort_start(self) -> None:
+        """A start that failed half-way: the helpers started are stopped (killed when they do
+        not stop), the coils dropped, and everything else given back as by ``stop()``; no
+        checkpoint is written (the relay never ran)."""
+        self._supervising.set()
+        self._tell_helpers_to_stop()
+        for child in (self._companion, self._telemetry):
+            if child is not None and child.pid is not None:
+                child.join(5.0)
+                if child.is_alive():
+                    child.kill()
+                    child.join(5.0)
+        self._companion = self._telemetry = None
+        self._helpers_gone.set()
+        if self._supervisor is not None:
+            self._supervisor.join(5.0)
+        self.watchdog.stop()
+        self.coils.safe_state()
+        self.checkpointer.close()
+        self.settings_keeper.close()
+        if self.slave is not None:
+            self.slave.stop()
+        if self.rtu is not None:
+            self.rtu.stop()
+        if self.feed is not None:
+            self.feed.close()
+        self.buttons.close()
+        self.coils.close()
+        self.events.close()
+        self.systemd.close()
+        self._release_shared()
+        self._given_back = True
 
     def _start_telemetry(self) -> None:
         """The telemetry process (metrics, MQTT, SNMP); the relay does not wait on it after
@@ -432,7 +571,11 @@ class Relay:
         finally:
             answer.close()
         if isinstance(said, str):
-            raise RuntimeError(f"the telemetry process did not start: {said}")
+            said = re.sub(r"^\[Errno \d+\] ", "", said)
+            metrics = self.config.metrics
+            if metrics is not None and "in use" in said:
+                raise StartupError(f"port {metrics.port} in use: {said} (or set metrics.port)")
+            raise StartupError(f"the telemetry process did not start: {said}")
         self.telemetry_ports = said
 
     def _supervise(self) -> None:
@@ -485,9 +628,10 @@ class Relay:
 
     def stop(self) -> None:
         """Last checkpoint, coils to their safe state, companion stopped; safe to call twice.
-        A relay never started only gives back its shared memory and its instance lock."""
+        A relay never started gives back what it took: its port, pins, threads, shared memory
+        and instance lock."""
         if not self.running:
-            self._release_shared()
+            self._undo_assembly()
             return
         self.running = False
         self._supervising.set()  # first: the helpers' ends below are no failures
@@ -507,7 +651,7 @@ class Relay:
         if self.feed is not None:  # the last events to the telemetry, then its end of feed
             self.events.flush(2.0)
             self.feed.close()
-        self._stop.set()
+        self._tell_helpers_to_stop()
         for child in (self._companion, self._telemetry):
             if child is not None:
                 child.join(10.0)

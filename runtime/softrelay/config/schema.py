@@ -588,6 +588,16 @@ class Input(BaseModel):
         return pin
 
 
+class Gpio(BaseModel):
+    """Where the coils and buttons are: gpiozero's pin factory, said, never guessed."""
+
+    model_config = STRICT
+    factory: Literal["auto", "mock", "lgpio", "rpigpio", "native"] = Field(
+        "auto", description="gpiozero's pin factory: mock (simulated pins), lgpio, rpigpio, "
+        "native (real BCM pins; one that cannot load stops the start); auto: gpiozero's "
+        "choice where a GPIO chip exists, else mock pins with a warning")
+
+
 class ModbusSlave(BaseModel):
     """The Modbus/TCP slave the DCS polls (``softrelay regmap`` prints its map)."""
 
@@ -883,6 +893,7 @@ class RelayConfig(BaseModel):
     snmp: SnmpTrapTarget | None = Field(None, description="SNMPv3 traps; none: off")
     sampling: Sampling = Sampling()
     plant: Plant | None = None
+    gpio: Gpio = Gpio()
 
     @field_validator("unlock", mode="before")
     @classmethod

@@ -6,6 +6,7 @@ from collections import defaultdict
 
 from softrelay.config.schema import Access, RelayConfig, state_paths
 from softrelay.firmware.settings_store import settings_path
+from softrelay.outputs.coils import planned_factory
 
 
 def describe(config: RelayConfig) -> list[str]:
@@ -67,6 +68,7 @@ def describe(config: RelayConfig) -> list[str]:
                                   (f"min pulse {out.min_pulse:g} s", out.min_pulse > 0)) if on]
         lines.append(f"  coil {out.name} (pin {out.pin}): {source}"
                      + (f" [{', '.join(extras)}]" if extras else ""))
+    lines.append(f"  gpio: coils driven by {planned_factory(config.gpio.factory)}")
     for item in config.inputs:
         lines.append(f"  input {item.name} (pin {item.pin}): {item.command} "
                      f"{', '.join(item.points) or 'all points'}")

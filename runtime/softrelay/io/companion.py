@@ -106,9 +106,12 @@ def companion_main(config_path: str | None, input_name: str, snapshot_name: str,
     bind_to_parent(parent_pid)
     helper_priority(priority)
     keep_off_cpu(avoid_cpu)
-    # Ctrl-C reaches the whole process group: stopping is the scan process's decision (it
-    # writes the last checkpoint and drops the coils first, then sets ``stop``).
+    # Ctrl-C (and a SIGTERM sent to the whole group or cgroup: timeout, systemd) reaches this
+    # process too: stopping is the scan process's decision (it writes the last checkpoint and
+    # drops the coils first, then sets ``stop``). A companion killed while it waits on ``stop``
+    # would leave the event's set() waiting for it forever.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = load(config_path)
     inputs = SharedImage(input_layout(config), name=input_name, create=False)

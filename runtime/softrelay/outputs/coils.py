@@ -5,6 +5,9 @@ permissive), optionally latched until a reset or acknowledge, optionally fail-sa
 the normal state, dropped to operate, so that a dead relay operates too), with a minimum pulse
 time. The healthy contact follows self-supervision alone.
 
+The pins are gpiozero's, through the pin factory ``gpio.factory`` names (``choose_pin_factory``):
+real or simulated is said, never guessed silently.
+
 Contract: ``drive`` runs in the scan after the core and only writes a pin when its state
 changes; ``safe_state`` de-energises every coil (for a fail-safe coil that is its operated
 state) and is safe to call twice.
@@ -12,29 +15,129 @@ state) and is safe to call twice.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from gpiozero import Device, OutputDevice
+from gpiozero import OutputDevice
 from gpiozero.pins.mock import MockFactory
 
 from softrelay.config.schema import Output, flag_of
 from softrelay.core import ProtectionCore
 
+#: gpiozero's pin factories by their names (``gpio.factory``), imported only when asked for
+FACTORIES = {
+    "mock": "gpiozero.pins.mock:MockFactory",
+    "lgpio": "gpiozero.pins.lgpio:LGPIOFactory",
+    "rpigpio": "gpiozero.pins.rpigpio:RPiGPIOFactory",
+    "native": "gpiozero.pins.native:NativeFactory",
+}
+#: what ``auto`` tries where a GPIO chip exists, in gpiozero's order of preference
+AUTO_ORDER = ("lgpio", "rpigpio", "native")
+#: device nodes that say this machine has GPIO
+GPIO_NODES = (Path("/dev/gpiochip0"), Path("/dev/gpiomem"))
+NO_CHIP = ("no GPIO chip found: the coils are simulated (mock pins); set gpio.factory to say "
+           "so")
 
-def pin_factory() -> object:
-    """The pin factory: gpiozero's own where GPIO exists, else a MockFactory (demo, tests).
 
-    GPIOZERO_PIN_FACTORY=mock forces the mock on a Pi; any other value is gpiozero's choice.
+class GpioError(RuntimeError):
+    """The pin factory the configuration names cannot be loaded (one line: which, why)."""
+
+
+@dataclass
+class GpioChoice:
+    """The pin factory that drives the coils and buttons, and how it was chosen."""
+
+    factory: object
+    name: str  #: 'mock', 'lgpio', 'rpigpio', 'native' (or 'given': the caller's)
+    text: str  #: for the start-up event and ``softrelay check``
+    simulated: bool  #: mock pins: nothing is operated
+    warning: str = ""  #: ``auto`` fell back to mock pins
+
+
+def load_factory(name: str) -> object:
+    """gpiozero's pin factory ``name``, made now; ``GpioError`` naming it and why."""
+    module_name, _, class_name = FACTORIES[name].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, class_name)()
+    except Exception as exc:  # an import error, or no GPIO behind the library
+        raise GpioError(f"gpio.factory {name}: cannot load {class_name} ({module_name}): "
+                        f"{exc.__class__.__name__}: {exc}") from None
+
+
+def choose_pin_factory(name: str = "auto", nodes: tuple[Path, ...] | None = None
+                       ) -> GpioChoice:
+    """The pin factory of ``gpio.factory``.
+
+    A named factory is loaded or refused (``GpioError``). ``auto``: gpiozero's own choice
+    (lgpio, then rpigpio, then native) where a GPIO chip exists, else mock pins, with a
+    warning that says so (a relay on mock pins operates nothing). The environment's
+    GPIOZERO_PIN_FACTORY=mock still forces the mock under ``auto``. ``nodes``: the device
+    nodes that mean GPIO exists (default ``GPIO_NODES``).
     """
-    if os.environ.get("GPIOZERO_PIN_FACTORY") == "mock" or not (
-        Path("/dev/gpiochip0").exists() or Path("/dev/gpiomem").exists()
-    ):
-        return MockFactory()
-    return Device._default_pin_factory()
+    nodes = GPIO_NODES if nodes is None else nodes
+    if name != "auto":
+        factory = load_factory(name)
+        return GpioChoice(factory, name, describe_factory(name), simulated=name == "mock")
+    if os.environ.get("GPIOZERO_PIN_FACTORY") == "mock":
+        return GpioChoice(MockFactory(), "mock", "mock pins (simulated: "
+                          "GPIOZERO_PIN_FACTORY=mock, gpio.factory auto)", simulated=True)
+    if not any(node.exists() for node in nodes):
+        return GpioChoice(MockFactory(), "mock", "mock pins (simulated: gpio.factory auto, no "
+                          "GPIO chip)", simulated=True, warning=NO_CHIP)
+    failures = []
+    for candidate in AUTO_ORDER:
+        try:
+            factory = load_factory(candidate)
+        except GpioError as exc:
+            failures.append(str(exc))
+            continue
+        return GpioChoice(factory, candidate, describe_factory(candidate, auto=True),
+                          simulated=False)
+    return GpioChoice(MockFactory(), "mock", "mock pins (simulated: gpio.factory auto, no pin "
+                      "library loaded)", simulated=True,
+                      warning="a GPIO chip exists but no pin library loaded ("
+                      + "; ".join(failures) + "): the coils are simulated (mock pins); "
+                      "install lgpio or set gpio.factory")
+
+
+def describe_factory(name: str, auto: bool = False) -> str:
+    """The pin factory ``name`` in words (what drives the coils)."""
+    if name == "mock":
+        return "mock pins (simulated: gpio.factory mock)"
+    cls = FACTORIES[name].partition(":")[2]
+    return f"{name} ({cls}, real BCM pins{', chosen by gpio.factory auto' if auto else ''})"
+
+
+def planned_factory(name: str, nodes: tuple[Path, ...] | None = None) -> str:
+    """What would drive the coils, without opening anything (``softrelay check``)."""
+    nodes = GPIO_NODES if nodes is None else nodes
+    if name == "mock":
+        return describe_factory("mock")
+    if name != "auto":
+        module_name = FACTORIES[name].partition(":")[0]
+        try:
+            importlib.import_module(module_name)
+        except Exception as exc:
+            return (f"{name}: CANNOT LOAD here ({exc.__class__.__name__}: {exc}): "
+                    "the relay would refuse to start")
+        return describe_factory(name)
+    if os.environ.get("GPIOZERO_PIN_FACTORY") == "mock":
+        return "mock pins (simulated: GPIOZERO_PIN_FACTORY=mock, gpio.factory auto)"
+    if not any(node.exists() for node in nodes):
+        return "mock pins (simulated: gpio.factory auto and no GPIO chip here; set " \
+               "gpio.factory to say so)"
+    return ("gpio.factory auto: the first of lgpio, rpigpio, native that loads (real BCM "
+            "pins)")
+
+
+def pin_factory(name: str = "auto") -> object:
+    """The pin factory object of ``gpio.factory`` (``choose_pin_factory``)."""
+    return choose_pin_factory(name).factory
 
 
 @dataclass

@@ -113,7 +113,7 @@ def telemetry_main(config_path: str | None, snapshot_name: str, input_name: str,
         telemetry = Telemetry(config, view, receiver)
     except Exception as exc:  # said to the relay, which refuses to start with it
         ready.send(str(exc) or repr(exc))
-        raise
+        raise SystemExit(1) from None  # the relay says it, in one line
     ready.send({"metrics": telemetry.metrics.port} if telemetry.metrics else {})
     ready.close()
     try:

@@ -2,7 +2,9 @@
 
 At open, each chip is checked (TMP117: Device_ID) and configured (MLX90614: the emissivity of
 the configuration written to EEPROM and read back, the seed's calibration step). One worker per
-bus serialises access (two services on one bus lock it).
+bus serialises access (two services on one bus lock it). A real bus that cannot be opened (no
+/dev/i2c-N: I2C not enabled; permission denied) is a faulted bus with the remedy as its reason,
+opened by its worker as soon as it can be (``sensor_bus.DeferredBus``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from softrelay.io.chip_faults import BusFaults
 from softrelay.io.i2c.mlx90614 import MLX90614, MLX90614Twin
 from softrelay.io.i2c.smbus_sim import SimulatedSMBus
 from softrelay.io.i2c.tmp117 import TMP117, TMP117Twin
-from softrelay.io.sensor_bus import SensorBusDevice
+from softrelay.io.open_faults import BusOpenError, open_fault
+from softrelay.io.sensor_bus import DeferredBus, SensorBusDevice
 
 
 def plant_feed(plant_value: Callable[[str], float], mapping: dict[str, str], quantity: str,
@@ -46,7 +49,15 @@ def open_bus(config: I2CBus, plant_value: Callable[[str], float] | None):
 
 
 def i2c_bus_device(config: I2CBus, plant_value: Callable[[str], float] | None = None,
-                   bus=None) -> SensorBusDevice:
+                   bus=None) -> SensorBusDevice | DeferredBus:
+    """The bus's device: on ``bus`` when given; a real bus is opened by its worker
+    (``DeferredBus``: a missing /dev/i2c-N is a faulted bus, tried again until it opens)."""
+    if bus is None and not config.simulated:
+        path = f"/dev/i2c-{config.bus}"
+        return DeferredBus(config.name, config.timeout,
+                           lambda: i2c_bus_device(config, bus=open_bus(config, None)),
+                           lambda exc: exc if isinstance(exc, BusOpenError)
+                           else open_fault("i2c", path, exc))
     bus = bus if bus is not None else open_bus(config, plant_value)
     openers: dict[str, Callable[[], str]] = {}
     readers: dict[str, Callable[[], float]] = {}

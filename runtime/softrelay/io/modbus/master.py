@@ -41,6 +41,7 @@ from softrelay.core import Quality
 from softrelay.io.device import link_fault
 from softrelay.io.modbus import profiles
 from softrelay.io.modbus.registers import Register, coalesce, decode
+from softrelay.io.open_faults import BusOpenError, check_node
 
 log = logging.getLogger("softrelay.modbus")
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # its failures are ours to report
@@ -124,12 +125,14 @@ class ModbusLink:
         now = self.clock()
         if now < self.retry_at:
             return False
-        if self.client is None:
-            self.client = self.client_factory()
         self.connect_attempts += 1
         try:
+            if self.client is None:  # a serial port that cannot be opened raises here
+                self.client = self.client_factory()
             ok = await asyncio.wait_for(self.client.connect(), self.timeout + 1.0)
             error = "" if ok else "refused: connect: refused or unreachable"
+        except BusOpenError as exc:  # the sentence says what, why and the remedy
+            ok, error = False, f"I/O error: {exc}"
         except (OSError, TimeoutError, ModbusException, termios.error, ValueError) as exc:
             ok, error = False, f"{link_fault(exc)}: connect: {exc.__class__.__name__}: {exc}"
         if not ok:
@@ -272,6 +275,8 @@ def rtu_link(config, port: str | None = None) -> ModbusLink:
     parity = "N" if port else config.parity
 
     def factory():
+        if not port:  # a real line: pymodbus would only say it could not connect
+            check_node("serial", path)
         return AsyncModbusSerialClient(path, baudrate=config.baudrate, parity=parity,
                                        stopbits=config.stopbits, bytesize=8,
                                        timeout=config.timeout, retries=0, reconnect_delay=0,

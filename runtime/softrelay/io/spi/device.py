@@ -4,7 +4,9 @@ real or simulated.
 Each chip is opened on its own chip select (/dev/spidevB.D) through a ``SpidevPort``: a
 converter is configured (bias, automatic conversion, wiring, mains filter) and the configuration
 read back; an ADC converts each of its inputs once. A simulated bus gives each a twin behind a
-simulated spidev (the same port code, ioctl structures included).
+simulated spidev (the same port code, ioctl structures included). A real bus that cannot be
+opened (SPI not enabled, permission denied, spidev not installed) is a faulted bus with the
+remedy as its reason, opened by its worker as soon as it can be (``sensor_bus.DeferredBus``).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from collections.abc import Callable
 from softrelay.config.schema import CHIP_QUANTITIES, AdcSensor, Sampling, SpiBus, SpiSensor
 from softrelay.io.chip_faults import REFUSED_ON_CHIP, BusFaults
 from softrelay.io.i2c.device import plant_feed
+from softrelay.io.open_faults import BusOpenError, open_fault
 from softrelay.io.plant import PlantModel
-from softrelay.io.sensor_bus import SensorBusDevice
+from softrelay.io.sensor_bus import DeferredBus, SensorBusDevice
 from softrelay.io.spi.max31865 import MAX31865, MAX31865Twin
 from softrelay.io.spi.mcp3208 import MCP3208, MCP3208Twin
 from softrelay.io.spi.port import SpidevPort
@@ -43,9 +46,21 @@ def ct_input(plant: PlantModel, address: str, amps_per_count: float, vref: float
 
 
 def spi_bus_device(config: SpiBus, plant: PlantModel | None = None,
-                   sampling: Sampling | None = None) -> SensorBusDevice:
+                   sampling: Sampling | None = None) -> SensorBusDevice | DeferredBus:
     """MAX31865 converters and MCP3208 ADCs on one bus, opened on their chip selects; a
-    simulated bus has their twins, fed by ``plant``."""
+    simulated bus has their twins, fed by ``plant``. A real bus is opened by its worker
+    (``DeferredBus``): a missing /dev/spidevB.D is a faulted bus, tried again until it opens."""
+    if not config.simulated:
+        return DeferredBus(config.name, config.timeout,
+                           lambda: _spi_bus(config, plant, sampling),
+                           lambda exc: exc if isinstance(exc, BusOpenError)
+                           else open_fault("spi", f"/dev/spidev{config.bus}.*", exc))
+    return _spi_bus(config, plant, sampling)
+
+
+def _spi_bus(config: SpiBus, plant: PlantModel | None,
+             sampling: Sampling | None) -> SensorBusDevice:
+    """The bus's device, its chips opened now (raises ``BusOpenError`` when one cannot be)."""
     sampling = sampling or Sampling()
     openers: dict[str, Callable[[], str]] = {}
     readers: dict[str, Callable[[], float]] = {}
@@ -64,13 +79,16 @@ def spi_bus_device(config: SpiBus, plant: PlantModel | None = None,
             simulated = SimulatedSpiDev(twin, sensor.name, faults)
             spi = SpidevPort(simulated, ioctl=simulated.ioctl)
         else:
+            path = f"/dev/spidev{config.bus}.{sensor.device}"
             try:
                 import spidev  # only where a real bus is wanted
-            except ImportError:
-                raise ImportError(f"bus {config.name!r} needs spidev: "
-                                  "pip install 'softrelay[hardware]'") from None
-            raw = spidev.SpiDev()
-            raw.open(config.bus, sensor.device)
+
+                raw = spidev.SpiDev()
+                raw.open(config.bus, sensor.device)
+            except (OSError, ImportError) as exc:
+                for handle in handles:  # the chip selects opened before this one
+                    handle.close()
+                raise open_fault("spi", path, exc) from None
             spi = SpidevPort(raw)
         handles.append(spi)
         if sensor.chip == "mcp3208":
