@@ -92,6 +92,19 @@ def test_softrelay_run_refuses_a_factory_that_cannot_load(tmp_path):
     assert said and said[0].startswith("softrelay: gpio.factory rpigpio: cannot load"), said
 
 
+def test_softrelay_check_refuses_a_factory_that_run_would_refuse(tmp_path):
+    """check refuses what run refuses: a named factory that cannot load on this machine."""
+    path = with_factory(tmp_path, "rpigpio")
+    done = subprocess.run([sys.executable, "-m", "softrelay", "check", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    if done.returncode == 0 and "CANNOT LOAD" not in done.stdout:  # pragma: no cover (a Pi)
+        pytest.skip("RPi.GPIO loads here")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.strip().splitlines()  # one line
+    assert line.startswith(f"{path}: gpio.factory: rpigpio cannot load on this machine (")
+    assert "the relay would refuse to start" in line
+
+
 def test_check_and_the_demo_say_what_drives_the_coils(tmp_path, monkeypatch):
     assert load(DEMO).gpio.factory == "mock"
     shown = subprocess.run([sys.executable, "-m", "softrelay", "check", str(DEMO)],

@@ -117,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         if config is None:
             return 1
         print("\n".join(describe(config)))
+        from softrelay.outputs.coils import factory_problem
+
+        problem = factory_problem(config.gpio.factory)
+        if problem is not None:  # run would refuse: so does check
+            print(f"{args.config or 'the demo'}: gpio.factory: {problem}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "demo":
         return demo.main(args.seconds, args.every)

@@ -113,19 +113,28 @@ def describe_factory(name: str, auto: bool = False) -> str:
     return f"{name} ({cls}, real BCM pins{', chosen by gpio.factory auto' if auto else ''})"
 
 
+def factory_problem(name: str) -> str | None:
+    """Why the named pin factory ``name`` cannot load on this machine (None: it can, or it is
+    ``auto`` / ``mock``): ``run`` would refuse to start, so ``check`` refuses too."""
+    if name in ("auto", "mock"):
+        return None
+    module_name = FACTORIES[name].partition(":")[0]
+    try:
+        importlib.import_module(module_name)
+    except Exception as exc:
+        return (f"{name} cannot load on this machine ({exc.__class__.__name__}: {exc}): the "
+                "relay would refuse to start; install its library, or set gpio.factory")
+    return None
+
+
 def planned_factory(name: str, nodes: tuple[Path, ...] | None = None) -> str:
     """What would drive the coils, without opening anything (``softrelay check``)."""
     nodes = GPIO_NODES if nodes is None else nodes
     if name == "mock":
         return describe_factory("mock")
     if name != "auto":
-        module_name = FACTORIES[name].partition(":")[0]
-        try:
-            importlib.import_module(module_name)
-        except Exception as exc:
-            return (f"{name}: CANNOT LOAD here ({exc.__class__.__name__}: {exc}): "
-                    "the relay would refuse to start")
-        return describe_factory(name)
+        problem = factory_problem(name)
+        return f"{name}: CANNOT LOAD ({problem})" if problem else describe_factory(name)
     if os.environ.get("GPIOZERO_PIN_FACTORY") == "mock":
         return "mock pins (simulated: GPIOZERO_PIN_FACTORY=mock, gpio.factory auto)"
     if not any(node.exists() for node in nodes):
