@@ -102,7 +102,11 @@ def telemetry_main(config_path: str | None, snapshot_name: str, input_name: str,
     bind_to_parent(parent_pid)
     helper_priority(priority)
     keep_off_cpu(avoid_cpu)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping is the scan process's decision
+    # Ctrl-C, and a SIGTERM sent to the whole group or cgroup (timeout, systemd's stop),
+    # reach this process too: stopping is the scan process's decision (its last events, then
+    # the end of the feed); the parent check and PR_SET_PDEATHSIG end it if the scan is gone
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from softrelay.__main__ import configure_logging
 
     configure_logging(quiet)
