@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # Rebuild the compiled core whenever its sources change.
-$(BUILT): $(STAMP) setup.py $(wildcard ext/softrelay/*.pyx ext/softrelay/*.pxd ext/softrelay/*.h)
+$(BUILT): $(STAMP) setup.py $(wildcard ext/softrelay/*.pyx ext/softrelay/*.pxd ext/softrelay/*.h) \
+		ext/softrelay/mbserver.c
 	$(PY) setup.py -q build_ext --inplace --build-lib runtime
 	touch $@
 
@@ -57,4 +58,5 @@ lint: venv
 	$(PY) -m ruff check runtime tests benchmarks setup.py
 
 clean:
-	rm -rf build $(VENV) runtime/softrelay/*.so ext/softrelay/*.c ext/softrelay/*.html
+	rm -rf build $(VENV) runtime/softrelay/*.so ext/softrelay/*.html \
+		$(patsubst %.pyx,%.c,$(wildcard ext/softrelay/*.pyx))  # the generated C, not mbserver.c

@@ -250,7 +250,7 @@ class Relay:
         return text
 
     def _modbus_counters(self) -> dict[str, int]:
-        return self.slave.server.counters | {"open": self.slave.server.connections}
+        return self.slave.counters()
 
     # ---------------------------------------------------------------- stages
 

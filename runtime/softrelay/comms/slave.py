@@ -23,7 +23,13 @@ from softrelay.comms.regmap import TABLES, RegisterMap
 from softrelay.comms.writes import RelayWrites
 from softrelay.config.schema import ModbusSlave
 from softrelay.image.shared import SharedImage
-from softrelay.image.snapshot import IMAGE_PREFIX, group_prefix, published, register_image
+from softrelay.image.snapshot import (
+    IMAGE_PREFIX,
+    MODBUS_COUNTERS,
+    group_prefix,
+    published,
+    register_image,
+)
 from softrelay.scan.realtime import leave_realtime
 
 log = logging.getLogger("softrelay.modbus")
@@ -47,7 +53,7 @@ def listener(host: str, port: int) -> socket.socket:
         sock.close()
         raise OSError(exc.errno, f"cannot bind the Modbus slave to {host}:{port}: "
                                  f"{exc.strerror}") from None
-    sock.listen(64)
+    sock.listen(socket.SOMAXCONN)  # 4096: back-to-back connects never wait for a SYN retry
     return sock
 
 
@@ -56,7 +62,7 @@ class SlaveService:
                  snapshot: SharedImage, writes: RelayWrites, avoid_cpu: int | None = None
                  ) -> None:
         """``maps``: the register images in the snapshot by prefix (``register_maps``)."""
-        from softrelay._mbserver import ModbusServer
+        from softrelay._mbserver import FAULTS, ModbusServer
 
         self.config = config
         self.snapshot = snapshot.reader()  # the write worker's own copy buffers
@@ -85,9 +91,13 @@ class SlaveService:
                                    identity_objects(self.logic[IMAGE_PREFIX]),
                                    listener(config.host, config.port),
                                    config.max_connections, config.idle_timeout,
-                                   config.frame_timeout, allow, avoid_cpu)
+                                   config.frame_timeout, allow, avoid_cpu,
+                                   None if config.max_per_peer is None else
+                                   min(config.max_per_peer, config.max_connections))
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
+        self._faults = FAULTS
+        self._faults_reported = 0
 
     @property
     def port(self) -> int:
@@ -105,6 +115,7 @@ class SlaveService:
         while not self._stop.is_set():
             item = self.server.next_write(0.2)
             if item is None:
+                self._report_faults()
                 continue
             slot, generation, frame, _peer = item  # peer: for the authority ("a.b.c.d:port")
             try:
@@ -116,6 +127,20 @@ class SlaveService:
                 log.exception("Modbus write failed")
                 answer = bytes([frame[7] | 0x80, 4])
             self.server.complete(slot, generation, frame[:7], answer)
+
+    def _report_faults(self) -> None:
+        """Log each fault of the network thread once (it still serves: they cost timing)."""
+        faults = self.server.counters["faults"] & ~self._faults_reported
+        for bit, reason in self._faults.items():
+            if faults & bit:
+                log.warning("Modbus slave: %s; it keeps serving", reason)
+        self._faults_reported |= faults
+
+    def counters(self) -> dict[str, int]:
+        """The snapshot's Modbus counters (``MODBUS_COUNTERS``), from one consistent copy of
+        the network thread's."""
+        counters = self.server.counters
+        return {name: counters[name] for name in MODBUS_COUNTERS}
 
     def stop(self) -> None:
         self._stop.set()
