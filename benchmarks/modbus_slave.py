@@ -26,6 +26,12 @@ latency no worse than libmodbus's, and scan lateness p99 under the load at most 
 
 Run: ``.venv/bin/python benchmarks/modbus_slave.py [--seconds 3] [--rounds 3] [--json FILE]``
 (root, or a machine with libmodbus-dev and a C compiler). It stops by itself (about 3 min).
+
+``--baseline RUNTIME`` runs a second relay from another build's runtime directory (e.g. main's,
+``/work/main/runtime``) beside the first and loads it in the same rounds, in turn with the others
+("baseline" in the figures): a change to the server measured before and after in one run.
+``--softrelay-only`` leaves out pymodbus, libmodbus and the lateness windows (the two relays'
+figures only, about 1 min for 3 rounds).
 """
 
 from __future__ import annotations
@@ -306,13 +312,18 @@ class Process:
                 self.proc.wait()
 
 
-def relay_process(workdir: Path, tag: str) -> tuple[Process, int]:
+def relay_process(workdir: Path, tag: str, runtime: Path | None = None
+                  ) -> tuple[Process, int]:
+    """A relay (``softrelay run``) in its own process; ``runtime``: the package directory it
+    imports softrelay from (another build's), else this one's."""
     port = free_port()
     state = workdir / tag
     state.mkdir()
     path = state / "relay.json"
     path.write_text(json.dumps(relay_config(port, state)))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if runtime is not None:
+        env["PYTHONPATH"] = str(runtime)
     proc = Process([PYTHON, "-m", "softrelay", "run", str(path)], env=env, cwd=state)
     wait_port(port)
     return proc, port
@@ -340,6 +351,10 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=10.0,
                         help="s of each scan-lateness window")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--baseline", type=Path, help="another build's runtime directory: its "
+                        "relay is measured beside this one, in the same rounds")
+    parser.add_argument("--softrelay-only", action="store_true",
+                        help="no pymodbus, no libmodbus, no lateness windows")
     args = parser.parse_args()
     results: dict = {"seconds": args.seconds, "rounds": args.rounds, "runs": {}}
     runs = results["runs"]
@@ -356,8 +371,10 @@ def main() -> int:
 
         servers = {}
         try:
-            for name, argv in (("pymodbus", [PYTHON, "-c", PYMODBUS_SERVER]),
-                               ("libmodbus", [str(libmodbus_server)])):
+            others = () if args.softrelay_only else (
+                ("pymodbus", [PYTHON, "-c", PYMODBUS_SERVER]),
+                ("libmodbus", [str(libmodbus_server)]))
+            for name, argv in others:
                 port = free_port()
                 servers[name] = (Process([*argv, str(port)]), port)
                 wait_port(port)
@@ -369,9 +386,14 @@ def main() -> int:
             # the comparison: one relay scanning, its own server and the other two beside
             # it, loaded in turn, round after round (this VM drifts 2x in a minute)
             relay, relay_port = relay_process(workdir, "compare")
+            baseline = None
             try:
+                ports = {"softrelay": relay_port}
+                if args.baseline is not None:
+                    baseline, ports["baseline"] = relay_process(workdir, "baseline",
+                                                                args.baseline)
+                ports |= {n: p for n, (_, p) in servers.items()}
                 time.sleep(1.0)
-                ports = {"softrelay": relay_port, **{n: p for n, (_, p) in servers.items()}}
                 samples: dict[str, list[dict]] = {}
                 for _ in range(args.rounds):
                     for connections, rate in PHASES:
@@ -389,7 +411,7 @@ def main() -> int:
                            "libmodbus x8": (ports["libmodbus"], 0.0),
                            "own server paced": (relay_port, RATE)}
                 found: dict[str, list[dict]] = {}
-                for _ in range(args.rounds):
+                for _ in range(0 if args.softrelay_only else args.rounds):
                     for window, target in windows.items():
                         clear_statistics(relay_port)
                         if target is None:
@@ -403,9 +425,22 @@ def main() -> int:
                                        for window, f in found.items()}
             finally:
                 relay.stop()
+                if baseline is not None:
+                    baseline.stop()
         finally:
             for server, _ in servers.values():
                 server.stop()
+    if args.baseline is not None:
+        for connections, rate in PHASES:
+            label = label_of(connections, rate)
+            ours, base = runs[f"softrelay {label}"], runs[f"baseline {label}"]
+            print(f"{label:13s} vs baseline: rate {ours['rate'] / base['rate']:5.3f}x, p99 "
+                  f"{ours['p99_us']:.1f} us vs {base['p99_us']:.1f} us "
+                  f"({ours['p99_us'] / base['p99_us']:5.3f}x)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    if args.softrelay_only:
+        return 0
     lateness = results["lateness"]
     idle = lateness["idle"]["lateness_p99_us"]
     print("relay scan lateness p99 (max) us, overruns, median of the rounds: " + "; ".join(
@@ -421,8 +456,6 @@ def main() -> int:
                   f"beside the relay ({ours['rate'] / alone['rate']:5.2f}x alone); p99 "
                   f"{ours['p99_us']:.0f} us vs {beside['p99_us']:.0f} us beside the relay "
                   f"({alone['p99_us']:.0f} us alone)")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

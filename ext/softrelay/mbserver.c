@@ -530,91 +530,95 @@ static void sr_answers_from_python(sr_server *s, double now) {
     pthread_mutex_unlock(&s->lock);
 }
 
+/* One turn of the loop: wait up to timeout_ms for the sockets, then serve what is ready
+ * (tests/fuzz/fuzz_mbserver.c turns it by hand). */
+static void sr_serve_once(sr_server *s, int timeout_ms) {
+    struct pollfd fds[SR_MAX_CONN + 2];
+    int slot_of[SR_MAX_CONN + 2];
+    double now = sr_now();
+    int n = 0;
+    fds[n].fd = s->wake[0]; fds[n].events = POLLIN; slot_of[n++] = -2;
+    if (now >= s->accept_paused_until) {
+        fds[n].fd = s->listen_fd; fds[n].events = POLLIN; slot_of[n++] = -1;
+    }
+    for (int i = 0; i < s->n_open; i++) {
+        int k = s->open_slots[i];
+        sr_conn *c = &s->conn[k];
+        fds[n].fd = c->fd;  /* not read while waiting for Python or for room */
+        fds[n].events = (short)((!c->waiting && sr_has_room(c) ? POLLIN : 0) |
+                                (c->out_len ? POLLOUT : 0));
+        slot_of[n++] = k;
+    }
+    int ready = poll(fds, (nfds_t)n, timeout_ms);
+    now = sr_now();
+    if (ready < 0) {
+        if (errno != EINTR) {
+            s->net.faults |= SR_FAULT_POLL;
+            s->net_dirty = 1;
+            struct timespec pause = {0, 10000000};  /* never spin */
+            nanosleep(&pause, NULL);
+        }
+        return;
+    }
+    for (int i = 0; i < n && ready > 0; i++) {
+        short ev = fds[i].revents;
+        if (!ev) continue;
+        ready--;
+        if (slot_of[i] == -1) {
+            sr_accept(s, now);
+            continue;
+        }
+        if (slot_of[i] == -2) {
+            uint8_t drain[64];
+            while (read(s->wake[0], drain, sizeof drain) > 0) {}
+            continue;
+        }
+        int k = slot_of[i];
+        sr_conn *c = &s->conn[k];
+        if (c->fd < 0 || c->fd != fds[i].fd) continue;  /* closed (or evicted) meanwhile */
+        if (ev & (POLLERR | POLLNVAL)) { sr_close(s, k); continue; }
+        if (ev & POLLIN) {
+            ssize_t got = recv(c->fd, c->in + c->in_len, sizeof c->in - (size_t)c->in_len, 0);
+            if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+                             errno != EINTR)) {
+                sr_close(s, k);
+                continue;
+            }
+            if (got > 0) c->in_len += (int)got;
+        } else if (ev & POLLHUP) {
+            sr_close(s, k);
+            continue;
+        }
+        sr_service(s, k, now);
+    }
+    /* writes Python has answered go out; frames that waited behind them are parsed */
+    sr_answers_from_python(s, now);
+    /* backwards: closing a connection moves the last open slot into its place */
+    for (int i = s->n_open - 1; i >= 0; i--) {
+        int k = s->open_slots[i];
+        sr_conn *c = &s->conn[k];
+        if (c->stalled_since >= 0) sr_service(s, k, now);
+        if (c->fd < 0) continue;
+        if (c->stalled_since < 0 || (c->out_len && c->stalled_since > 0 &&
+                                     now - c->stalled_since > s->cfg.frame_timeout)) {
+            s->net.stalled++;  /* it does not take its answers */
+            sr_drop(s, k);
+        } else if (c->waiting) {
+            continue;
+        } else if (c->frame_started > 0 && now - c->frame_started > s->cfg.frame_timeout) {
+            sr_drop(s, k);
+        } else if (now - c->last_activity > s->cfg.idle_timeout && !c->out_len) {
+            sr_close(s, k);
+        }
+    }
+    sr_publish(s);
+}
+
 static void *sr_loop(void *arg) {
     sr_server *s = (sr_server *)arg;
     sr_leave_the_scan(s);
     s->net_dirty = 1;
-    struct pollfd fds[SR_MAX_CONN + 2];
-    int slot_of[SR_MAX_CONN + 2];
-    while (!atomic_load_explicit(&s->stop, memory_order_acquire)) {
-        double now = sr_now();
-        int n = 0;
-        fds[n].fd = s->wake[0]; fds[n].events = POLLIN; slot_of[n++] = -2;
-        if (now >= s->accept_paused_until) {
-            fds[n].fd = s->listen_fd; fds[n].events = POLLIN; slot_of[n++] = -1;
-        }
-        for (int i = 0; i < s->n_open; i++) {
-            int k = s->open_slots[i];
-            sr_conn *c = &s->conn[k];
-            fds[n].fd = c->fd;  /* not read while waiting for Python or for room */
-            fds[n].events = (short)((!c->waiting && sr_has_room(c) ? POLLIN : 0) |
-                                    (c->out_len ? POLLOUT : 0));
-            slot_of[n++] = k;
-        }
-        int ready = poll(fds, (nfds_t)n, 50);
-        now = sr_now();
-        if (ready < 0) {
-            if (errno != EINTR) {
-                s->net.faults |= SR_FAULT_POLL;
-                s->net_dirty = 1;
-                struct timespec pause = {0, 10000000};  /* never spin */
-                nanosleep(&pause, NULL);
-            }
-            continue;
-        }
-        for (int i = 0; i < n && ready > 0; i++) {
-            short ev = fds[i].revents;
-            if (!ev) continue;
-            ready--;
-            if (slot_of[i] == -1) {
-                sr_accept(s, now);
-                continue;
-            }
-            if (slot_of[i] == -2) {
-                uint8_t drain[64];
-                while (read(s->wake[0], drain, sizeof drain) > 0) {}
-                continue;
-            }
-            int k = slot_of[i];
-            sr_conn *c = &s->conn[k];
-            if (c->fd < 0 || c->fd != fds[i].fd) continue;  /* closed (or evicted) meanwhile */
-            if (ev & (POLLERR | POLLNVAL)) { sr_close(s, k); continue; }
-            if (ev & POLLIN) {
-                ssize_t got = recv(c->fd, c->in + c->in_len, sizeof c->in - (size_t)c->in_len, 0);
-                if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-                                 errno != EINTR)) {
-                    sr_close(s, k);
-                    continue;
-                }
-                if (got > 0) c->in_len += (int)got;
-            } else if (ev & POLLHUP) {
-                sr_close(s, k);
-                continue;
-            }
-            sr_service(s, k, now);
-        }
-        /* writes Python has answered go out; frames that waited behind them are parsed */
-        sr_answers_from_python(s, now);
-        /* backwards: closing a connection moves the last open slot into its place */
-        for (int i = s->n_open - 1; i >= 0; i--) {
-            int k = s->open_slots[i];
-            sr_conn *c = &s->conn[k];
-            if (c->stalled_since >= 0) sr_service(s, k, now);
-            if (c->fd < 0) continue;
-            if (c->stalled_since < 0 ||
-                (c->out_len && c->stalled_since > 0 && now - c->stalled_since > s->cfg.frame_timeout)) {
-                s->net.stalled++;  /* it does not take its answers */
-                sr_drop(s, k);
-            } else if (c->waiting) {
-                continue;
-            } else if (c->frame_started > 0 && now - c->frame_started > s->cfg.frame_timeout) {
-                sr_drop(s, k);
-            } else if (now - c->last_activity > s->cfg.idle_timeout && !c->out_len) {
-                sr_close(s, k);
-            }
-        }
-        sr_publish(s);
-    }
+    while (!atomic_load_explicit(&s->stop, memory_order_acquire)) sr_serve_once(s, 50);
     return NULL;
 }
 

@@ -7,6 +7,12 @@ Writes (05 06 15 16 23) come to the write worker, a Python thread that answers t
 readable specification (``modbus_pdu.SlaveLogic``) and ``writes.RelayWrites``: commands and
 settings queued for the next scan, the unlock, all-or-nothing. Writes are rare; reads, which a
 DCS sends many times a second, never touch the interpreter the scan runs in.
+
+The compiled thread cannot be crashed or starved by a peer (``ext/softrelay/mbserver.h``): at
+most ``MAX_PENDING`` writes wait for this worker (beyond: exception 06, server busy); a closed
+connection's writes are dropped with it; a connection is not read while its answers wait
+(dropped after ``frame_timeout`` if it never takes them); one address holds at most
+``max_per_peer`` connections and a newcomer that finds the server full closes the longest idle.
 """
 
 from __future__ import annotations
