@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BUILT := $(VENV)/.built
 
-.PHONY: all venv build run test lint bench clean system-deps
+.PHONY: all venv build run test lint bench clean system-deps asan-test fuzz
 
 all: build
 
@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # Rebuild the compiled core whenever its sources change.
-$(BUILT): $(STAMP) setup.py $(wildcard ext/softrelay/*.pyx ext/softrelay/*.pxd ext/softrelay/*.h)
+$(BUILT): $(STAMP) setup.py $(wildcard ext/softrelay/*.pyx ext/softrelay/*.pxd ext/softrelay/*.h) \
+		ext/softrelay/mbserver.c
 	$(PY) setup.py -q build_ext --inplace --build-lib runtime
 	touch $@
 
@@ -46,6 +47,55 @@ system-deps:
 test: build system-deps
 	$(PY) -m ruff check runtime tests benchmarks setup.py
 	$(PY) -m pytest
+	$(MAKE) asan-test
+
+# The Modbus server built with AddressSanitizer and UndefinedBehaviorSanitizer (gcc's), beside
+# a copy of the package, and run under the server's robustness tests and the 100 000-frame
+# fuzz (about 40 s). A missing sanitizer runtime fails here, loudly: it is never skipped.
+ASAN_DIR := build/asan
+asan-test: build
+	@libasan=$$(gcc -print-file-name=libasan.so); \
+	if [ ! -f "$$libasan" ]; then echo "asan-test: gcc's AddressSanitizer runtime" \
+		"(libasan.so) is missing: apt-get install gcc" >&2; exit 1; fi; \
+	set -e; rm -rf $(ASAN_DIR); mkdir -p $(ASAN_DIR); cp -rL runtime/softrelay $(ASAN_DIR)/; \
+	SOFTRELAY_SANITIZE=1 $(PY) setup.py -q build_ext --build-lib $(ASAN_DIR) \
+		--build-temp $(ASAN_DIR)/tmp; \
+	export LD_PRELOAD=$$libasan PYTHONPATH=$(ASAN_DIR) \
+		ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1; \
+	$(PY) -c "import softrelay._mbserver as m, sys; \
+		assert m.__file__.startswith('$(abspath $(ASAN_DIR))'), m.__file__; \
+		assert 'libasan' in open('/proc/self/maps').read(), 'ASan not loaded'; \
+		print('asan-test:', m.__file__)"; \
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_modbus_server_robustness.py \
+		"tests/test_modbus_slave.py::test_fuzz_100000_frames_the_server_answers_by_the_specification"
+
+# libFuzzer (clang) on the frame parser and the server loop, ASan and UBSan on, for FUZZ_SECONDS
+# (10 minutes unless told; tests/fuzz/fuzz_mbserver.c says what it does). Needs clang, which
+# `make test` does not: on demand only.
+FUZZ_SECONDS ?= 600
+FUZZ_DIR := build/fuzz
+fuzz:
+	@command -v clang >/dev/null || if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && apt-get install -y -q clang; \
+		else echo "fuzz: clang (libFuzzer) is missing: sudo apt-get install clang" >&2; exit 1; fi
+	mkdir -p $(FUZZ_DIR)/corpus
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-Iext/softrelay tests/fuzz/fuzz_mbserver.c -o $(FUZZ_DIR)/fuzz_mbserver -lpthread
+	cp tests/fuzz/seeds/* $(FUZZ_DIR)/corpus/
+	@echo "fuzzing $(FUZZ_SECONDS) s (progress in $(FUZZ_DIR)/fuzz.log)"; \
+	$(FUZZ_DIR)/fuzz_mbserver -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+		-max_len=2048 $(FUZZ_DIR)/corpus > $(FUZZ_DIR)/fuzz.log 2>&1; status=$$?; \
+	grep -v "^#" $(FUZZ_DIR)/fuzz.log | tail -40; grep "DONE" $(FUZZ_DIR)/fuzz.log; \
+	exit $$status
+	@# the coverage the corpus reached, per line and branch of the server (llvm-cov)
+	clang -O1 -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping -Iext/softrelay \
+		tests/fuzz/fuzz_mbserver.c -o $(FUZZ_DIR)/fuzz_coverage -lpthread
+	LLVM_PROFILE_FILE=$(FUZZ_DIR)/fuzz.profraw $(FUZZ_DIR)/fuzz_coverage -runs=0 \
+		$(FUZZ_DIR)/corpus >/dev/null 2>&1
+	llvm-profdata merge -o $(FUZZ_DIR)/fuzz.profdata $(FUZZ_DIR)/fuzz.profraw
+	llvm-cov report $(FUZZ_DIR)/fuzz_coverage -instr-profile=$(FUZZ_DIR)/fuzz.profdata \
+		ext/softrelay/mbserver.c
 
 bench: build
 	mkdir -p benchmarks/results
@@ -57,4 +107,5 @@ lint: venv
 	$(PY) -m ruff check runtime tests benchmarks setup.py
 
 clean:
-	rm -rf build $(VENV) runtime/softrelay/*.so ext/softrelay/*.c ext/softrelay/*.html
+	rm -rf build $(VENV) runtime/softrelay/*.so ext/softrelay/*.html \
+		$(patsubst %.pyx,%.c,$(wildcard ext/softrelay/*.pyx))  # the generated C, not mbserver.c

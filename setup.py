@@ -2,7 +2,8 @@
 core), ext/softrelay/_timing.pyx -> softrelay._timing (scan deadlines and statistics),
 ext/softrelay/_shm.pyx -> softrelay._shm (the seqlock over shared-memory images),
 ext/softrelay/_regimage.pyx -> softrelay._regimage (the Modbus register image of each scan),
-ext/softrelay/_mbserver.pyx -> softrelay._mbserver (the Modbus/TCP slave's network thread).
+ext/softrelay/_mbserver.pyx and mbserver.c -> softrelay._mbserver (the Modbus/TCP slave's
+network thread).
 
 Flags are portable: no -march=native (the same wheel must run on any x86-64 or ARM board),
 no -ffast-math (NaN must stay NaN in protection logic), and -ffp-contract=off so that no
@@ -26,6 +27,13 @@ compile_args = (
 )
 if os.environ.get("SOFTRELAY_NATIVE") == "1":
     compile_args.append("-march=native")
+# SOFTRELAY_SANITIZE=1 (make test's ASan run): only the Modbus server, built with AddressSanitizer
+# and UndefinedBehaviorSanitizer, any UB an error; loaded with libasan preloaded.
+SANITIZE = os.environ.get("SOFTRELAY_SANITIZE") == "1"
+SANITIZERS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+              "-fno-omit-frame-pointer", "-g"]
+MBSERVER_HEADERS = ["ext/softrelay/mbserver.h", "ext/softrelay/modbus_protocol.h",
+                    "ext/softrelay/seqlock.h"]
 
 extensions = [
     Extension(
@@ -37,9 +45,11 @@ extensions = [
     ),
     Extension(
         "softrelay._mbserver",
-        sources=["ext/softrelay/_mbserver.pyx"],
+        sources=["ext/softrelay/_mbserver.pyx", "ext/softrelay/mbserver.c"],
         include_dirs=["ext/softrelay"],
-        extra_compile_args=compile_args,
+        depends=MBSERVER_HEADERS,
+        extra_compile_args=compile_args + (SANITIZERS if SANITIZE else []),
+        extra_link_args=SANITIZERS if SANITIZE else [],
     ),
     Extension(
         "softrelay._regimage",
@@ -54,9 +64,14 @@ extensions = [
     Extension(
         "softrelay._shm",
         sources=["ext/softrelay/_shm.pyx"],
+        include_dirs=["ext/softrelay"],
+        depends=["ext/softrelay/seqlock.h"],
         extra_compile_args=compile_args,
     ),
 ]
+
+if SANITIZE:
+    extensions = [e for e in extensions if e.name == "softrelay._mbserver"]
 
 setup(
     ext_modules=cythonize(

@@ -26,6 +26,12 @@ latency no worse than libmodbus's, and scan lateness p99 under the load at most 
 
 Run: ``.venv/bin/python benchmarks/modbus_slave.py [--seconds 3] [--rounds 3] [--json FILE]``
 (root, or a machine with libmodbus-dev and a C compiler). It stops by itself (about 3 min).
+
+``--baseline RUNTIME`` runs a second relay from another build's runtime directory (e.g. main's,
+``/work/main/runtime``) beside the first and loads it in the same rounds, in turn with the others
+("baseline" in the figures): a change to the server measured before and after in one run.
+``--softrelay-only`` leaves out pymodbus, libmodbus and the lateness windows (the two relays'
+figures only, about 1 min for 3 rounds).
 """
 
 from __future__ import annotations
@@ -191,6 +197,28 @@ async def main():
 asyncio.run(main())
 """
 
+#: the compiled server alone (no relay, no scan) over a published image of 1 000 holding
+#: registers, from whichever build PYTHONPATH names: ``--bare`` compares two builds' servers
+BARE_SERVER = """
+import signal, socket, sys
+import numpy as np
+from softrelay._mbserver import ModbusServer
+words = 1000
+region = np.zeros(64 + 2 * words, np.uint8)
+region[64:] = np.arange(words, dtype="<u2").view(np.uint8)
+region[:8] = np.array([2], "<u8").view(np.uint8)
+sizes = [0, 0, 0, words]
+image = ([0, 0, 0, 0], sizes, [np.zeros(0, np.uint8)] * 3 + [np.ones(words, np.uint8)])
+sock = socket.socket()
+sock.bind(("127.0.0.1", int(sys.argv[1])))
+sock.listen(128)
+server = ModbusServer(region, [image], [0] * 256, b"", sock, 32)
+server.start()
+print("ready", flush=True)
+signal.sigwait([signal.SIGINT, signal.SIGTERM])
+server.stop()
+"""
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -306,19 +334,61 @@ class Process:
                 self.proc.wait()
 
 
-def relay_process(workdir: Path, tag: str) -> tuple[Process, int]:
+def relay_process(workdir: Path, tag: str, runtime: Path | None = None
+                  ) -> tuple[Process, int]:
+    """A relay (``softrelay run``) in its own process; ``runtime``: the package directory it
+    imports softrelay from (another build's), else this one's."""
     port = free_port()
     state = workdir / tag
     state.mkdir()
     path = state / "relay.json"
     path.write_text(json.dumps(relay_config(port, state)))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if runtime is not None:
+        env["PYTHONPATH"] = str(runtime)
     proc = Process([PYTHON, "-m", "softrelay", "run", str(path)], env=env, cwd=state)
     wait_port(port)
     return proc, port
 
 
 PHASES = ((1, 0.0), (8, 0.0), (8, RATE))
+
+
+def bare_comparison(args, client: Path, run, results: dict) -> int:
+    """This build's compiled server and the baseline's, alone, loaded in turn, phase by
+    phase, round after round; medians; the ratios printed."""
+    if args.baseline is None:
+        raise SystemExit("--bare compares with --baseline RUNTIME")
+    servers = {}
+    try:
+        for name, runtime in (("softrelay", None), ("baseline", args.baseline)):
+            port = free_port()
+            env = dict(os.environ)
+            if runtime is not None:
+                env["PYTHONPATH"] = str(runtime)
+            servers[name] = (Process([PYTHON, "-c", BARE_SERVER, str(port)], env=env), port)
+            wait_port(port)
+        samples: dict[str, list[dict]] = {}
+        for round_ in range(args.rounds):
+            for connections, rate in PHASES:
+                order = list(servers.items())
+                for name, (_, port) in order[::-1] if round_ % 2 else order:  # no order bias
+                    key = f"{name} {label_of(connections, rate)}"
+                    samples.setdefault(key, []).append(run(name, port, connections, rate))
+    finally:
+        for server, _ in servers.values():
+            server.stop()
+    runs = results["runs"] = {key: medians(found, {"rates": "rate", "p99s_us": "p99_us"})
+                              for key, found in samples.items()}
+    for connections, rate in PHASES:
+        label = label_of(connections, rate)
+        ours, base = runs[f"softrelay {label}"], runs[f"baseline {label}"]
+        print(f"bare {label:13s} vs baseline: rate {ours['rate'] / base['rate']:5.3f}x, p99 "
+              f"{ours['p99_us']:.1f} us vs {base['p99_us']:.1f} us "
+              f"({ours['p99_us'] / base['p99_us']:5.3f}x)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
 
 
 def label_of(connections: int, rate: float) -> str:
@@ -340,6 +410,12 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=10.0,
                         help="s of each scan-lateness window")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--baseline", type=Path, help="another build's runtime directory: its "
+                        "relay is measured beside this one, in the same rounds")
+    parser.add_argument("--softrelay-only", action="store_true",
+                        help="no pymodbus, no libmodbus, no lateness windows")
+    parser.add_argument("--bare", action="store_true", help="with --baseline: the two builds' "
+                        "compiled servers alone (no relay), loaded in turn for --rounds rounds")
     args = parser.parse_args()
     results: dict = {"seconds": args.seconds, "rounds": args.rounds, "runs": {}}
     runs = results["runs"]
@@ -354,10 +430,14 @@ def main() -> int:
                   f"max {figures['max_us']:8.1f} us  errors {figures['errors']}", flush=True)
             return figures
 
+        if args.bare:
+            return bare_comparison(args, client, run, results)
         servers = {}
         try:
-            for name, argv in (("pymodbus", [PYTHON, "-c", PYMODBUS_SERVER]),
-                               ("libmodbus", [str(libmodbus_server)])):
+            others = () if args.softrelay_only else (
+                ("pymodbus", [PYTHON, "-c", PYMODBUS_SERVER]),
+                ("libmodbus", [str(libmodbus_server)]))
+            for name, argv in others:
                 port = free_port()
                 servers[name] = (Process([*argv, str(port)]), port)
                 wait_port(port)
@@ -369,13 +449,19 @@ def main() -> int:
             # the comparison: one relay scanning, its own server and the other two beside
             # it, loaded in turn, round after round (this VM drifts 2x in a minute)
             relay, relay_port = relay_process(workdir, "compare")
+            baseline = None
             try:
+                ports = {"softrelay": relay_port}
+                if args.baseline is not None:
+                    baseline, ports["baseline"] = relay_process(workdir, "baseline",
+                                                                args.baseline)
+                ports |= {n: p for n, (_, p) in servers.items()}
                 time.sleep(1.0)
-                ports = {"softrelay": relay_port, **{n: p for n, (_, p) in servers.items()}}
                 samples: dict[str, list[dict]] = {}
-                for _ in range(args.rounds):
+                for round_ in range(args.rounds):
                     for connections, rate in PHASES:
-                        for name, port in ports.items():
+                        order = list(ports.items())  # every other round reversed: no order bias
+                        for name, port in order[::-1] if round_ % 2 else order:
                             key = f"{name} {label_of(connections, rate)}"
                             samples.setdefault(key, []).append(
                                 run(name, port, connections, rate))
@@ -386,10 +472,10 @@ def main() -> int:
                 # libmodbus beside it (what the load costs a scan on two cores, whoever
                 # answers); the paced load on its own server. In turn, round after round.
                 windows = {"idle": None, "own server x8": (relay_port, 0.0),
-                           "libmodbus x8": (ports["libmodbus"], 0.0),
+                           "libmodbus x8": (ports.get("libmodbus"), 0.0),
                            "own server paced": (relay_port, RATE)}
                 found: dict[str, list[dict]] = {}
-                for _ in range(args.rounds):
+                for _ in range(0 if args.softrelay_only else args.rounds):
                     for window, target in windows.items():
                         clear_statistics(relay_port)
                         if target is None:
@@ -403,9 +489,22 @@ def main() -> int:
                                        for window, f in found.items()}
             finally:
                 relay.stop()
+                if baseline is not None:
+                    baseline.stop()
         finally:
             for server, _ in servers.values():
                 server.stop()
+    if args.baseline is not None:
+        for connections, rate in PHASES:
+            label = label_of(connections, rate)
+            ours, base = runs[f"softrelay {label}"], runs[f"baseline {label}"]
+            print(f"{label:13s} vs baseline: rate {ours['rate'] / base['rate']:5.3f}x, p99 "
+                  f"{ours['p99_us']:.1f} us vs {base['p99_us']:.1f} us "
+                  f"({ours['p99_us'] / base['p99_us']:5.3f}x)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    if args.softrelay_only:
+        return 0
     lateness = results["lateness"]
     idle = lateness["idle"]["lateness_p99_us"]
     print("relay scan lateness p99 (max) us, overruns, median of the rounds: " + "; ".join(
@@ -421,8 +520,6 @@ def main() -> int:
                   f"beside the relay ({ours['rate'] / alone['rate']:5.2f}x alone); p99 "
                   f"{ours['p99_us']:.0f} us vs {beside['p99_us']:.0f} us beside the relay "
                   f"({alone['p99_us']:.0f} us alone)")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

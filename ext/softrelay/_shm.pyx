@@ -12,51 +12,28 @@ memory model as well as on x86.
 ``write`` publishes a whole staging buffer in one compiled call (begin, memcpy, end), so no
 Python thread switch can hold a write open; only the OS can preempt it. Neither side ever
 blocks the other: a reader retries while a write is under way, yielding the CPU after a short
-spin, and gives up after ``timeout_ms`` (a writer that died mid-write).
+spin, and gives up after ``timeout_ms`` (a writer that died mid-write). The C of both sides is
+``seqlock.h``, shared with the Modbus server's reads (one give-up rule).
 """
 
-from libc.stdint cimport uint64_t, uint8_t
+from libc.stdint cimport uint8_t
 from libc.string cimport memcpy
-from posix.time cimport clock_gettime, timespec
 
-cdef extern from "<sched.h>" nogil:
-    int sched_yield()
+cdef extern from "seqlock.h" nogil:
+    enum:
+        SR_SEQLOCK_HEADER
+    double SR_SEQLOCK_GIVE_UP_MS
+    int sr_seqlock_read(unsigned long long* seq, const uint8_t* data, size_t n, uint8_t* out,
+                        double give_up_ms, unsigned long long* sequence)
+    int sr_seqlock_begin(unsigned long long* seq, unsigned long long* odd)
+    int sr_seqlock_end(unsigned long long* seq, unsigned long long* even)
 
-cdef extern from "<time.h>" nogil:
-    int CLOCK_MONOTONIC
-
-cdef extern from *:
-    """
-    static inline unsigned long long sr_load_acquire(unsigned long long *p) {
-        return __atomic_load_n(p, __ATOMIC_ACQUIRE);
-    }
-    static inline unsigned long long sr_load_relaxed(unsigned long long *p) {
-        return __atomic_load_n(p, __ATOMIC_RELAXED);
-    }
-    static inline void sr_store_relaxed(unsigned long long *p, unsigned long long v) {
-        __atomic_store_n(p, v, __ATOMIC_RELAXED);
-    }
-    static inline void sr_store_release(unsigned long long *p, unsigned long long v) {
-        __atomic_store_n(p, v, __ATOMIC_RELEASE);
-    }
-    static inline void sr_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
-    static inline void sr_fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
-    """
-    unsigned long long sr_load_acquire(unsigned long long* p) nogil
-    unsigned long long sr_load_relaxed(unsigned long long* p) nogil
-    void sr_store_relaxed(unsigned long long* p, unsigned long long v) nogil
-    void sr_store_release(unsigned long long* p, unsigned long long v) nogil
-    void sr_fence_release() nogil
-    void sr_fence_acquire() nogil
-
-cdef enum:
-    HEADER_BYTES = 64  # before the data: the sequence number, padded to a cache line
-
-HEADER = HEADER_BYTES
+HEADER = SR_SEQLOCK_HEADER  #: before the data: the sequence number, padded to a cache line
+GIVE_UP_MS = SR_SEQLOCK_GIVE_UP_MS  #: a reader's default give-up (seqlock.h's rule)
 
 
 cdef inline unsigned long long* seq_of(uint8_t[::1] region):
-    if region.shape[0] < HEADER_BYTES:
+    if region.shape[0] < SR_SEQLOCK_HEADER:
         raise ValueError("region smaller than the seqlock header")
     if (<size_t> &region[0]) % 8:
         raise ValueError("region not 8-byte aligned")
@@ -65,80 +42,53 @@ cdef inline unsigned long long* seq_of(uint8_t[::1] region):
 
 def begin(uint8_t[::1] region):
     """Start a write: the sequence becomes odd. Returns it."""
-    cdef unsigned long long* seq = seq_of(region)
-    cdef unsigned long long s = sr_load_relaxed(seq)
-    if s & 1:
+    cdef unsigned long long odd
+    if sr_seqlock_begin(seq_of(region), &odd):
         raise RuntimeError("a write is already in progress (two writers?)")
-    sr_store_relaxed(seq, s + 1)
-    sr_fence_release()
-    return s + 1
+    return odd
 
 
 def end(uint8_t[::1] region):
     """Finish a write: the sequence becomes even, publishing the data."""
-    cdef unsigned long long* seq = seq_of(region)
-    cdef unsigned long long s = sr_load_relaxed(seq)
-    if not s & 1:
+    cdef unsigned long long even
+    if sr_seqlock_end(seq_of(region), &even):
         raise RuntimeError("no write in progress")
-    sr_store_release(seq, s + 1)
-    return s + 1
-
-
-cdef inline double seconds() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec + ts.tv_nsec * 1e-9
+    return even
 
 
 def write(uint8_t[::1] region, const uint8_t[::1] data):
     """Publish ``data`` (the whole data part) as one new version: begin, copy, end."""
     cdef unsigned long long* seq = seq_of(region)
-    cdef Py_ssize_t n = region.shape[0] - HEADER_BYTES
+    cdef Py_ssize_t n = region.shape[0] - SR_SEQLOCK_HEADER
     cdef unsigned long long s
+    cdef int busy
     if data.shape[0] != n:
         raise ValueError(f"data has {data.shape[0]} bytes, the region {n}")
     with nogil:
-        s = sr_load_relaxed(seq)
-        if not s & 1:
-            sr_store_relaxed(seq, s + 1)
-            sr_fence_release()
-            memcpy(&region[HEADER_BYTES], &data[0], n)
-            sr_store_release(seq, s + 2)
-    if s & 1:
+        busy = sr_seqlock_begin(seq, &s)
+        if not busy:
+            memcpy(&region[SR_SEQLOCK_HEADER], &data[0], n)
+            sr_seqlock_end(seq, &s)
+    if busy:
         raise RuntimeError("a write is already in progress (two writers?)")
-    return s + 2
+    return s
 
 
-def read_into(uint8_t[::1] region, uint8_t[::1] out, double timeout_ms=100.0):
+def read_into(uint8_t[::1] region, uint8_t[::1] out, double timeout_ms=GIVE_UP_MS):
     """Copy the data (the region after the header) into ``out`` as one consistent version.
 
     Returns the version's sequence number; raises TimeoutError if no stable version was seen
-    for ``timeout_ms`` (a writer that died mid-write).
+    for ``timeout_ms`` (a writer that died mid-write). The rule is seqlock.h's, the one the
+    Modbus server's reads follow.
     """
     cdef unsigned long long* seq = seq_of(region)
-    cdef Py_ssize_t n = region.shape[0] - HEADER_BYTES
-    cdef unsigned long long s1 = 1, s2
-    cdef int spins = 0
-    cdef double give_up
-    cdef bint ok = False
+    cdef Py_ssize_t n = region.shape[0] - SR_SEQLOCK_HEADER
+    cdef unsigned long long s1 = 0
+    cdef int failed
     if out.shape[0] != n:
         raise ValueError(f"out has {out.shape[0]} bytes, the data {n}")
     with nogil:
-        give_up = seconds() + timeout_ms * 1e-3
-        while True:
-            s1 = sr_load_acquire(seq)
-            if not s1 & 1:
-                memcpy(&out[0], &region[HEADER_BYTES], n)
-                sr_fence_acquire()
-                s2 = sr_load_relaxed(seq)
-                if s1 == s2:
-                    ok = True
-                    break
-            spins += 1
-            if spins > 64:
-                if seconds() > give_up:
-                    break
-                sched_yield()
-    if not ok:
+        failed = sr_seqlock_read(seq, &region[SR_SEQLOCK_HEADER], n, &out[0], timeout_ms, &s1)
+    if failed:
         raise TimeoutError("no stable version: a writer is stuck mid-write")
     return s1

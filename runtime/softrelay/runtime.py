@@ -348,7 +348,7 @@ class Relay:
                 "local": int(authority.is_local())}
 
     def _modbus_counters(self) -> dict[str, int]:
-        return self.slave.server.counters | {"open": self.slave.server.connections}
+        return self.slave.counters()
 
     # ---------------------------------------------------------------- stages
 

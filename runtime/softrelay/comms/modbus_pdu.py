@@ -38,11 +38,25 @@ import numpy as np
 
 from softrelay.comms.regmap import TABLES, Entry, RegisterMap, firmware_version
 
+# The names the compiled server's protocol header (ext/softrelay/modbus_protocol.h) carries
+# too; a test holds the two to each other.
+READ_COILS, READ_DISCRETE_INPUTS, READ_HOLDING_REGISTERS, READ_INPUT_REGISTERS = 1, 2, 3, 4
+WRITE_SINGLE_COIL, WRITE_SINGLE_REGISTER = 5, 6
+WRITE_MULTIPLE_COILS, WRITE_MULTIPLE_REGISTERS, READ_WRITE_REGISTERS = 15, 16, 23
+ENCAPSULATED_INTERFACE = 43
+FUNCTIONS = (READ_COILS, READ_DISCRETE_INPUTS, READ_HOLDING_REGISTERS, READ_INPUT_REGISTERS,
+             WRITE_SINGLE_COIL, WRITE_SINGLE_REGISTER, WRITE_MULTIPLE_COILS,
+             WRITE_MULTIPLE_REGISTERS, READ_WRITE_REGISTERS, ENCAPSULATED_INTERFACE)
 ILLEGAL_FUNCTION, ILLEGAL_ADDRESS, ILLEGAL_VALUE, DEVICE_FAILURE = 1, 2, 3, 4
-SERVER_BUSY = 6  #: server device busy: no scan has published a snapshot yet
+SERVER_BUSY = 6  #: server device busy: no scan has published a snapshot yet (or, from the
+#: compiled server, too many writes wait for the relay)
+GATEWAY_TARGET_FAILED = 11  #: a unit id the slave does not serve (the network thread answers)
 READ_BITS, READ_WORDS, WRITE_COILS, WRITE_REGISTERS, RW_REGISTERS = 2000, 125, 1968, 123, 121
-BIT_TABLE = {1: "coil", 2: "discrete_input"}
-WORD_TABLE = {3: "holding_register", 4: "input_register"}
+MEI_READ_DEVICE_ID = 14  #: 43 / 14: read device identification
+DEVICE_ID_CONFORMITY = 0x82  #: regular identification, stream and individual access
+DEVICE_ID_BASIC_LAST, DEVICE_ID_REGULAR_LAST = 2, 6  #: the last object id of each category
+BIT_TABLE = {READ_COILS: "coil", READ_DISCRETE_INPUTS: "discrete_input"}
+WORD_TABLE = {READ_HOLDING_REGISTERS: "holding_register", READ_INPUT_REGISTERS: "input_register"}
 VENDOR, PRODUCT = "softrelay project", "softrelay"
 
 
@@ -132,19 +146,19 @@ class SlaveLogic:
             if not 1 <= count <= READ_WORDS:
                 raise ModbusError(ILLEGAL_VALUE)
             return self._read_words(WORD_TABLE[function], start, count, image)
-        if function == 5:
+        if function == WRITE_SINGLE_COIL:
             address, value = fields(data, ">HH")
             if value not in (0xFF00, 0x0000):
                 raise ModbusError(ILLEGAL_VALUE)
             covered = self._writable("coil", address, 1)
             self._apply(writes, [(covered[0], int(value == 0xFF00))])
             return data[:4]
-        if function == 6:
+        if function == WRITE_SINGLE_REGISTER:
             address, value = fields(data, ">HH")
             covered = self._writable("holding_register", address, 1)
             self._apply(writes, [(covered[0], value)])
             return data[:4]
-        if function == 15:
+        if function == WRITE_MULTIPLE_COILS:
             start, count, nbytes = fields(data, ">HHB")
             if not 1 <= count <= WRITE_COILS or nbytes != (count + 7) // 8 or (
                     len(data) != 5 + nbytes):
@@ -153,14 +167,14 @@ class SlaveLogic:
             bits = np.unpackbits(np.frombuffer(data[5:], np.uint8), bitorder="little")[:count]
             self._apply(writes, [(e, int(bits[e.address - start])) for e in covered])
             return data[:4]
-        if function == 16:
+        if function == WRITE_MULTIPLE_REGISTERS:
             start, count, nbytes = fields(data, ">HHB")
             if not 1 <= count <= WRITE_REGISTERS or nbytes != 2 * count or (
                     len(data) != 5 + nbytes):
                 raise ModbusError(ILLEGAL_VALUE)
             self._write_words(start, count, data[5:], writes)
             return data[:4]
-        if function == 23:
+        if function == READ_WRITE_REGISTERS:
             rstart, rcount, wstart, wcount, nbytes = fields(data, ">HHHHB")
             if not (1 <= rcount <= READ_WORDS and 1 <= wcount <= RW_REGISTERS
                     and nbytes == 2 * wcount and len(data) == 9 + nbytes):
@@ -169,7 +183,7 @@ class SlaveLogic:
             self._published(image)
             self._write_words(wstart, wcount, data[9:], writes)
             return self._read_words("holding_register", rstart, rcount, image)
-        if function == 43:
+        if function == ENCAPSULATED_INTERFACE:
             return self._identification(data)
         raise ModbusError(ILLEGAL_FUNCTION)
 
@@ -198,11 +212,12 @@ class SlaveLogic:
         if len(data) != 3:
             raise ModbusError(ILLEGAL_VALUE)
         mei, code, first = data
-        if mei != 0x0E:
+        if mei != MEI_READ_DEVICE_ID:
             raise ModbusError(ILLEGAL_FUNCTION)
         if not 1 <= code <= 4:
             raise ModbusError(ILLEGAL_VALUE)
-        last = 2 if code == 1 else 6  # no extended objects: code 3 streams the regular ones
+        # no extended objects: code 3 streams the regular ones
+        last = DEVICE_ID_BASIC_LAST if code == 1 else DEVICE_ID_REGULAR_LAST
         if code == 4:
             if first not in self.identity:
                 raise ModbusError(ILLEGAL_ADDRESS)
@@ -213,7 +228,7 @@ class SlaveLogic:
         body = b"".join(bytes([i, len(self.identity[i])]) + self.identity[i].encode()
                         for i in ids)
         # conformity 0x82: regular identification, stream and individual access
-        return bytes([0x0E, code, 0x82, 0x00, 0x00, len(ids)]) + body
+        return bytes([MEI_READ_DEVICE_ID, code, DEVICE_ID_CONFORMITY, 0x00, 0x00, len(ids)]) + body
 
 
 def fields(data: bytes, layout: str) -> tuple[int, ...]:

@@ -11,9 +11,15 @@ which a DCS sends many times a second, never touch the interpreter the scan runs
 Each connection is a session of its own (``authority.Session.tcp``: the server's slot and
 generation, and the peer "a.b.c.d:port"): a level earned by a code is that connection's, and
 the worker drops it as soon as the server says the connection is closed (``is_open``, checked
-at every idle turn, at most every 0.2 s). Refused connections (not in the allowlist, or the
-server full) are recorded aggregated from the server's counter: the compiled server counts
-them but keeps neither the reason nor the address.
+at every idle turn, at most every 0.2 s). Refused connections (not in the allowlist) are
+recorded aggregated from the server's counter: the compiled server counts them but keeps
+neither the reason nor the address.
+
+The compiled thread cannot be crashed or starved by a peer (``ext/softrelay/mbserver.h``): at
+most ``MAX_PENDING`` writes wait for this worker (beyond: exception 06, server busy); a closed
+connection's writes are dropped with it; a connection is not read while its answers wait
+(dropped after ``frame_timeout`` if it never takes them); one address holds at most
+``max_per_peer`` connections and a newcomer that finds the server full closes the longest idle.
 """
 
 from __future__ import annotations
@@ -31,7 +37,13 @@ from softrelay.comms.regmap import TABLES, RegisterMap
 from softrelay.comms.writes import RelayWrites
 from softrelay.config.schema import ModbusSlave
 from softrelay.image.shared import SharedImage
-from softrelay.image.snapshot import IMAGE_PREFIX, group_prefix, published, register_image
+from softrelay.image.snapshot import (
+    IMAGE_PREFIX,
+    MODBUS_COUNTERS,
+    group_prefix,
+    published,
+    register_image,
+)
 from softrelay.scan.realtime import leave_realtime
 
 log = logging.getLogger("softrelay.modbus")
@@ -55,7 +67,7 @@ def listener(host: str, port: int) -> socket.socket:
         sock.close()
         raise OSError(exc.errno, f"cannot bind the Modbus slave to {host}:{port}: "
                                  f"{exc.strerror}") from None
-    sock.listen(64)
+    sock.listen(socket.SOMAXCONN)  # 4096: back-to-back connects never wait for a SYN retry
     return sock
 
 
@@ -64,7 +76,7 @@ class SlaveService:
                  snapshot: SharedImage, writes: RelayWrites, avoid_cpu: int | None = None
                  ) -> None:
         """``maps``: the register images in the snapshot by prefix (``register_maps``)."""
-        from softrelay._mbserver import ModbusServer
+        from softrelay._mbserver import FAULTS, ModbusServer
 
         self.config = config
         self.snapshot = snapshot.reader()  # the write worker's own copy buffers
@@ -93,10 +105,14 @@ class SlaveService:
                                    identity_objects(self.logic[IMAGE_PREFIX]),
                                    listener(config.host, config.port),
                                    config.max_connections, config.idle_timeout,
-                                   config.frame_timeout, allow, avoid_cpu)
+                                   config.frame_timeout, allow, avoid_cpu,
+                                   None if config.max_per_peer is None else
+                                   min(config.max_per_peer, config.max_connections))
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._refused = 0  #: the server's refused-connection count already recorded
+        self._faults = FAULTS
+        self._faults_reported = 0
 
     @property
     def port(self) -> int:
@@ -135,6 +151,7 @@ class SlaveService:
             except Exception:  # never kill the worker
                 log.exception("Modbus session upkeep failed")
             if item is None:
+                self._report_faults()
                 continue
             slot, generation, frame, peer = item
             writes = self.writes.for_session(Session.tcp(slot, generation, peer))
@@ -147,6 +164,20 @@ class SlaveService:
                 log.exception("Modbus write failed")
                 answer = bytes([frame[7] | 0x80, 4])
             self.server.complete(slot, generation, frame[:7], answer)
+
+    def _report_faults(self) -> None:
+        """Log each fault of the network thread once (it still serves: they cost timing)."""
+        faults = self.server.counters["faults"] & ~self._faults_reported
+        for bit, reason in self._faults.items():
+            if faults & bit:
+                log.warning("Modbus slave: %s; it keeps serving", reason)
+        self._faults_reported |= faults
+
+    def counters(self) -> dict[str, int]:
+        """The snapshot's Modbus counters (``MODBUS_COUNTERS``), from one consistent copy of
+        the network thread's."""
+        counters = self.server.counters
+        return {name: counters[name] for name in MODBUS_COUNTERS}
 
     def stop(self) -> None:
         self._stop.set()

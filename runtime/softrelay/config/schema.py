@@ -618,6 +618,10 @@ class ModbusSlave(BaseModel):
                                  "half-received before the connection is dropped")
     allow: tuple[str, ...] = Field((), description="IPv4 networks allowed to connect "
                                    "('10.1.0.0/16'); empty: any")
+    max_per_peer: int | None = Field(None, ge=1, le=256, description="connections one IPv4 "
+                                     "address may hold (a newcomer beyond closes that "
+                                     "address's longest idle); none: half of max_connections "
+                                     "(at least 1); above max_connections: max_connections")
 
     @model_validator(mode="after")
     def _networks(self) -> ModbusSlave:
