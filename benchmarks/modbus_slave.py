@@ -54,6 +54,13 @@ HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 RATE = 1000.0  #: requests a second per connection in the open-loop run (8 000/s in all)
 
+
+def machine() -> dict:
+    """The machine the figures were measured on (``softrelay.machine``), for the JSON."""
+    from softrelay.machine import describe
+
+    return describe()
+
 CLIENT_C = r"""
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -387,6 +394,7 @@ def bare_comparison(args, client: Path, run, results: dict) -> int:
               f"{ours['p99_us']:.1f} us vs {base['p99_us']:.1f} us "
               f"({ours['p99_us'] / base['p99_us']:5.3f}x)")
     if args.json:
+        results["machine"] = machine()
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
@@ -502,6 +510,7 @@ def main() -> int:
                   f"{ours['p99_us']:.1f} us vs {base['p99_us']:.1f} us "
                   f"({ours['p99_us'] / base['p99_us']:5.3f}x)")
     if args.json:
+        results["machine"] = machine()
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     if args.softrelay_only:
         return 0

@@ -139,9 +139,11 @@ def main() -> None:
     print(f"target: concurrent sweep < 100 ms: {'met' if verdict else 'NOT met'} "
           f"(p90 {results['concurrent']['p90_ms']:.1f} ms)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    from softrelay.machine import describe
+
     Path(args.out).write_text(json.dumps({"devices": args.devices, "sweeps": args.sweeps,
-                                          "cpus": os.cpu_count(), "results": results},
-                                         indent=2))
+                                          "cpus": os.cpu_count(), "machine": describe(),
+                                          "results": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -220,6 +220,9 @@ def main() -> int:
     for check, ok in verdicts:
         print(f"- {'met' if ok else 'MISSED'}: {check}")
     if args.json:
+        from softrelay.machine import describe
+
+        results["machine"] = describe()
         args.json.write_text(json.dumps(results, indent=2))
     shutil.rmtree(workdir, ignore_errors=True)
     return 0 if all(ok for _, ok in verdicts) else 1

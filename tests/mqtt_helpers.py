@@ -74,8 +74,12 @@ class Broker:
     """mosquitto on 127.0.0.1:``port``; ``pki``: TLS with client certificates required."""
 
     def __init__(self, directory: Path, port: int | None = None,
-                 pki: dict[str, Path] | None = None, extra: tuple[str, ...] = ()) -> None:
+                 pki: dict[str, Path] | None = None, extra: tuple[str, ...] = (),
+                 persistent: bool = False) -> None:
+        """``persistent``: the broker keeps its clients' sessions (and the messages queued
+        for them) across a stop and a start, in ``directory``, as a plant's broker does."""
         self.directory = directory
+        self.persistent = persistent
         self.extra = extra  #: more lines of mosquitto.conf (e.g. "tls_version tlsv1.2")
         self.port = port or free_port()
         self.pki = pki
@@ -83,7 +87,9 @@ class Broker:
 
     def start(self) -> Broker:
         lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true",
-                 "persistence false",
+                 *(("persistence true", f"persistence_location {self.directory}/",
+                    f"persistence_file mosquitto-{self.port}.db") if self.persistent
+                   else ("persistence false",)),
                  f"user {getpass.getuser()}"]  # as root it would drop to 'mosquitto', who
         # cannot read the test's private directory
         if self.pki is not None:
@@ -117,11 +123,15 @@ class Broker:
 class Subscriber:
     """Collects every message under ``topic/#`` (JSON payloads decoded)."""
 
-    def __init__(self, broker: Broker, topic: str) -> None:
+    def __init__(self, broker: Broker, topic: str, session: str | None = None) -> None:
+        """``session``: a client id whose session the broker keeps (clean_session off): a
+        subscriber that comes back under it receives what was published while it was away."""
         self.messages: list[tuple[str, dict, bool]] = []  # (topic, payload, retained)
         self._lock = threading.Lock()
         self.ready = threading.Event()
-        client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"test-{time.time()}")
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2,
+                             client_id=session or f"test-{time.time()}",
+                             clean_session=session is None)
         if broker.pki is not None:
             client.tls_set(ca_certs=str(broker.pki["ca"]), certfile=str(broker.pki["client"]),
                            keyfile=str(broker.pki["client_key"]))

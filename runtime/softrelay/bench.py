@@ -308,8 +308,10 @@ def bench(config: RelayConfig, seconds: float = 5.0, progress=lambda text: None,
     applied = realtime.apply(rt.priority, rt.lock_memory, rt.cpu, rt.timer_slack_ns)
     period = config.scan.period
     period_ns = round(period * 1e9)
+    from softrelay.machine import describe
+
     report: dict = {"name": config.name, "period": period, "points": len(config.points),
-                    "signals": len(config.signals),
+                    "signals": len(config.signals), "machine": describe(),
                     "realtime": {a.option: a.ok for a in applied}}
     window = max(seconds, scans * period)
     progress(f"wake floor: the bare ticker every {period * 1e3:g} ms for {window:g} s "
