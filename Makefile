@@ -31,10 +31,12 @@ run: build
 # Programs the tests use (program:Debian package): socat makes the pty pairs of the Modbus RTU
 # tests; mbpoll (libmodbus) is the independent client the Modbus slave is tested with;
 # systemd-analyze verifies the service's unit file; mosquitto is the broker of the MQTT tests,
-# snmptrapd (net-snmp) the receiver that decrypts their SNMPv3 traps. (Daemons live in /usr/sbin,
-# not on every user's PATH.)
+# snmptrapd (net-snmp) the receiver that decrypts their SNMPv3 traps; the real-systemd test
+# (tests/test_systemd_real.py) boots /usr/lib/systemd/systemd in namespaces made with
+# unshare/nsenter (util-linux) and reads the port it binds with ss (iproute2). (Daemons live
+# in /usr/sbin, not on every user's PATH.)
 SYSTEM_TOOLS := socat:socat mbpoll:mbpoll systemd-analyze:systemd mosquitto:mosquitto \
-	snmptrapd:snmptrapd
+	snmptrapd:snmptrapd unshare:util-linux nsenter:util-linux ss:iproute2
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do prog=$${pair%%:*}; \
 		command -v $$prog >/dev/null || test -x /usr/sbin/$$prog || \
