@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BUILT := $(VENV)/.built
 
-.PHONY: all venv build run test lint bench clean system-deps
+.PHONY: all venv build run test lint bench clean system-deps arm-deps test-arm test-arm64 test-armhf
 
 all: build
 
@@ -48,6 +48,29 @@ system-deps:
 test: build system-deps
 	$(PY) -m ruff check runtime tests benchmarks setup.py
 	$(PY) -m pytest
+
+# ARM under emulation (tools/arm/): Debian bookworm arm64 and armhf root filesystems made by
+# debootstrap, run through qemu-user-static and binfmt_misc, cached in /var/cache/softrelay-arm
+# (SOFTRELAY_ARM_CACHE) so that only the first run bootstraps; softrelay is built there with
+# the ARM compiler and the ARM proofs run (tools/arm/run.sh lists them; ARM_TESTS="..." for
+# others). Needs root. Times on a shared 2-core x86 machine: benchmarks/README.md.
+ARM_TOOLS := debootstrap:debootstrap qemu-aarch64-static:qemu-user-static \
+	qemu-arm-static:qemu-user-static update-binfmts:binfmt-support
+arm-deps:
+	@missing=""; for pair in $(ARM_TOOLS); do prog=$${pair%%:*}; \
+		command -v $$prog >/dev/null || test -x /usr/sbin/$$prog || \
+		missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $$missing; \
+		else echo "missing:$$missing: sudo apt-get install$$missing" >&2; exit 1; fi; fi
+
+test-arm64: arm-deps
+	tools/arm/run.sh arm64
+
+test-armhf: arm-deps
+	tools/arm/run.sh armhf
+
+test-arm: test-arm64 test-armhf
 
 bench: build
 	mkdir -p benchmarks/results
