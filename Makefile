@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BUILT := $(VENV)/.built
 
-.PHONY: all venv build run test lint bench clean system-deps asan-test fuzz
+.PHONY: all venv build run test lint bench clean system-deps asan-test fuzz arm-deps test-arm \
+	test-arm64 test-armhf
 
 all: build
 
@@ -32,10 +33,12 @@ run: build
 # Programs the tests use (program:Debian package): socat makes the pty pairs of the Modbus RTU
 # tests; mbpoll (libmodbus) is the independent client the Modbus slave is tested with;
 # systemd-analyze verifies the service's unit file; mosquitto is the broker of the MQTT tests,
-# snmptrapd (net-snmp) the receiver that decrypts their SNMPv3 traps. (Daemons live in /usr/sbin,
-# not on every user's PATH.)
+# snmptrapd (net-snmp) the receiver that decrypts their SNMPv3 traps; the real-systemd test
+# (tests/test_systemd_real.py) boots /usr/lib/systemd/systemd in namespaces made with
+# unshare/nsenter (util-linux) and reads the port it binds with ss (iproute2). (Daemons live
+# in /usr/sbin, not on every user's PATH.)
 SYSTEM_TOOLS := socat:socat mbpoll:mbpoll systemd-analyze:systemd mosquitto:mosquitto \
-	snmptrapd:snmptrapd
+	snmptrapd:snmptrapd unshare:util-linux nsenter:util-linux ss:iproute2
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do prog=$${pair%%:*}; \
 		command -v $$prog >/dev/null || test -x /usr/sbin/$$prog || \
@@ -96,6 +99,29 @@ fuzz:
 	llvm-profdata merge -o $(FUZZ_DIR)/fuzz.profdata $(FUZZ_DIR)/fuzz.profraw
 	llvm-cov report $(FUZZ_DIR)/fuzz_coverage -instr-profile=$(FUZZ_DIR)/fuzz.profdata \
 		ext/softrelay/mbserver.c
+
+# ARM under emulation (tools/arm/): Debian bookworm arm64 and armhf root filesystems made by
+# debootstrap, run through qemu-user-static and binfmt_misc, cached in /var/cache/softrelay-arm
+# (SOFTRELAY_ARM_CACHE) so that only the first run bootstraps; softrelay is built there with
+# the ARM compiler and the ARM proofs run (tools/arm/run.sh lists them; ARM_TESTS="..." for
+# others). Needs root. Times on a shared 2-core x86 machine: benchmarks/README.md.
+ARM_TOOLS := debootstrap:debootstrap qemu-aarch64-static:qemu-user-static \
+	qemu-arm-static:qemu-user-static update-binfmts:binfmt-support
+arm-deps:
+	@missing=""; for pair in $(ARM_TOOLS); do prog=$${pair%%:*}; \
+		command -v $$prog >/dev/null || test -x /usr/sbin/$$prog || \
+		missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $$missing; \
+		else echo "missing:$$missing: sudo apt-get install$$missing" >&2; exit 1; fi; fi
+
+test-arm64: arm-deps
+	tools/arm/run.sh arm64
+
+test-armhf: arm-deps
+	tools/arm/run.sh armhf
+
+test-arm: test-arm64 test-armhf
 
 bench: build
 	mkdir -p benchmarks/results

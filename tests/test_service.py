@@ -63,16 +63,34 @@ def test_only_the_device_groups_this_machine_has_are_asked_for(tmp_path):
 
 def test_install_service_lays_out_what_the_unit_expects(tmp_path, capsys):
     root = tmp_path / "root"
-    plan = Plan(root=root, user="relay7", groups=("dialout",), missing=("i2c", "spi", "gpio"))
+    plan = Plan(root=root, user="relay7", groups=("dialout",), missing=("i2c", "spi", "gpio"),
+                python="/usr/bin/python3")
     apply(plan)
     said = capsys.readouterr().out
+    # the user and the directories are declared for systemd's own tools (applied at install
+    # on the machine and at every boot), not made by the installer's own commands
+    sysusers = (root / "etc/sysusers.d/softrelay.conf").read_text()
+    assert 'u relay7 - "softrelay protection relay" /var/lib/softrelay /usr/sbin/nologin' \
+        in sysusers.splitlines()
+    tmpfiles = (root / "etc/tmpfiles.d/softrelay.conf").read_text().splitlines()
+    assert "d /var/lib/softrelay 0750 relay7 relay7 -" in tmpfiles
+    assert "d /etc/softrelay 0755 root root -" in tmpfiles
+    target = tmp_path / "target"  # what systemd-sysusers makes of it on a machine
+    (target / "etc").mkdir(parents=True)
+    subprocess.run(["systemd-sysusers", f"--root={target}",
+                    str(root / "etc/sysusers.d/softrelay.conf")], check=True, timeout=60,
+                   capture_output=True)
+    entry = (target / "etc/passwd").read_text().splitlines()[-1].split(":")
+    assert entry[0] == "relay7" and entry[5:] == ["/var/lib/softrelay", "/usr/sbin/nologin"]
     unit = (root / "etc/systemd/system/softrelay.service").read_text()
     assert "User=relay7" in unit and verify(unit, tmp_path / "v") == ""
     config = root / "etc/softrelay/relay.yaml"
     subprocess.run([sys.executable, "-m", "softrelay", "check", str(config)], check=True,
                    capture_output=True, timeout=60)  # the demo, ready to edit
     env = root / "etc/softrelay/softrelay.env"
-    assert stat.S_IMODE(env.stat().st_mode) == 0o600  # the unlock code's file
+    assert stat.S_IMODE(env.stat().st_mode) == 0o600  # the unlock code's file (tmpfiles.d)
+    assert {"#SOFTRELAY_OPERATOR_CODE=", "#SOFTRELAY_ENGINEER_CODE="} <= set(
+        env.read_text().splitlines())
     rule = (root / "etc/udev/rules.d/60-softrelay.rules").read_text()
     assert 'KERNEL=="cpu_dma_latency", GROUP="relay7", MODE="0660"' in rule
     assert "not on this machine: i2c, spi, gpio" in said
@@ -82,6 +100,22 @@ def test_install_service_lays_out_what_the_unit_expects(tmp_path, capsys):
     apply(plan)
     assert "name: feeder7" in config.read_text()
     assert f"config: {config} (kept)" in capsys.readouterr().out
+
+
+def test_an_interpreter_the_unit_hides_is_refused_before_anything_is_written(tmp_path, capsys):
+    """ProtectHome=yes hides /root and /home from the service: a venv of a Python there (pyenv)
+    would fail with 203/EXEC and restart forever (seen under the real systemd). The
+    installer refuses it for the machine it runs on and warns when it writes under --root."""
+    link = tmp_path / "venv-python"
+    link.symlink_to("/root/.pyenv/versions/3.11.7/bin/python3")
+    reason = Plan(python=str(link)).hidden_python()
+    assert reason and "under /root" in reason and "ProtectHome=yes" in reason
+    assert "/usr/bin/python3 -m venv" in reason
+    assert Plan(python="/home/eng/relay/.venv/bin/python").hidden_python()
+    assert Plan(python="/usr/bin/python3").hidden_python() is None
+    assert Plan(python="/opt/softrelay/.venv/bin/python").hidden_python() is None
+    apply(Plan(root=tmp_path / "root", python=str(link)))
+    assert "warning: the interpreter" in capsys.readouterr().out
 
 
 def test_install_service_as_a_user_says_it_needs_root(tmp_path):

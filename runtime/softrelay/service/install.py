@@ -7,25 +7,27 @@ What it does, on a Debian machine (Raspberry Pi OS included), as root:
    the configuration file and the service user, with the supplementary groups among
    i2c, spi, gpio and dialout that exist here (a group the machine lacks would stop the
    service from starting: systemd refuses an unknown group);
-2. creates the system user (no home, no shell) when it is missing;
+2. declares the system user (``/etc/sysusers.d/softrelay.conf``, no home, no shell) and the
+   directories and the unlock code's file (``/etc/tmpfiles.d/softrelay.conf``: /etc/softrelay,
+   softrelay.env mode 0600, /var/lib/softrelay), and applies both with systemd-sysusers and
+   systemd-tmpfiles (which apply them again at every boot);
 3. puts the demo configuration at the configuration path when there is none yet (to be
-   edited: it drives a simulated plant), and an environment file for the access codes
-   (mode 0600) when there is none;
+   edited: it drives a simulated plant);
 4. lets the service user hold /dev/cpu_dma_latency (a udev rule: without it the scan's CPU may
-   sleep in deep idle states, which costs wake-up lateness);
+   sleep in deep idle states, which costs wake-up lateness), applied at once where udev runs;
 5. reloads systemd when it is running, and prints what to do next.
 
-``--root DIR`` writes everything under DIR instead of / (for packaging, and for the tests),
-creates no user and reloads nothing; ``--print`` writes the unit to stdout and nothing else.
-Nothing is overwritten but the unit itself and the udev rule: a configuration or environment
-file that exists is left alone.
+``--root DIR`` writes everything under DIR instead of / (for packaging, and for the tests):
+the files, and of the tmpfiles lines only those owned by root (the user does not exist
+there); it creates no user and reloads nothing. ``--print`` writes the unit to stdout and
+nothing else. Nothing is overwritten but the unit, the sysusers/tmpfiles declarations and the
+udev rule: a configuration or environment file that exists is left alone.
 """
 
 from __future__ import annotations
 
 import grp
 import os
-import pwd
 import re
 import shutil
 import subprocess
@@ -41,9 +43,8 @@ UNIT_NAME = "softrelay.service"
 CONFIG = Path("/etc/softrelay/relay.yaml")  #: what the installed service runs
 UDEV_RULE = ('# softrelay: the relay holds /dev/cpu_dma_latency at 0 while it scans\n'
              'KERNEL=="cpu_dma_latency", GROUP="{user}", MODE="0660"\n')
-ENV_FILE = ("# softrelay's environment (mode 0600): the access codes, kept out of the\n"
-            "# configuration file (access: operator/engineer: code_env: ...)\n"
-            "#SOFTRELAY_OPERATOR_CODE=\n#SOFTRELAY_ENGINEER_CODE=\n")
+SYSUSERS = Path("/etc/sysusers.d/softrelay.conf")
+TMPFILES = Path("/etc/tmpfiles.d/softrelay.conf")
 
 
 @dataclass
@@ -74,13 +75,38 @@ class Plan:
         """``path`` under the installation root."""
         return self.root / Path(path).relative_to("/")
 
+    def hidden_python(self) -> str | None:
+        """Why the service could not run ``python`` (None: it can). The unit's
+        ``ProtectHome=yes`` hides /root, /home and /run/user from the service, so an
+        interpreter there (a venv of pyenv's Python, a venv in a home directory) fails with
+        203/EXEC and restarts forever."""
+        real = Path(self.python).resolve()
+        for hidden in ("/root", "/home", "/run/user"):
+            if real.is_relative_to(hidden):
+                return (f"the interpreter {self.python} is {real}, under {hidden}, which the "
+                        f"unit hides from the service (ProtectHome=yes): make the virtual "
+                        f"environment with the system's Python outside home directories, "
+                        f"e.g. /usr/bin/python3 -m venv /opt/softrelay/.venv")
+        return None
+
     @property
     def unit_path(self) -> Path:
         return self.at(f"/etc/systemd/system/{UNIT_NAME}")
 
 
-def template() -> str:
-    return resources.files("softrelay.service").joinpath(UNIT_NAME).read_text()
+def template(name: str = UNIT_NAME) -> str:
+    """A file shipped beside this module: the unit, ``softrelay.sysusers``, ``.tmpfiles``."""
+    return resources.files("softrelay.service").joinpath(name).read_text()
+
+
+def render_sysusers(plan: Plan) -> str:
+    """The sysusers.d line of the service user."""
+    return template("softrelay.sysusers").replace("@USER@", plan.user)
+
+
+def render_tmpfiles(plan: Plan) -> str:
+    """The tmpfiles.d lines: /etc/softrelay, softrelay.env (0600), /var/lib/softrelay."""
+    return template("softrelay.tmpfiles").replace("@USER@", plan.user)
 
 
 def render(plan: Plan) -> str:
@@ -105,12 +131,21 @@ def render(plan: Plan) -> str:
     return text
 
 
-def _user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-        return True
-    except KeyError:
-        return False
+def _systemd_tool(name: str) -> str:
+    tool = shutil.which(name) or shutil.which(name, path="/usr/bin:/bin")
+    if not tool:
+        raise FileNotFoundError(f"{name} is missing: install-service needs systemd (Debian "
+                                f"package systemd) to create the user and the directories")
+    return tool
+
+
+def _run(argv: list[str]) -> None:
+    """A systemd tool; its complaint (ChildProcessError, reported by the command line
+    without a traceback) when it fails."""
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode:
+        raise ChildProcessError(f"{' '.join(argv)} failed (exit {result.returncode}): "
+                           f"{(result.stderr or result.stdout).strip()}")
 
 
 def apply(plan: Plan, out=None) -> list[str]:
@@ -126,17 +161,30 @@ def apply(plan: Plan, out=None) -> list[str]:
     if real and os.geteuid() != 0:
         raise PermissionError("install-service writes /etc and creates a user: run it as root "
                               "(sudo), or with --root DIR / --print")
+    hidden = plan.hidden_python()
+    if hidden and real:  # before anything is written: the service would never start
+        raise PermissionError(f"refused: {hidden}")
     plan.unit_path.parent.mkdir(parents=True, exist_ok=True)
     plan.unit_path.write_text(render(plan))
     say(f"unit: {plan.unit_path}")
+    if hidden:
+        say(f"warning: {hidden}")
     if plan.missing:
         say(f"groups: {', '.join(plan.groups) or 'none'} (not on this machine: "
             f"{', '.join(plan.missing)}; enable I2C/SPI first on a Pi: raspi-config)")
-    if real and not _user_exists(plan.user):
-        subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir",
-                        "/var/lib/softrelay", "--shell", "/usr/sbin/nologin", "--user-group",
-                        plan.user], check=True)
-        say(f"user: {plan.user} created (system user, no shell)")
+    sysusers, tmpfiles = plan.at(SYSUSERS), plan.at(TMPFILES)
+    for path, text in ((sysusers, render_sysusers(plan)), (tmpfiles, render_tmpfiles(plan))):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    if real:
+        _run([_systemd_tool("systemd-sysusers"), str(sysusers)])
+        say(f"user: {plan.user} (system user, no shell: {sysusers})")
+        _run([_systemd_tool("systemd-tmpfiles"), "--create", str(tmpfiles)])
+    else:  # the root-owned lines only: the user exists on the target, not here
+        _run([_systemd_tool("systemd-tmpfiles"), "--create", f"--root={plan.root}",
+              "--prefix=/etc/softrelay", str(tmpfiles)])
+        say(f"user: {plan.user} (declared in {sysusers}: systemd-sysusers creates it)")
+    say(f"directories: /etc/softrelay, /var/lib/softrelay ({tmpfiles})")
     config = plan.at(plan.config)
     if not config.exists():
         config.parent.mkdir(parents=True, exist_ok=True)
@@ -146,16 +194,15 @@ def apply(plan: Plan, out=None) -> list[str]:
     else:
         say(f"config: {config} (kept)")
     env = config.parent / "softrelay.env"
-    if not env.exists():
-        env.write_text(ENV_FILE)
-        env.chmod(0o600)
-        say(f"environment: {env} (mode 0600: put SOFTRELAY_UNLOCK_CODE there)")
+    say(f"environment: {env} (mode 0600: put SOFTRELAY_OPERATOR_CODE= and "
+        "SOFTRELAY_ENGINEER_CODE= there)")
     rule = plan.at("/etc/udev/rules.d/60-softrelay.rules")
     rule.parent.mkdir(parents=True, exist_ok=True)
     rule.write_text(UDEV_RULE.format(user=plan.user))
     say(f"udev: {rule} (/dev/cpu_dma_latency for {plan.user})")
     if real:
-        if shutil.which("udevadm"):
+        # only where udevd runs (its control socket): a trigger is a machine-wide event
+        if shutil.which("udevadm") and Path("/run/udev/control").exists():
             subprocess.run(["udevadm", "trigger", "--sysname-match=cpu_dma_latency"],
                            check=False)
         if Path("/run/systemd/system").is_dir():

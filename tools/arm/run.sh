@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# tools/arm/run.sh ARCH [TEST FILE...]: softrelay built and tested inside the cached Debian
+# bookworm root filesystem of ARCH (arm64 | armhf, made by rootfs.sh) under qemu-user-static.
+#
+# Each run copies the working tree's tracked files into the root filesystem afresh (so the
+# x86 build in the checkout is never touched), builds the extensions there with the ARM gcc,
+# and runs pytest on the ARM proofs (ARM_TESTS below, or the files given). The virtual
+# environment is cached in the root filesystem (rebuilt when the package list changes): on
+# arm64 every package comes from PyPI wheels; on armhf numpy and PyYAML come from Debian
+# (python3-numpy, python3-yaml) through --system-site-packages, the rest from PyPI.
+# Everything runs in a private mount namespace: its /proc, /sys, /dev mounts vanish with it.
+set -euo pipefail
+arch=${1:?usage: run.sh arm64|armhf [test files]}; shift
+here=$(cd "$(dirname "$0")" && pwd); repo=$(cd "$here/../.." && pwd)
+# the ARM proofs: the compiled core equal to the reference (hypothesis), the thermal maths,
+# the tables' layouts and alignment (and the core refusing a misaligned table), the seqlock
+# between two processes, the register image, the Modbus slave's counters, every field driver
+# against its twin (I2C, SPI with its SPI_IOC_MESSAGE packing, Modbus master)
+ARM_TESTS=${ARM_TESTS:-"tests/test_equivalence.py tests/test_thermal.py tests/test_layout.py
+  tests/test_images.py tests/test_modbus_registers.py tests/test_modbus_pdu.py
+  tests/test_modbus_slave.py tests/test_i2c_bus.py tests/test_i2c_mlx90614.py
+  tests/test_i2c_tmp117.py tests/test_spi_max31865.py tests/test_spi_mcp3208.py
+  tests/test_modbus_master.py tests/test_chip_faults.py"}
+tests=${*:-$ARM_TESTS}
+
+root=$("$here/rootfs.sh" "$arch" | tail -1)
+pypi="setuptools>=77 wheel Cython>=3.0.10 pydantic>=2.6 gpiozero>=2 smbus2>=0.4
+  pymodbus[serial]>=3.16,<4 prometheus_client>=0.20 paho-mqtt>=2.0,<3 pytest>=8
+  hypothesis>=6.100 modbus-tk>=1.1.5 pyModbusTCP>=0.3"
+case $arch in
+  arm64) pypi="$pypi numpy>=1.26 PyYAML>=6"; venv_opts="" ;;
+  armhf) venv_opts="--system-site-packages" ;;  # numpy, yaml: Debian's
+esac
+venv=/opt/softrelay-venv
+want="$venv_opts $pypi"
+
+inside() {  # a command in the root filesystem (private mounts, a clean environment)
+  unshare --mount --fork bash -c '
+    set -e; r=$1; shift
+    mount --make-rprivate /
+    mount -t proc proc "$r/proc"; mount --rbind /sys "$r/sys"; mount --rbind /dev "$r/dev"
+    mount -t tmpfs -o mode=1777 tmpfs "$r/dev/shm"; mount -t tmpfs -o mode=1777 tmpfs "$r/tmp"
+    cp /etc/resolv.conf "$r/etc/resolv.conf"
+    # the host'"'"'s certificate authorities (a site proxy that inspects TLS has its own)
+    mount --bind /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/ca-certificates.crt"
+    exec chroot "$r" env -i HOME=/root LANG=C.UTF-8 PATH=/usr/local/bin:/usr/bin:/bin \
+      PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+      PIP_DEFAULT_TIMEOUT=${PIP_DEFAULT_TIMEOUT:-180} ${PIP_INDEX_URL:+PIP_INDEX_URL=$PIP_INDEX_URL} \
+      "$@"' _ "$root" "$@"
+}
+
+t0=$(date +%s)
+if [ "$(cat "$root$venv/.packages" 2>/dev/null)" != "$want" ]; then
+  echo "arm $arch: virtual environment: $want" >&2
+  rm -rf "$root$venv"
+  inside python3 -m venv $venv_opts $venv
+  # shellcheck disable=SC2086
+  inside $venv/bin/pip install -q --prefer-binary $pypi
+  echo "$want" > "$root$venv/.packages"
+fi
+t1=$(date +%s)
+rm -rf "$root/build/softrelay"; mkdir -p "$root/build/softrelay"
+(cd "$repo" && git ls-files -z --cached --others --exclude-standard | \
+  tar --null -T - -cf - --ignore-failed-read 2>/dev/null) | tar -C "$root/build/softrelay" -xf -
+inside bash -c "cd /build/softrelay && $venv/bin/python setup.py -q build_ext --inplace \
+  --build-lib runtime 2>&1 | grep -v '^\[' || true; ls runtime/softrelay/*.so"
+t2=$(date +%s)
+set +e
+# shellcheck disable=SC2086
+inside bash -c "cd /build/softrelay && uname -m && $venv/bin/python -c 'import numpy, \
+  platform, struct; print(platform.machine(), struct.calcsize(\"P\") * 8, \"bit, numpy\", \
+  numpy.__version__)' && PYTHONPATH=runtime $venv/bin/python -m pytest -q -p no:cacheprovider \
+  $(echo $tests)"
+rc=$?
+set -e
+t3=$(date +%s)
+echo "arm $arch: venv $((t1 - t0)) s, build $((t2 - t1)) s, tests $((t3 - t2)) s (exit $rc)"
+exit $rc
