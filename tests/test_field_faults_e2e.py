@@ -143,12 +143,15 @@ def test_every_field_fault_reaches_the_protection_without_a_trip(field):
     theta = float(relay.core.thermal_state["theta"][0])
     seen = {}
     for where, kind, flagged, bound in CASES:
+        execution = relay.loop.stats.execution
+        execution.reset()
         server.inject(where, kind, delay=0.5, sigma=8.0)
-        took, scans = w.until(lambda flagged=flagged: flagged(w), 10, f"{kind} at {where}")
+        took, _ = w.until(lambda flagged=flagged: flagged(w), 10, f"{kind} at {where}")
         seen[(where, kind)] = took
         assert took <= bound + SLACK, f"{kind} at {where}: flagged after {took:.3f} s"
-        # the scan went on while the bus failed: no wait on I/O
-        assert scans >= 0.5 * took / relay.config.scan.period, (kind, scans, took)
+        # the scan went on while the bus failed: no scan waited on the bus (a scan that did
+        # would last at least the bus's timeout), however few scans a busy machine ran
+        assert execution.maximum < TIMEOUT * 1e9, (kind, execution.maximum / 1e6, "ms")
         server.clear()
         w.until(w.clean, 10, f"recovery from {kind} at {where}")
     assert not w.tripped, "a field fault caused a trip"

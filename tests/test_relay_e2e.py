@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -70,14 +71,17 @@ def test_alarm_trip_breaker_cooling_inhibit_reset_and_restart(relay, tmp_path):
     assert not pins.pin(23).state, "the permissive drops"
     d.until(lambda: not d.thermal() & ThermalFlag.RUNNING, 2, "the breaker to open")
     assert d.thermal() & ThermalFlag.START_INHIBIT
+    before = relay.events.next_seq - 1
     relay.commands.put(Request("reset", source="test"))
-    d.until(lambda: relay.events.newest(1)[0].kind == "command" or False, 1, "the reset")
+    # its answer, whatever the scan records after it (an overrun, on a busy machine)
+    d.until(lambda: any(e.kind == "command" for e in relay.events.since(before)), 5,
+            "the reset")
     assert d.thermal() & ThermalFlag.TRIP, "refused while hot"
     d.until(lambda: relay.core.thermal_outputs["theta"][0] < 0.7, 10, "cooling below reset")
     assert not d.thermal() & ThermalFlag.START_INHIBIT
     relay.commands.put(Request("reset", source="test"))
-    d.until(lambda: not d.thermal() & ThermalFlag.TRIP, 1, "the reset accepted")
-    d.until(lambda: pins.pin(23).state, 1, "the permissive")
+    d.until(lambda: not d.thermal() & ThermalFlag.TRIP, 5, "the reset accepted")
+    d.until(lambda: pins.pin(23).state, 5, "the permissive")
     d.until(lambda: d.thermal() & ThermalFlag.RUNNING, 5, "the breaker to reclose")
     assert relay.core.thermal_state["start_count"][0] == 2
     texts = [(e.kind, e.source, e.text) for e in relay.events.ring]
@@ -123,10 +127,13 @@ def test_thermal_memory_survives_a_restart_under_the_cool_policy(tmp_path):
     saved = read_state(tmp_path / "state.json")
     assert saved["points"]["motor1"]["trip_latched"] == 1
     assert saved["points"]["motor1"]["theta"] == pytest.approx(theta_at_stop)
-    time.sleep(1.0)
+    time.sleep(1.0)  # the outage
     again = Relay(load(path), str(path), factory=MockFactory())
     theta = float(again.core.thermal_state["theta"][0])
-    assert theta < theta_at_stop and theta > theta_at_stop * 0.7  # cooled ~1 s with T- 6 s
+    outage = again._restored.outage  # measured on the wall clock, however long start-up took
+    assert outage is not None and outage >= 1.0
+    assert theta < theta_at_stop
+    assert theta == pytest.approx(theta_at_stop * math.exp(-outage / 6.0), rel=1e-6)  # T- 6 s
     assert again.core.thermal_state["trip_latched"][0] == 1  # still latched after restart
     restored = [e.text for e in again.events.ring if e.source == "memory"]
     assert restored[0].startswith("thermal memory restored, power-loss policy cool, outage")

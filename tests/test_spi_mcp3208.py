@@ -105,7 +105,8 @@ def adc(inputs, **kwargs) -> tuple[MCP3208, SimulatedSpiDev, RecordingIoctl]:
                                 kwargs.pop("faults", None), overhead_us=2.0)
     recorder = RecordingIoctl(simulated)
     options = {"amps_per_count": APC, "overhead_us": 2.0} | kwargs
-    return MCP3208(SpidevPort(simulated, recorder), (0, 1, 2), **options), simulated, recorder
+    port = SpidevPort(simulated, recorder, clock=simulated.wire_clock)
+    return MCP3208(port, (0, 1, 2), **options), simulated, recorder
 
 
 def sine(rms: float, angle: float, f: float = 50.0, h5: float = 0.0):
@@ -198,6 +199,37 @@ def test_a_burst_slower_than_its_nominal_is_refused_and_the_overhead_tunes_it():
     assert tuned.window().shape == (3, 64)
     (message,) = recorder.messages  # on the wire: 192 conversions in 40 ms again
     assert sum(24 + m[4] + 80.0 for m in message) == pytest.approx(40_000.0, abs=0.5)
+
+
+def oversleeping(seconds: float) -> None:
+    """A busy CPU: every sleep wakes 30 ms late."""
+    time.sleep(seconds + 0.030)
+
+
+def test_the_twin_computing_late_does_not_stretch_its_burst():
+    """The twin samples each conversion at its instant on the wire, so a message that ends
+    late because the machine was busy still holds a 40 ms window: timed by the twin's wire
+    clock the burst lasts 40 ms and is accepted (on a loaded test machine it was refused)."""
+    inputs = {ch: sine(100, -120 * ch) for ch in range(3)}
+    driver, simulated, _ = adc(inputs)
+    simulated.sleep = oversleeping
+    started = time.monotonic()
+    assert driver.window().shape == (3, 64)
+    assert time.monotonic() - started >= 0.065  # it did end late
+    assert driver.last_duration == pytest.approx(0.040, abs=0.002)
+    assert simulated.behind >= 0.025
+
+
+def test_a_controller_that_runs_late_is_refused():
+    """On a real spidev the port times the ioctl by the monotonic clock: a message that
+    lasts 70 ms instead of 40 does not hold two cycles and its window is refused."""
+    inputs = {ch: sine(100, -120 * ch) for ch in range(3)}
+    simulated = SimulatedSpiDev(MCP3208Twin(inputs, VREF), "ct1", overhead_us=2.0,
+                                sleep=oversleeping)
+    driver = MCP3208(SpidevPort(simulated, simulated.ioctl), (0, 1, 2), amps_per_count=APC,
+                     overhead_us=2.0)
+    with pytest.raises(ValueError, match=r"the burst took .* off its 40.00 ms"):
+        driver.window()
 
 
 # ---------------------------------------------------------------- configuration, end to end

@@ -77,7 +77,7 @@ def _spi_bus(config: SpiBus, plant: PlantModel | None,
         if faults is not None:
             twin = _twin(sensor, plant, faults)
             simulated = SimulatedSpiDev(twin, sensor.name, faults)
-            spi = SpidevPort(simulated, ioctl=simulated.ioctl)
+            spi = SpidevPort(simulated, ioctl=simulated.ioctl, clock=simulated.wire_clock)
         else:
             path = f"/dev/spidev{config.bus}.{sensor.device}"
             try:

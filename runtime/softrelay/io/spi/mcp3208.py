@@ -69,8 +69,7 @@ class MCP3208:
     def __init__(self, port, channels: Sequence[int] = (0, 1, 2), *, amps_per_count: float,
                  frequency: float = 50.0, samples_per_cycle: int = 32, cycles: int = 2,
                  max_speed_hz: int = 1_000_000, mode: int = 0, overhead_us: float = 0.0,
-                 timing_tolerance: float = 0.25,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 timing_tolerance: float = 0.25) -> None:
         if len(channels) != 3:
             raise ValueError("a window is three phases: three channels")
         self.port = port
@@ -85,7 +84,6 @@ class MCP3208:
         self.commands = [command(self.channels[k % 3]) for k in range(n)]
         self.nominal = n * self.interval_us * 1e-6  #: s one burst takes
         self.tolerance = timing_tolerance
-        self.clock = clock
         self.last_duration = math.nan
         self.clipped = 0
         port.mode = mode
@@ -105,9 +103,8 @@ class MCP3208:
         """One burst: (3, S) phase currents in A, bias removed. OSError: the chip did not
         answer; ValueError (a reading the chip gave but that cannot be trusted): an input
         clipped at 0 or full scale, or the burst's timing off by more than the tolerance."""
-        started = self.clock()
         answers = self.port.message(self.commands, self.delays, self.speed)
-        self.last_duration = self.clock() - started
+        self.last_duration = self.port.last_seconds
         codes = np.array([result(a) for a in answers], dtype=np.float64)
         rows = codes.reshape(self.samples, 3).T
         clipped = int(np.count_nonzero((rows <= 0) | (rows >= FULL_SCALE)))

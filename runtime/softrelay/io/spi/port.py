@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import math
 import struct
+import time
 from collections.abc import Callable, Sequence
 
 #: struct spi_ioc_transfer: tx_buf, rx_buf (u64 addresses), len, speed_hz (u32), delay_usecs
@@ -45,11 +47,19 @@ def decode_message(request: int, buffer: bytes | bytearray) -> list[tuple]:
 
 
 class SpidevPort:
-    """One chip select: ``xfer2`` for single transfers, ``message`` for paced bursts."""
+    """One chip select: ``xfer2`` for single transfers, ``message`` for paced bursts.
 
-    def __init__(self, spi, ioctl: Callable = fcntl.ioctl) -> None:
+    ``last_seconds`` is how long the last message's ioctl took by ``clock``, the ioctl alone
+    (packing the transfers is before the first sample): on a real controller the wire's time
+    plus whatever kept the kernel from running it on time. A simulated spidev passes its
+    ``wire_clock``, which leaves out the time the twin itself needs to compute its answers."""
+
+    def __init__(self, spi, ioctl: Callable = fcntl.ioctl,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.spi = spi
         self.ioctl = ioctl
+        self.clock = clock
+        self.last_seconds = math.nan
 
     @property
     def mode(self) -> int:
@@ -87,7 +97,9 @@ class SpidevPort:
             TRANSFER.pack_into(packed, k * TRANSFER.size, ctypes.addressof(tx),
                                ctypes.addressof(rx), len(transfers[k]), speed_hz, delay, 8,
                                1 if k < n - 1 else 0, 0, 0, 0, 0)
+        started = self.clock()
         self.ioctl(self.spi.fileno(), request, packed, True)
+        self.last_seconds = self.clock() - started
         return [rx.raw for _, rx in buffers]
 
     def close(self) -> None:

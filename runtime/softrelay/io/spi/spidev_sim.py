@@ -48,6 +48,16 @@ class SimulatedSpiDev:
         self.max_speed_hz = 500_000
         self.transfers = 0
         self.messages = 0
+        self.behind = 0.0  #: s the twin's own computing has made its messages late, in all
+
+    def wire_clock(self) -> float:
+        """``clock`` less the time the twin's messages overran their time on the wire.
+
+        The twin answers each chip-select period with the input at the instant the wire
+        would sample it, so a message that ends late (Python computing the answers, a busy
+        CPU waking the sleep late) still holds samples exactly as far apart as the wire puts
+        them: timed by this clock, a message lasts its wire time, as on a real controller."""
+        return self.clock() - self.behind
 
     def _period(self, data: list[int], at: float, speed_hz: int) -> list[int]:
         fault = self.faults.wire(self.name) if self.faults else None
@@ -93,6 +103,7 @@ class SimulatedSpiDev:
         remaining = start + t - self.clock()
         if remaining > 0:
             self.sleep(remaining)
+        self.behind += max(0.0, self.clock() - (start + t))
         return 0
 
     def close(self) -> None:
