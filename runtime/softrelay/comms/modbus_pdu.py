@@ -18,11 +18,12 @@ Per the Modbus Application Protocol v1.1b3:
 | 23 | read/write multiple registers | read 1..125, write 1..121; written first |
 | 43 / 14 | read device identification | codes 01..04 |
 
-Exceptions: 01 an unsupported function (or MEI type); 03 a quantity outside its limits, a byte
-count that does not match, a coil value other than 0xFF00 / 0x0000, a written value the
-settings refuse; 02 a range that leaves the table (start + quantity > 65536), touches an
-unmapped address, writes a read-only address, or writes part of a 32-bit value; 04 a write the
-relay refuses (settings locked, a wrong unlock code); 06 (server device busy) a read, or the
+Exceptions: 01 an unsupported function (or MEI type), and a write the relay refuses for want of
+authority (a level the session does not hold, a wrong or locked-out code, the relay in local:
+``comms.writes.REFUSED``); 03 a quantity outside its limits, a byte count that does not match,
+a coil value other than 0xFF00 / 0x0000, a written value the settings refuse; 02 a range that
+leaves the table (start + quantity > 65536), touches an unmapped address, writes a read-only
+address, or writes part of a 32-bit value; 06 (server device busy) a read, or the
 read of a 23, before the first scan's snapshot is published (``image`` None): the DCS never
 reads a value the relay did not compute (a 23 is then refused whole: nothing is written).
 Checks run in that order: quantity (03) before address (02) before busy (06), as the
