@@ -5,12 +5,14 @@ STATUS, STOPPING) to a socket the test listens on, with journald's priority pref
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -185,3 +187,55 @@ def test_softrelay_run_speaks_sd_notify_and_writes_journal_lines(tmp_path, notif
     assert lines and all(line.startswith(("<6>", "<4>", "<3>", "<2>")) for line in lines), lines
     assert any(line.startswith("<6>softrelay.events: ") and "started:" in line
                for line in lines), lines
+
+
+def demo_lines_until(env: dict, wanted: str, tmp_path: Path, within: float = 60.0) -> list[str]:
+    """Run the demo relay (its state in ``tmp_path``, free ports) with ``env``; its stderr
+    lines up to the first containing ``wanted`` (bounded), then SIGTERM and the rest."""
+    demo = (Path(__file__).parent.parent / "config" / "demo.yaml").read_text()
+    tmp_path.mkdir()
+    path = tmp_path / "demo.yaml"
+    path.write_text(demo.replace("\nstate:\n", f"\nstate:\n  dir: {tmp_path}\n")
+                    .replace("port: 9650", "port: 0").replace("port: 5020", "port: 0"))
+    relay = subprocess.Popen([sys.executable, "-m", "softrelay", "run", str(path)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    found = threading.Event()
+
+    def read() -> None:
+        for line in relay.stderr:
+            lines.append(line.rstrip("\n"))
+            if wanted in line:
+                found.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert found.wait(within), f"no line with {wanted!r} within {within} s: {lines}"
+        relay.send_signal(signal.SIGTERM)
+        assert relay.wait(30) == 0
+    finally:
+        if relay.poll() is None:
+            relay.kill()
+            relay.wait()
+    reader.join(10)
+    return lines
+
+
+GATEWAY_SET_UP = "softrelay.modbus: rs485: gw set up and verified"  # the I/O process's line
+
+
+def test_the_io_process_files_its_lines_at_their_priority_too(tmp_path):
+    """Under systemd every process's lines carry journald's priority, the I/O process's too
+    (its gateway set-up line came as "INFO softrelay.modbus: ...", filed at the default
+    priority); on a terminal or in a file every line carries its time."""
+    base = {k: v for k, v in os.environ.items() if k not in ("INVOCATION_ID", "JOURNAL_STREAM")}
+    base["GPIOZERO_PIN_FACTORY"] = "mock"
+    journal = demo_lines_until(base | {"INVOCATION_ID": "0123456789abcdef"}, GATEWAY_SET_UP,
+                               tmp_path / "journal")
+    assert all(line.startswith(("<6>", "<4>", "<3>", "<2>")) for line in journal), journal
+    assert any(line.startswith("<6>" + GATEWAY_SET_UP) for line in journal), journal
+    plain = demo_lines_until(base, GATEWAY_SET_UP, tmp_path / "plain")
+    stamped = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR|CRITICAL) ")
+    assert all(stamped.match(line) for line in plain if line.strip()), plain
+    assert any(stamped.match(line) and f"INFO {GATEWAY_SET_UP}" in line for line in plain)

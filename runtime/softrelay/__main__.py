@@ -19,7 +19,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
 import json
-import logging
 import signal
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 from softrelay import __version__, demo
 from softrelay.config import ConfigError, load
 from softrelay.config.summary import describe
+from softrelay.logs import configure_logging
 from softrelay.service.install import CONFIG as INSTALLED_CONFIG
 
 
@@ -220,36 +220,6 @@ def load_or_report(path: str | None, outcome: str = ""):
               f"({type(exc).__name__}: {exc}): please report it; nothing would run",
               file=sys.stderr)
         return None
-
-
-class JournalFormatter(logging.Formatter):
-    """Lines for journald: the syslog priority as a ``<N>`` prefix (journald strips it and
-    files the line at that priority: ``journalctl -u softrelay -p warning`` shows warnings
-    and worse), then ``logger: message``; journald adds the time and the unit."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        priority = (2 if record.levelno >= logging.CRITICAL else 3 if record.levelno >=
-                    logging.ERROR else 4 if record.levelno >= logging.WARNING else 6 if
-                    record.levelno >= logging.INFO else 7)
-        text = f"{record.name}: {record.getMessage()}"
-        if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
-        # one journal entry per line: a traceback's lines keep the priority
-        return "\n".join(f"<{priority}>{line}" for line in text.splitlines())
-
-
-def configure_logging(terminal: bool) -> None:
-    """Under systemd (stderr is the journal's stream) priority-prefixed lines, no timestamps
-    of our own; elsewhere timestamped lines. On a terminal the live status is the view, so
-    only warnings are printed over it."""
-    handler = logging.StreamHandler(sys.stderr)
-    if "JOURNAL_STREAM" in os.environ or "INVOCATION_ID" in os.environ:
-        handler.setFormatter(JournalFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: "
-                                               "%(message)s"))
-    logging.basicConfig(level=logging.WARNING if terminal else logging.INFO,
-                        handlers=[handler])
 
 
 def run_bench(args) -> int:

@@ -34,6 +34,7 @@ from softrelay.io.device import Device
 from softrelay.io.plant import PlantModel
 from softrelay.io.simulated import SimulatedDevice
 from softrelay.io.worker import BusWorker, Polled
+from softrelay.logs import configure_logging
 from softrelay.scan.lifeline import ORPHANED_EXIT, bind_to_parent, orphaned
 from softrelay.scan.realtime import helper_priority, keep_off_cpu
 from softrelay.status_view import TerminalStatus, render
@@ -112,7 +113,7 @@ def companion_main(config_path: str | None, input_name: str, snapshot_name: str,
     # would leave the event's set() waiting for it forever.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(terminal=status and sys.stdout.isatty())  # as the scan process does
     config = load(config_path)
     inputs = SharedImage(input_layout(config), name=input_name, create=False)
     snapshot = SharedImage(snapshot_layout(config), name=snapshot_name, create=False)

@@ -22,6 +22,7 @@ from multiprocessing.synchronize import Event as StopEvent
 
 from softrelay.config import load
 from softrelay.config.schema import RelayConfig
+from softrelay.logs import configure_logging
 from softrelay.scan.lifeline import ORPHANED_EXIT, bind_to_parent, orphaned
 from softrelay.scan.realtime import helper_priority, keep_off_cpu
 from softrelay.telemetry.feed import EventReceiver
@@ -107,8 +108,6 @@ def telemetry_main(config_path: str | None, snapshot_name: str, input_name: str,
     # the end of the feed); the parent check and PR_SET_PDEATHSIG end it if the scan is gone
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from softrelay.__main__ import configure_logging
-
     configure_logging(quiet)
     config = load(config_path)
     view = RelayView(config, snapshot_name, input_name)
