@@ -106,6 +106,9 @@ class Relay:
     def __init__(self, config: RelayConfig, config_path: str | None = None, *, clock=None,
                  factory=None, status: bool = False) -> None:
         self.config = config
+        #: where ``config`` was read from, if anywhere; the helper processes are given
+        #: ``config`` itself (pickled), never this path: a file edited since, or no file at
+        #: all, cannot give them another configuration than the scan's
         self.config_path = config_path
         # first, before anything touches the state: one instance per relay (name and state
         # file), else RelayRunningError; its segments are named after it, so a start after kill -9
@@ -469,7 +472,7 @@ class Relay:
             ready = ctx.Event()
             self._companion = ctx.Process(
                 target=companion_main, name="softrelay-io",
-                args=(self.config_path, self.inputs.name, self.snapshot.name, self._stop, ready,
+                args=(self.config, self.inputs.name, self.snapshot.name, self._stop, ready,
                       self.status, 0.5, self.config.scan.realtime.cpu, os.getpid(),
                       self.config.scan.realtime.helper_priority),
                 daemon=True)
@@ -556,7 +559,7 @@ class Relay:
         answer, ready = ctx.Pipe(duplex=False)
         self._telemetry = ctx.Process(
             target=telemetry_main, name="softrelay-telemetry",
-            args=(self.config_path, self.snapshot.name, self.inputs.name, self._feed_receiver,
+            args=(self.config, self.snapshot.name, self.inputs.name, self._feed_receiver,
                   self._stop, ready, self.config.scan.realtime.cpu, self.status, os.getpid(),
                   self.config.scan.realtime.helper_priority),
             daemon=True)

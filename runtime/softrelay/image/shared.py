@@ -13,6 +13,12 @@ a killed relay would remove the restarted relay's segments of the same name). A 
 segments are named after it (``segment_prefix``), so the next start reclaims (unlinks and
 recreates) what a killed instance left; ``InstanceLock`` keeps two instances of one relay from
 running at once.
+
+Every segment carries its layout's fingerprint (a hash of each table's name, dtype and shape,
+in order) in a first table of its own, written by the creator before anything is published: a
+process attaching with a layout that differs in anything (another version, another
+configuration, tables in another order) is refused with ``LayoutMismatchError`` instead of reading
+another process's fields as its own.
 """
 
 from __future__ import annotations
@@ -50,6 +56,22 @@ def segment_prefix(relay_name: str, state_file: str | os.PathLike) -> str:
     identity = f"{relay_name}\0{Path(state_file).resolve()}"
     key = hashlib.sha256(identity.encode()).hexdigest()[:8]
     return f"softrelay-{relay_name[:100]}-{key}"
+
+
+class LayoutMismatchError(RuntimeError):
+    """A segment attached with a layout other than the one it was created with."""
+
+
+#: the table before all others: the fingerprint of the layout the creator used
+FINGERPRINT = "__layout__"
+
+
+def fingerprint(layout: Layout) -> bytes:
+    """32 bytes that change with any table's name, dtype (fields, offsets, byte order), shape
+    or place in ``layout``."""
+    text = repr([(name, np.dtype(dtype).descr, np.dtype(dtype).itemsize, tuple(shape))
+                 for name, (dtype, shape) in layout.items()])
+    return hashlib.sha256(text.encode()).digest()
 
 
 class RelayRunningError(RuntimeError):
@@ -140,7 +162,8 @@ class SharedImage:
 
     def __init__(self, layout: Layout, name: str | None = None, create: bool = True) -> None:
         self.layout = dict(layout)
-        offsets, data_size = _offsets(self.layout)
+        self._fingerprint = fingerprint(self.layout)
+        offsets, data_size = _offsets({FINGERPRINT: (np.dtype("u1"), (32,))} | self.layout)
         self.offsets = offsets  #: each table's byte offset in the data (after the header)
         total = _shm.HEADER + max(data_size, 8)
         if create:  # the creator owns the segment: unlinked on close
@@ -150,6 +173,11 @@ class SharedImage:
             self._name = name.lstrip("/")
             fd = os.open(SHM / self._name, os.O_RDWR)
             try:
+                size = os.fstat(fd).st_size
+                if size != total:
+                    raise LayoutMismatchError(
+                        f"shared image {self._name}: {size} bytes, this process's layout "
+                        f"needs {total}: it was made by another version or configuration")
                 self.map = mmap.mmap(fd, total)
             finally:
                 os.close(fd)
@@ -170,6 +198,23 @@ class SharedImage:
         }
         self._staging_loaded = create
         self._lock = threading.Lock()
+        # In place, outside the seqlock (its sequence stays 0: "nothing published yet", which
+        # the Modbus server answers with 06), before anyone is given the name; never changed
+        # after: every version written carries the same bytes (the staging copy has them).
+        at = _shm.HEADER + offsets[FINGERPRINT]
+        if create:
+            self._staging[offsets[FINGERPRINT]:offsets[FINGERPRINT] + 32] = np.frombuffer(
+                self._fingerprint, np.uint8)
+            self.region[at:at + 32] = np.frombuffer(self._fingerprint, np.uint8)
+        else:
+            mark = bytes(self.region[at:at + 32])
+            if mark != self._fingerprint:
+                made = mark.hex()[:12]
+                self.close()
+                raise LayoutMismatchError(
+                    f"shared image {self._name}: made with layout {made}, this process's is "
+                    f"{self._fingerprint.hex()[:12]} (another version, configuration or table "
+                    "order): refused, its fields would be read as others")
 
     @property
     def name(self) -> str:

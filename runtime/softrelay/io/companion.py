@@ -20,8 +20,7 @@ import sys
 import time
 from multiprocessing.synchronize import Event
 
-from softrelay.config import load
-from softrelay.config.schema import Sampling
+from softrelay.config.schema import RelayConfig, Sampling
 from softrelay.image.shared import SharedImage
 from softrelay.image.signals import (
     bus_counter_writer,
@@ -92,7 +91,7 @@ class CoilReader:
         return self._coils[self.index[name]]
 
 
-def companion_main(config_path: str | None, input_name: str, snapshot_name: str, stop: Event,
+def companion_main(config: RelayConfig, input_name: str, snapshot_name: str, stop: Event,
                    ready: Event, status: bool = False, status_every: float = 0.5,
                    avoid_cpu: int | None = None, parent_pid: int | None = None,
                    priority: int = 0) -> None:
@@ -114,7 +113,6 @@ def companion_main(config_path: str | None, input_name: str, snapshot_name: str,
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging(terminal=status and sys.stdout.isatty())  # as the scan process does
-    config = load(config_path)
     inputs = SharedImage(input_layout(config), name=input_name, create=False)
     snapshot = SharedImage(snapshot_layout(config), name=snapshot_name, create=False)
     plant = None

@@ -20,7 +20,6 @@ import time
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as StopEvent
 
-from softrelay.config import load
 from softrelay.config.schema import RelayConfig
 from softrelay.logs import configure_logging
 from softrelay.scan.lifeline import ORPHANED_EXIT, bind_to_parent, orphaned
@@ -91,7 +90,7 @@ class Telemetry:
             self.metrics.close()
 
 
-def telemetry_main(config_path: str | None, snapshot_name: str, input_name: str,
+def telemetry_main(config: RelayConfig, snapshot_name: str, input_name: str,
                    events: socket.socket, stop: StopEvent, ready: Connection,
                    avoid_cpu: int | None = None, quiet: bool = False,
                    parent_pid: int | None = None, priority: int = 0) -> None:
@@ -109,7 +108,6 @@ def telemetry_main(config_path: str | None, snapshot_name: str, input_name: str,
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging(quiet)
-    config = load(config_path)
     view = RelayView(config, snapshot_name, input_name)
     receiver = EventReceiver(events)
     try:
