@@ -107,8 +107,8 @@ class Relay:
                  factory=None, status: bool = False) -> None:
         self.config = config
         #: where ``config`` was read from, if anywhere; the helper processes are given
-        #: ``config`` itself (pickled), never this path: a file edited since, or no file at
-        #: all, cannot give them another configuration than the scan's
+        #: ``config`` itself (as JSON, validated again there), never this path: a file edited
+        #: since, or no file at all, cannot give them another configuration than the scan's
         self.config_path = config_path
         # first, before anything touches the state: one instance per relay (name and state
         # file), else RelayRunningError; its segments are named after it, so a start after kill -9
@@ -472,9 +472,9 @@ class Relay:
             ready = ctx.Event()
             self._companion = ctx.Process(
                 target=companion_main, name="softrelay-io",
-                args=(self.config, self.inputs.name, self.snapshot.name, self._stop, ready,
-                      self.status, 0.5, self.config.scan.realtime.cpu, os.getpid(),
-                      self.config.scan.realtime.helper_priority),
+                args=(self.config.model_dump_json(), self.inputs.name, self.snapshot.name,
+                      self._stop, ready, self.status, 0.5, self.config.scan.realtime.cpu,
+                      os.getpid(), self.config.scan.realtime.helper_priority),
                 daemon=True)
             with realtime.at_normal_priority():  # not the scan's: its own, from the start
                 self._companion.start()
@@ -559,9 +559,9 @@ class Relay:
         answer, ready = ctx.Pipe(duplex=False)
         self._telemetry = ctx.Process(
             target=telemetry_main, name="softrelay-telemetry",
-            args=(self.config, self.snapshot.name, self.inputs.name, self._feed_receiver,
-                  self._stop, ready, self.config.scan.realtime.cpu, self.status, os.getpid(),
-                  self.config.scan.realtime.helper_priority),
+            args=(self.config.model_dump_json(), self.snapshot.name, self.inputs.name,
+                  self._feed_receiver, self._stop, ready, self.config.scan.realtime.cpu,
+                  self.status, os.getpid(), self.config.scan.realtime.helper_priority),
             daemon=True)
         with realtime.at_normal_priority():
             self._telemetry.start()

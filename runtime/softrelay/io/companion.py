@@ -91,11 +91,14 @@ class CoilReader:
         return self._coils[self.index[name]]
 
 
-def companion_main(config: RelayConfig, input_name: str, snapshot_name: str, stop: Event,
+def companion_main(config_json: str, input_name: str, snapshot_name: str, stop: Event,
                    ready: Event, status: bool = False, status_every: float = 0.5,
                    avoid_cpu: int | None = None, parent_pid: int | None = None,
                    priority: int = 0) -> None:
     """Entry point of the companion process (spawned by the runtime).
+
+    ``config_json``: the scan's validated configuration (``RelayConfig.model_dump_json``),
+    validated again here: the same configuration whatever the file says by now.
 
     ``avoid_cpu``: the CPU the scan is pinned to; the companion keeps off it (it would
     otherwise inherit the scan's affinity), so the scan's CPU serves the scan alone.
@@ -113,6 +116,7 @@ def companion_main(config: RelayConfig, input_name: str, snapshot_name: str, sto
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging(terminal=status and sys.stdout.isatty())  # as the scan process does
+    config = RelayConfig.model_validate_json(config_json)
     inputs = SharedImage(input_layout(config), name=input_name, create=False)
     snapshot = SharedImage(snapshot_layout(config), name=snapshot_name, create=False)
     plant = None

@@ -90,7 +90,7 @@ class Telemetry:
             self.metrics.close()
 
 
-def telemetry_main(config: RelayConfig, snapshot_name: str, input_name: str,
+def telemetry_main(config_json: str, snapshot_name: str, input_name: str,
                    events: socket.socket, stop: StopEvent, ready: Connection,
                    avoid_cpu: int | None = None, quiet: bool = False,
                    parent_pid: int | None = None, priority: int = 0) -> None:
@@ -108,6 +108,7 @@ def telemetry_main(config: RelayConfig, snapshot_name: str, input_name: str,
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging(quiet)
+    config = RelayConfig.model_validate_json(config_json)  # the scan's, not the file's
     view = RelayView(config, snapshot_name, input_name)
     receiver = EventReceiver(events)
     try:
