@@ -128,8 +128,8 @@ class Relay:
         """Everything the relay is made of, in the order data flows; the relay's own ports
         (Modbus slave, RTU line) are taken here: one it cannot take is a ``StartupError``."""
         self.status = status
-        thermal = [p for p in config.points if p.kind == "thermal"]
-        busbar = [p for p in config.points if p.kind == "busbar"]
+        thermal = list(config.thermal_points)
+        busbar = list(config.busbar_points)
         self.thermal_names = [p.name for p in thermal]
         self.busbar_names = [p.name for p in busbar]
         # settings changed in service (over Modbus) and kept: over the file's, while it is

@@ -39,8 +39,8 @@ def render(config: RelayConfig, tables: dict[str, np.ndarray]) -> list[str]:
     if causes:  # blind is not cool: say what the self-supervision sees
         lines.append(f"  supervision: {', '.join(causes)} ({int(s['points_lost'])} point(s) "
                      f"lost, {int(s['links_down'])} link(s) down)")
-    thermal = [p for p in config.points if p.kind == "thermal"]
-    busbar = [p for p in config.points if p.kind == "busbar"]
+    thermal = list(config.thermal_points)
+    busbar = list(config.busbar_points)
     for point, out in zip(thermal, tables["thermal"], strict=True):
         when = time_to_trip_text(out["time_to_trip"], out["flags"])
         when = when if when in ("tripped", "never", "unknown") else f"trip in {when}"

@@ -899,6 +899,16 @@ class RelayConfig(BaseModel):
     plant: Plant | None = None
     gpio: Gpio = Gpio()
 
+    @property
+    def thermal_points(self) -> tuple[ThermalPoint, ...]:
+        """The thermal points in file order: the rows of the core's thermal tables."""
+        return tuple(p for p in self.points if isinstance(p, ThermalPoint))
+
+    @property
+    def busbar_points(self) -> tuple[BusbarPoint, ...]:
+        """The busbar points in file order: the rows of the core's busbar tables."""
+        return tuple(p for p in self.points if isinstance(p, BusbarPoint))
+
     @field_validator("unlock", mode="before")
     @classmethod
     def _unlock_replaced(cls, value):

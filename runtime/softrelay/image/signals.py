@@ -108,8 +108,8 @@ class InputMap:
 
     def __init__(self, config: RelayConfig) -> None:
         index = {s.name: i for i, s in enumerate(config.signals)}
-        thermal = [p for p in config.points if p.kind == "thermal"]
-        busbar = [p for p in config.points if p.kind == "busbar"]
+        thermal = list(config.thermal_points)
+        busbar = list(config.busbar_points)
         self.n_signals = len(config.signals)
         # a sampled point's "magnitudes" are its window signal's record (largest RMS): its
         # stamp and quality are the window's

@@ -62,8 +62,8 @@ class RelayCollector:
         self.config = config
         self.read = read
         self.extra = extra
-        self.thermal = [p.name for p in config.points if p.kind == "thermal"]
-        self.busbar = [p.name for p in config.points if p.kind == "busbar"]
+        self.thermal = [p.name for p in config.thermal_points]
+        self.busbar = [p.name for p in config.busbar_points]
 
     def collect(self) -> Iterator:
         r = self.read()

@@ -75,8 +75,8 @@ def _number(value: float) -> float | None:
 def document(config: RelayConfig, reading: Reading) -> dict:
     """The reading as JSON-ready values: the relay's figures, each point, signal and bus."""
     s = reading.stats
-    thermal_names = [p.name for p in config.points if p.kind == "thermal"]
-    busbar_names = [p.name for p in config.points if p.kind == "busbar"]
+    thermal_names = [p.name for p in config.thermal_points]
+    busbar_names = [p.name for p in config.busbar_points]
     points = {}
     for name, row in zip(thermal_names, reading.thermal, strict=True):
         points[name] = {
