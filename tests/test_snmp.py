@@ -260,3 +260,5 @@ def test_a_file_without_the_protocols_keeps_its_configuration_hash(tmp_path):
     assert "_protocol" not in plain.model_dump_json()
     assert config_hash(plain) == config_hash(explicit) != config_hash(strong)
     assert '"auth_protocol":"sha512","priv_protocol":"aes256"' in strong.model_dump_json()
+    for config in (plain, strong):  # as the helper processes receive it
+        assert type(config).model_validate_json(config.model_dump_json()) == config
