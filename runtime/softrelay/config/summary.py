@@ -139,7 +139,8 @@ def busbar_input_loss_line(s) -> str:
 
 
 def telemetry_lines(config: RelayConfig) -> list[str]:
-    """The metrics, MQTT and SNMP sections, one line each (what is off, said so)."""
+    """The metrics, MQTT and SNMP sections, one line each (what is off, said so); SNMP's
+    protocols, and a second line with the receiver's user entry (without the pass phrases)."""
     lines = []
     mt, mq, sn = config.metrics, config.mqtt, config.snmp
     lines.append("  metrics: " + (f"http://{mt.host}:{mt.port}/metrics" if mt else "off"))
@@ -153,7 +154,8 @@ def telemetry_lines(config: RelayConfig) -> list[str]:
     if sn is None:
         lines.append("  snmp traps: off")
     else:
-        lines.append(f"  snmp traps: v3 authPriv (SHA, AES) to {sn.host}:{sn.port} as user "
-                     f"{sn.user}, engine ID 0x{sn.engine_id_for(config.name)}, on "
+        lines.append(f"  snmp traps: v3 authPriv {sn.protocols()} to {sn.host}:{sn.port} as "
+                     f"user {sn.user}, engine ID 0x{sn.engine_id_for(config.name)}, on "
                      f"{', '.join(sn.flags)}{' and the healthy contact' if sn.healthy else ''}")
+        lines.append(f"    receiver (snmptrapd.conf): {sn.receiver_line(config.name)}")
     return lines

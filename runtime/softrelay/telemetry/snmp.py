@@ -1,4 +1,10 @@
-"""SNMPv3 traps (pysnmp), authPriv: HMAC-SHA-96 authentication, AES-128 (CFB) privacy.
+"""SNMPv3 traps (pysnmp), authPriv only, with the protocols the ``snmp`` section names.
+
+Authentication HMAC-SHA-96 (``sha``, the default) or RFC 7860's SHA-2 (``sha224`` ...
+``sha512``); privacy AES-128 CFB (``aes128``, the default) or AES-192/256 CFB with the key
+extension net-snmp names ``AES-192``/``AES-256`` (Blumenthal's: ``aes192``, ``aes256``) or
+``AES-192-C``/``AES-256-C`` (Reeder's: ``aes192c``, ``aes256c``); see ``SnmpTrapTarget``.
+Every pair is proven against net-snmp's snmptrapd (tests/test_snmp.py).
 
 Notifications, under the configured enterprise OID ``E`` (``snmp.enterprise``):
 
@@ -33,7 +39,15 @@ from pysnmp.hlapi.v3arch.asyncio import (
     Unsigned32,
     UsmUserData,
     send_notification,
+    usmAesBlumenthalCfb192Protocol,
+    usmAesBlumenthalCfb256Protocol,
     usmAesCfb128Protocol,
+    usmAesCfb192Protocol,
+    usmAesCfb256Protocol,
+    usmHMAC128SHA224AuthProtocol,
+    usmHMAC192SHA256AuthProtocol,
+    usmHMAC256SHA384AuthProtocol,
+    usmHMAC384SHA512AuthProtocol,
     usmHMACSHAAuthProtocol,
 )
 
@@ -42,6 +56,23 @@ from softrelay.config.schema import RelayConfig
 log = logging.getLogger("softrelay.snmp")
 
 MAX_PENDING = 100
+#: ``snmp.auth_protocol`` -> pysnmp's protocol
+AUTH_PROTOCOLS = {
+    "sha": usmHMACSHAAuthProtocol,
+    "sha224": usmHMAC128SHA224AuthProtocol,
+    "sha256": usmHMAC192SHA256AuthProtocol,
+    "sha384": usmHMAC256SHA384AuthProtocol,
+    "sha512": usmHMAC384SHA512AuthProtocol,
+}
+#: ``snmp.priv_protocol`` -> pysnmp's protocol. pysnmp's plain ``usmAesCfb256Protocol`` is
+#: Reeder's key extension (net-snmp's AES-256-C), its ``Blumenthal`` one net-snmp's AES-256
+PRIV_PROTOCOLS = {
+    "aes128": usmAesCfb128Protocol,
+    "aes192": usmAesBlumenthalCfb192Protocol,
+    "aes256": usmAesBlumenthalCfb256Protocol,
+    "aes192c": usmAesCfb192Protocol,
+    "aes256c": usmAesCfb256Protocol,
+}
 PICKUP, DROPOUT, UNHEALTHY, HEALTHY = 1, 2, 3, 4
 
 
@@ -62,8 +93,9 @@ class TrapSender:
         self.config = config
         self.settings = s
         auth, priv = s.keys()
-        self.user = UsmUserData(s.user, auth, priv, authProtocol=usmHMACSHAAuthProtocol,
-                                privProtocol=usmAesCfb128Protocol)
+        self.user = UsmUserData(s.user, auth, priv,
+                                authProtocol=AUTH_PROTOCOLS[s.auth_protocol],
+                                privProtocol=PRIV_PROTOCOLS[s.priv_protocol])
         self.engine_id = s.engine_id_for(config.name)
         self.sent = 0
         self.failed = 0
@@ -126,12 +158,15 @@ class TrapSender:
                  "counter")]
 
     def close(self, timeout: float = 2.0) -> None:
-        """Let the traps on their way go (up to ``timeout``), then stop the loop."""
+        """Let the traps on their way go (up to ``timeout``), then close the engine and stop the
+        loop."""
         async def settle() -> None:
             for _ in range(int(timeout / 0.02)):
                 if self._pending == 0:
-                    return
+                    break
                 await asyncio.sleep(0.02)
+            self._engine.close_dispatcher()  # its timer task ends here, not at exit
+            await asyncio.sleep(0)  # the cancelled task runs to its end
 
         asyncio.run_coroutine_threadsafe(settle(), self._loop).result(timeout + 1.0)
         self._loop.call_soon_threadsafe(self._loop.stop)
