@@ -176,7 +176,10 @@ def _parse(text: str, file: str, environ: Mapping[str, str] | None) -> RelayConf
                 reason = "unknown key (not ignored: check the spelling)"
             problems.append(Problem(file, line_of(root, loc), key_path(loc), reason))
         raise ConfigError(problems) from None
-    found = references(config) + limit_problems(config) + path_problems(config, environ)
+    from softrelay.comms.modbus_tls import tls_problems  # reads the TLS files, as run does
+
+    found = (references(config) + limit_problems(config) + path_problems(config, environ)
+             + tls_problems(config))
     problems += [Problem(file, line_of(root, loc), key_path(loc), reason)
                  for loc, reason in found]
     if problems:
