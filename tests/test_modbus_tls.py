@@ -136,8 +136,9 @@ def client_context(pki, name: str | None, maximum: ssl.TLSVersion | None = None
     return context
 
 
-def connect(pki, port: int, name: str | None, maximum=None) -> ssl.SSLSocket:
-    raw = socket.create_connection(("127.0.0.1", port), timeout=5.0)
+def connect(pki, port: int, name: str | None, maximum=None, timeout: float = 5.0
+            ) -> ssl.SSLSocket:
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     return client_context(pki, name, maximum).wrap_socket(raw, server_hostname="127.0.0.1")
 
 
@@ -373,3 +374,108 @@ def test_check_accepts_a_tls_section_that_serves_and_prints_it(tmp_path, pki):
     assert result.returncode == 0, result.stdout + result.stderr
     assert ("modbus TLS (Modbus/TCP Security): 127.0.0.1:802, TLS 1.2+" in result.stdout
             and "'engineer' -> level 2" in result.stdout), result.stdout
+
+
+# ---------------------------------------------------------------- TLS only; a dead front
+
+
+def test_modbus_port_null_serves_tls_only(tmp_path, pki):
+    text = slave_text(pki).replace("  port: 0\n  units", "  port: null\n  units", 1)
+    running = Running(make_relay(tmp_path, text))
+    try:
+        assert running.relay.slave.port == 0  # nothing listens in plain
+        with connect(pki, running.relay.slave.tls_port, "engineer") as sock:
+            assert ask(sock, read_inputs(0, 1))[:2] == bytes([0x04, 2])
+        assert any("slave on 127.0.0.1:(no plain port), Modbus/TCP Security (TLS) on port "
+                   f"{running.relay.slave.tls_port}" in t for t in texts(running))
+    finally:
+        running.close()
+
+
+def test_a_dead_front_is_recorded_and_started_again_on_the_same_port(running, pki):
+    tls = running.relay.slave.tls
+    port = tls.port
+    front = tls._front
+    front.kill()
+    front.join(5.0)
+    with pytest.raises((ssl.SSLError, OSError)):  # nobody terminates TLS meanwhile ...
+        connect(pki, port, "engineer", timeout=0.5)
+    wait_for(lambda: any("the Modbus TLS front exited (code -9): TLS clients on port "
+                         f"{port} are cut off; starting it again" in t
+                         for t in texts(running)), 15.0, "the front's death recorded")
+    wait_for(lambda: tls.front_alive and tls._front is not front, 30.0, "a new front")
+    with connect(pki, port, "engineer") as sock:  # ... and the port is served again
+        assert ask(sock, read_inputs(0, 1))[:2] == bytes([0x04, 2])
+    assert tls.counters["front_restarts"] == 1
+
+
+# ---------------------------------------------------------------- the compiled server's adoption
+
+
+def adopting_server(**options):
+    from test_modbus_server_robustness import Image
+
+    from softrelay._mbserver import ModbusServer
+
+    image = Image()
+    server = ModbusServer(image.region, image.images, [0] * 256, b"\x00\x04test", None,
+                          **options)
+    server.start()
+    return server
+
+
+def adopt(server, address: str, port: int, label: str) -> tuple[socket.socket, int]:
+    ours, theirs = socket.socketpair()
+    generation = server.adopt(theirs.detach(), address, port, label)
+    ours.settimeout(2.0)
+    return ours, generation
+
+
+def mbap_frame(pdu: bytes, transaction: int = 7) -> bytes:
+    return struct.pack(">HHHB", transaction, 0, len(pdu) + 1, 1) + pdu
+
+
+def test_an_adopted_connection_is_served_and_its_writes_name_its_label():
+    server = adopting_server(max_conn=4, idle_timeout=5.0, frame_timeout=0.5)
+    try:
+        assert server.port == 0  # no port of its own
+        who = "tls:CN=dcs1(engineer)@10.0.0.5:50312"
+        sock, generation = adopt(server, "10.0.0.5", 50312, who)
+        sock.sendall(mbap_frame(struct.pack(">BHH", 3, 4, 2)))
+        assert sock.recv(300) == mbap_frame(bytes([3, 4, 0, 4, 0, 5]))  # word i = i
+        sock.sendall(mbap_frame(bytes([6, 0, 10, 0, 42]), transaction=8))
+        slot, got, frame, peer = server.next_write(2.0)
+        assert (got, peer) == (generation, who)
+        assert server.adopted_slot(generation) == slot and server.is_open(slot, generation)
+        server.complete(slot, generation, frame[:7], frame[7:])
+        assert sock.recv(300) == frame
+        sock.close()
+        wait_for(lambda: server.adopted_slot(generation) == -2, what="gone when closed")
+        assert server.counters["adopted"] == 1
+    finally:
+        server.stop()
+
+
+def test_the_allowlist_and_the_per_peer_limit_hold_for_adopted_connections():
+    allowed = adopting_server(max_conn=4, idle_timeout=5.0, frame_timeout=0.5,
+                              allow=[(0x7F000000, 0xFF000000)])  # 127.0.0.0/8
+    try:
+        sock, generation = adopt(allowed, "10.0.0.5", 1, "tls:outsider")
+        assert sock.recv(10) == b""  # refused: closed
+        assert allowed.adopted_slot(generation) == -2
+        assert allowed.counters["refused"] == 1 and allowed.counters["adopted"] == 0
+    finally:
+        allowed.stop()
+    limited = adopting_server(max_conn=4, max_per_peer=2, idle_timeout=5.0, frame_timeout=0.5)
+    try:
+        first = adopt(limited, "10.0.0.5", 1, "tls:a")[0]
+        wait_for(lambda: limited.connections == 1, what="the first placed")
+        time.sleep(0.02)  # the first is the longest idle
+        others = [adopt(limited, "10.0.0.5", p, f"tls:{p}")[0] for p in (2, 3)]
+        assert first.recv(10) == b""  # evicted for the third from its address
+        wait_for(lambda: limited.counters["evicted"] == 1, what="one evicted")
+        for sock in others:
+            sock.sendall(mbap_frame(struct.pack(">BHH", 3, 0, 1)))
+            assert len(sock.recv(300)) == 11
+    finally:
+        limited.stop()

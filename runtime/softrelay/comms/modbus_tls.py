@@ -350,7 +350,7 @@ class TlsSlave:
         self._started.set()
         if self._start_error is not None:
             return
-        next_restart = time.monotonic() + RESTART_EVERY
+        next_restart = 0.0  # a first death restarts at once; then at most every 10 s
         last_sweep = 0.0
         try:
             while not self._stopping.is_set():
