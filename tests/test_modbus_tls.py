@@ -285,7 +285,13 @@ def test_handshakes_without_a_certificate_from_another_ca_or_too_old_are_refused
                                          for t in texts(running))
                      or any(why in t and "more refused" in t for t in texts(running)),
                      what=why)
-        wait_for(lambda: tls.counters["handshake_failures"] == 3, what="3 failures counted")
+        with socket.create_connection(("127.0.0.1", port), timeout=5.0) as plain:
+            plain.sendall(struct.pack(">HHHB", 1, 0, 6, 1) + read_inputs(0, 1))
+            answer = plain.recv(64)
+            assert not answer or answer[0] == 0x15, answer  # closed, or a TLS alert record
+        wait_for(lambda: any(f"TLS handshake refused on port {port}: it does not speak TLS"
+                             in t for t in texts(running)), what="plain Modbus on the TLS port")
+        wait_for(lambda: tls.counters["handshake_failures"] == 4, what="4 failures counted")
         assert tls.counters["adopted"] == 1  # only the engineer was served
     finally:
         running.close()
