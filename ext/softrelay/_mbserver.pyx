@@ -10,6 +10,10 @@ module: its errors are the clear ones) and handed over. The C side is an opaque 
 the functions of ``mbserver.h``; nothing here reaches into its structure.
 """
 
+import errno as errno_module
+import ipaddress
+import os
+
 from libc.errno cimport errno
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport strerror
@@ -22,6 +26,8 @@ cdef extern from "mbserver.h" nogil:
         SR_MAX_ADU
         SR_MAX_PDU
         SR_MBAP_HEADER
+        SR_MAX_LABEL
+        SR_MAX_ADOPT
     ctypedef struct sr_server:
         pass
     ctypedef struct sr_config:
@@ -35,7 +41,7 @@ cdef extern from "mbserver.h" nogil:
         uint32_t allow_mask[32]
     ctypedef struct sr_counters:
         uint64_t requests, exceptions, accepted, refused, dropped, evicted, stalled, closed
-        uint64_t busy, writes_dropped, answers_discarded, accept_errors
+        uint64_t busy, writes_dropped, answers_discarded, accept_errors, adopted
         uint32_t open, faults
     ctypedef struct sr_write:
         int slot
@@ -44,6 +50,7 @@ cdef extern from "mbserver.h" nogil:
         uint16_t peer_port
         int len
         uint8_t frame[260]
+        char label[128]
     sr_server* sr_new(const sr_config*, int, uint8_t*, size_t, const uint8_t*, int)
     int sr_set_unit(sr_server*, int, const size_t*, const uint32_t*, const uint8_t* const*)
     int sr_start(sr_server*)
@@ -52,12 +59,16 @@ cdef extern from "mbserver.h" nogil:
     int sr_next_write(sr_server*, double, sr_write*)
     int sr_complete(sr_server*, int, uint64_t, const uint8_t*, const uint8_t*, int)
     int sr_is_open(sr_server*, int, uint64_t)
+    uint64_t sr_adopt(sr_server*, int, uint32_t, uint16_t, const char*)
+    int sr_adopted_slot(sr_server*, uint64_t)
     void sr_counters_get(sr_server*, sr_counters*)
     int sr_read_pdu(sr_server*, int, const uint8_t*, int, uint8_t*)
 
 TABLE_ORDER = ("coil", "discrete_input", "input_register", "holding_register")
 MAX_CONN = SR_MAX_CONN
 MAX_PENDING = SR_MAX_PENDING  #: writes waiting for Python before a write is answered 06
+MAX_LABEL = SR_MAX_LABEL - 1  #: an adopted connection's label, bytes (longer: cut)
+MAX_ADOPT = SR_MAX_ADOPT  #: adopted connections waiting to be placed (beyond: refused)
 #: the bits of ``counters["faults"]`` (the thread still serves)
 FAULTS = {1: "could not leave the scan's real-time priority",
           2: "could not leave the scan's CPU", 4: "poll() failed",
@@ -84,7 +95,7 @@ cdef class ModbusServer:
         mapped); ``units``: 256 entries, the index of the image unit id u reads, or -1 (that
         unit answers exception 0x0B); ``identity``: the device identification objects (id,
         length, bytes ...); ``listener``: a bound, listening socket (kept open by this
-        object); ``allow``: (network, mask) IPv4 integers, empty for any; ``avoid_cpu``: the
+        object), or None: no port of its own, it serves adopted connections only; ``allow``: (network, mask) IPv4 integers, empty for any; ``avoid_cpu``: the
         scan's CPU, which the network thread keeps off (it runs at normal priority);
         ``max_per_peer``: connections from one address (None: ``default_per_peer``)."""
         cdef sr_config config
@@ -112,9 +123,10 @@ cdef class ModbusServer:
         for i, (net, mask) in enumerate(allow):
             config.allow_net[i] = net & mask
             config.allow_mask[i] = mask
-        listener.setblocking(False)
-        self.s = sr_new(&config, listener.fileno(), &region[0], region.shape[0], identity,
-                        len(identity))
+        if listener is not None:
+            listener.setblocking(False)
+        self.s = sr_new(&config, listener.fileno() if listener is not None else -1, &region[0],
+                        region.shape[0], identity, len(identity))
         if self.s == NULL:
             raise OSError(errno, f"the Modbus server: {strerror(errno).decode()}")
         for u in range(256):
@@ -131,7 +143,7 @@ cdef class ModbusServer:
                 mapped_at[t] = &m[0] if m.shape[0] else NULL
             if sr_set_unit(self.s, u, offsets, sizes, mapped_at) != 0:
                 raise ValueError("an image table lies outside the region")
-        self.port = listener.getsockname()[1]
+        self.port = listener.getsockname()[1] if listener is not None else 0
         self.keep = (region, images, identity, listener)
 
     def start(self):
@@ -152,7 +164,8 @@ cdef class ModbusServer:
             self.running = False
             self.stopped = True
         if self.keep is not None:
-            self.keep[3].close()
+            if self.keep[3] is not None:
+                self.keep[3].close()
             self.keep = None  # releases the snapshot's buffer: its owner may now unmap it
 
     def __dealloc__(self):
@@ -164,7 +177,7 @@ cdef class ModbusServer:
         """The next write request: (slot, generation, MBAP frame, peer) or None after
         ``timeout`` s (or when stopping). Waits without the GIL. (slot, generation) names the
         connection the write came from, unique per accepted connection for this server's
-        life; ``peer`` is its "a.b.c.d:port"."""
+        life; ``peer`` is its "a.b.c.d:port", or an adopted connection's label."""
         cdef sr_write w
         cdef int got
         if self.stopped:
@@ -173,6 +186,9 @@ cdef class ModbusServer:
             got = sr_next_write(self.s, timeout, &w)
         if not got:
             return None
+        if w.label[0]:
+            return (w.slot, w.generation, bytes(w.frame[:w.len]),
+                    (<bytes>w.label).decode("utf-8", "replace"))
         p = w.peer
         peer = f"{p >> 24}.{(p >> 16) & 255}.{(p >> 8) & 255}.{p & 255}:{w.peer_port}"
         return w.slot, w.generation, bytes(w.frame[:w.len]), peer
@@ -181,6 +197,38 @@ cdef class ModbusServer:
         """Whether the connection (slot, generation) is still open (a closed one's slot may
         hold a newer connection: its generation differs)."""
         return bool(sr_is_open(self.s, slot, generation))
+
+    def adopt(self, int fd, str peer, int peer_port, str label):
+        """Serve ``fd`` (a connected stream socket, e.g. a TLS front's end of a socketpair;
+        owned by the server from now on, whatever happens) as a connection from
+        ``peer``:``peer_port`` (IPv4: the allowlist and the connection limits apply to it)
+        whose writes name ``label`` as their peer. Its generation, unique for this server's
+        life; OSError when it cannot be taken (the fd is closed then): EAGAIN, MAX_ADOPT are
+        waiting; ESHUTDOWN, stopping. The network thread places it at its next turn; a
+        refusal there closes it (``adopted_slot`` says -2)."""
+        cdef uint64_t generation
+        cdef bytes text = label.encode("utf-8")[:SR_MAX_LABEL - 1]
+        cdef const char* c_text = text
+        cdef uint32_t address
+        try:
+            address = int(ipaddress.IPv4Address(peer))
+        except ValueError:
+            os.close(fd)
+            raise
+        if self.stopped:
+            os.close(fd)
+            raise OSError(errno_module.ESHUTDOWN, "the Modbus server is stopped")
+        with nogil:
+            generation = sr_adopt(self.s, fd, address, peer_port, c_text)
+        if generation == 0:
+            raise OSError(errno, f"the Modbus server cannot adopt a connection: "
+                                 f"{strerror(errno).decode()}")
+        return generation
+
+    def adopted_slot(self, uint64_t generation):
+        """The adopted connection ``generation``'s slot while open; -1 while it waits to be
+        placed; -2 gone (refused or closed)."""
+        return sr_adopted_slot(self.s, generation)
 
     def complete(self, int slot, uint64_t generation, bytes mbap, bytes pdu):
         """Send ``pdu`` as the answer to the write from (slot, generation). True: queued on
@@ -213,7 +261,7 @@ cdef class ModbusServer:
                 "refused": c.refused, "dropped": c.dropped, "evicted": c.evicted,
                 "stalled": c.stalled, "closed": c.closed, "busy": c.busy,
                 "writes_dropped": c.writes_dropped, "answers_discarded": c.answers_discarded,
-                "accept_errors": c.accept_errors, "open": c.open, "faults": c.faults}
+                "accept_errors": c.accept_errors, "adopted": c.adopted, "open": c.open, "faults": c.faults}
 
     @property
     def connections(self):

@@ -43,7 +43,16 @@ typedef struct {
     double frame_started;  /* first byte of an incomplete frame; 0: none */
     double stalled_since;  /* answers waiting, none sent since; 0: none */
     int waiting;           /* its write is with Python */
+    char label[SR_MAX_LABEL];  /* adopted: what its writes name as their peer; "" accepted */
 } sr_conn;
+
+typedef struct {  /* a connection handed over by sr_adopt, not yet placed */
+    int fd;
+    uint32_t peer;
+    uint16_t peer_port;
+    uint64_t generation;
+    char label[SR_MAX_LABEL];
+} sr_adoptee;
 
 struct sr_server {
     sr_config cfg;
@@ -63,7 +72,6 @@ struct sr_server {
     sr_conn conn[SR_MAX_CONN];
     int open_slots[SR_MAX_CONN];
     int n_open;
-    uint64_t next_generation;
     sr_counters net;  /* its counters (those under lock excepted), published under lock */
     int net_dirty;
     int wake[2];
@@ -79,6 +87,9 @@ struct sr_server {
     int n_done;
     uint64_t open_generation[SR_MAX_CONN];  /* per slot: its connection's; 0 closed */
     uint64_t handed[SR_MAX_CONN];           /* per slot: the generation whose write Python has */
+    sr_adoptee adopting[SR_MAX_ADOPT];      /* handed over, waiting for the network thread */
+    int n_adopting;
+    uint64_t next_generation;  /* the last generation given (accepted or adopted) */
     sr_counters published;
 };
 
@@ -107,6 +118,7 @@ static void sr_publish(sr_server *s) {  /* network thread: its counters, one cop
     p->stalled = s->net.stalled;
     p->closed = s->net.closed;
     p->accept_errors = s->net.accept_errors;
+    p->adopted = s->net.adopted;
     p->open = s->net.open;
     p->faults |= s->net.faults;
     pthread_mutex_unlock(&s->lock);
@@ -329,6 +341,7 @@ static void sr_frames(sr_server *s, int k, double now) {
                 p->generation = c->generation;
                 p->peer = c->peer;
                 p->peer_port = c->peer_port;
+                memcpy(p->label, c->label, sizeof p->label);
                 memcpy(p->frame, h, (size_t)frame);
                 p->len = frame;
                 pthread_cond_signal(&s->has_write);
@@ -427,6 +440,50 @@ static void sr_refuse_one(sr_server *s, double now) {  /* no descriptor left */
     s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);  /* -1: retried next time */
 }
 
+/* Give connection fd from peer (host order) a slot, closing the connection sr_victim names
+ * (counted evicted); label NULL: an accepted TCP connection, else an adopted one with its
+ * generation. 0 placed; -1 refused (fd closed, counted). */
+static int sr_place(sr_server *s, int fd, uint32_t peer, uint16_t peer_port, const char *label,
+                    uint64_t generation, double now) {
+    int victim = sr_allowed(s, peer) ? sr_victim(s, peer, now) : -2;
+    if (victim == -2) {
+        s->net.refused++;
+        close(fd);
+        return -1;
+    }
+    if (victim >= 0) {
+        s->net.evicted++;
+        sr_close(s, victim);
+    }
+    int one = 1;
+    if (label == NULL && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
+        s->net.faults |= SR_FAULT_SOCKET;  /* slower answers, still correct ones */
+    int slot = -1;
+    for (int k = 0; k < SR_MAX_CONN && slot < 0; k++)
+        if (s->conn[k].fd < 0) slot = k;
+    if (slot < 0) {  /* cannot happen: max_conn <= SR_MAX_CONN */
+        s->net.refused++;
+        close(fd);
+        return -1;
+    }
+    sr_conn *c = &s->conn[slot];
+    memset(c, 0, sizeof *c);
+    c->fd = fd;
+    c->peer = peer;
+    c->peer_port = peer_port;
+    c->last_activity = now;
+    if (label != NULL) {
+        strncpy(c->label, label, sizeof c->label - 1);
+        c->label[sizeof c->label - 1] = 0;
+    }
+    pthread_mutex_lock(&s->lock);
+    c->generation = generation ? generation : ++s->next_generation;
+    s->open_generation[slot] = c->generation;
+    pthread_mutex_unlock(&s->lock);
+    s->open_slots[s->n_open++] = slot;
+    return 0;
+}
+
 static void sr_accept(sr_server *s, double now) {
     if (s->reserve_fd < 0) s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     for (int burst = 0; burst < SR_ACCEPT_BURST; burst++) {
@@ -447,42 +504,35 @@ static void sr_accept(sr_server *s, double now) {
             return;
         }
         s->net_dirty = 1;
-        uint32_t address = ntohl(peer.sin_addr.s_addr);
-        int victim = size >= sizeof peer && peer.sin_family == AF_INET && sr_allowed(s, address)
-                         ? sr_victim(s, address, now) : -2;
-        if (victim == -2) {
+        if (size < sizeof peer || peer.sin_family != AF_INET) {
             s->net.refused++;
             close(fd);
             continue;
         }
-        if (victim >= 0) {
-            s->net.evicted++;
-            sr_close(s, victim);
-        }
-        int one = 1;
-        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
-            s->net.faults |= SR_FAULT_SOCKET;  /* slower answers, still correct ones */
-        int slot = -1;
-        for (int k = 0; k < SR_MAX_CONN && slot < 0; k++)
-            if (s->conn[k].fd < 0) slot = k;
-        if (slot < 0) {  /* cannot happen: max_conn <= SR_MAX_CONN */
-            s->net.refused++;
-            close(fd);
-            continue;
-        }
-        sr_conn *c = &s->conn[slot];
-        memset(c, 0, sizeof *c);
-        c->fd = fd;
-        c->generation = ++s->next_generation;
-        c->peer = address;
-        c->peer_port = ntohs(peer.sin_port);
-        c->last_activity = now;
-        pthread_mutex_lock(&s->lock);
-        s->open_generation[slot] = c->generation;
-        pthread_mutex_unlock(&s->lock);
-        s->open_slots[s->n_open++] = slot;
-        s->net.accepted++;
+        if (sr_place(s, fd, ntohl(peer.sin_addr.s_addr), ntohs(peer.sin_port), NULL, 0, now) == 0)
+            s->net.accepted++;
     }
+}
+
+/* Adopted connections waiting: placed as accepted ones are (network thread). Each stays in
+ * the list until placed or refused, so sr_adopted_slot never finds it nowhere meanwhile. */
+static void sr_place_adopted(sr_server *s, double now) {
+    if (__atomic_load_n(&s->n_adopting, __ATOMIC_ACQUIRE) == 0) return;
+    sr_adoptee waiting[SR_MAX_ADOPT];
+    pthread_mutex_lock(&s->lock);
+    int n = s->n_adopting;
+    memcpy(waiting, s->adopting, (size_t)n * sizeof waiting[0]);
+    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; i < n; i++) {
+        sr_adoptee *a = &waiting[i];
+        s->net_dirty = 1;
+        if (sr_place(s, a->fd, a->peer, a->peer_port, a->label, a->generation, now) == 0)
+            s->net.adopted++;
+    }
+    pthread_mutex_lock(&s->lock);  /* those handed over meanwhile move up */
+    memmove(s->adopting, s->adopting + n, (size_t)(s->n_adopting - n) * sizeof waiting[0]);
+    __atomic_store_n(&s->n_adopting, s->n_adopting - n, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&s->lock);
 }
 
 /* ---------------------------------------------------------------- the loop */
@@ -538,7 +588,7 @@ static void sr_serve_once(sr_server *s, int timeout_ms) {
     double now = sr_now();
     int n = 0;
     fds[n].fd = s->wake[0]; fds[n].events = POLLIN; slot_of[n++] = -2;
-    if (now >= s->accept_paused_until) {
+    if (s->listen_fd >= 0 && now >= s->accept_paused_until) {
         fds[n].fd = s->listen_fd; fds[n].events = POLLIN; slot_of[n++] = -1;
     }
     for (int i = 0; i < s->n_open; i++) {
@@ -591,7 +641,9 @@ static void sr_serve_once(sr_server *s, int timeout_ms) {
         }
         sr_service(s, k, now);
     }
-    /* writes Python has answered go out; frames that waited behind them are parsed */
+    /* connections handed over are placed; writes Python has answered go out (frames that
+     * waited behind them are parsed below) */
+    sr_place_adopted(s, now);
     sr_answers_from_python(s, now);
     /* backwards: closing a connection moves the last open slot into its place */
     for (int i = s->n_open - 1; i >= 0; i--) {
@@ -630,7 +682,7 @@ sr_server *sr_new(const sr_config *config, int listen_fd, uint8_t *region, size_
         config->max_per_peer < 1 || config->max_per_peer > config->max_conn ||
         config->n_allow < 0 || config->n_allow > SR_MAX_ALLOW || !(config->idle_timeout > 0) ||
         !(config->frame_timeout > 0) || region == NULL || region_size < SR_SEQLOCK_HEADER ||
-        ((uintptr_t)region % 8) || identity_len < 0 || listen_fd < 0) {
+        ((uintptr_t)region % 8) || identity_len < 0 || listen_fd < -1) {
         errno = EINVAL;
         return NULL;
     }
@@ -646,9 +698,10 @@ sr_server *sr_new(const sr_config *config, int listen_fd, uint8_t *region, size_
     s->wake[0] = s->wake[1] = -1;
     for (int k = 0; k < SR_MAX_CONN; k++) s->conn[k].fd = -1;
     atomic_init(&s->stop, 0);
-    int flags = fcntl(listen_fd, F_GETFL);
+    int flags = listen_fd >= 0 ? fcntl(listen_fd, F_GETFL) : 0;
     pthread_condattr_t attr;
-    int failed = flags < 0 || fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
+    int failed = flags < 0 ||
+                 (listen_fd >= 0 && fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) != 0) ||
                  pipe2(s->wake, O_NONBLOCK | O_CLOEXEC) != 0;
     int saved = errno;
     if (!failed) {
@@ -714,6 +767,10 @@ void sr_stop(sr_server *s) {
         s->running = 0;
     }
     for (int k = 0; k < SR_MAX_CONN; k++) sr_close(s, k);
+    pthread_mutex_lock(&s->lock);  /* handed over, never placed: closed too */
+    for (int i = 0; i < s->n_adopting; i++) close(s->adopting[i].fd);
+    s->n_adopting = 0;
+    pthread_mutex_unlock(&s->lock);
     s->net_dirty = 1;
     sr_publish(s);
 }
@@ -789,4 +846,62 @@ int sr_is_open(sr_server *s, int slot, uint64_t generation) {
     int open = s->open_generation[slot] == generation;
     pthread_mutex_unlock(&s->lock);
     return open;
+}
+
+uint64_t sr_adopt(sr_server *s, int fd, uint32_t peer, uint16_t peer_port, const char *label) {
+    if (fd < 0 || label == NULL) {
+        errno = EINVAL;
+        return 0;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
+        fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return 0;
+    }
+    uint64_t generation = 0;
+    int why = 0;
+    pthread_mutex_lock(&s->lock);
+    if (atomic_load(&s->stop)) {
+        why = ESHUTDOWN;
+    } else if (s->n_adopting >= SR_MAX_ADOPT) {
+        why = EAGAIN;
+        s->published.refused++;
+    } else {
+        sr_adoptee *a = &s->adopting[s->n_adopting];
+        a->fd = fd;
+        a->peer = peer;
+        a->peer_port = peer_port;
+        strncpy(a->label, label, sizeof a->label - 1);
+        a->label[sizeof a->label - 1] = 0;
+        a->generation = generation = ++s->next_generation;
+        __atomic_store_n(&s->n_adopting, s->n_adopting + 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (generation == 0) {
+        close(fd);
+        errno = why;
+        return 0;
+    }
+    uint8_t one = 1;
+    if (write(s->wake[1], &one, 1) < 0 && errno != EAGAIN) {  /* full: a wake is pending */
+        pthread_mutex_lock(&s->lock);
+        s->published.faults |= SR_FAULT_WAKE;  /* it still places it within 50 ms */
+        pthread_mutex_unlock(&s->lock);
+    }
+    return generation;
+}
+
+int sr_adopted_slot(sr_server *s, uint64_t generation) {
+    if (generation == 0) return -2;
+    int where = -2;
+    pthread_mutex_lock(&s->lock);
+    for (int k = 0; k < SR_MAX_CONN && where == -2; k++)  /* placed first: it stays listed */
+        if (s->open_generation[k] == generation) where = k;    /* until the batch is done */
+    for (int i = 0; i < s->n_adopting && where == -2; i++)
+        if (s->adopting[i].generation == generation) where = -1;
+    pthread_mutex_unlock(&s->lock);
+    return where;
 }

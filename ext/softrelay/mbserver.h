@@ -21,9 +21,13 @@
  *   descriptor) and pauses accepting for a moment: the thread never spins;
  * - its counters are read as one consistent copy (sr_counters_get).
  *
- * Threads: sr_next_write, sr_complete, sr_is_open and sr_counters_get may be called from any
- * thread while the server runs; sr_new, sr_set_unit, sr_start, sr_stop and sr_free from its
- * owner only.
+ * Besides the connections it accepts, it serves connections handed to it (sr_adopt: a TLS
+ * front's end of a socketpair, its client already authenticated), under the same limits and
+ * rules; their writes name the label given with them as their peer.
+ *
+ * Threads: sr_next_write, sr_complete, sr_is_open, sr_adopt, sr_adopted_slot and
+ * sr_counters_get may be called from any thread while the server runs; sr_new, sr_set_unit,
+ * sr_start, sr_stop and sr_free from its owner only.
  */
 #ifndef SR_MBSERVER_H
 #define SR_MBSERVER_H
@@ -37,6 +41,8 @@
 #define SR_MAX_ALLOW 32    /* allowed networks */
 #define SR_MAX_PENDING 32  /* writes waiting for Python; beyond: exception 06 */
 #define SR_MAX_UNITS 256
+#define SR_MAX_LABEL 128   /* an adopted connection's label, with its NUL */
+#define SR_MAX_ADOPT 16    /* adopted connections waiting for the network thread */
 
 typedef struct sr_server sr_server;  /* opaque */
 
@@ -72,6 +78,7 @@ typedef struct {
     uint64_t writes_dropped;    /* writes dropped with their connection, before Python */
     uint64_t answers_discarded; /* Python's answers to a connection closed meanwhile */
     uint64_t accept_errors;     /* accept() failures (EMFILE, ENFILE ...) */
+    uint64_t adopted;           /* connections handed over by sr_adopt and served */
     uint32_t open;              /* connections open */
     uint32_t faults;            /* SR_FAULT_* */
 } sr_counters;
@@ -83,9 +90,11 @@ typedef struct {  /* a write handed to Python */
     uint16_t peer_port;
     int len;
     uint8_t frame[SR_MAX_ADU];  /* MBAP header and request PDU */
+    char label[SR_MAX_LABEL];   /* an adopted connection's label; "" for an accepted one */
 } sr_write;
 
-/* A server on listen_fd (bound, listening, owned by the caller, made non-blocking here),
+/* A server on listen_fd (bound, listening, owned by the caller, made non-blocking here; -1:
+ * none, it serves adopted connections only),
  * reading region (the snapshot: the seqlock header, then the data; region_size bytes) and
  * answering 43/14 with identity (objects: id, length, bytes ...). NULL and errno on failure
  * (EINVAL: a configuration outside its limits). Every unit answers 0x0B until sr_set_unit. */
@@ -112,6 +121,20 @@ int sr_complete(sr_server *s, int slot, uint64_t generation, const uint8_t *mbap
                 const uint8_t *pdu, int len);
 
 int sr_is_open(sr_server *s, int slot, uint64_t generation);
+
+/* Serve fd, a connected stream socket handed over by the caller (a TLS front's end of a
+ * socketpair), as a connection from peer:peer_port (IPv4, host order: the allowlist,
+ * max_conn and max_per_peer apply as to an accepted one) whose writes name label (cut to
+ * SR_MAX_LABEL - 1 bytes) as their peer. The server owns fd from this call on, whatever
+ * happens: a refusal closes it. The connection's generation (> 0, never reused by this
+ * server), or 0 and errno: EAGAIN (SR_MAX_ADOPT already waiting), ESHUTDOWN (stopping),
+ * EINVAL. The network thread places it at its next turn; a refusal there (the allowlist, or
+ * full of connections none of which can be evicted) closes fd and counts it in refused. */
+uint64_t sr_adopt(sr_server *s, int fd, uint32_t peer, uint16_t peer_port, const char *label);
+
+/* Where the adopted connection `generation` is: its slot (>= 0) while open; -1 while it waits
+ * to be placed; -2 gone (refused, or closed). */
+int sr_adopted_slot(sr_server *s, uint64_t generation);
 void sr_counters_get(sr_server *s, sr_counters *out);  /* one consistent copy */
 
 /* The response PDU the thread gives to a read PDU for unit (tests hold it to the reference):

@@ -155,6 +155,10 @@ def show_status(args) -> int:
         groups = config.modbus.groups if config.modbus else {}
         regmap = RegisterMap(config, list(groups[args.unit]) if args.unit in groups else None)
     default_port = config.modbus.port if config is not None and config.modbus else 5020
+    if default_port is None and not (args.address and ":" in args.address):
+        print("status: the configuration serves Modbus over TLS only (modbus.port: null), "
+              "which status does not speak: give HOST:PORT of a plain port", file=sys.stderr)
+        return 1
     if args.address:
         host, colon, port = args.address.rpartition(":")
         if not colon:  # HOST alone: the configuration's port, else the default 5020

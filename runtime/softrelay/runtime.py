@@ -28,7 +28,7 @@ from softrelay.comms.authority import Authority, LockoutPolicy
 from softrelay.comms.event_window import EventWindow
 from softrelay.comms.modbus_pdu import SlaveLogic
 from softrelay.comms.rtu_slave import RtuSlave
-from softrelay.comms.slave import SlaveService
+from softrelay.comms.slave import SlaveService, TlsPortError
 from softrelay.comms.writes import RelayWrites
 from softrelay.config.schema import RelayConfig, state_paths
 from softrelay.core import (
@@ -254,7 +254,11 @@ class Relay:
             try:
                 self.slave = SlaveService(m, self.maps, self.snapshot, RelayWrites(
                     self.commands, self.settings, self.authority, self.events.record,
-                    events=self.event_window), avoid_cpu=config.scan.realtime.cpu)
+                    events=self.event_window), avoid_cpu=config.scan.realtime.cpu,
+                    quiet=status, helper_priority=config.scan.realtime.helper_priority)
+            except TlsPortError as exc:
+                raise StartupError(port_error("the Modbus TLS port", "modbus.tls.port", m.host,
+                                              m.tls.port, exc)) from None
             except OSError as exc:
                 raise StartupError(port_error("the Modbus slave", "modbus.port", m.host,
                                               m.port, exc)) from None
@@ -483,9 +487,15 @@ class Relay:
         if self.rtu is not None:
             self.rtu.start()
         if self.slave is not None:
-            self.slave.start()
+            try:
+                self.slave.start()
+            except RuntimeError as exc:  # the TLS front could not serve: its reason
+                raise StartupError(str(exc)) from None
+            tls = self.slave.tls_port
             self.events.record("system", "modbus", f"slave on {self.config.modbus.host}:"
-                                                   f"{self.slave.port}")
+                               + (f"{self.slave.port}" if self.config.modbus.port is not None
+                                  else "(no plain port)")
+                               + (f", Modbus/TCP Security (TLS) on port {tls}" if tls else ""))
         if self._companion is not None or self._telemetry is not None:
             self._supervisor = threading.Thread(target=self._supervise, name="supervisor",
                                                 daemon=True)

@@ -3,9 +3,11 @@
  *
  * One server lives across inputs (as in the relay); each input is a script of operations on
  * four clients: send bytes, turn the loop, answer a pending write as Python would (with bytes
- * from the input), read the answers, reset or close and reconnect, read a PDU directly. After
- * each input every client is closed and the server must come back to no connection, no write
- * pending, and counters that add up (accepted = open + closed). The image: unit 1 sees every
+ * from the input), read the answers, reset or close and reconnect (over TCP, or as an
+ * adopted connection: a socketpair handed over by sr_adopt with a label from the input, as
+ * the TLS front does), read a PDU directly. After each input every client is closed and the
+ * server must come back to no connection, no write pending, none waiting to be adopted, and
+ * counters that add up (accepted + adopted = open + closed). The image: unit 1 sees every
  * address, unit 2 a sparse map, the others none (0x0B); a published snapshot, or none yet
  * (sequence 0: reads answer 06), by the input's first byte.
  */
@@ -34,6 +36,24 @@ static int connect_client(void) {
         return -1;
     }
     return fd;
+}
+
+/* A client whose connection is handed over (sr_adopt), from 10.0.0.(peer % 4), labelled by
+ * the input's bytes (up to 200: longer than a label holds). */
+static int adopt_client(int k, const uint8_t *bytes, size_t n, int peer) {
+    int pair[2];
+    assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) == 0);
+    char label[201];
+    size_t len = n < 200 ? n : 200;
+    for (size_t i = 0; i < len; i++) label[i] = bytes[i] ? (char)bytes[i] : '?';
+    label[len] = 0;
+    uint64_t generation = sr_adopt(server, pair[1], 0x0A000000u + (uint32_t)(peer % 4),
+                                   (uint16_t)k, label);
+    if (generation == 0) {  /* the server closed its end */
+        close(pair[0]);
+        return -1;
+    }
+    return pair[0];
 }
 
 static void reset_client(int k, int hard) {
@@ -136,7 +156,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             break;
         case 5:  /* reset, or close, then reconnect */
             reset_client(k, n & 1);
-            clients[k] = connect_client();
+            clients[k] = (n & 2) ? adopt_client(k, bytes, n, (int)(n >> 2))
+                                 : connect_client();
             sr_serve_once(server, 0);
             break;
         case 6: {  /* a PDU straight to the parser */
@@ -162,7 +183,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     for (int k = 0; k < CLIENTS; k++) reset_client(k, k & 1);
-    for (int turn = 0; turn < 200 && server->n_open; turn++) {
+    for (int turn = 0; turn < 200 && (server->n_open || server->n_adopting); turn++) {
         answer_writes(NULL, 0);
         sr_serve_once(server, 1);
     }
@@ -171,7 +192,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     assert(server->n_open == 0);
     sr_counters c;
     sr_counters_get(server, &c);
-    assert(c.open == 0 && c.accepted == c.open + c.closed);
+    assert(server->n_adopting == 0);
+    assert(c.open == 0 && c.accepted + c.adopted == c.open + c.closed);
     assert(server->n_pending == 0 && server->n_done == 0);
     return 0;
 }

@@ -11,6 +11,9 @@ worker and the RTU line:
   ``a.b.c.d:port``) or one RTU line and unit. Writing a level's code to ``relay.unlock`` gives
   that session the level for ``access.minutes``; writing 0 drops it; it also ends when the
   connection closes (``drop``). Another session holds nothing until it sends a code itself.
+  A TLS session (Modbus/TCP Security) is *certified* with the level its certificate's role
+  maps to (``certify``): it holds it for the connection's life (no minutes, not dropped by
+  writing 0); a code can raise it meanwhile, as on any session.
 - **Lockout** per peer (the address without the port, or the RTU line): after ``attempts``
   wrong codes in a row its codes (even the right one) are refused for 1, 2, 4 ... minutes
   (doubled at each lockout, capped at ``max_minutes``); a right code forgives the peer. One
@@ -190,6 +193,7 @@ class Authority:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._held: dict[Hashable, _Held] = {}
+        self._certified: dict[Hashable, _Held] = {}  #: until: inf, for the connection's life
         self._peers: OrderedDict[str, _Peer] = OrderedDict()
         self.counters = Counters()
         if self.refusals is None:
@@ -202,17 +206,19 @@ class Authority:
         if session is None:
             return READ
         with self._lock:
+            certified = self._certified.get(session.key)
+            base = certified.level if certified is not None else READ
             held = self._held.get(session.key)
             if held is None:
-                return READ
+                return base
             if self.clock() >= held.until:
                 del self._held[session.key]
                 expired = held
             else:
-                return held.level
+                return max(base, held.level)
         self._note(f"{level_text(expired.level)} of {session.who} expired after "
                    f"{self.minutes:g} min")
-        return READ
+        return base
 
     def is_local(self) -> bool:
         return self.local is not None and bool(self.local())
@@ -226,13 +232,15 @@ class Authority:
         """Some session holds level 2 now (the map's ``relay.unlocked``)."""
         now = self.clock()
         with self._lock:
-            return any(h.level >= ENGINEER and now < h.until for h in self._held.values())
+            return any(h.level >= ENGINEER and now < h.until
+                       for h in (*self._held.values(), *self._certified.values()))
 
     @property
     def sessions(self) -> int:
         now = self.clock()
         with self._lock:
-            return sum(1 for h in self._held.values() if now < h.until)
+            keys = {k for k, h in self._held.items() if now < h.until}
+            return len(keys | {k for k, h in self._certified.items() if h.level > READ})
 
     def locked_out(self, peer: str) -> bool:
         with self._lock:
@@ -337,16 +345,32 @@ class Authority:
         self.refusals.refuse(kind, session.who, f"write refused: {reason}")
         return reason
 
+    def certify(self, session: Session, level: int) -> None:
+        """``session`` holds ``level`` for its connection's life (a TLS client's role, told
+        by its certificate): it never expires and writing 0 does not drop it; ``drop`` ends
+        it. Idempotent; recorded by the caller, who knows the certificate."""
+        with self._lock:
+            self._certified[session.key] = _Held(session, level, math.inf)
+
+    def certified(self, session_key: Hashable) -> bool:
+        with self._lock:
+            return session_key in self._certified
+
     def drop(self, session_key: Hashable, why: str = "connection closed") -> None:
         """The session is gone (its connection closed): its level with it."""
         with self._lock:
             held = self._held.pop(session_key, None)
+            certified = self._certified.pop(session_key, None)
         if held is not None:
             self._note(f"{level_text(held.level)} of {held.session.who} ended: {why}")
+        if certified is not None and certified.level > READ:
+            self._note(f"{level_text(certified.level)} of {certified.session.who} (its "
+                       f"certificate) ended: {why}")
 
     def held_keys(self) -> list[Hashable]:
+        """The sessions holding a level (by code or by certificate)."""
         with self._lock:
-            return list(self._held)
+            return list(dict.fromkeys([*self._held, *self._certified]))
 
     def tick(self) -> None:
         """Idle work: expire levels (recorded), flush aggregated refusals."""

@@ -20,6 +20,12 @@ most ``MAX_PENDING`` writes wait for this worker (beyond: exception 06, server b
 connection's writes are dropped with it; a connection is not read while its answers wait
 (dropped after ``frame_timeout`` if it never takes them); one address holds at most
 ``max_per_peer`` connections and a newcomer that finds the server full closes the longest idle.
+
+With ``modbus.tls`` the same server also serves Modbus/TCP Security clients
+(``modbus_tls.TlsSlave``: a front process terminates TLS and hands each authenticated
+client's connection over): their writes name ``tls:CN=<cn>(<role>)@<address>:<port>`` and
+their sessions hold the level their certificate's role gives. ``modbus.port: null`` serves
+TLS only.
 """
 
 from __future__ import annotations
@@ -71,11 +77,17 @@ def listener(host: str, port: int) -> socket.socket:
     return sock
 
 
+class TlsPortError(OSError):
+    """The TLS port (``modbus.tls.port``) cannot be listened on (the plain one could)."""
+
+
 class SlaveService:
     def __init__(self, config: ModbusSlave, maps: dict[str, RegisterMap],
-                 snapshot: SharedImage, writes: RelayWrites, avoid_cpu: int | None = None
-                 ) -> None:
-        """``maps``: the register images in the snapshot by prefix (``register_maps``)."""
+                 snapshot: SharedImage, writes: RelayWrites, avoid_cpu: int | None = None,
+                 *, quiet: bool = False, helper_priority: int = 0) -> None:
+        """``maps``: the register images in the snapshot by prefix (``register_maps``);
+        ``quiet`` and ``helper_priority``: the TLS front's, as the telemetry's. An OSError
+        when a port cannot be listened on (``TlsPortError``: the TLS one)."""
         from softrelay._mbserver import FAULTS, ModbusServer
 
         self.config = config
@@ -103,6 +115,7 @@ class SlaveService:
             allow.append((int(network.network_address), int(network.netmask)))
         self.server = ModbusServer(snapshot.region, images, units,
                                    identity_objects(self.logic[IMAGE_PREFIX]),
+                                   None if config.port is None else
                                    listener(config.host, config.port),
                                    config.max_connections, config.idle_timeout,
                                    config.frame_timeout, allow, avoid_cpu,
@@ -113,17 +126,41 @@ class SlaveService:
         self._refused = 0  #: the server's refused-connection count already recorded
         self._faults = FAULTS
         self._faults_reported = 0
+        self.tls = None  #: modbus_tls.TlsSlave, with modbus.tls
+        if config.tls is not None:
+            from softrelay.comms.modbus_tls import TlsSlave
+
+            try:
+                self.tls = TlsSlave(config, self.server, writes.authority, writes.record
+                                    or (lambda *a, **k: None), avoid_cpu, quiet,
+                                    helper_priority)
+            except OSError as exc:
+                self.server.stop()
+                raise TlsPortError(exc.errno, exc.strerror or str(exc)) from None
+            except BaseException:
+                self.server.stop()
+                raise
 
     @property
     def port(self) -> int:
         return self.server.port
 
+    @property
+    def tls_port(self) -> int | None:
+        """The TLS port (Modbus/TCP Security), when configured."""
+        return self.tls.port if self.tls is not None else None
+
     def start(self) -> None:
+        """The network thread, the write worker and, with TLS, the front (RuntimeError with
+        the reason when it cannot serve)."""
         self.server.start()
         self._worker = threading.Thread(target=self._serve_writes, name="modbus-writes",
                                         daemon=True)
         self._worker.start()
-        log.info("Modbus slave listening on %s:%d", self.config.host, self.port)
+        if self.config.port is not None:
+            log.info("Modbus slave listening on %s:%d", self.config.host, self.port)
+        if self.tls is not None:
+            self.tls.start()
 
     def _idle(self) -> None:
         """Between writes: drop the levels of closed connections, expire levels, record the
@@ -135,7 +172,7 @@ class SlaveService:
         refused = self.server.counters["refused"]
         if refused > self._refused:
             authority.refusals.refuse(
-                "connection refused", f"{self.config.host}:{self.port}",
+                "connection refused", f"{self.config.host}:{self.port or self.tls_port}",
                 "connection refused: not in the allowlist, or the server full at "
                 f"{self.config.max_connections} connections (the server keeps no address)",
                 refused - self._refused)
@@ -154,7 +191,10 @@ class SlaveService:
                 self._report_faults()
                 continue
             slot, generation, frame, peer = item
-            writes = self.writes.for_session(Session.tcp(slot, generation, peer))
+            session = (self.tls.session(slot, generation, peer)
+                       if self.tls is not None and peer.startswith("tls:")
+                       else Session.tcp(slot, generation, peer))
+            writes = self.writes.for_session(session)
             try:
                 prefix = self.prefix_of[frame[6]]  # the network thread sends only these
                 image = (register_image(self.snapshot.read(), prefix)
@@ -181,6 +221,8 @@ class SlaveService:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.tls is not None:
+            self.tls.stop()  # first: no client is handed over to a stopped server
         self.server.stop()
         if self._worker is not None:
             self._worker.join(2.0)

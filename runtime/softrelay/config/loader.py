@@ -8,8 +8,9 @@ What ``run`` would refuse, ``load`` refuses first (``softrelay check`` and ``run
 here): besides the models and their cross-references, a key given twice, a file that is not
 UTF-8, more points or buses than the register map holds, state files that cannot be kept where
 they resolve (``state_paths``: a directory in a file's place, two files on one path), a GPIO
-pin gpiozero would refuse or two devices on one pin. The state paths are looked at, never
-created.
+pin gpiozero would refuse or two devices on one pin, a ``modbus.tls`` whose files cannot serve
+(read and loaded as the TLS front does: ``modbus_tls.tls_problems``). The state paths are
+looked at, never created.
 """
 
 from __future__ import annotations
@@ -176,7 +177,10 @@ def _parse(text: str, file: str, environ: Mapping[str, str] | None) -> RelayConf
                 reason = "unknown key (not ignored: check the spelling)"
             problems.append(Problem(file, line_of(root, loc), key_path(loc), reason))
         raise ConfigError(problems) from None
-    found = references(config) + limit_problems(config) + path_problems(config, environ)
+    from softrelay.comms.modbus_tls import tls_problems  # reads the TLS files, as run does
+
+    found = (references(config) + limit_problems(config) + path_problems(config, environ)
+             + tls_problems(config))
     problems += [Problem(file, line_of(root, loc), key_path(loc), reason)
                  for loc, reason in found]
     if problems:

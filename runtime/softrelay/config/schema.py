@@ -32,6 +32,8 @@ Word = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$", max_length=32,
                             description="a name without dots")]
 
 THERMAL_FLAGS = {f.name.lower(): f for f in ThermalFlag if f}
+#: an access level over Modbus: 0 read, 1 operator, 2 engineer
+Level = Annotated[int, Field(ge=0, le=2)]
 #: what each I2C / SPI chip measures: signals address them as '<sensor>.<quantity>'
 CHIP_QUANTITIES = {"mlx90614": ("object", "ambient"), "tmp117": ("temperature",),
                    "max31865": ("temperature",), "mcp3208": ("window",)}
@@ -598,13 +600,46 @@ class Gpio(BaseModel):
         "choice where a GPIO chip exists, else mock pins with a warning")
 
 
+#: the role extension of Modbus/TCP Security (MB-TCP-Security, R-21/R-22): an ASN.1 UTF8String
+MODBUS_ROLE_OID = "1.3.6.1.4.1.50316.802.1"
+Role = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class ModbusTls(BaseModel):
+    """Modbus/TCP Security (the Modbus Organization's TLS profile, "mbaps"): the same map over
+    TLS with mutual certificates, on a port of its own beside the plain one. A client without
+    a certificate signed by ``ca`` fails the handshake; the role in its certificate (extension
+    1.3.6.1.4.1.50316.802.1, a UTF8String) gives its session the level ``roles`` maps it to,
+    for the life of the connection. A certificate without a role, or with one not in
+    ``roles``, reads only (and an event says so). ``check`` loads the files as ``run`` does:
+    relative paths are the working directory's, as MQTT's are; give absolute ones."""
+
+    model_config = STRICT
+    port: int = Field(802, ge=0, le=65535, description="802 (IANA's mbaps) needs root or "
+                      "CAP_NET_BIND_SERVICE; 0: any free port (tests)")
+    cert: Path = Field(description="this relay's certificate (PEM), with its chain")
+    key: Path = Field(description="this relay's private key (PEM), readable by the service only")
+    ca: Path = Field(description="CA certificate(s) (PEM) a client's certificate must chain to")
+    min_version: Literal["1.2", "1.3"] = Field("1.2", description="the oldest TLS version "
+                                               "accepted (1.3 is negotiated when the client "
+                                               "offers it); 1.3: a 1.2-only client is refused")
+    roles: dict[Role, Level] = Field(default_factory=dict, description="certificate role -> "
+                                     "access level (0 read, 1 operator, 2 engineer); exact, "
+                                     "case-sensitive; a role not listed reads only")
+    handshake_timeout: float = Field(10.0, gt=0.0, le=300.0, description="s a client may take "
+                                     "over its handshake before it is dropped")
+
+
 class ModbusSlave(BaseModel):
     """The Modbus/TCP slave the DCS polls (``softrelay regmap`` prints its map)."""
 
     model_config = STRICT
     host: str = Field("127.0.0.1", description="bind address (IPv4); 0.0.0.0: every interface")
-    port: int = Field(5020, ge=0, le=65535, description="502 needs root or the "
-                      "CAP_NET_BIND_SERVICE capability; 0: any free port (tests)")
+    port: int | None = Field(5020, ge=0, le=65535, description="502 needs root or the "
+                             "CAP_NET_BIND_SERVICE capability; 0: any free port (tests); "
+                             "null: no plain port (TLS only: give tls)")
+    tls: ModbusTls | None = Field(None, description="Modbus/TCP Security on a port of its "
+                                  "own (802); none: plain Modbus/TCP only")
     units: tuple[int, ...] = Field((), description="unit ids that see the whole map; empty: "
                                    "any (unless groups are given). Others get exception 0x0B "
                                    "(gateway target failed to respond)")
@@ -644,6 +679,9 @@ class ModbusSlave(BaseModel):
         for unit, names in self.groups.items():
             if not names:
                 raise ValueError(f"groups: unit {unit} shows no point")
+        if self.port is None and self.tls is None:
+            raise ValueError("port is null and no tls is given: the slave would serve "
+                             "nobody (give a port, or tls, or leave modbus out)")
         return self
 
 
@@ -720,9 +758,6 @@ class AccessCode(BaseModel):
         if self.code_env:
             return f"code in the file (${self.code_env} is not set)"
         return "code in the file"
-
-
-Level = Annotated[int, Field(ge=0, le=2)]
 
 
 class CommandLevels(BaseModel):

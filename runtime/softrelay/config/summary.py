@@ -77,8 +77,15 @@ def describe(config: RelayConfig) -> list[str]:
         lines.append("  modbus slave: none")
     else:
         units = ", ".join(map(str, m.units)) or "any"
-        lines.append(f"  modbus slave: {m.host}:{m.port}, units {units}, up to "
+        plain = f"{m.host}:{m.port}" if m.port is not None else f"{m.host} (no plain port)"
+        lines.append(f"  modbus slave: {plain}, units {units}, up to "
                      f"{m.max_connections} connections, allow {', '.join(m.allow) or 'any'}")
+        if m.tls is not None:
+            roles = ", ".join(f"{role!r} -> level {level}" for role, level in
+                              m.tls.roles.items()) or "none (every client reads only)"
+            lines.append(f"  modbus TLS (Modbus/TCP Security): {m.host}:{m.tls.port}, TLS "
+                         f"{m.tls.min_version}+, client certificates from {m.tls.ca}; roles "
+                         f"{roles}")
     if config.modbus_rtu is not None:
         r = config.modbus_rtu
         lines.append(f"  modbus RTU slave: {r.port}, unit {r.unit}, {r.baudrate} "

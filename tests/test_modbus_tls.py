@@ -1,0 +1,487 @@
+"""Modbus/TCP Security (modbus.tls): a real relay's TLS port on 127.0.0.1, certificates made
+here (a CA; an engineer's, an operator's, one without a role, one with a role the relay does
+not know, one from another CA), and two clients: Python's ssl module speaking raw MBAP frames
+(the independent client) and pymodbus's ModbusTlsClient.
+
+The role travels in the certificate's extension 1.3.6.1.4.1.50316.802.1 as an ASN.1
+UTF8String (MB-TCP-Security R-21/R-22; rodbus and the Modbus Organization's examples say the
+same): the relay maps it to an access level by ``modbus.tls.roles``."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pymodbus.client import ModbusTlsClient
+
+from test_modbus_slave import ACCESS, Running, f32, make_relay
+
+ROLE_OID = x509.ObjectIdentifier("1.3.6.1.4.1.50316.802.1")
+ROLES = "{engineer: 2, operator: 1}"
+
+
+# ---------------------------------------------------------------- certificates
+
+
+def utf8string(text: str) -> bytes:
+    data = text.encode()
+    assert len(data) < 128
+    return bytes([0x0C, len(data)]) + data
+
+
+def certificate(subject: str, key, issuer: str, issuer_key, *, ca: bool = False,
+                role: str | None = None, server: bool = False) -> bytes:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+               .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(now + datetime.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if not ca:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(
+            [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False)
+    if server:
+        builder = builder.add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+    if role is not None:
+        builder = builder.add_extension(x509.UnrecognizedExtension(ROLE_OID, utf8string(role)),
+                                        critical=False)
+    return builder.sign(issuer_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
+def key_pem(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def make_pki(directory: Path) -> dict[str, tuple[Path, Path] | Path]:
+    """``ca``; (cert, key) pairs: ``server``, ``engineer`` (CN dcs1), ``operator`` (CN hmi1),
+    ``norole`` (CN historian), ``guest`` (role 'guest', not mapped), ``stranger`` (role
+    engineer, signed by another CA)."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    other_key = ec.generate_private_key(ec.SECP256R1())
+    (directory / "ca.pem").write_bytes(certificate("plant CA", ca_key, "plant CA", ca_key,
+                                                   ca=True))
+    pki: dict = {"ca": directory / "ca.pem"}
+    for name, cn, role, issuer in (("server", "relay1", None, "plant"),
+                                   ("engineer", "dcs1", "engineer", "plant"),
+                                   ("operator", "hmi1", "operator", "plant"),
+                                   ("norole", "historian", None, "plant"),
+                                   ("guest", "visitor", "guest", "plant"),
+                                   ("stranger", "dcs1", "engineer", "other")):
+        key = ec.generate_private_key(ec.SECP256R1())
+        signer = (("plant CA", ca_key) if issuer == "plant" else ("other CA", other_key))
+        pem = certificate(cn, key, signer[0], signer[1], role=role, server=name == "server")
+        (directory / f"{name}.pem").write_bytes(pem)
+        (directory / f"{name}.key").write_bytes(key_pem(key))
+        pki[name] = (directory / f"{name}.pem", directory / f"{name}.key")
+    return pki
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def tls_section(pki, min_version: str = "1.2", roles: str = ROLES) -> str:
+    cert, key = pki["server"]
+    return (f"  tls: {{port: 0, cert: {cert}, key: {key}, ca: {pki['ca']}, "
+            f"min_version: '{min_version}', roles: {roles}}}\n")
+
+
+def slave_text(pki, **tls) -> str:
+    return ("modbus:\n  host: 127.0.0.1\n  port: 0\n  units: [1]\n  max_connections: 8\n"
+            "  idle_timeout: 30.0\n  frame_timeout: 1.0\n" + tls_section(pki, **tls)
+            + "\n" + ACCESS)
+
+
+def start(tmp_path, pki, **tls) -> Running:
+    return Running(make_relay(tmp_path, slave_text(pki, **tls)))
+
+
+@pytest.fixture
+def running(tmp_path, pki):
+    r = start(tmp_path, pki)
+    yield r
+    r.close()
+
+
+# ---------------------------------------------------------------- clients
+
+
+def client_context(pki, name: str | None, maximum: ssl.TLSVersion | None = None
+                   ) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # the relay's certificate is checked
+    context.load_verify_locations(cafile=str(pki["ca"]))
+    if maximum is not None:
+        context.maximum_version = maximum
+    if name is not None:
+        cert, key = pki[name]
+        context.load_cert_chain(str(cert), str(key))
+    return context
+
+
+def connect(pki, port: int, name: str | None, maximum=None, timeout: float = 5.0
+            ) -> ssl.SSLSocket:
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return client_context(pki, name, maximum).wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def receive(sock: ssl.SSLSocket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        got = sock.recv(n - len(data))
+        if not got:
+            raise ConnectionError("closed by the relay")
+        data += got
+    return data
+
+
+def ask(sock: ssl.SSLSocket, pdu: bytes, transaction: int = 1) -> bytes:
+    """One MBAP request over TLS; the response PDU."""
+    sock.sendall(struct.pack(">HHHB", transaction, 0, len(pdu) + 1, 1) + pdu)
+    header = receive(sock, 7)
+    tid, protocol, length, unit = struct.unpack(">HHHB", header)
+    assert (tid, protocol, unit) == (transaction, 0, 1)
+    return receive(sock, length - 1)
+
+
+def write_float(address: int, value: float) -> bytes:
+    return struct.pack(">BHHB", 0x10, address, 2, 4) + struct.pack(">f", value)
+
+
+def write_coil(address: int) -> bytes:
+    return struct.pack(">BHH", 0x05, address, 0xFF00)
+
+
+def read_inputs(address: int, count: int) -> bytes:
+    return struct.pack(">BHH", 0x04, address, count)
+
+
+def wait_for(condition, seconds: float = 5.0, what: str = "") -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
+        time.sleep(0.02)
+
+
+def texts(running: Running) -> list[str]:
+    return [e.text for e in running.relay.events.ring]
+
+
+def label(sock: ssl.SSLSocket, cn: str, role: str) -> str:
+    return f"tls:CN={cn}({role})@127.0.0.1:{sock.getsockname()[1]}"
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_an_engineer_certificate_presets_theta_and_the_event_names_its_cn_and_role(running,
+                                                                                  pki):
+    """Python's ssl, raw MBAP frames: the engineer's role gives level 2 without any code."""
+    regmap, relay = running.relay.regmap, running.relay
+    port = relay.slave.tls_port
+    assert port and port != running.port  # a port of its own, beside the plain one
+    theta = regmap.get("motor1.theta").address
+    with connect(pki, port, "engineer") as sock:
+        assert sock.version() == "TLSv1.3"  # preferred when both offer it
+        answer = ask(sock, write_float(regmap.get("motor1.preset_theta").address, 0.5))
+        assert answer[0] == 0x10, answer.hex()  # not an exception
+        who = label(sock, "dcs1", "engineer")
+        running.scans()
+        words = ask(sock, read_inputs(theta, 2), transaction=2)
+        assert words[:2] == bytes([0x04, 4])
+        assert abs(f32(struct.unpack(">HH", words[2:6])) - 0.5) < 0.01  # preset, read back
+    (preset,) = [e for e in relay.events.ring if e.source == "preset motor1"]
+    assert preset.text.startswith(f"from modbus {who}, level 2 engineer; theta "), preset.text
+    assert preset.text.endswith(" -> 0.5"), preset.text
+    assert any(f"TLS client {who} connected: level 2 engineer by its role 'engineer'" in t
+               for t in texts(running))
+
+
+def test_an_operator_resets_but_its_preset_is_refused_with_exception_01(running, pki):
+    """pymodbus's TLS client: the operator's role gives level 1, reset but not preset."""
+    regmap, relay = running.relay.regmap, running.relay
+    context = client_context(pki, "operator")
+    context.check_hostname = False  # pymodbus wraps without a server name; the CA still checks
+    with ModbusTlsClient("127.0.0.1", port=relay.slave.tls_port, sslctx=context,
+                         timeout=3, retries=0) as client:
+        assert client.connected
+        reset = client.write_coil(regmap.get("motor1.reset").address, True, device_id=1)
+        assert not reset.isError(), reset
+        refused = client.write_registers(regmap.get("motor1.preset_theta").address,
+                                         list(struct.unpack(">HH", struct.pack(">f", 0.0))),
+                                         device_id=1)
+        assert refused.isError() and refused.exception_code == 1
+        who = f"tls:CN=hmi1(operator)@127.0.0.1:{client.socket.getsockname()[1]}"
+        running.scans()
+    assert any(e.source == "reset motor1" and f"from modbus {who}, level 1 operator" in e.text
+               for e in relay.events.ring)
+    assert not any(e.source == "preset motor1" for e in relay.events.ring)
+    wait_for(lambda: any(who in t and "preset needs level 2 engineer, the session has "
+                         "level 1 operator" in t for t in texts(running)),
+             what="the refused preset's event")
+
+
+@pytest.mark.parametrize(("name", "cn", "role", "why"), [
+    ("norole", "historian", "no role", "its certificate has no role (extension "
+     "1.3.6.1.4.1.50316.802.1)"),
+    ("guest", "visitor", "guest", "its role 'guest' is not in modbus.tls.roles"),
+])
+def test_a_certificate_without_a_known_role_reads_but_cannot_write(running, pki, name, cn,
+                                                                   role, why):
+    regmap = running.relay.regmap
+    with connect(pki, running.relay.slave.tls_port, name) as sock:
+        version = ask(sock, read_inputs(0, 1))
+        assert version[:2] == bytes([0x04, 2])  # it reads the map
+        refused = ask(sock, write_coil(regmap.get("motor1.reset").address), transaction=2)
+        assert refused == bytes([0x85, 0x01])  # exception 01: no authority
+        who = label(sock, cn, role)
+    wait_for(lambda: any(f"TLS client {who} reads only (level 0 read): {why}" in t
+                         for t in texts(running)), what="the read-only event")
+    assert running.relay.slave.tls.counters["read_only"] == 1
+
+
+def refused_by_the_relay(pki, port: int, name: str | None, maximum=None) -> bool:
+    """Whether the relay refuses this client: its handshake fails, or (TLS 1.3: the server
+    checks the client's certificate after the client's handshake is done) its first request
+    ends in an alert or a closed connection."""
+    try:
+        with connect(pki, port, name, maximum) as sock:
+            ask(sock, read_inputs(0, 1))
+    except (ssl.SSLError, ConnectionError, OSError):
+        return True
+    return False
+
+
+def test_handshakes_without_a_certificate_from_another_ca_or_too_old_are_refused(tmp_path,
+                                                                                 pki):
+    running = start(tmp_path, pki, min_version="1.3")
+    try:
+        tls = running.relay.slave.tls
+        port = tls.port
+        assert not refused_by_the_relay(pki, port, "engineer")  # 1.3 is served
+        cases = [(None, None, "it sent no client certificate"),
+                 ("stranger", None, "its certificate is not signed by modbus.tls.ca"),
+                 ("engineer", ssl.TLSVersion.TLSv1_2, "it offers no TLS version from 1.3 up")]
+        for name, maximum, why in cases:
+            assert refused_by_the_relay(pki, port, name, maximum), (name, maximum)
+            wait_for(lambda why=why: any(f"TLS handshake refused on port {port}: {why}" in t
+                                         for t in texts(running))
+                     or any(why in t and "more refused" in t for t in texts(running)),
+                     what=why)
+        with socket.create_connection(("127.0.0.1", port), timeout=5.0) as plain:
+            plain.sendall(struct.pack(">HHHB", 1, 0, 6, 1) + read_inputs(0, 1))
+            answer = plain.recv(64)
+            assert not answer or answer[0] == 0x15, answer  # closed, or a TLS alert record
+        wait_for(lambda: any(f"TLS handshake refused on port {port}: it does not speak TLS"
+                             in t for t in texts(running)), what="plain Modbus on the TLS port")
+        wait_for(lambda: tls.counters["handshake_failures"] == 4, what="4 failures counted")
+        assert tls.counters["adopted"] == 1  # only the engineer was served
+    finally:
+        running.close()
+
+
+def test_closing_the_tls_connection_drops_the_session(running, pki):
+    relay = running.relay
+    authority = relay.authority
+    with connect(pki, relay.slave.tls_port, "engineer") as sock:
+        ask(sock, write_coil(relay.regmap.get("motor1.reset").address))
+        who = label(sock, "dcs1", "engineer")
+        assert authority.sessions == 1 and authority.engineer_held
+        wait_for(lambda: relay.slave.server.connections == 1, what="served")
+    wait_for(lambda: relay.slave.server.connections == 0, what="the connection closed")
+    wait_for(lambda: authority.sessions == 0 and not authority.engineer_held,
+             what="the session dropped")
+    wait_for(lambda: any(f"level 2 engineer of {who} (its certificate) ended: connection "
+                         "closed" in t for t in texts(running)), what="the end's event")
+    wait_for(lambda: not relay.slave.tls._identities, what="its identity forgotten")
+
+
+def test_the_plain_port_stays_beside_the_tls_port(running):
+    """A site that fronts the plain port with its own TLS terminator keeps it."""
+    with socket.create_connection(("127.0.0.1", running.port), timeout=2) as plain:
+        plain.sendall(struct.pack(">HHHB", 9, 0, 6, 1) + read_inputs(0, 1))
+        assert plain.recv(64)[7:9] == bytes([0x04, 2])
+
+
+# ---------------------------------------------------------------- check and run
+
+
+def config_with(tmp_path, pki, tls: str) -> Path:
+    from test_config import DEMO
+
+    start = DEMO.index("\nmodbus:") + 1
+    end = DEMO.index("\naccess:", start) + 1
+    text = DEMO[:start] + ("modbus:\n  host: 127.0.0.1\n  port: 5020\n" + tls + "\n") + \
+        DEMO[end:]
+    text = text.replace("\nstate:\n", f"\nstate:\n  dir: {tmp_path}\n")
+    path = tmp_path / "relay.yaml"
+    path.write_text(text)
+    return path
+
+
+def softrelay(command: str, path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "softrelay", command, str(path)],
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(("case", "key", "words"), [
+    ("another key", "modbus.tls.key", "is not the private key of"),
+    ("no CA", "modbus.tls.ca", "holds no CA certificate"),
+    ("missing cert", "modbus.tls.cert", "cannot read"),
+    ("the plain port", "modbus.tls.port", "is modbus.port too"),
+])
+def test_check_and_run_refuse_a_tls_section_that_cannot_serve(tmp_path, pki, case, key, words):
+    cert, server_key = pki["server"]
+    other_key = pki["engineer"][1]
+    fields = {"port": 802, "cert": cert, "key": server_key, "ca": pki["ca"]}
+    if case == "another key":
+        fields["key"] = other_key
+    elif case == "no CA":
+        fields["ca"] = server_key  # a key, not a certificate
+    elif case == "missing cert":
+        fields["cert"] = tmp_path / "absent.pem"
+    else:
+        fields["port"] = 5020
+    tls = "  tls: {" + ", ".join(f"{k}: {v}" for k, v in fields.items()) + "}"
+    path = config_with(tmp_path, pki, tls)
+    tls_line = path.read_text().splitlines().index(tls) + 1
+    for command in ("check", "run"):
+        result = softrelay(command, path)
+        assert result.returncode != 0, result.stdout + result.stderr
+        output = result.stdout + result.stderr
+        assert "Traceback" not in output
+        lines = [line for line in output.splitlines() if key in line]
+        assert len(lines) == 1, output
+        assert lines[0].startswith(f"{path}:{tls_line}: {key}: ") and words in lines[0], output
+
+
+def test_check_accepts_a_tls_section_that_serves_and_prints_it(tmp_path, pki):
+    cert, key = pki["server"]
+    path = config_with(tmp_path, pki, f"  tls: {{port: 802, cert: {cert}, key: {key}, ca: "
+                                      f"{pki['ca']}, roles: {ROLES}}}")
+    result = softrelay("check", path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ("modbus TLS (Modbus/TCP Security): 127.0.0.1:802, TLS 1.2+" in result.stdout
+            and "'engineer' -> level 2" in result.stdout), result.stdout
+
+
+# ---------------------------------------------------------------- TLS only; a dead front
+
+
+def test_modbus_port_null_serves_tls_only(tmp_path, pki):
+    text = slave_text(pki).replace("  port: 0\n  units", "  port: null\n  units", 1)
+    running = Running(make_relay(tmp_path, text))
+    try:
+        assert running.relay.slave.port == 0  # nothing listens in plain
+        with connect(pki, running.relay.slave.tls_port, "engineer") as sock:
+            assert ask(sock, read_inputs(0, 1))[:2] == bytes([0x04, 2])
+        assert any("slave on 127.0.0.1:(no plain port), Modbus/TCP Security (TLS) on port "
+                   f"{running.relay.slave.tls_port}" in t for t in texts(running))
+    finally:
+        running.close()
+
+
+def test_a_dead_front_is_recorded_and_started_again_on_the_same_port(running, pki):
+    tls = running.relay.slave.tls
+    port = tls.port
+    front = tls._front
+    front.kill()
+    front.join(5.0)
+    with pytest.raises((ssl.SSLError, OSError)):  # nobody terminates TLS meanwhile ...
+        connect(pki, port, "engineer", timeout=0.5)
+    wait_for(lambda: any("the Modbus TLS front exited (code -9): TLS clients on port "
+                         f"{port} are cut off; starting it again" in t
+                         for t in texts(running)), 15.0, "the front's death recorded")
+    wait_for(lambda: tls.front_alive and tls._front is not front, 30.0, "a new front")
+    with connect(pki, port, "engineer") as sock:  # ... and the port is served again
+        assert ask(sock, read_inputs(0, 1))[:2] == bytes([0x04, 2])
+    assert tls.counters["front_restarts"] == 1
+
+
+# ---------------------------------------------------------------- the compiled server's adoption
+
+
+def adopting_server(**options):
+    from test_modbus_server_robustness import Image
+
+    from softrelay._mbserver import ModbusServer
+
+    image = Image()
+    server = ModbusServer(image.region, image.images, [0] * 256, b"\x00\x04test", None,
+                          **options)
+    server.start()
+    return server
+
+
+def adopt(server, address: str, port: int, label: str) -> tuple[socket.socket, int]:
+    ours, theirs = socket.socketpair()
+    generation = server.adopt(theirs.detach(), address, port, label)
+    ours.settimeout(2.0)
+    return ours, generation
+
+
+def mbap_frame(pdu: bytes, transaction: int = 7) -> bytes:
+    return struct.pack(">HHHB", transaction, 0, len(pdu) + 1, 1) + pdu
+
+
+def test_an_adopted_connection_is_served_and_its_writes_name_its_label():
+    server = adopting_server(max_conn=4, idle_timeout=5.0, frame_timeout=0.5)
+    try:
+        assert server.port == 0  # no port of its own
+        who = "tls:CN=dcs1(engineer)@10.0.0.5:50312"
+        sock, generation = adopt(server, "10.0.0.5", 50312, who)
+        sock.sendall(mbap_frame(struct.pack(">BHH", 3, 4, 2)))
+        assert sock.recv(300) == mbap_frame(bytes([3, 4, 0, 4, 0, 5]))  # word i = i
+        sock.sendall(mbap_frame(bytes([6, 0, 10, 0, 42]), transaction=8))
+        slot, got, frame, peer = server.next_write(2.0)
+        assert (got, peer) == (generation, who)
+        assert server.adopted_slot(generation) == slot and server.is_open(slot, generation)
+        server.complete(slot, generation, frame[:7], frame[7:])
+        assert sock.recv(300) == frame
+        sock.close()
+        wait_for(lambda: server.adopted_slot(generation) == -2, what="gone when closed")
+        assert server.counters["adopted"] == 1
+    finally:
+        server.stop()
+
+
+def test_the_allowlist_and_the_per_peer_limit_hold_for_adopted_connections():
+    allowed = adopting_server(max_conn=4, idle_timeout=5.0, frame_timeout=0.5,
+                              allow=[(0x7F000000, 0xFF000000)])  # 127.0.0.0/8
+    try:
+        sock, generation = adopt(allowed, "10.0.0.5", 1, "tls:outsider")
+        assert sock.recv(10) == b""  # refused: closed
+        assert allowed.adopted_slot(generation) == -2
+        assert allowed.counters["refused"] == 1 and allowed.counters["adopted"] == 0
+    finally:
+        allowed.stop()
+    limited = adopting_server(max_conn=4, max_per_peer=2, idle_timeout=5.0, frame_timeout=0.5)
+    try:
+        first = adopt(limited, "10.0.0.5", 1, "tls:a")[0]
+        wait_for(lambda: limited.connections == 1, what="the first placed")
+        time.sleep(0.02)  # the first is the longest idle
+        others = [adopt(limited, "10.0.0.5", p, f"tls:{p}")[0] for p in (2, 3)]
+        assert first.recv(10) == b""  # evicted for the third from its address
+        wait_for(lambda: limited.counters["evicted"] == 1, what="one evicted")
+        for sock in others:
+            sock.sendall(mbap_frame(struct.pack(">BHH", 3, 0, 1)))
+            assert len(sock.recv(300)) == 11
+    finally:
+        limited.stop()
