@@ -30,6 +30,7 @@ from multiprocessing.synchronize import Event as StopEvent
 
 from softrelay.comms.modbus_tls import handshake_reason, read_certificate, server_context
 from softrelay.config.schema import ModbusTls
+from softrelay.logs import configure_logging
 from softrelay.scan.lifeline import ORPHANED_EXIT, bind_to_parent, orphaned
 from softrelay.scan.realtime import helper_priority, keep_off_cpu
 
@@ -172,8 +173,6 @@ def front_main(tls: ModbusTls, max_connections: int, listener: socket.socket,
     keep_off_cpu(avoid_cpu)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from softrelay.__main__ import configure_logging
-
     configure_logging(quiet)
     try:
         context = server_context(tls)
