@@ -485,3 +485,38 @@ def test_the_allowlist_and_the_per_peer_limit_hold_for_adopted_connections():
             assert len(sock.recv(300)) == 11
     finally:
         limited.stop()
+
+
+def test_refusals_of_a_full_adoption_queue_are_counted_and_never_uncounted():
+    """sr_adopt refuses (EAGAIN) beyond MAX_ADOPT waiting; those refusals stay in ``refused``
+    when the network thread publishes its own counters afterwards."""
+    from test_modbus_server_robustness import Image
+
+    from softrelay._mbserver import MAX_ADOPT, ModbusServer
+
+    image = Image()
+    server = ModbusServer(image.region, image.images, [0] * 256, b"\x00\x04test", None,
+                          max_conn=MAX_ADOPT + 4, max_per_peer=MAX_ADOPT + 4,
+                          idle_timeout=5.0, frame_timeout=0.5)
+    clients = []
+    try:  # not started yet: nothing drains the queue
+        for k in range(MAX_ADOPT):
+            clients.append(adopt(server, "127.0.0.1", k + 1, f"tls:{k}")[0])
+        for k in range(3):
+            ours, theirs = socket.socketpair()
+            clients.append(ours)
+            with pytest.raises(OSError):
+                server.adopt(theirs.detach(), "127.0.0.1", 100 + k, "tls:over")
+        assert server.counters["refused"] == 3
+        server.start()  # places the queue, publishes its counters
+        wait_for(lambda: server.connections == MAX_ADOPT, what="the queue placed")
+        seen = []
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:  # publishes happen meanwhile: never below 3
+            seen.append(server.counters["refused"])
+            time.sleep(0.01)
+        assert min(seen) == 3, seen
+    finally:
+        for sock in clients:
+            sock.close()
+        server.stop()

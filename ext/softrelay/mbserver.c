@@ -89,6 +89,7 @@ struct sr_server {
     uint64_t handed[SR_MAX_CONN];           /* per slot: the generation whose write Python has */
     sr_adoptee adopting[SR_MAX_ADOPT];      /* handed over, waiting for the network thread */
     int n_adopting;
+    uint64_t adopt_refused;  /* sr_adopt's refusals (EAGAIN), under lock: survives sr_publish */
     uint64_t next_generation;  /* the last generation given (accepted or adopted) */
     sr_counters published;
 };
@@ -112,7 +113,7 @@ static void sr_publish(sr_server *s) {  /* network thread: its counters, one cop
     p->requests = s->net.requests;
     p->exceptions = s->net.exceptions;
     p->accepted = s->net.accepted;
-    p->refused = s->net.refused;
+    p->refused = s->net.refused + s->adopt_refused;  /* both threads' refusals */
     p->dropped = s->net.dropped;
     p->evicted = s->net.evicted;
     p->stalled = s->net.stalled;
@@ -850,6 +851,7 @@ int sr_is_open(sr_server *s, int slot, uint64_t generation) {
 
 uint64_t sr_adopt(sr_server *s, int fd, uint32_t peer, uint16_t peer_port, const char *label) {
     if (fd < 0 || label == NULL) {
+        if (fd >= 0) close(fd);  /* the server owns fd whatever happens */
         errno = EINVAL;
         return 0;
     }
@@ -868,6 +870,7 @@ uint64_t sr_adopt(sr_server *s, int fd, uint32_t peer, uint16_t peer_port, const
         why = ESHUTDOWN;
     } else if (s->n_adopting >= SR_MAX_ADOPT) {
         why = EAGAIN;
+        s->adopt_refused++;  /* sr_publish adds it to the network thread's own */
         s->published.refused++;
     } else {
         sr_adoptee *a = &s->adopting[s->n_adopting];
