@@ -9,6 +9,7 @@ same): the relay maps it to an access level by ``modbus.tls.roles``."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import socket
@@ -136,9 +137,11 @@ def client_context(pki, name: str | None, maximum: ssl.TLSVersion | None = None
     return context
 
 
-def connect(pki, port: int, name: str | None, maximum=None, timeout: float = 5.0
-            ) -> ssl.SSLSocket:
-    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+def connect(pki, port: int, name: str | None, maximum=None, timeout: float = 5.0,
+            source: str | None = None) -> ssl.SSLSocket:
+    """A TLS client (``source``: another loopback address to come from, another peer)."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                   source_address=None if source is None else (source, 0))
     return client_context(pki, name, maximum).wrap_socket(raw, server_hostname="127.0.0.1")
 
 
@@ -318,6 +321,78 @@ def test_the_plain_port_stays_beside_the_tls_port(running):
     with socket.create_connection(("127.0.0.1", running.port), timeout=2) as plain:
         plain.sendall(struct.pack(">HHHB", 9, 0, 6, 1) + read_inputs(0, 1))
         assert plain.recv(64)[7:9] == bytes([0x04, 2])
+
+
+# ---------------------------------------------------------------- the port against a flood
+
+
+def idle(port: int, source: str) -> socket.socket:
+    """A TCP connection to the TLS port that never starts its handshake."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5.0,
+                                    source_address=(source, 0))
+    return sock
+
+
+def served_within(pki, port: int, seconds: float, source: str) -> float:
+    """The engineer (from ``source``) reads the map; how long it took."""
+    began = time.monotonic()
+    with connect(pki, port, "engineer", timeout=seconds, source=source) as sock:
+        assert ask(sock, read_inputs(0, 1))[:2] == bytes([0x04, 2])
+    took = time.monotonic() - began
+    assert took < seconds, took
+    return took
+
+
+def test_idle_connections_from_one_address_do_not_lock_an_engineer_out(running, pki):
+    """24 connections from 127.0.0.1 that never handshake: beyond max_per_peer (8 / 2 = 4)
+    handshakes in progress, that address is closed on accept; an engineer from another
+    address is served at once."""
+    tls = running.relay.slave.tls
+    flood = [idle(tls.port, "127.0.0.1") for _ in range(24)]
+    try:
+        served_within(pki, tls.port, 3.0, "127.0.0.2")
+        wait_for(lambda: any("TLS handshake refused on port" in t and "127.0.0.1 already has 4 "
+                             "handshakes in progress (max_per_peer)" in t
+                             for t in texts(running)), what="the refusals' event")
+        wait_for(lambda: tls.counters["handshake_failures"] >= 20, what="20 refusals counted")
+    finally:
+        for sock in flood:
+            sock.close()
+
+
+def test_a_full_front_closes_its_oldest_handshake_not_the_newcomer(running, pki):
+    """26 idle connections from 26 addresses fill the front (max_connections + 16 = 24):
+    the oldest handshakes are closed for the newcomers, and the engineer is served."""
+    tls = running.relay.slave.tls
+    flood = [idle(tls.port, f"127.0.0.{10 + k}") for k in range(26)]
+    try:
+        served_within(pki, tls.port, 3.0, "127.0.0.2")
+        flood[0].settimeout(3.0)
+        with contextlib.suppress(ConnectionError):
+            assert flood[0].recv(10) == b""  # the oldest was closed (or reset)
+        wait_for(lambda: any("its handshake was closed for a newcomer" in t
+                             for t in texts(running)), what="the closed handshake's event")
+    finally:
+        for sock in flood:
+            sock.close()
+
+
+def test_an_address_outside_the_allowlist_is_closed_before_any_tls_byte(tmp_path, pki):
+    text = slave_text(pki).replace("  frame_timeout: 1.0\n",
+                                   "  frame_timeout: 1.0\n  allow: ['127.0.0.0/30']\n", 1)
+    running = Running(make_relay(tmp_path, text))
+    try:
+        tls = running.relay.slave.tls
+        outsider = idle(tls.port, "127.0.0.9")
+        outsider.settimeout(2.0)
+        with outsider, contextlib.suppress(ConnectionError):
+            assert outsider.recv(10) == b""  # closed at once: no handshake started
+        wait_for(lambda: any("127.0.0.9 is not in modbus.allow" in t for t in texts(running)),
+                 what="the refusal's event")
+        assert tls.counters["adopted"] == 0
+        served_within(pki, tls.port, 3.0, "127.0.0.1")  # inside the allowlist: served
+    finally:
+        running.close()
 
 
 # ---------------------------------------------------------------- check and run

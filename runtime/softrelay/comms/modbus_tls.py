@@ -266,6 +266,17 @@ def handshake_reason(exc: BaseException, tls: ModbusTls) -> tuple[str, str]:
 # ---------------------------------------------------------------- the scan process's half
 
 
+def per_peer(config: ModbusSlave) -> int:
+    """The connections one address may hold, as the compiled server applies it (none: half
+    of ``max_connections``, at least 1; at most ``max_connections``): also the handshakes in
+    progress one address may have at the front."""
+    from softrelay._mbserver import default_per_peer
+
+    if config.max_per_peer is None:
+        return default_per_peer(config.max_connections)
+    return min(config.max_per_peer, config.max_connections)
+
+
 class TlsSlave:
     """The scan process's half: binds the TLS port, runs and supervises the front, adopts
     each authenticated client into the compiled server (``slave.server``) with its
@@ -326,7 +337,8 @@ class TlsSlave:
         self._front = self._ctx.Process(
             target=front_main, name="softrelay-tls",
             args=(self.tls, self.config.max_connections, self.listener, self._front_end,
-                  self._stop, ready, self.avoid_cpu, self.quiet, os.getpid(), self.priority),
+                  self._stop, ready, self.avoid_cpu, self.quiet, os.getpid(), self.priority,
+                  self.config.allow, per_peer(self.config)),
             daemon=True)
         with realtime.at_normal_priority():
             self._front.start()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import os
@@ -43,15 +44,24 @@ class Front:
     """The TLS side of every client, on one asyncio loop."""
 
     def __init__(self, tls: ModbusTls, context: ssl.SSLContext, listener: socket.socket,
-                 channel: socket.socket, limit: int) -> None:
-        """``limit``: clients at once (handshaking or served); beyond, a newcomer is closed
-        before its handshake and reported."""
+                 channel: socket.socket, limit: int, allow: tuple[str, ...] = (),
+                 per_address: int | None = None) -> None:
+        """``limit``: clients at once (handshaking or served); a newcomer beyond closes the
+        oldest handshake in progress (none: the newcomer is closed, "busy"). ``allow``:
+        ``modbus.allow``'s networks (empty: any); ``per_address``: handshakes in progress one
+        address may have (None: no limit). A client outside ``allow``, or beyond its
+        address's handshakes, is closed on accept, before any TLS byte; every refusal is
+        reported on the channel."""
         self.tls = tls
         self.context = context
         self.listener = listener
         self.channel = channel
         self.limit = limit
+        self.allow = [ipaddress.IPv4Network(text, strict=False) for text in allow]
+        self.per_address = per_address
         self.clients: set[asyncio.Task] = set()
+        #: handshakes in progress, oldest first: task -> (address, "address:port")
+        self.handshaking: dict[asyncio.Task, tuple[str, str]] = {}
         self.unsent_failures = 0  #: handshake failures the channel could not take yet
         self.lost = 0  #: clients the channel could not take (closed)
 
@@ -80,19 +90,54 @@ class Front:
             await self._serve_client(reader, writer)
         except asyncio.CancelledError:
             pass
-        except Exception:  # never the loop's end
-            log.exception("TLS client failed")
+        except Exception as exc:  # never the loop's end; said on the channel, not a traceback
+            log.error("TLS client failed: %r", exc)
+            with contextlib.suppress(Exception):
+                address, port = writer.get_extra_info("peername")[:2]
+                self._failed(f"{address}:{port}", "other", f"the TLS front failed on it "
+                             f"({type(exc).__name__}: {exc})")
         finally:
             self.clients.discard(task)
+            self.handshaking.pop(task, None)
             writer.transport.abort()
+
+    def _admitted(self, address: str, peer: str) -> bool:
+        """Whether a client just accepted may start its handshake (checked before any TLS
+        byte): in ``allow``, under its address's handshakes, and room made when the front is
+        full by closing the oldest handshake in progress."""
+        if self.allow:
+            try:
+                ip = ipaddress.IPv4Address(address)
+            except ValueError:
+                ip = None
+            if ip is None or not any(ip in network for network in self.allow):
+                self._failed(peer, "not allowed", f"{address} is not in modbus.allow")
+                return False
+        if self.per_address is not None:
+            same = sum(1 for a, _ in self.handshaking.values() if a == address)
+            if same >= self.per_address:
+                self._failed(peer, "too many handshakes", f"{address} already has {same} "
+                             f"handshakes in progress (max_per_peer)")
+                return False
+        if len(self.clients) > self.limit:
+            if not self.handshaking:
+                self._failed(peer, "busy", f"the TLS front already serves {self.limit} "
+                             "clients")
+                return False
+            oldest = next(iter(self.handshaking))
+            _, oldest_peer = self.handshaking.pop(oldest)
+            oldest.cancel()
+            self._failed(oldest_peer, "busy", f"its handshake was closed for a newcomer: the "
+                         f"TLS front had {self.limit} clients (handshaking or served)")
+        return True
 
     async def _serve_client(self, reader: asyncio.StreamReader,
                             writer: asyncio.StreamWriter) -> None:
         address, port = writer.get_extra_info("peername")[:2]
-        if len(self.clients) > self.limit:
-            self._failed(f"{address}:{port}", "busy", f"the TLS front already has "
-                         f"{self.limit} clients (handshaking or served)")
+        if not self._admitted(address, f"{address}:{port}"):
             return
+        task = asyncio.current_task()
+        self.handshaking[task] = (address, f"{address}:{port}")
         try:
             await writer.start_tls(self.context,
                                    ssl_handshake_timeout=self.tls.handshake_timeout)
@@ -101,6 +146,8 @@ class Front:
         except Exception as exc:  # ssl.SSLError, a reset, a timeout: each is a refusal
             self._failed(f"{address}:{port}", *handshake_reason(exc, self.tls))
             return
+        finally:
+            self.handshaking.pop(task, None)
         ssl_object = writer.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         if not der:  # cannot happen: CERT_REQUIRED
@@ -163,10 +210,12 @@ class Front:
 def front_main(tls: ModbusTls, max_connections: int, listener: socket.socket,
                channel: socket.socket, stop: StopEvent, ready: Connection,
                avoid_cpu: int | None = None, quiet: bool = False,
-               parent_pid: int | None = None, priority: int = 0) -> None:
+               parent_pid: int | None = None, priority: int = 0,
+               allow: tuple[str, ...] = (), per_address: int | None = None) -> None:
     """Entry point of the TLS front (spawned by ``TlsSlave``): ``listener`` the TLS port's
     listening socket, ``channel`` the Unix socket to the scan process, ``ready`` answered
-    "ready" or why it cannot serve; the rest as ``telemetry_main``'s."""
+    "ready" or why it cannot serve; ``allow`` and ``per_address`` as ``Front``'s; the rest
+    as ``telemetry_main``'s."""
     parent_pid = parent_pid or os.getppid()
     bind_to_parent(parent_pid)
     helper_priority(priority)
@@ -179,7 +228,8 @@ def front_main(tls: ModbusTls, max_connections: int, listener: socket.socket,
     except Exception as exc:  # said to the relay, which says it in one line
         ready.send(str(exc) or repr(exc))
         raise SystemExit(1) from None
-    front = Front(tls, context, listener, channel, limit=max_connections + 16)
+    front = Front(tls, context, listener, channel, limit=max_connections + 16, allow=allow,
+                  per_address=per_address)
     ready.send("ready")
     ready.close()
     asyncio.run(front.serve(stop, parent_pid))

@@ -626,8 +626,10 @@ class ModbusTls(BaseModel):
     roles: dict[Role, Level] = Field(default_factory=dict, description="certificate role -> "
                                      "access level (0 read, 1 operator, 2 engineer); exact, "
                                      "case-sensitive; a role not listed reads only")
-    handshake_timeout: float = Field(10.0, gt=0.0, le=300.0, description="s a client may take "
-                                     "over its handshake before it is dropped")
+    handshake_timeout: float = Field(5.0, gt=0.0, le=300.0, description="s a client may take "
+                                     "over its handshake before it is dropped (a handshake "
+                                     "in progress holds a place: modbus.max_per_peer per "
+                                     "address)")
 
 
 class ModbusSlave(BaseModel):
