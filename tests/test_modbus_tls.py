@@ -38,8 +38,9 @@ ROLES = "{engineer: 2, operator: 1}"
 
 def utf8string(text: str) -> bytes:
     data = text.encode()
-    assert len(data) < 128
-    return bytes([0x0C, len(data)]) + data
+    if len(data) < 128:
+        return bytes([0x0C, len(data)]) + data
+    return bytes([0x0C, 0x82]) + len(data).to_bytes(2, "big") + data
 
 
 def certificate(subject: str, key, issuer: str, issuer_key, *, ca: bool = False,
@@ -63,6 +64,60 @@ def certificate(subject: str, key, issuer: str, issuer_key, *, ca: bool = False,
         builder = builder.add_extension(x509.UnrecognizedExtension(ROLE_OID, utf8string(role)),
                                         critical=False)
     return builder.sign(issuer_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    length = bytes([n]) if n < 128 else bytes([0x82]) + n.to_bytes(2, "big")
+    return bytes([tag]) + length + content
+
+
+def _oid(dotted: str) -> bytes:
+    """The DER content of an OBJECT IDENTIFIER (its tag and length, 06 nn, before it)."""
+    arcs = [int(a) for a in dotted.split(".")]
+    out = bytes([40 * arcs[0] + arcs[1]])
+    for arc in arcs[2:]:
+        chunk = [arc & 0x7F]
+        while arc > 0x7F:
+            arc >>= 7
+            chunk.append(0x80 | (arc & 0x7F))
+        out += bytes(reversed(chunk))
+    return bytes([6, len(out)]) + out
+
+
+def _element(der: bytes, at: int) -> int:
+    """Where the DER element at ``at`` ends."""
+    n, start = der[at + 1], at + 2
+    if n & 0x80:
+        k = n & 0x7F
+        n, start = int.from_bytes(der[start:start + k], "big"), start + k
+    return start + n
+
+
+def twice_roled(subject: str, key, issuer: str, issuer_key, roles: tuple[str, str]) -> bytes:
+    """A client certificate (DER) with two role extensions, which no builder makes: made
+    with the second under another OID, that OID patched to the role's and the TBS signed
+    again."""
+    decoy = x509.ObjectIdentifier("1.3.6.1.4.1.50316.802.9")
+    pem = certificate(subject, key, issuer, issuer_key, role=roles[0])
+    cert = x509.load_pem_x509_certificate(pem)
+    builder = (x509.CertificateBuilder().subject_name(cert.subject).issuer_name(cert.issuer)
+               .public_key(cert.public_key()).serial_number(cert.serial_number)
+               .not_valid_before(cert.not_valid_before_utc)
+               .not_valid_after(cert.not_valid_after_utc))
+    for extension in cert.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    builder = builder.add_extension(x509.UnrecognizedExtension(decoy, utf8string(roles[1])),
+                                    critical=False)
+    der = builder.sign(issuer_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+    assert _element(der, 0) == len(der)
+    start = 4 if der[1] == 0x82 else 2
+    tbs_end = _element(der, start)
+    algorithm_end = _element(der, tbs_end)
+    tbs = der[start:tbs_end].replace(_oid(decoy.dotted_string), _oid(ROLE_OID.dotted_string))
+    assert tbs != der[start:tbs_end], "the decoy OID was not found"
+    signature = issuer_key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    return _tlv(0x30, tbs + der[tbs_end:algorithm_end] + _tlv(0x03, b"\x00" + signature))
 
 
 def key_pem(key) -> bytes:
@@ -321,6 +376,50 @@ def test_the_plain_port_stays_beside_the_tls_port(running):
     with socket.create_connection(("127.0.0.1", running.port), timeout=2) as plain:
         plain.sendall(struct.pack(">HHHB", 9, 0, 6, 1) + read_inputs(0, 1))
         assert plain.recv(64)[7:9] == bytes([0x04, 2])
+
+
+def test_a_certificate_with_two_role_extensions_reads_only_and_says_why():
+    from softrelay.comms.modbus_tls import read_certificate
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    der = twice_roled("dcs1", key, "plant CA", ca_key, ("operator", "engineer"))
+    with pytest.raises(x509.DuplicateExtension):  # what the library does with it
+        _ = x509.load_der_x509_certificate(der).extensions
+    got = read_certificate(der)
+    assert (got.cn, got.role) == ("dcs1", None)
+    assert "several role extensions" in got.problem
+
+
+@pytest.fixture
+def long_role(tmp_path):
+    """A CA of this test's own (make_pki keeps no CA key) and its client certificate whose
+    role is 4090 characters long (its message would not fit the channel)."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "ca2.pem").write_bytes(certificate("test CA", ca_key, "test CA", ca_key,
+                                                   ca=True))
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "long.pem").write_bytes(certificate("dcs9", key, "test CA", ca_key,
+                                                    role="e" * 4090))
+    (tmp_path / "long.key").write_bytes(key_pem(key))
+    return tmp_path / "ca2.pem", (tmp_path / "long.pem", tmp_path / "long.key")
+
+
+def test_a_role_too_long_for_the_channel_reads_only_with_a_reason(tmp_path, pki, long_role):
+    ca, pair = long_role
+    both = tmp_path / "both.pem"  # the relay trusts the plant CA and this one
+    both.write_bytes(pki["ca"].read_bytes() + ca.read_bytes())
+    mine = dict(pki, ca=both, long=pair)
+    running = start(tmp_path, mine)
+    try:
+        with connect(mine, running.relay.slave.tls_port, "long") as sock:
+            assert ask(sock, read_inputs(0, 1))[:2] == bytes([0x04, 2])  # it reads
+            refused = ask(sock, write_coil(running.relay.regmap.get("motor1.reset").address),
+                          transaction=2)
+            assert refused == bytes([0x85, 0x01])
+        wait_for(lambda: any("reads only (level 0 read): its role is 4090 characters long"
+                             in t for t in texts(running)), what="the read-only event")
+    finally:
+        running.close()
 
 
 # ---------------------------------------------------------------- the port against a flood

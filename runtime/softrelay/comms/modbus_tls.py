@@ -58,6 +58,8 @@ TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 RESTART_EVERY = 10.0
 #: one message on the channel, at most (an identity, or a handshake failure)
 MESSAGE_BYTES = 4096
+#: the longest role taken from a certificate (as ``config.schema.Role``); longer: reads only
+ROLE_CHARACTERS = 64
 
 
 # ---------------------------------------------------------------- certificates
@@ -113,13 +115,24 @@ def read_certificate(der: bytes) -> Certificate:
         extension = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(MODBUS_ROLE_OID))
     except x509.ExtensionNotFound:
         return Certificate(cn, None, f"its certificate has no role (extension {MODBUS_ROLE_OID})")
-    except ValueError as exc:  # a malformed extension elsewhere in it
-        return Certificate(cn, None, f"its certificate's extensions cannot be read ({exc})")
+    except x509.DuplicateExtension as exc:
+        if exc.oid.dotted_string == MODBUS_ROLE_OID:
+            return Certificate(cn, None, f"its certificate has several role extensions "
+                                         f"({MODBUS_ROLE_OID}): which one holds is not "
+                                         "decided, none is taken")
+        return Certificate(cn, None, "its certificate's extensions cannot be read (extension "
+                                     f"{exc.oid.dotted_string} twice)")
+    except Exception as exc:  # a malformed extension elsewhere in it, whatever it raises
+        return Certificate(cn, None, "its certificate's extensions cannot be read "
+                                     f"({_printable(str(exc) or type(exc).__name__, 120)})")
     raw = getattr(extension.value, "value", b"")
     role = _utf8string(raw)
     if role is None or not role:
         return Certificate(cn, None, f"its role extension ({MODBUS_ROLE_OID}) is not an "
                                      "ASN.1 UTF8String")
+    if len(role) > ROLE_CHARACTERS:
+        return Certificate(cn, None, f"its role is {len(role)} characters long (a role in "
+                                     f"modbus.tls.roles has at most {ROLE_CHARACTERS})")
     return Certificate(cn, role)
 
 
