@@ -589,6 +589,60 @@ def test_a_dead_front_is_recorded_and_started_again_on_the_same_port(running, pk
     assert tls.counters["front_restarts"] == 1
 
 
+# ---------------------------------------------------------------- the channel's bad messages
+
+
+def test_a_truncated_connect_is_counted_not_adopted_and_its_client_closed(running, pki):
+    """A connect whose message was truncated, or whose descriptors were cut (MSG_CTRUNC: 5
+    sent, 4 taken), is not adopted: counted, an event, every descriptor closed."""
+    tls = running.relay.slave.tls
+    long_message = b'{"connect": {"cn": "x", "role": "' + b"e" * 5000 + b'"}}'
+    pairs = [socket.socketpair() for _ in range(6)]
+    for ours, _ in pairs:
+        ours.settimeout(3.0)
+    socket.send_fds(tls._front_end, [long_message], [pairs[0][1].fileno()])
+    short = b'{"connect": {"cn": "y", "role": null, "address": "127.0.0.1", "port": 1}}'
+    socket.send_fds(tls._front_end, [short], [theirs.fileno() for _, theirs in pairs[1:]])
+    for _, theirs in pairs:
+        theirs.close()  # ours was sent: the relay's copies remain
+    for ours, _ in pairs:
+        assert ours.recv(10) == b""  # the relay closed every descriptor it got
+        ours.close()
+    wait_for(lambda: tls.counters["not_adopted"] == 2, what="2 not adopted")
+    wait_for(lambda: any("TLS client not served: the front's message was dropped" in t
+                         for t in texts(running)), what="the event")
+    assert tls.counters["adopted"] == 0
+    served_within(pki, tls.port, 3.0, "127.0.0.1")
+
+
+@pytest.mark.parametrize("message", [
+    b"5", b"[1, 2]", b'{"handshake": "x", "more": "many"}', b"\xff\xfe",
+])
+def test_a_malformed_message_is_dropped_with_an_event_and_the_port_serves_on(running, pki,
+                                                                            message):
+    tls = running.relay.slave.tls
+    tls._front_end.send(message)  # before the engineer's connect: handled first
+    served_within(pki, tls.port, 3.0, "127.0.0.1")
+    assert tls._thread.is_alive() and tls.front_alive
+    wait_for(lambda: any("a message from the Modbus TLS front dropped" in t
+                         for t in texts(running)), what="the dropped message's event")
+
+
+def test_a_connect_with_a_role_not_text_is_dropped_and_the_port_serves_on(running, pki):
+    tls = running.relay.slave.tls
+    ours, theirs = socket.socketpair()
+    ours.settimeout(3.0)
+    message = b'{"connect": {"cn": "z", "role": ["engineer"], "address": "127.0.0.1", "port": 2}}'
+    socket.send_fds(tls._front_end, [message], [theirs.fileno()])
+    theirs.close()
+    with ours:
+        assert ours.recv(10) == b""  # not served: closed
+    wait_for(lambda: any("a connect of no known form (TypeError" in t for t in texts(running)),
+             what="the dropped connect's event")
+    assert tls.counters["not_adopted"] == 1
+    served_within(pki, tls.port, 3.0, "127.0.0.1")
+
+
 # ---------------------------------------------------------------- the compiled server's adoption
 
 

@@ -324,7 +324,9 @@ class TlsSlave:
         self._registering = threading.Lock()
         self._identities: dict[int, Identity] = {}  #: by the connection's generation
         self.counters = {"handshakes": 0, "handshake_failures": 0, "adopted": 0,
-                         "not_adopted": 0, "read_only": 0, "front_restarts": 0}
+                         "not_adopted": 0, "read_only": 0, "front_restarts": 0, "faults": 0}
+        self._last_fault = -1e9
+        self._faults_unsaid = 0
 
     # ------------------------------------------------------------ life
 
@@ -379,18 +381,35 @@ class TlsSlave:
         last_sweep = 0.0
         try:
             while not self._stopping.is_set():
-                self._receive()
-                now = time.monotonic()
-                if now - last_sweep >= 0.5:
-                    last_sweep = now
-                    self._sweep()
-                front = self._front
-                if front is not None and not front.is_alive() and not self._stopping.is_set() \
-                        and now >= next_restart:
-                    next_restart = now + RESTART_EVERY
-                    self._restart(front.exitcode)
+                try:
+                    self._receive()
+                    now = time.monotonic()
+                    if now - last_sweep >= 0.5:
+                        last_sweep = now
+                        self._sweep()
+                    front = self._front
+                    if front is not None and not front.is_alive() \
+                            and not self._stopping.is_set() and now >= next_restart:
+                        next_restart = now + RESTART_EVERY
+                        self._restart(front.exitcode)
+                except Exception as exc:  # never the supervisor's end: the port stays served
+                    self._fault(f"the Modbus TLS supervisor failed ({type(exc).__name__}: "
+                                f"{exc}); it goes on")
+                    time.sleep(0.2)
         finally:
             self._end_front()
+
+    def _fault(self, text: str) -> None:
+        """A fault of the TLS half: an event (at most one a second, the others counted into
+        the next), and counted."""
+        self.counters["faults"] += 1
+        now = time.monotonic()
+        if now - self._last_fault < 1.0:
+            self._faults_unsaid += 1
+            return
+        more = f" ({self._faults_unsaid} more since the last one)" if self._faults_unsaid else ""
+        self._last_fault, self._faults_unsaid = now, 0
+        self.record("fault", "modbus", _printable(text, 300) + more)
 
     def _restart(self, code: int | None) -> None:
         self.counters["front_restarts"] += 1
@@ -434,8 +453,13 @@ class TlsSlave:
     # ------------------------------------------------------------ messages from the front
 
     def _receive(self) -> None:
+        """One message from the front, if one comes within 0.2 s: a client to adopt, or
+        handshake failures to record. A message that cannot be used (truncated, its
+        descriptor discarded: the scan process out of descriptors, not JSON, not of the
+        front's form) is dropped with a fault event; every descriptor it brought is closed
+        (the client sees the end) and a connect among them counted in ``not_adopted``."""
         try:
-            data, fds, _flags, _address = socket.recv_fds(self.channel, MESSAGE_BYTES, 4)
+            data, fds, flags, _address = socket.recv_fds(self.channel, MESSAGE_BYTES, 4)
         except (TimeoutError, BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -443,35 +467,69 @@ class TlsSlave:
                 time.sleep(0.2)  # the channel is ours: only a stop closes it
             return
         try:
-            message = json.loads(data.decode()) if data else {}
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            message = {}
-        if "connect" in message and len(fds) == 1:
-            self._adopt(fds[0], message["connect"])
+            self._handle(data, fds, flags)
+        except Exception as exc:  # a message of no known form: dropped, said
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._dropped(data, bool(fds), f"{type(exc).__name__}: {exc}")
+
+    def _dropped(self, data: bytes, connect: bool, why: str) -> None:
+        if connect or data.startswith(b'{"connect"'):
+            self.counters["not_adopted"] += 1
+            self.authority.refusals.refuse(
+                "TLS client not adopted", "the TLS front",
+                f"TLS client not served: the front's message was dropped ({why})")
+        else:
+            self._fault(f"a message from the Modbus TLS front dropped ({why}): "
+                        f"{data[:60]!r}")
+
+    def _handle(self, data: bytes, fds: list[int], flags: int) -> None:
+        """``_receive``'s message; raises on one of no known form (``fds`` are then
+        closed by the caller, unless taken)."""
+        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+            raise ValueError("its descriptor was discarded (the scan process is out of "
+                             "descriptors?)" if flags & socket.MSG_CTRUNC else
+                             f"longer than {MESSAGE_BYTES} bytes, truncated")
+        message = json.loads(data.decode()) if data else {}
+        if not isinstance(message, dict):
+            raise ValueError(f"a JSON {type(message).__name__}, not an object")
+        if "connect" in message:
+            if len(fds) != 1:
+                raise ValueError(f"a connect with {len(fds)} descriptors, not 1")
+            fd = fds.pop()
+            self._adopt(fd, message["connect"])
             return
-        for fd in fds:  # nothing else carries a descriptor
-            os.close(fd)
+        if fds:
+            raise ValueError(f"{len(fds)} descriptors with no connect")
         if "handshake" in message:  # aggregated per kind: each cause is seen at once
             n = 1 + int(message.get("more", 0))
             self.counters["handshake_failures"] += n
             self.authority.refusals.refuse(
-                f"TLS handshake refused ({message.get('kind', 'other')})",
-                str(message.get("peer", "?")),
-                f"TLS handshake refused on port {self.port}: {message['handshake']}", n)
+                f"TLS handshake refused ({_printable(str(message.get('kind', 'other')), 32)})",
+                _printable(str(message.get("peer", "?")), 64),
+                f"TLS handshake refused on port {self.port}: "
+                f"{_printable(str(message['handshake']), 300)}", n)
         if message.get("lost"):  # clients the front could not hand over (channel full)
             self.counters["not_adopted"] += int(message["lost"])
 
     def _adopt(self, fd: int, what: dict) -> None:
         """Register the client's identity and hand its end to the server, in one critical
-        section (see ``identity``)."""
+        section (see ``identity``). ``fd`` is this method's: closed when not adopted."""
         self.counters["handshakes"] += 1
         try:
-            certificate = Certificate(str(what["cn"]), what.get("role"), what.get("problem"))
+            role, problem = what.get("role"), what.get("problem")
+            if not (role is None or isinstance(role, str)) or \
+                    not (problem is None or isinstance(problem, str)):
+                raise TypeError("its role or problem is not text")
+            certificate = Certificate(_printable(str(what["cn"]), 48), role, problem)
             address, port = str(what["address"]), int(what["port"])
-        except (KeyError, TypeError, ValueError):
+            level, problem = level_of(certificate, self.tls.roles)
+        except Exception as exc:
             os.close(fd)
+            self._dropped(b"", True, f"a connect of no known form ({type(exc).__name__}: "
+                                     f"{exc})")
             return
-        level, problem = level_of(certificate, self.tls.roles)
         identity = Identity(certificate.cn, certificate.role, address, port, level, problem)
         with self._registering:
             try:
