@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import ipaddress
+import json
 import socket
 import ssl
 import struct
@@ -44,14 +45,16 @@ def utf8string(text: str) -> bytes:
 
 
 def certificate(subject: str, key, issuer: str, issuer_key, *, ca: bool = False,
-                role: str | None = None, server: bool = False) -> bytes:
+                role: str | None = None, server: bool = False,
+                valid: tuple[float, float] = (-300.0, 86400.0)) -> bytes:
+    """A certificate; ``valid``: its notBefore and notAfter, in s from now."""
     now = datetime.datetime.now(datetime.timezone.utc)
     builder = (x509.CertificateBuilder()
                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
                .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(now + datetime.timedelta(days=1))
+               .not_valid_before(now + datetime.timedelta(seconds=valid[0]))
+               .not_valid_after(now + datetime.timedelta(seconds=valid[1]))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
     if not ca:
         builder = builder.add_extension(x509.ExtendedKeyUsage(
@@ -145,6 +148,7 @@ def make_pki(directory: Path) -> dict[str, tuple[Path, Path] | Path]:
         pem = certificate(cn, key, signer[0], signer[1], role=role, server=name == "server")
         (directory / f"{name}.pem").write_bytes(pem)
         (directory / f"{name}.key").write_bytes(key_pem(key))
+        (directory / f"{name}.key").chmod(0o600)  # as the relay requires
         pki[name] = (directory / f"{name}.pem", directory / f"{name}.key")
     return pki
 
@@ -390,25 +394,30 @@ def test_a_certificate_with_two_role_extensions_reads_only_and_says_why():
     assert "several role extensions" in got.problem
 
 
-@pytest.fixture
-def long_role(tmp_path):
-    """A CA of this test's own (make_pki keeps no CA key) and its client certificate whose
-    role is 4090 characters long (its message would not fit the channel)."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    (tmp_path / "ca2.pem").write_bytes(certificate("test CA", ca_key, "test CA", ca_key,
-                                                   ca=True))
-    key = ec.generate_private_key(ec.SECP256R1())
-    (tmp_path / "long.pem").write_bytes(certificate("dcs9", key, "test CA", ca_key,
-                                                    role="e" * 4090))
-    (tmp_path / "long.key").write_bytes(key_pem(key))
-    return tmp_path / "ca2.pem", (tmp_path / "long.pem", tmp_path / "long.key")
+class OwnCa:
+    """A CA of a test's own (make_pki keeps no CA key), trusted beside the plant CA."""
+
+    def __init__(self, directory: Path, pki) -> None:
+        self.directory = directory
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        ca = certificate("test CA", self.key, "test CA", self.key, ca=True)
+        (directory / "both.pem").write_bytes(pki["ca"].read_bytes() + ca)
+        self.pki = dict(pki, ca=directory / "both.pem")
+
+    def issue(self, name: str, cn: str, role: str | None, **options) -> None:
+        """A client certificate, in ``self.pki[name]``."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        (self.directory / f"{name}.pem").write_bytes(
+            certificate(cn, key, "test CA", self.key, role=role, **options))
+        (self.directory / f"{name}.key").write_bytes(key_pem(key))
+        self.pki[name] = (self.directory / f"{name}.pem", self.directory / f"{name}.key")
 
 
-def test_a_role_too_long_for_the_channel_reads_only_with_a_reason(tmp_path, pki, long_role):
-    ca, pair = long_role
-    both = tmp_path / "both.pem"  # the relay trusts the plant CA and this one
-    both.write_bytes(pki["ca"].read_bytes() + ca.read_bytes())
-    mine = dict(pki, ca=both, long=pair)
+def test_a_role_too_long_for_the_channel_reads_only_with_a_reason(tmp_path, pki):
+    """A role of 4090 characters: its message would not fit the channel."""
+    own = OwnCa(tmp_path, pki)
+    own.issue("long", "dcs9", "e" * 4090)
+    mine = own.pki
     running = start(tmp_path, mine)
     try:
         with connect(mine, running.relay.slave.tls_port, "long") as sock:
@@ -420,6 +429,48 @@ def test_a_role_too_long_for_the_channel_reads_only_with_a_reason(tmp_path, pki,
                              in t for t in texts(running)), what="the read-only event")
     finally:
         running.close()
+
+
+@pytest.mark.parametrize(("valid", "why"), [
+    ((-7200.0, -3600.0), "its certificate has expired: issue it a new one"),
+    ((3600.0, 7200.0), "its certificate is not valid yet"),
+])
+def test_a_certificate_out_of_its_dates_is_refused_for_that_reason(tmp_path, pki, valid, why):
+    own = OwnCa(tmp_path, pki)
+    own.issue("dated", "dcs1", "engineer", valid=valid)
+    running = start(tmp_path, own.pki)
+    try:
+        port = running.relay.slave.tls_port
+        assert refused_by_the_relay(own.pki, port, "dated")
+        wait_for(lambda: any(f"TLS handshake refused on port {port}: {why}" in t
+                             for t in texts(running)), what=why)
+    finally:
+        running.close()
+
+
+def test_no_session_ticket_is_given_every_connection_shows_its_certificate(running, pki):
+    with connect(pki, running.relay.slave.tls_port, "engineer") as sock:
+        ask(sock, read_inputs(0, 1))  # TLS 1.3 tickets come after the handshake
+        ask(sock, read_inputs(0, 1), transaction=2)
+        assert sock.version() == "TLSv1.3"
+        assert not sock.session.has_ticket
+
+
+def test_lost_clients_alone_are_sent_without_inventing_a_failure():
+    """The front's count of clients the channel could not take, sent when it can: as lost
+    clients, not as a handshake failure (whose count would be 0 or -1)."""
+    from softrelay.comms.tls_front import Front
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener = socket.socket()
+    with ours, theirs, listener:
+        front = Front(None, None, listener, theirs, limit=4)
+        front.lost = 2
+        front._flush_failures()
+        ours.settimeout(1.0)
+        message = json.loads(ours.recv(4096))
+        assert message.get("lost") == 2 and "handshake" not in message, message
+        assert front.lost == 0 and front.unsent_failures == 0
 
 
 # ---------------------------------------------------------------- the port against a flood
@@ -517,6 +568,7 @@ def softrelay(command: str, path: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(("case", "key", "words"), [
     ("another key", "modbus.tls.key", "is not the private key of"),
+    ("a key open to others", "modbus.tls.key", "is open to its group or others (mode 0644)"),
     ("no CA", "modbus.tls.ca", "holds no CA certificate"),
     ("missing cert", "modbus.tls.cert", "cannot read"),
     ("the plain port", "modbus.tls.port", "is modbus.port too"),
@@ -527,6 +579,10 @@ def test_check_and_run_refuse_a_tls_section_that_cannot_serve(tmp_path, pki, cas
     fields = {"port": 802, "cert": cert, "key": server_key, "ca": pki["ca"]}
     if case == "another key":
         fields["key"] = other_key
+    elif case == "a key open to others":
+        fields["key"] = tmp_path / "open.key"
+        fields["key"].write_bytes(server_key.read_bytes())
+        fields["key"].chmod(0o644)
     elif case == "no CA":
         fields["ca"] = server_key  # a key, not a certificate
     elif case == "missing cert":

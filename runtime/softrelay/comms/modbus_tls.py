@@ -196,6 +196,7 @@ def server_context(tls: ModbusTls) -> ssl.SSLContext:
     context.minimum_version = TLS_VERSIONS[tls.min_version]
     context.verify_mode = ssl.CERT_REQUIRED
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    context.num_tickets = 0  # no TLS 1.3 resumption: every connection shows its certificate
     try:
         context.load_verify_locations(cafile=str(tls.ca))
     except (ssl.SSLError, ValueError) as exc:
@@ -236,7 +237,8 @@ def _loads_as_certificate(path: Path) -> bool:
 def tls_problems(config: RelayConfig) -> list[tuple[tuple, str]]:
     """What ``run`` would refuse in ``modbus.tls``, as (key path, reason): its port the plain
     one's, a file it cannot read, a certificate, key or CA that does not load, a key that is
-    not the certificate's. Reads the files; opens no socket."""
+    not the certificate's, a key readable by its group or others (mode & 0o077). Reads the
+    files; opens no socket."""
     m = config.modbus
     if m is None or m.tls is None:
         return []
@@ -248,7 +250,30 @@ def tls_problems(config: RelayConfig) -> list[tuple[tuple, str]]:
         server_context(m.tls)
     except TlsSetupError as exc:
         errors.append((("modbus", "tls", exc.key), str(exc)))
+    else:
+        mode = m.tls.key.stat().st_mode & 0o777
+        if mode & 0o077:
+            errors.append((("modbus", "tls", "key"), f"{m.tls.key} is open to its group or "
+                           f"others (mode {mode:04o}): chmod 0600 it, readable by the "
+                           "service only"))
     return errors
+
+
+#: OpenSSL's X509_V_ERR codes that are not "another CA": (kind, the reason)
+VERIFY_REASONS = {
+    9: ("not yet valid", "its certificate is not valid yet (check its notBefore and the "
+                         "clocks)"),
+    10: ("expired", "its certificate has expired: issue it a new one"),
+    13: ("bad dates", "its certificate's notBefore cannot be read"),
+    14: ("bad dates", "its certificate's notAfter cannot be read"),
+    23: ("revoked", "its certificate is revoked"),
+    24: ("CA not a CA", "a certificate in its chain is not a CA (basicConstraints)"),
+    25: ("chain too long", "its chain is longer than its CA allows (pathLenConstraint)"),
+    26: ("purpose", "its certificate is not for TLS clients (extendedKeyUsage: give it "
+                    "clientAuth)"),
+    34: ("critical extension", "its certificate has a critical extension the relay does "
+                               "not know (the role extension must not be critical)"),
+}
 
 
 def handshake_reason(exc: BaseException, tls: ModbusTls) -> tuple[str, str]:
@@ -257,6 +282,10 @@ def handshake_reason(exc: BaseException, tls: ModbusTls) -> tuple[str, str]:
     text = f"{_ssl_reason(exc)} {exc}"
     if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
         detail = getattr(exc, "verify_message", None)
+        code = getattr(exc, "verify_code", None)
+        if code in VERIFY_REASONS:
+            kind, words = VERIFY_REASONS[code]
+            return kind, words
         return "another CA", ("its certificate is not signed by modbus.tls.ca"
                               + (f" ({detail})" if detail else ""))
     if "PEER_DID_NOT_RETURN_A_CERTIFICATE" in text or "CERTIFICATE_REQUIRED" in text:

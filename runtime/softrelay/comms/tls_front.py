@@ -201,10 +201,19 @@ class Front:
             self.unsent_failures = self.lost = 0
 
     def _flush_failures(self) -> None:
-        if self.unsent_failures or self.lost:
+        """What the channel could not take earlier, sent now: failures (one message that
+        counts itself and the others), or only the clients lost."""
+        if self.unsent_failures:
             self.unsent_failures -= 1  # the message below carries one itself
             self._failed("(several)", "other", "earlier failures the channel could not take "
                          "then")
+        elif self.lost:
+            try:
+                self.channel.send(json.dumps({"lost": self.lost}).encode())
+            except OSError:
+                pass  # still counted: sent with the next message
+            else:
+                self.lost = 0
 
 
 def front_main(tls: ModbusTls, max_connections: int, listener: socket.socket,
