@@ -401,6 +401,7 @@ class OwnCa:
         self.directory = directory
         self.key = ec.generate_private_key(ec.SECP256R1())
         ca = certificate("test CA", self.key, "test CA", self.key, ca=True)
+        (directory / "test-ca.pem").write_bytes(ca)
         (directory / "both.pem").write_bytes(pki["ca"].read_bytes() + ca)
         self.pki = dict(pki, ca=directory / "both.pem")
 
@@ -448,6 +449,45 @@ def test_a_certificate_out_of_its_dates_is_refused_for_that_reason(tmp_path, pki
         running.close()
 
 
+def revocation_list(own: OwnCa, revoked: list[str], next_update: float = 86400.0) -> Path:
+    """The test CA's CRL (PEM) revoking the certificates ``own.pki[name]``."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (x509.CertificateRevocationListBuilder()
+               .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")]))
+               .last_update(now - datetime.timedelta(minutes=5))
+               .next_update(now + datetime.timedelta(seconds=next_update)))
+    for name in revoked:
+        cert = x509.load_pem_x509_certificate(own.pki[name][0].read_bytes())
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(cert.serial_number)
+            .revocation_date(now - datetime.timedelta(minutes=1)).build())
+    path = own.directory / "crl.pem"
+    path.write_bytes(builder.sign(own.key, hashes.SHA256()).public_bytes(
+        serialization.Encoding.PEM))
+    return path
+
+
+def test_a_revoked_certificate_is_refused_when_a_crl_is_given(tmp_path, pki):
+    own = OwnCa(tmp_path, pki)
+    own.issue("revoked", "dcs1", "engineer")
+    own.issue("good", "dcs2", "engineer")
+    crl = revocation_list(own, ["revoked"])
+    cert, key = pki["server"]
+    ca = own.directory / "test-ca.pem"  # the test CA only: its CRL is the one given
+    text = slave_text(pki).replace(
+        tls_section(pki), f"  tls: {{port: 0, cert: {cert}, key: {key}, ca: {ca}, "
+        f"crl: {crl}, roles: {ROLES}}}\n")
+    running = Running(make_relay(tmp_path, text))
+    try:
+        port = running.relay.slave.tls_port
+        served_within(own.pki, port, 3.0, "127.0.0.1", "good")  # not revoked
+        assert refused_by_the_relay(own.pki, port, "revoked")
+        wait_for(lambda: any(f"TLS handshake refused on port {port}: its certificate is "
+                             "revoked" in t for t in texts(running)), what="the revoked event")
+    finally:
+        running.close()
+
+
 def test_no_session_ticket_is_given_every_connection_shows_its_certificate(running, pki):
     with connect(pki, running.relay.slave.tls_port, "engineer") as sock:
         ask(sock, read_inputs(0, 1))  # TLS 1.3 tickets come after the handshake
@@ -483,10 +523,11 @@ def idle(port: int, source: str) -> socket.socket:
     return sock
 
 
-def served_within(pki, port: int, seconds: float, source: str) -> float:
+def served_within(pki, port: int, seconds: float, source: str, name: str = "engineer"
+                  ) -> float:
     """The engineer (from ``source``) reads the map; how long it took."""
     began = time.monotonic()
-    with connect(pki, port, "engineer", timeout=seconds, source=source) as sock:
+    with connect(pki, port, name, timeout=seconds, source=source) as sock:
         assert ask(sock, read_inputs(0, 1))[:2] == bytes([0x04, 2])
     took = time.monotonic() - began
     assert took < seconds, took
@@ -578,6 +619,7 @@ def softrelay(command: str, path: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(("case", "key", "words"), [
     ("another key", "modbus.tls.key", "is not the private key of"),
     ("a key open to others", "modbus.tls.key", "is open to its group or others (mode 0644)"),
+    ("no CRL", "modbus.tls.crl", "holds no CRL in PEM"),
     ("no CA", "modbus.tls.ca", "holds no CA certificate"),
     ("missing cert", "modbus.tls.cert", "cannot read"),
     ("the plain port", "modbus.tls.port", "is modbus.port too"),
@@ -589,6 +631,8 @@ def test_check_and_run_refuse_a_tls_section_that_cannot_serve(tmp_path, pki, cas
     fields = {"port": free_port(), "cert": cert, "key": server_key, "ca": pki["ca"]}
     if case == "another key":
         fields["key"] = other_key
+    elif case == "no CRL":
+        fields["crl"] = pki["ca"]  # a certificate, not a CRL
     elif case == "a key open to others":
         fields["key"] = tmp_path / "open.key"
         fields["key"].write_bytes(server_key.read_bytes())

@@ -185,8 +185,10 @@ def server_context(tls: ModbusTls) -> ssl.SSLContext:
     """The server's TLS: ``min_version`` and up (1.3 when the client offers it), a client
     certificate required and checked against ``ca``, no compression, no renegotiation.
     ``TlsSetupError`` naming the file that cannot serve and why."""
-    for key in ("cert", "key", "ca"):
-        path: Path = getattr(tls, key)
+    for key in ("cert", "key", "ca", "crl"):
+        path: Path | None = getattr(tls, key, None)
+        if path is None:
+            continue
         try:
             with open(path, "rb") as f:
                 f.read(1)
@@ -202,6 +204,16 @@ def server_context(tls: ModbusTls) -> ssl.SSLContext:
     except (ssl.SSLError, ValueError) as exc:
         raise TlsSetupError("ca", f"{tls.ca} holds no CA certificate in PEM "
                                   f"({_ssl_reason(exc)})") from None
+    if tls.crl is not None:
+        if b"-----BEGIN X509 CRL-----" not in tls.crl.read_bytes():
+            raise TlsSetupError("crl", f"{tls.crl} holds no CRL in PEM (-----BEGIN X509 "
+                                       "CRL-----)")
+        try:
+            context.load_verify_locations(cafile=str(tls.crl))
+        except (ssl.SSLError, ValueError) as exc:
+            raise TlsSetupError("crl", f"{tls.crl} holds no CRL in PEM "
+                                       f"({_ssl_reason(exc)})") from None
+        context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     try:
         context.load_cert_chain(str(tls.cert), str(tls.key), password=_no_passphrase)
     except ssl.SSLError as exc:
@@ -261,6 +273,11 @@ def tls_problems(config: RelayConfig) -> list[tuple[tuple, str]]:
 
 #: OpenSSL's X509_V_ERR codes that are not "another CA": (kind, the reason)
 VERIFY_REASONS = {
+    3: ("no CRL", "modbus.tls.crl has no CRL of its certificate's CA: add that CA's CRL"),
+    8: ("CRL signature", "the CRL of its CA in modbus.tls.crl has a bad signature"),
+    11: ("CRL out of date", "the CRL of its CA in modbus.tls.crl is not valid yet"),
+    12: ("CRL out of date", "the CRL of its CA in modbus.tls.crl has expired: fetch a "
+                            "new one"),
     9: ("not yet valid", "its certificate is not valid yet (check its notBefore and the "
                          "clocks)"),
     10: ("expired", "its certificate has expired: issue it a new one"),

@@ -626,6 +626,10 @@ class ModbusTls(BaseModel):
     roles: dict[Role, Level] = Field(default_factory=dict, description="certificate role -> "
                                      "access level (0 read, 1 operator, 2 engineer); exact, "
                                      "case-sensitive; a role not listed reads only")
+    crl: Path | None = Field(None, description="certificate revocation list(s) (PEM) of "
+                             "every CA in ca: a revoked client certificate is refused, and "
+                             "one whose CA has no CRL here, or whose CRL is out of date; "
+                             "read at each start of the TLS front; none: no revocation check")
     handshake_timeout: float = Field(5.0, gt=0.0, le=300.0, description="s a client may take "
                                      "over its handshake before it is dropped (a handshake "
                                      "in progress holds a place: modbus.max_per_peer per "
