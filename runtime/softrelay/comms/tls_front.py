@@ -7,8 +7,11 @@ CN and role from its certificate, and hands the scan process, over the channel (
 SOCK_SEQPACKET socket), one end of a fresh socketpair with that identity (SCM_RIGHTS); then it
 pumps bytes between the TLS connection and its own end until either side closes, and closes
 the other. A failed handshake is reported on the channel instead (the scan process makes it
-an aggregated event). The front never parses Modbus and never sees the register image: what
-a client may do is the scan process's decision.
+an aggregated event). Before any TLS byte, on accept, a client outside ``modbus.allow``, or
+whose address already has ``max_per_peer`` handshakes in progress, is closed (and reported);
+a full front closes its oldest handshake in progress for the newcomer. The front never
+parses Modbus and never sees the register image: what a client may do is the scan
+process's decision.
 
 It never outlives the scan process (``softrelay.scan.lifeline``), and it ignores SIGINT and
 SIGTERM sent to the whole group, as the telemetry does: stopping is the scan process's
