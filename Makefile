@@ -71,7 +71,8 @@ asan-test: build
 		assert 'libasan' in open('/proc/self/maps').read(), 'ASan not loaded'; \
 		print('asan-test:', m.__file__)"; \
 	$(PY) -m pytest -q -p no:cacheprovider tests/test_modbus_server_robustness.py \
-		"tests/test_modbus_slave.py::test_fuzz_100000_frames_the_server_answers_by_the_specification"
+		"tests/test_modbus_slave.py::test_fuzz_100000_frames_the_server_answers_by_the_specification" \
+		tests/test_modbus_tls.py -k "robustness or fuzz_100000 or adopted or adoption"
 
 # libFuzzer (clang) on the frame parser and the server loop, ASan and UBSan on, for FUZZ_SECONDS
 # (10 minutes unless told; tests/fuzz/fuzz_mbserver.c says what it does). Needs clang, which
