@@ -137,7 +137,7 @@ class Relay:
         self.regmap = self.maps[IMAGE_PREFIX]
         self._config_hash = self.regmap.config_hash
         kept, self._settings_messages = load_kept_settings(
-            self.settings_file, self.configured, self._config_hash)
+            self.settings_file, self.configured, config)
         settings_of = self.configured | kept
         sampled = any(p.samples for p in thermal)
         self.core = ProtectionCore([settings_of[p.name] for p in thermal],
@@ -403,7 +403,7 @@ class Relay:
     def _submit_kept_settings(self) -> None:
         """The points whose settings differ from the file's, written on the keeper's thread."""
         changed = changed_points(self.settings.current, self.configured)
-        self.settings_keeper.submit(lambda: settings_document(changed, self._config_hash))
+        self.settings_keeper.submit(lambda: settings_document(changed, self.config))
 
     def _checkpoint(self, core: ProtectionCore, now: float) -> None:
         if self._last_checkpoint is None:
