@@ -81,6 +81,9 @@ log = logging.getLogger("softrelay")
 THERMAL_EVENT_FLAGS = {bit: name for name, bit in flag_bits(ThermalFlag)
                        if bit not in (ThermalFlag.TRIP_PICKUP, ThermalFlag.RESET_REJECTED)}
 BUSBAR_EVENT_FLAGS = {bit: name for name, bit in flag_bits(BusbarFlag)}
+#: s start() waits for the I/O and telemetry processes to say they are ready (under
+#: qemu-user a helper's imports alone can take longer: tools/arm/qemu_profile.py)
+HELPER_READY_S = 30.0
 FAULT_BITS = {bit: name for name, bit in flag_bits(ChannelFault)}
 
 
@@ -475,7 +478,7 @@ class Relay:
                 daemon=True)
             with realtime.at_normal_priority():  # not the scan's: its own, from the start
                 self._companion.start()
-            self._wait_ready(self._companion, ready, 30.0)
+            self._wait_ready(self._companion, ready, HELPER_READY_S)
         self.watchdog.start()
         if self.rtu is not None:
             self.rtu.start()
@@ -565,7 +568,8 @@ class Relay:
         ready.close()
         self._feed_receiver.close()  # the child has its own: the feed fails when it dies
         try:
-            said = answer.recv() if answer.poll(30.0) else "no answer in 30 s"
+            said = (answer.recv() if answer.poll(HELPER_READY_S)
+                    else f"no answer in {HELPER_READY_S:g} s")
         except EOFError:
             said = f"it exited ({self._telemetry.exitcode})"
         finally:

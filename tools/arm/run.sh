@@ -58,6 +58,9 @@ inside() {  # a command in the root filesystem (private mounts, a clean environm
     mount -t proc proc "$r/proc"; mount --rbind /sys "$r/sys"; mount --rbind /dev "$r/dev"
     mount -t tmpfs -o mode=1777 tmpfs "$r/dev/shm"; mount -t tmpfs -o mode=1777 tmpfs "$r/tmp"
     cp /etc/resolv.conf "$r/etc/resolv.conf"
+    # debootstrap writes no /etc/hosts (the installer does): without it "localhost" is asked
+    # of the DNS and not found; Raspberry Pi OS has the usual one
+    [ -s "$r/etc/hosts" ] || printf "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n" > "$r/etc/hosts"
     # the host'"'"'s certificate authorities (a site proxy that inspects TLS has its own)
     mount --bind /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/ca-certificates.crt"
     exec chroot "$r" env -i HOME=/root LANG=C.UTF-8 PATH=/usr/local/bin:/usr/bin:/bin \
