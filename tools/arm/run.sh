@@ -32,12 +32,17 @@ tests=${*:-$ARM_TESTS}
 #   overruns): under emulation fewer than half the scans come in time;
 # - the MCP3208 sample windows: the driver measures each burst's duration against the
 #   nominal 40 ms and refuses a burst that does not hold whole cycles (under qemu it takes
-#   55-135 ms, correctly refused); the SPI transfers' packing and request numbers run.
+#   55-135 ms, correctly refused); the SPI transfers' packing and request numbers run;
+# - the controller that runs late: the simulated spidev sleeps what remains of the message's
+#   wire time and that test makes each sleep 30 ms late, but under emulation computing the
+#   twin's answers takes most of the 40 ms, leaving little or no sleep to run late (armhf:
+#   not refused in the second run, refused in the first: it depends on the emulator's speed).
 # ARM_DESELECT="" runs them all.
 slow="reference and (published_check_values or operate_time_cold_and_hot"
 slow="$slow or no_trip_and_infinite_time)"
 timed="fuzz_100000 or clears_the_scan_statistics or end_to_end or burst or a_window_gives"
 timed="$timed or faults_on_the_adc or mode_and_clock_reach or protects_a_motor_from_its_sampled"
+timed="$timed or controller_that_runs_late"
 deselect=${ARM_DESELECT-"not ($slow) and not ($timed)"}
 
 root=$("$here/rootfs.sh" "$arch" | tail -1)
