@@ -69,7 +69,7 @@ class NewerFormatError(StateFileError):
 
 def _from_1(payload: dict) -> dict:
     """Format 1 -> 2: the writer's version was not recorded."""
-    return {**payload, "version": 2, "written_by": "0.1.0 or earlier (format 1)"}
+    return {**payload, "version": 2, "written_by": "0.1.0 or earlier"}
 
 
 #: format n -> the step that makes a format n payload format n + 1
