@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,9 @@ from softrelay.core import ThermalSettings
 from softrelay.core.bank import initial_thermal_state
 from softrelay.core.settings import pack_thermal
 from softrelay.firmware.memory import (
+    FORMAT_VERSION,
     Checkpointer,
+    _checksum,
     read_state,
     restore,
     snapshot,
@@ -88,7 +91,8 @@ def test_a_missing_file_is_a_first_start_at_theta_initial(tmp_path):
     assert state["theta"].tolist() == [0.25, 0.0]
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "bit_flip", "empty", "wrong_version"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "bit_flip", "empty", "no_version",
+                                    "field_missing"])
 def test_a_corrupt_file_is_kept_aside_and_every_point_starts_hot(tmp_path, damage):
     path = saved_state(tmp_path)
     raw = path.read_bytes()
@@ -100,10 +104,12 @@ def test_a_corrupt_file_is_kept_aside_and_every_point_starts_hot(tmp_path, damag
         path.write_bytes(raw.replace(b'"theta": 1.0', b'"theta": 0.0'))
     elif damage == "empty":
         path.write_bytes(b"")
-    else:
+    else:  # whole and checksummed, yet not a thermal memory restore could use
         doc = json.loads(raw)
-        doc["payload"]["version"] = 99
-        from softrelay.firmware.memory import _checksum
+        if damage == "no_version":
+            del doc["payload"]["version"]
+        else:
+            del doc["payload"]["points"]["m2"]["trip_count"]
         doc["sha256"] = _checksum(doc["payload"])
         path.write_text(json.dumps(doc))
     state = fresh()
@@ -113,6 +119,49 @@ def test_a_corrupt_file_is_kept_aside_and_every_point_starts_hot(tmp_path, damag
     assert not path.exists()
     assert (tmp_path / "state.json.corrupt-2000").exists()
     assert "conservative" in result.messages[0]
+
+
+#: what softrelay 0.1.0 wrote (format 1): m1 hot and tripped, m2 half, saved at wall 1000 s
+FORMAT_1 = Path(__file__).parent / "golden" / "thermal_memory.v1.json"
+
+
+def test_an_older_format_from_the_previous_release_is_migrated_and_restored(tmp_path):
+    """An upgrade keeps the thermal memory: the file the previous softrelay wrote is restored
+    (theta, latches, counters, the event number), said to be migrated, not set aside."""
+    path = tmp_path / "state.json"
+    path.write_bytes(FORMAT_1.read_bytes())
+    assert json.loads(path.read_text())["payload"]["version"] == 1 < FORMAT_VERSION
+    state = fresh()
+    result = restore(path, NAMES, SETTINGS, state, "freeze", 1.0, wall=1100.0)
+    assert result.outcome == "restored" and result.outage == pytest.approx(100.0)
+    assert state["theta"].tolist() == [1.0, 0.5]
+    assert state["trip_latched"].tolist() == [1, 0] and state["trip_count"].tolist() == [3, 0]
+    assert state["start_count"].tolist() == [7, 2] and result.extra == {"event_seq": 99}
+    assert any("format 1: migrated to format" in m for m in result.messages), result.messages
+    assert path.exists() and not list(tmp_path.glob("state.json.*"))
+    # the next checkpoint writes the present format, which restores without a migration
+    write_atomically(path, snapshot(NAMES, state, result.extra, wall=1200.0))
+    assert read_state(path)["version"] == FORMAT_VERSION
+    again = restore(path, NAMES, SETTINGS, fresh(), "freeze", 1.0, wall=1200.0)
+    assert again.outcome == "restored" and not again.messages
+
+
+def test_a_newer_format_after_a_downgrade_is_kept_for_it_not_called_corrupt(tmp_path):
+    path = saved_state(tmp_path)
+    doc = json.loads(path.read_bytes())
+    doc["payload"].update(version=FORMAT_VERSION + 1, written_by="9.0.0")
+    doc["sha256"] = _checksum(doc["payload"])
+    path.write_text(json.dumps(doc))
+    state = fresh()
+    result = restore(path, NAMES, SETTINGS, state, "cool", 1.05, wall=2000.0)
+    assert result.outcome == "newer"
+    assert state["theta"].tolist() == [1.05, 1.05]  # conservative, as for a corrupt file
+    kept = tmp_path / f"state.json.format-{FORMAT_VERSION + 1}-2000"
+    assert not path.exists() and json.loads(kept.read_text()) == doc  # untouched, for 9.0.0
+    assert not list(tmp_path.glob("*.corrupt-*"))
+    message = result.messages[0]
+    assert f"format {FORMAT_VERSION + 1} (written by softrelay 9.0.0)" in message
+    assert "install softrelay 9.0.0" in message and "conservative" in message
 
 
 def test_points_added_or_removed_since_the_checkpoint_are_reported(tmp_path):

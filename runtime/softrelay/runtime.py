@@ -81,6 +81,9 @@ log = logging.getLogger("softrelay")
 THERMAL_EVENT_FLAGS = {bit: name for name, bit in flag_bits(ThermalFlag)
                        if bit not in (ThermalFlag.TRIP_PICKUP, ThermalFlag.RESET_REJECTED)}
 BUSBAR_EVENT_FLAGS = {bit: name for name, bit in flag_bits(BusbarFlag)}
+#: s start() waits for the I/O and telemetry processes to say they are ready (under
+#: qemu-user a helper's imports alone can take longer: tools/arm/qemu_profile.py)
+HELPER_READY_S = 30.0
 FAULT_BITS = {bit: name for name, bit in flag_bits(ChannelFault)}
 
 
@@ -140,7 +143,7 @@ class Relay:
         self.regmap = self.maps[IMAGE_PREFIX]
         self._config_hash = self.regmap.config_hash
         kept, self._settings_messages = load_kept_settings(
-            self.settings_file, self.configured, self._config_hash)
+            self.settings_file, self.configured, config)
         settings_of = self.configured | kept
         sampled = any(p.samples for p in thermal)
         self.core = ProtectionCore([settings_of[p.name] for p in thermal],
@@ -410,7 +413,7 @@ class Relay:
     def _submit_kept_settings(self) -> None:
         """The points whose settings differ from the file's, written on the keeper's thread."""
         changed = changed_points(self.settings.current, self.configured)
-        self.settings_keeper.submit(lambda: settings_document(changed, self._config_hash))
+        self.settings_keeper.submit(lambda: settings_document(changed, self.config))
 
     def _checkpoint(self, core: ProtectionCore, now: float) -> None:
         if self._last_checkpoint is None:
@@ -482,7 +485,7 @@ class Relay:
                 daemon=True)
             with realtime.at_normal_priority():  # not the scan's: its own, from the start
                 self._companion.start()
-            self._wait_ready(self._companion, ready, 30.0)
+            self._wait_ready(self._companion, ready, HELPER_READY_S)
         self.watchdog.start()
         if self.rtu is not None:
             self.rtu.start()
@@ -578,7 +581,8 @@ class Relay:
         ready.close()
         self._feed_receiver.close()  # the child has its own: the feed fails when it dies
         try:
-            said = answer.recv() if answer.poll(30.0) else "no answer in 30 s"
+            said = (answer.recv() if answer.poll(HELPER_READY_S)
+                    else f"no answer in {HELPER_READY_S:g} s")
         except EOFError:
             said = f"it exited ({self._telemetry.exitcode})"
         finally:

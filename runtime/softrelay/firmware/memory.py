@@ -14,6 +14,17 @@ kept aside (``.corrupt-<time>``) and every point starts at preset_theta, the con
 choice. Either is reported, never a crash. Latched trips are restored as saved (a trip latched
 before the outage is still latched after it), except where the file is missing or corrupt.
 
+Upgrades: every file says its format (``version``). A file of an older format, written by an
+earlier softrelay, is migrated (``MIGRATIONS``, one step per format) and restored as any other,
+with a message saying so; the next checkpoint writes the present format. A file of a newer
+format than this softrelay knows (after a downgrade) is not guessed at: it is kept aside
+(``.format-<n>-<time>``, for the newer softrelay to restore) and every point starts at
+preset_theta, as for a corrupt one, with a message saying which.
+
+Format history: 1 (softrelay 0.1.0): saved_wall, points, extra. 2: adds ``written_by``, the
+softrelay version that wrote the file (said when it is restored, so an upgrade's event names
+both versions).
+
 Contract: ``Checkpointer.submit`` never blocks the scan on the disk, nor on building the
 document: the scan hands over a copy of the state table (a memcpy) and the checkpoint thread
 builds the JSON (milliseconds for hundreds of points) and writes it.
@@ -34,15 +45,35 @@ from pathlib import Path
 
 import numpy as np
 
+from softrelay import __version__
 from softrelay.firmware.disk import trouble_text, write_all
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SAVED_FIELDS = ("theta", "start_elapsed", "start_count", "trip_count", "trip_latched",
                 "alarm1", "alarm2", "running", "starting")
 
 
 class StateFileError(ValueError):
     """The state file exists but cannot be trusted."""
+
+
+class NewerFormatError(StateFileError):
+    """The state file is whole but of a format newer than this softrelay reads (a downgrade)."""
+
+    def __init__(self, version: int, written_by: str) -> None:
+        self.version = version
+        self.written_by = written_by
+        super().__init__(f"format {version} (written by softrelay {written_by}); this "
+                         f"softrelay {__version__} reads formats up to {FORMAT_VERSION}")
+
+
+def _from_1(payload: dict) -> dict:
+    """Format 1 -> 2: the writer's version was not recorded."""
+    return {**payload, "version": 2, "written_by": "0.1.0 or earlier"}
+
+
+#: format n -> the step that makes a format n payload format n + 1
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _from_1}
 
 
 def _checksum(payload: dict) -> str:
@@ -56,7 +87,8 @@ def snapshot(names: list[str], thermal_state: np.ndarray, extra: dict | None = N
         name: {f: thermal_state[f][i].item() for f in SAVED_FIELDS}
         for i, name in enumerate(names)
     }
-    payload = {"version": FORMAT_VERSION, "saved_wall": time.time() if wall is None else wall,
+    payload = {"version": FORMAT_VERSION, "written_by": __version__,
+               "saved_wall": time.time() if wall is None else wall,
                "points": points, "extra": extra or {}}
     return {"payload": payload, "sha256": _checksum(payload)}
 
@@ -91,27 +123,51 @@ def write_atomically(path: Path, document: dict) -> None:
 
 
 def read_state(path: Path) -> dict:
-    """The saved payload; StateFileError when it is unreadable or fails its checksum."""
+    """The saved payload in the present format; StateFileError when it is unreadable or fails
+    its checksum, NewerFormatError when its format is newer than this softrelay's."""
+    return load_state(path)[0]
+
+
+def load_state(path: Path) -> tuple[dict, int]:
+    """(the saved payload migrated to the present format, the format it was saved in)."""
     try:
         document = json.loads(path.read_bytes())
         payload = document["payload"]
         if document["sha256"] != _checksum(payload):
             raise StateFileError("checksum mismatch")
-        if payload.get("version") != FORMAT_VERSION:
-            raise StateFileError(f"format version {payload.get('version')!r} is not "
-                                 f"{FORMAT_VERSION}")
-        return payload
+        saved = payload.get("version")
+        if not isinstance(saved, int) or isinstance(saved, bool) or saved < 1:
+            raise StateFileError(f"format version {saved!r} is not a format")
+        if saved > FORMAT_VERSION:
+            raise NewerFormatError(saved, str(payload.get("written_by", "unknown")))
+        for step in range(saved, FORMAT_VERSION):
+            payload = MIGRATIONS[step](payload)
+        _check(payload)
+        return payload, saved
     except (ValueError, KeyError, TypeError) as exc:
         if isinstance(exc, StateFileError):
             raise
         raise StateFileError(f"not a state file ({exc.__class__.__name__}: {exc})") from None
 
 
+def _check(payload: dict) -> None:
+    """StateFileError unless ``payload`` has everything ``restore`` reads, as numbers."""
+    float(payload["saved_wall"])
+    if not isinstance(payload["points"], dict) or not isinstance(payload.get("extra", {}), dict):
+        raise StateFileError("points or extra is not a mapping")
+    for name, point in payload["points"].items():
+        if not isinstance(point, dict):
+            raise StateFileError(f"point {name!r} is not a mapping")
+        missing = [f for f in SAVED_FIELDS if not isinstance(point.get(f), int | float)]
+        if missing:
+            raise StateFileError(f"point {name!r}: {', '.join(missing)} missing or not a number")
+
+
 @dataclass
 class Restored:
     """What restoring did, for the event recorder and the operator."""
 
-    outcome: str  #: restored, missing, corrupt
+    outcome: str  #: restored, missing, corrupt, newer (a format this softrelay cannot read)
     policy: str
     outage: float | None = None  #: s on the wall clock, when known
     messages: list[str] = field(default_factory=list)
@@ -129,7 +185,19 @@ def restore(path: Path, names: list[str], settings: np.ndarray, thermal_state: n
         return Restored("missing", policy, messages=[
             f"no thermal memory at {path}: first start, theta_initial for every point"])
     try:
-        payload = read_state(path)
+        payload, saved_format = load_state(path)
+    except NewerFormatError as exc:
+        aside = path.with_name(f"{path.name}.format-{exc.version}-{int(now)}")
+        try:
+            os.replace(path, aside)
+            kept = f"kept as {aside.name} for that softrelay"
+        except OSError:
+            kept = "left in place"
+        thermal_state["theta"] = preset_theta
+        return Restored("newer", policy, messages=[
+            f"thermal memory {path} is {exc} (a downgrade?): {kept}, every point at preset "
+            f"theta {preset_theta:g} (conservative); install softrelay {exc.written_by} or "
+            f"later again to restore it"])
     except (StateFileError, OSError) as exc:
         aside = path.with_name(f"{path.name}.corrupt-{int(now)}")
         try:
@@ -143,6 +211,11 @@ def restore(path: Path, names: list[str], settings: np.ndarray, thermal_state: n
             f"{preset_theta:g} (conservative)"])
 
     result = Restored("restored", policy, extra=payload.get("extra", {}))
+    if saved_format != FORMAT_VERSION:
+        result.messages.append(
+            f"thermal memory {path.name} written by softrelay {payload['written_by']} in "
+            f"format {saved_format}: migrated to format {FORMAT_VERSION} (softrelay "
+            f"{__version__}), restored; the next checkpoint writes format {FORMAT_VERSION}")
     outage = now - float(payload["saved_wall"])
     if outage < 0.0:
         result.messages.append(f"the wall clock is {-outage:.1f} s behind the last checkpoint: "
