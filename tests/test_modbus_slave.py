@@ -327,6 +327,11 @@ def test_the_allowlist_refuses_other_networks(tmp_path):
         s = socket.create_connection(("127.0.0.1", r.port), 1.0)
         assert closed_within(s, 1.0) is not None
         s.close()
+        # counted by the server's thread when it publishes its counters: maybe just after
+        deadline = time.monotonic() + 5.0
+        while r.relay.slave.server.counters["refused"] < 1:
+            assert time.monotonic() < deadline, r.relay.slave.server.counters
+            time.sleep(0.01)
         assert r.relay.slave.server.counters["refused"] == 1
     finally:
         r.close()
