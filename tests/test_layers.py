@@ -15,7 +15,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "runtime" / "softrelay"
 ALLOWED = {
     "core": set(),  # the protection maths: nothing of the runtime
     "scan": {"core"},  # the loop, the ticker, real-time: the core's tables only
-    "firmware": {"scan"},  # events, memory, settings store (scan: leaving real time)
+    "firmware": {"config", "scan"},  # events, memory, settings store (the configuration it
+    # keeps settings of; scan: leaving real time)
     "io": {"config", "core", "image", "logs", "scan", "status_view"},  # never comms/telemetry
 }
 

@@ -5,6 +5,7 @@ rules and the connection limits; the compiled reads answer what the specificatio
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import struct
@@ -741,7 +742,8 @@ def test_softrelay_status_watch_refreshes_until_ctrl_c(running):
     watch = subprocess.Popen([sys.executable, "-m", "softrelay", "status",
                               f"127.0.0.1:{running.port}", "--config",
                               running.relay.config_path, "--watch", "0.2"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, PYTHONFAULTHANDLER="1"))
     lines: list[str] = []
 
     def thetas() -> list[float]:
@@ -756,7 +758,14 @@ def test_softrelay_status_watch_refreshes_until_ctrl_c(running):
     while (not thetas() or thetas()[-1] < 0.79) and time.monotonic() < deadline:
         time.sleep(0.05)
     watch.send_signal(signal.SIGINT)
-    assert watch.wait(10.0) == 0, watch.stderr.read()
+    try:
+        code = watch.wait(30.0)
+    except subprocess.TimeoutExpired:  # say where it hangs (faulthandler: every thread)
+        watch.send_signal(signal.SIGABRT)
+        watch.wait(10.0)
+        stacks = watch.stderr.read()
+        raise AssertionError(f"Ctrl-C did not end the watch in 30 s: {stacks}") from None
+    assert code == 0, watch.stderr.read()
     reader.join(5.0)
     seen = thetas()
     assert seen[0] == pytest.approx(0.5, abs=1e-3) and seen[-1] == pytest.approx(0.8, abs=1e-3)

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import csv
 import enum
-import hashlib
 import io
 import json
 from dataclasses import dataclass, field
@@ -61,6 +60,7 @@ from softrelay.comms.event_window import FIRST as EVENTS_FIRST
 from softrelay.comms.event_window import KINDS as EVENT_KINDS
 from softrelay.comms.event_window import WINDOW, event_sources
 from softrelay.comms.event_window import WORDS as EVENT_WORDS
+from softrelay.config.identity import config_hash
 from softrelay.config.schema import RelayConfig
 from softrelay.core import (
     CHANNEL_NAMES,
@@ -384,12 +384,6 @@ EVENT_FIELDS = [
     ("kind", 5, "uint16", "", "kind code (event_kinds in the JSON map)"),
     ("source", 6, "uint16", "", "source code (event_sources in the JSON map)"),
 ]
-
-
-def config_hash(config: RelayConfig) -> int:
-    """First 32 bits of the SHA-256 of the validated configuration (canonical JSON)."""
-    text = config.model_dump_json()
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
 
 
 def firmware_version() -> tuple[int, int, int]:

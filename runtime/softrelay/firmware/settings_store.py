@@ -29,7 +29,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from softrelay import __version__
-from softrelay.comms.regmap import config_hash
+from softrelay.config.identity import config_hash
 from softrelay.config.schema import RelayConfig
 from softrelay.firmware.memory import StateFileError, _checksum
 
