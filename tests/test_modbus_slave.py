@@ -743,7 +743,11 @@ def test_softrelay_status_watch_refreshes_until_ctrl_c(running):
                               f"127.0.0.1:{running.port}", "--config",
                               running.relay.config_path, "--watch", "0.2"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=dict(os.environ, PYTHONFAULTHANDLER="1"))
+                             env=dict(os.environ, PYTHONFAULTHANDLER="1"),
+                             # as from a terminal: a suite started in the background (a
+                             # non-interactive shell's `&`) passes SIGINT on ignored, and
+                             # Python then never turns Ctrl-C into KeyboardInterrupt
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: list[str] = []
 
     def thetas() -> list[float]:
