@@ -63,7 +63,7 @@ def main() -> int:
     parser.add_argument("--points", type=int, nargs="+", default=[1050, 1400, 10_000, 100_000])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    from softrelay.comms.regmap import MAX_POINTS
+    from softrelay.modbus.regmap import MAX_POINTS
 
     missed = 0
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,9 +27,9 @@ from pathlib import Path
 import yaml
 
 from softrelay.config.schema import ModbusTcpBus
-from softrelay.io.modbus.master import sweep, tcp_link
-from softrelay.io.modbus.twin import twins_for
-from softrelay.io.modbus.twin_server import TwinServer
+from softrelay.field.modbus.master import sweep, tcp_link
+from softrelay.sim.modbus_twin import twins_for
+from softrelay.sim.twin_server import TwinServer
 
 ADDRESSES = [f"m.{q}.{p}" for q in ("current", "angle") for p in "abc"]
 

@@ -119,7 +119,7 @@ def relay_run(label: str, config: dict, scans: int, workdir: Path, floor) -> dic
     from gpiozero.pins.mock import MockFactory
 
     from softrelay.config import parse
-    from softrelay.runtime import Relay
+    from softrelay.relay.relay import Relay
 
     path = workdir / f"{label}.yaml"
     path.write_text(yaml.safe_dump(config))

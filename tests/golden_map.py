@@ -11,7 +11,7 @@ configuration hash (their *entries* stay: only their values vary).
 
 To change the map deliberately:
 
-1. change the map (``runtime/softrelay/comms/regmap.py``); if an entry was added, moved,
+1. change the map (``runtime/softrelay/modbus/regmap.py``); if an entry was added, moved,
    retyped, rescaled, re-unitted or given another access, or an event code changed, bump
    ``MAP_VERSION`` there (a description fix alone keeps the version);
 2. regenerate: ``PYTHONPATH=runtime python tests/golden_map.py`` (from the repository root).
@@ -28,8 +28,8 @@ import json
 import sys
 from pathlib import Path
 
-from softrelay.comms.regmap import MAP_VERSION, RegisterMap
 from softrelay.config import load
+from softrelay.modbus.regmap import MAP_VERSION, RegisterMap
 
 GOLDEN = Path(__file__).parent / "golden"
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
@@ -83,7 +83,7 @@ def regenerate() -> int:
         changes = layout_changes(json.loads(path.read_text()), new)
         if changes:
             print(f"refused: map version {MAP_VERSION}'s golden would change beyond its "
-                  f"descriptions; bump MAP_VERSION in softrelay/comms/regmap.py first:\n  "
+                  f"descriptions; bump MAP_VERSION in softrelay/modbus/regmap.py first:\n  "
                   + "\n  ".join(changes), file=sys.stderr)
             return 1
     GOLDEN.mkdir(exist_ok=True)

@@ -26,9 +26,9 @@ from pathlib import Path
 from gpiozero.pins.mock import MockFactory
 
 from softrelay.config import load
-from softrelay.runtime import Relay
+from softrelay.relay.relay import Relay
 from softrelay.telemetry.metrics import RelayCollector
-from softrelay.telemetry.view import RelayView, document
+from softrelay.telemetry.reading import RelayView, document
 
 GOLDEN = Path(__file__).parent / "golden"
 METRICS = GOLDEN / "metrics_demo.json"

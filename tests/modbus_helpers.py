@@ -7,8 +7,8 @@ import asyncio
 import yaml
 
 from softrelay.config.schema import ModbusRtuBus, ModbusTcpBus
-from softrelay.io.modbus.twin import twins_for
-from softrelay.io.modbus.twin_server import TwinServer
+from softrelay.sim.modbus_twin import twins_for
+from softrelay.sim.twin_server import TwinServer
 
 GATEWAY = """
 name: gw1

@@ -1,4 +1,4 @@
-"""Access levels earned by a session, lockout and aggregated refusals (``comms.authority``),
+"""Access levels earned by a session, lockout and aggregated refusals (``modbus.authority``),
 through the writes a Modbus request makes (``SlaveLogic`` + ``RelayWrites``), on an injected
 clock: who may reset, preset and set, for how long, and what a brute force costs."""
 
@@ -8,14 +8,14 @@ import struct
 
 import pytest
 
-from softrelay.comms.authority import Authority, LockoutPolicy, RefusalLog, Session
-from softrelay.comms.modbus_pdu import SlaveLogic
-from softrelay.comms.register_image import empty_image
-from softrelay.comms.regmap import RegisterMap
-from softrelay.comms.writes import REFUSED, RelayWrites
 from softrelay.config import load
-from softrelay.outputs.commands import CommandQueue
-from softrelay.outputs.settings_changes import SettingsQueue
+from softrelay.modbus.authority import Authority, LockoutPolicy, RefusalLog, Session
+from softrelay.modbus.pdu import SlaveLogic
+from softrelay.modbus.register_image import empty_image
+from softrelay.modbus.regmap import RegisterMap
+from softrelay.modbus.writes import REFUSED, RelayWrites
+from softrelay.relay.commands import CommandQueue
+from softrelay.relay.settings_changes import SettingsQueue
 
 CONFIG = load()
 MAP = RegisterMap(CONFIG)

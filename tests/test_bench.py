@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from softrelay.bench import TAIL_SCANS, mapped_reads, nice_ceiling, recommend, tail
-from softrelay.comms.regmap import RegisterMap
+from softrelay.cli.bench import TAIL_SCANS, mapped_reads, nice_ceiling, recommend, tail
 from softrelay.config import load
+from softrelay.modbus.regmap import RegisterMap
 
 from test_metrics import with_sections
 

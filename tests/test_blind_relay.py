@@ -19,10 +19,10 @@ from pymodbus.client import ModbusTcpClient
 
 from softrelay.config import load
 from softrelay.config.schema import ModbusTcpBus
-from softrelay.firmware.supervision import causes_of
-from softrelay.io.modbus.twin import twins_for
-from softrelay.io.modbus.twin_server import TwinServer
-from softrelay.runtime import Relay
+from softrelay.relay.relay import Relay
+from softrelay.sim.modbus_twin import twins_for
+from softrelay.sim.twin_server import TwinServer
+from softrelay.supervision.health import causes_of
 
 POLL, TIMEOUT = 0.1, 0.3  # a loaded machine may be slow to answer: a timeout is a link down
 HEALTHY_PIN = 24

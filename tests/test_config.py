@@ -254,7 +254,7 @@ def test_state_paths_are_checked_where_they_resolve_and_nothing_is_made(tmp_path
 
 
 def test_more_points_than_the_map_holds_are_counted_however_the_key_is_written():
-    from softrelay.comms.regmap import MAX_POINTS
+    from softrelay.modbus.regmap import MAX_POINTS
 
     items = "".join(f"  - {{name: p{i}, kind: thermal, currents: [a, b, c], settings: *s}}\n"
                     for i in range(1, MAX_POINTS + 1))

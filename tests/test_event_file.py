@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-import softrelay.firmware.disk as disk
-from softrelay.firmware.events import EventRecorder, event_files, last_seq, read_events
+import softrelay.records.disk as disk
+from softrelay.records.events import EventRecorder, event_files, last_seq, read_events
 
 
 def wait_for(condition, timeout: float, what: str) -> None:
@@ -195,7 +195,7 @@ def test_a_relay_whose_state_directory_is_unusable_runs_and_says_why(tmp_path):
     from gpiozero.pins.mock import MockFactory
 
     from softrelay.config import load
-    from softrelay.runtime import Relay
+    from softrelay.relay.relay import Relay
 
     blocker = tmp_path / "state"
     blocker.write_text("not a directory\n")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from softrelay.core import ThermalFlag
-from softrelay.firmware.events import EventRecorder, FlagWatcher, read_events
+from softrelay.records.events import EventRecorder, FlagWatcher, read_events
 
 
 def test_the_ring_keeps_the_newest_events_with_sequence_numbers_that_never_repeat():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from softrelay.firmware.events import Event
+from softrelay.records.events import Event
 from softrelay.telemetry.feed import EventFeed, EventReceiver, feed_pair
 
 

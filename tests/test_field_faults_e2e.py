@@ -14,9 +14,9 @@ from gpiozero.pins.mock import MockFactory
 from softrelay.config import load
 from softrelay.config.schema import ModbusTcpBus
 from softrelay.core import ChannelFault, Quality, ThermalFlag
-from softrelay.io.modbus.twin import twins_for
-from softrelay.io.modbus.twin_server import TwinServer
-from softrelay.runtime import Relay
+from softrelay.relay.relay import Relay
+from softrelay.sim.modbus_twin import twins_for
+from softrelay.sim.twin_server import TwinServer
 
 POLL, TIMEOUT, STUCK_AFTER = 0.05, 0.1, 10
 DEVICES = [

@@ -16,10 +16,10 @@ import time
 import pytest
 
 from softrelay.config.schema import ModbusTcpBus
-from softrelay.io.modbus import poller as master_poller
-from softrelay.io.modbus.master import tcp_link
-from softrelay.io.modbus.poller import ModbusPoller
-from softrelay.io.worker import Polled
+from softrelay.field.modbus import poller as master_poller
+from softrelay.field.modbus.master import tcp_link
+from softrelay.field.modbus.poller import ModbusPoller
+from softrelay.field.worker import Polled
 
 
 class GarbageGateway:

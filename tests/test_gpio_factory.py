@@ -14,9 +14,9 @@ from gpiozero.pins.mock import MockFactory
 from test_startup_failures import left_behind, relay_config
 
 from softrelay.config import load
-from softrelay.outputs import coils
-from softrelay.outputs.coils import NO_CHIP, GpioError, choose_pin_factory
-from softrelay.runtime import Relay, StartupError
+from softrelay.gpio import coils
+from softrelay.gpio.coils import NO_CHIP, GpioError, choose_pin_factory
+from softrelay.relay.relay import Relay, StartupError
 
 DEMO = Path(__file__).parents[1] / "config" / "demo.yaml"
 

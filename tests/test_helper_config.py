@@ -19,7 +19,7 @@ from gpiozero.pins.mock import MockFactory
 from softrelay.config import load, parse
 from softrelay.core import Quality
 from softrelay.image.shared import LayoutMismatchError, SharedImage
-from softrelay.runtime import Relay
+from softrelay.relay.relay import Relay
 
 from test_metrics import TELEMETRY, scrape, with_sections
 from test_relay_e2e import FAST, Driver

@@ -11,9 +11,9 @@ from gpiozero.pins.mock import MockFactory
 
 from softrelay.config import load, parse
 from softrelay.core import BusbarFlag, Quality
-from softrelay.io.i2c.device import i2c_bus_device
-from softrelay.io.plant import PlantModel
-from softrelay.runtime import Relay
+from softrelay.field.i2c.device import i2c_bus_device
+from softrelay.relay.relay import Relay
+from softrelay.sim.plant import PlantModel
 
 from test_config import problems_of
 

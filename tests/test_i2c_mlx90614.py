@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 from smbus2 import i2c_msg
 
-from softrelay.io.i2c.mlx90614 import (
+from softrelay.field.i2c.mlx90614 import (
     EE_EMISSIVITY,
     EEPROM,
     MLX90614,
@@ -18,8 +18,8 @@ from softrelay.io.i2c.mlx90614 import (
     from_celsius,
     to_celsius,
 )
-from softrelay.io.i2c.pec import crc8
-from softrelay.io.i2c.smbus_sim import SimulatedSMBus
+from softrelay.field.i2c.pec import crc8
+from softrelay.sim.smbus import SimulatedSMBus
 
 
 class Clock:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from smbus2 import i2c_msg
 
-from softrelay.io.i2c.smbus_sim import SimulatedSMBus
-from softrelay.io.i2c.tmp117 import LSB_C as LSB
-from softrelay.io.i2c.tmp117 import TMP117, TMP117Twin, from_celsius, to_celsius
+from softrelay.field.i2c.tmp117 import LSB_C as LSB
+from softrelay.field.i2c.tmp117 import TMP117, TMP117Twin, from_celsius, to_celsius
+from softrelay.sim.smbus import SimulatedSMBus
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,11 @@ import pytest
 from softrelay import _shm
 from softrelay.config import load
 from softrelay.core import ProtectionCore, Quality
+from softrelay.field.worker import BusWorker, Polled
 from softrelay.image.shared import SharedImage
 from softrelay.image.signals import InputMap, empty_signals, signal_writer
-from softrelay.io.plant import PlantModel
-from softrelay.io.simulated import SimulatedDevice
-from softrelay.io.worker import BusWorker, Polled
+from softrelay.sim.devices import SimulatedDevice
+from softrelay.sim.plant import PlantModel
 
 LAYOUT = {"a": (np.dtype("<u8"), (1000,)), "b": (np.dtype("<u8"), (7,))}
 

@@ -18,7 +18,7 @@ import pytest
 from softrelay.core import ThermalSettings
 from softrelay.core.bank import initial_thermal_state
 from softrelay.core.settings import pack_thermal
-from softrelay.firmware.memory import (
+from softrelay.records.thermal_memory import (
     FORMAT_VERSION,
     Checkpointer,
     _checksum,
@@ -203,7 +203,7 @@ CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
     import numpy as np
-    from softrelay.firmware.memory import snapshot, write_atomically
+    from softrelay.records.thermal_memory import snapshot, write_atomically
     from softrelay.core.layout import THERMAL_STATE
     path = Path(sys.argv[1])
     state = np.zeros(2, THERMAL_STATE)

@@ -17,7 +17,7 @@ from softrelay._timing import Histogram
 from softrelay.config import load
 from softrelay.core import ThermalFlag
 from softrelay.image.snapshot import TIME_BUCKETS
-from softrelay.runtime import Relay
+from softrelay.relay.relay import Relay
 
 from test_relay_e2e import Driver, config_in
 

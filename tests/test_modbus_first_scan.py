@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pyModbusTCP.client import ModbusClient
 
-from softrelay.comms.modbus_pdu import SERVER_BUSY, SlaveLogic
-from softrelay.comms.regmap import MAP_VERSION
 from softrelay.image.snapshot import published
+from softrelay.modbus.pdu import SERVER_BUSY, SlaveLogic
+from softrelay.modbus.regmap import MAP_VERSION
 
 from test_modbus_slave import DEMO, f32, make_relay, mbap, raw
 

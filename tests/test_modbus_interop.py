@@ -17,8 +17,8 @@ from modbus_tk import modbus_rtu, modbus_tcp
 
 from softrelay.config.schema import ModbusRtuBus, ModbusTcpBus
 from softrelay.core import Quality
-from softrelay.io.modbus.master import rtu_link, tcp_link
-from softrelay.io.modbus.registers import encode
+from softrelay.field.modbus.master import rtu_link, tcp_link
+from softrelay.field.modbus.registers import encode
 
 from modbus_helpers import PLANT, run, tcp_bus, twin_server
 

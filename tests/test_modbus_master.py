@@ -10,9 +10,9 @@ import time
 import pytest
 
 from softrelay.core import Quality
-from softrelay.io.modbus.master import DeviceMap, plan, rtu_link, sweep, tcp_link
-from softrelay.io.modbus.profiles import register_map
-from softrelay.io.modbus.registers import Register
+from softrelay.field.modbus.master import DeviceMap, plan, rtu_link, sweep, tcp_link
+from softrelay.field.modbus.profiles import register_map
+from softrelay.field.modbus.registers import Register
 
 from modbus_helpers import ALL, PLANT, rtu_bus, run, tcp_bus, twin_server
 

@@ -10,17 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from softrelay.comms.authority import Authority
-from softrelay.comms.event_window import EVENT_WINDOW, WINDOW
-from softrelay.comms.modbus_pdu import SlaveLogic
-from softrelay.comms.register_image import RELAY, RegisterImage, empty_image
-from softrelay.comms.regmap import RegisterMap
-from softrelay.comms.writes import RelayWrites
 from softrelay.config import load
 from softrelay.core import ProtectionCore
-from softrelay.firmware.links import LINK
-from softrelay.outputs.commands import CommandQueue
-from softrelay.outputs.settings_changes import SettingsQueue
+from softrelay.modbus.authority import Authority
+from softrelay.modbus.event_window import EVENT_WINDOW, WINDOW
+from softrelay.modbus.pdu import SlaveLogic
+from softrelay.modbus.register_image import RELAY, RegisterImage, empty_image
+from softrelay.modbus.regmap import RegisterMap
+from softrelay.modbus.writes import RelayWrites
+from softrelay.relay.commands import CommandQueue
+from softrelay.relay.settings_changes import SettingsQueue
+from softrelay.supervision.links import LINK
 
 CONFIG = load()
 MAP = RegisterMap(CONFIG)

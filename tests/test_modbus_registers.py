@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from softrelay.core import Quality
-from softrelay.io.modbus.registers import Register, coalesce, decode, encode, raw_value
+from softrelay.field.modbus.registers import Register, coalesce, decode, encode, raw_value
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ import pytest
 import serial
 from pymodbus.client import ModbusSerialClient
 
-from softrelay.comms.regmap import MAP_VERSION
-from softrelay.io.modbus.frames import rtu_frame
+from softrelay.modbus.protocol import rtu_frame
+from softrelay.modbus.regmap import MAP_VERSION
 
 from test_modbus_slave import ACCESS, CODE, DEMO, OPERATOR, Running, make_relay
 

@@ -24,8 +24,8 @@ import pytest
 
 from softrelay import _mbserver
 from softrelay._mbserver import ModbusServer
-from softrelay.comms import modbus_pdu
-from softrelay.comms.slave import listener
+from softrelay.modbus import pdu as modbus_pdu
+from softrelay.modbus.tcp_slave import listener
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_PENDING = getattr(_mbserver, "MAX_PENDING", 32)
@@ -443,7 +443,7 @@ def test_the_counters_are_one_consistent_copy_while_clients_come_and_go(server):
 
 def test_the_protocol_header_names_what_the_specification_does():
     """The C protocol header's function codes, exception codes and limits are the readable
-    specification's (``comms/modbus_pdu.py``), name for name and value for value."""
+    specification's (``modbus/pdu.py``), name for name and value for value."""
     header = (ROOT / "ext/softrelay/modbus_protocol.h").read_text()
     named = re.findall(r"^#define SR_(FC|EX|LIMIT)_(\w+) (\w+)", header, re.MULTILINE)
     kinds = {kind for kind, _, _ in named}

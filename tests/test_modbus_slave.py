@@ -23,11 +23,11 @@ from hypothesis import strategies as st
 from pymodbus.client import ModbusTcpClient
 from pyModbusTCP.client import ModbusClient
 
-from softrelay.comms.modbus_pdu import SlaveLogic
-from softrelay.comms.regmap import MAP_VERSION
 from softrelay.config import load
 from softrelay.image.snapshot import register_image
-from softrelay.runtime import Relay
+from softrelay.modbus.pdu import SlaveLogic
+from softrelay.modbus.regmap import MAP_VERSION
+from softrelay.relay.relay import Relay
 
 from test_config import DEMO
 
@@ -641,7 +641,7 @@ def test_unit_groups_show_their_points_as_relays_of_their_own(tmp_path):
 def test_softrelay_status_reads_a_running_relay_through_its_map(running, tmp_path):
     """What an engineer types beside the panel: the points' figures and the scan's, read over
     Modbus; a relay running another configuration is called out; no relay: exit 1, why."""
-    from softrelay.outputs.commands import Request
+    from softrelay.relay.commands import Request
 
     running.relay.commands.put(Request("preset", ("motor1",), 0.5, "test"))
     running.scans()
@@ -683,7 +683,7 @@ def status_of(*argv: str) -> subprocess.CompletedProcess:
 def test_softrelay_status_without_a_config_shows_what_the_relay_says(running, tmp_path):
     """HOST:PORT alone: the relay's own globals and summary, its points by number (their
     kinds told apart), and where the names are; localhost is accepted."""
-    from softrelay.outputs.commands import Request
+    from softrelay.relay.commands import Request
 
     running.relay.commands.put(Request("preset", ("motor1",), 0.5, "test"))
     running.scans()
@@ -739,7 +739,7 @@ def test_softrelay_status_of_a_port_where_nothing_listens_is_one_line():
 
 def test_softrelay_status_watch_refreshes_until_ctrl_c(running):
     """--watch: the figures move as the relay's do; Ctrl-C ends it cleanly."""
-    from softrelay.outputs.commands import Request
+    from softrelay.relay.commands import Request
 
     running.relay.commands.put(Request("preset", ("motor1",), 0.5, "test"))
     running.scans()

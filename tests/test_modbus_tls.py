@@ -383,7 +383,7 @@ def test_the_plain_port_stays_beside_the_tls_port(running):
 
 
 def test_a_certificate_with_two_role_extensions_reads_only_and_says_why():
-    from softrelay.comms.modbus_tls import read_certificate
+    from softrelay.modbus.tls import read_certificate
 
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     der = twice_roled("dcs1", key, "plant CA", ca_key, ("operator", "engineer"))
@@ -499,7 +499,7 @@ def test_no_session_ticket_is_given_every_connection_shows_its_certificate(runni
 def test_lost_clients_alone_are_sent_without_inventing_a_failure():
     """The front's count of clients the channel could not take, sent when it can: as lost
     clients, not as a handshake failure (whose count would be 0 or -1)."""
-    from softrelay.comms.tls_front import Front
+    from softrelay.modbus.tls_front import Front
 
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     listener = socket.socket()

@@ -13,7 +13,7 @@ from gpiozero.pins.mock import MockFactory
 
 from softrelay.config import load
 from softrelay.core import ThermalFlag
-from softrelay.runtime import Relay
+from softrelay.relay.relay import Relay
 from softrelay.telemetry.spool import EventSpool
 
 from mqtt_helpers import Broker, Subscriber, make_pki
@@ -82,7 +82,7 @@ def test_status_events_and_telemetry_reach_the_broker(tmp_path, broker):
 
 def test_a_dead_publisher_leaves_its_will_and_is_started_again_missing_nothing(tmp_path,
                                                                                broker):
-    from softrelay.outputs.commands import Request
+    from softrelay.relay.commands import Request
 
     sub = Subscriber(broker, TOPIC)
     relay = make_relay(tmp_path, broker)

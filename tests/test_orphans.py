@@ -19,8 +19,8 @@ import pytest
 from softrelay.config import load
 from softrelay.config.schema import ModbusTcpBus
 from softrelay.image.shared import segment_prefix
-from softrelay.io.modbus.twin import twins_for
-from softrelay.io.modbus.twin_server import TwinServer
+from softrelay.sim.modbus_twin import twins_for
+from softrelay.sim.twin_server import TwinServer
 
 from mqtt_helpers import free_port
 

@@ -9,9 +9,9 @@ from gpiozero.pins.mock import MockFactory
 
 from softrelay.config.schema import BusbarPoint, Input, Output, ThermalPoint
 from softrelay.core import BusbarFlag, BusbarSettings, ProtectionCore, ThermalFlag, ThermalSettings
-from softrelay.outputs.buttons import CommandButtons
-from softrelay.outputs.coils import CoilBank
-from softrelay.outputs.commands import CommandQueue, Request
+from softrelay.gpio.buttons import CommandButtons
+from softrelay.gpio.coils import CoilBank
+from softrelay.relay.commands import CommandQueue, Request
 
 from helpers import set_currents
 
@@ -226,7 +226,7 @@ def test_a_reset_drops_a_latched_trip_coil_in_the_scan_that_resets_the_trip(fact
 def test_a_relay_drops_its_latched_trip_coil_when_the_trip_is_reset(tmp_path, factory):
     """The same through runtime.Relay's own scan stages (the demo, its trip coil latched)."""
     from softrelay.config import load
-    from softrelay.runtime import Relay
+    from softrelay.relay.relay import Relay
 
     from test_config import DEMO
 

@@ -18,14 +18,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from softrelay.comms.event_window import EVENT_WINDOW, WINDOW
-from softrelay.comms.register_image import (
+from softrelay.config import load, parse
+from softrelay.core import BusbarFlag, ProtectionCore, Quality, ThermalFlag
+from softrelay.modbus.event_window import EVENT_WINDOW, WINDOW
+from softrelay.modbus.register_image import (
     RELAY,
     RegisterImage,
     compiled_encoder,
     empty_image,
 )
-from softrelay.comms.regmap import (
+from softrelay.modbus.regmap import (
     BLOCK,
     BUS_BLOCK,
     BUS_FIRST,
@@ -40,9 +42,7 @@ from softrelay.comms.regmap import (
     check_texts,
     config_hash,
 )
-from softrelay.config import load, parse
-from softrelay.core import BusbarFlag, ProtectionCore, Quality, ThermalFlag
-from softrelay.firmware.links import LINK
+from softrelay.supervision.links import LINK
 
 from helpers import set_currents, set_temperatures
 from test_config import DEMO
@@ -326,7 +326,7 @@ def test_the_compiled_encoder_follows_its_sources_in_place_and_refuses_bad_plans
     assert decode(image["input_register"], MAP.get("motor2.theta")) == 0.625
     assert decode(image["input_register"], MAP.get("relay.scans")) == 41
     from softrelay._regimage import ImageEncoder
-    from softrelay.comms.register_image import plan
+    from softrelay.modbus.register_image import plan
 
     buffers, rows = plan(MAP, tables)
     bad = rows.copy()
@@ -354,7 +354,7 @@ def test_the_relay_publishes_each_scans_image_with_its_snapshot(tmp_path):
     from gpiozero.pins.mock import MockFactory
 
     from softrelay.image.snapshot import IMAGE_PREFIX
-    from softrelay.runtime import Relay
+    from softrelay.relay.relay import Relay
 
     path = tmp_path / "relay.yaml"
     path.write_text(DEMO.replace("state/", f"{tmp_path}/").replace("port: 5020", "port: 0")

@@ -13,8 +13,10 @@ from golden_map import VARYING, golden_path, layout_changes
 from pydantic import Field, create_model
 from pymodbus.client import ModbusTcpClient
 
-from softrelay.comms import regmap
-from softrelay.comms.regmap import (
+from softrelay.config import load
+from softrelay.core import BusbarSettings, ThermalSettings
+from softrelay.modbus import regmap
+from softrelay.modbus.regmap import (
     BLOCK,
     EXTENSION,
     EXTENSION_BLOCK,
@@ -24,8 +26,6 @@ from softrelay.comms.regmap import (
     RegisterMap,
     check_layout,
 )
-from softrelay.config import load
-from softrelay.core import BusbarSettings, ThermalSettings
 
 from test_modbus_slave import DEMO, Running, f32, make_relay
 

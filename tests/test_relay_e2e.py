@@ -16,10 +16,10 @@ from gpiozero.pins.mock import MockFactory
 
 from softrelay.config import load
 from softrelay.core import BusbarFlag, ChannelFault, PhasePair, ThermalFlag
-from softrelay.firmware.events import read_events
-from softrelay.firmware.memory import read_state
-from softrelay.outputs.commands import Request
-from softrelay.runtime import Relay
+from softrelay.records.events import read_events
+from softrelay.records.thermal_memory import read_state
+from softrelay.relay.commands import Request
+from softrelay.relay.relay import Relay
 
 FAST = Path(__file__).parent / "configs" / "fast.yaml"
 
@@ -231,7 +231,7 @@ def test_the_status_is_not_drawn_where_it_cannot_be_seen():
     """Not a terminal, or a terminal of which we are not the foreground (SIGTTOU): silent."""
     import io
 
-    from softrelay.status_view import TerminalStatus, in_foreground
+    from softrelay.screen import TerminalStatus, in_foreground
 
     stream = io.StringIO()
     TerminalStatus(stream).draw(["softrelay status"])

@@ -13,7 +13,7 @@ from softrelay.core import ProtectionCore, ThermalSettings
 from softrelay.scan.clock import MonotonicClock, SimulatedClock
 from softrelay.scan.loop import ScanLoop
 from softrelay.scan.realtime import apply
-from softrelay.scan.watchdog import Watchdog
+from softrelay.supervision.watchdog import Watchdog
 
 from helpers import set_currents
 
@@ -224,8 +224,8 @@ def test_helper_threads_leave_the_scans_real_time_priority(tmp_path):
     thread go back to normal priority (they take the interpreter lock the scan needs)."""
     import threading
 
-    from softrelay.firmware.events import EventRecorder
-    from softrelay.firmware.memory import Checkpointer
+    from softrelay.records.events import EventRecorder
+    from softrelay.records.thermal_memory import Checkpointer
 
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from softrelay.core import BusbarSettings, ProtectionCore, ThermalSettings
-from softrelay.outputs.settings_changes import SettingsQueue
+from softrelay.relay.settings_changes import SettingsQueue
 
 from helpers import set_currents
 

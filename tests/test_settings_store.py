@@ -12,13 +12,13 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 from pydantic import create_model
 
-from softrelay.comms.regmap import config_hash
 from softrelay.config import demo_path, load, parse
 from softrelay.config.schema import RelayConfig, State
-from softrelay.firmware.memory import _checksum
-from softrelay.firmware.settings_store import FORMAT, changed_points, document
-from softrelay.firmware.settings_store import load as load_kept
-from softrelay.runtime import Relay
+from softrelay.modbus.regmap import config_hash
+from softrelay.records.kept_settings import FORMAT, changed_points, document
+from softrelay.records.kept_settings import load as load_kept
+from softrelay.records.thermal_memory import _checksum
+from softrelay.relay.relay import Relay
 
 from test_modbus_slave import make_relay
 

@@ -19,7 +19,7 @@ from softrelay.config.loader import ConfigError
 from softrelay.config.summary import telemetry_lines
 from softrelay.config.telemetry import SNMP_AUTH, SNMP_PRIV
 from softrelay.core import ThermalFlag
-from softrelay.runtime import Relay
+from softrelay.relay.relay import Relay
 from softrelay.telemetry.snmp import DROPOUT, HEALTHY, PICKUP, UNHEALTHY, TrapSender, trap_of
 
 from mqtt_helpers import free_port
@@ -250,7 +250,7 @@ def test_a_protocol_not_offered_is_refused_naming_the_key_and_what_to_write(
 def test_a_file_without_the_protocols_keeps_its_configuration_hash(tmp_path):
     """The hash the DCS reads and the settings changed in service are kept under: the same
     for a file written before the protocols could be chosen, another once they are."""
-    from softrelay.comms.regmap import config_hash
+    from softrelay.modbus.regmap import config_hash
 
     plain = load(with_sections(tmp_path, snmp_section(162)))
     explicit = load(with_sections(tmp_path, snmp_section(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from softrelay.io.spi.port import MAX_TRANSFERS, TRANSFER, spi_ioc_message
+from softrelay.field.spi.port import MAX_TRANSFERS, TRANSFER, spi_ioc_message
 
 PROGRAM = r"""
 #include <stddef.h>

@@ -6,14 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from softrelay.io.spi.max31865 import (
+from softrelay.field.spi.max31865 import (
     MAX31865,
     MAX31865Twin,
     RTDFaultError,
     resistance,
     temperature,
 )
-from softrelay.io.spi.spidev_sim import SimulatedSpiDev
+from softrelay.sim.spidev import SimulatedSpiDev
 
 
 @pytest.mark.parametrize(
@@ -83,8 +83,8 @@ SPI_BUS = """
 
 def test_an_spi_bus_in_the_configuration_reads_the_plant_through_the_converters():
     from softrelay.config import parse
-    from softrelay.io.plant import PlantModel
-    from softrelay.io.spi.device import spi_bus_device
+    from softrelay.field.spi.device import spi_bus_device
+    from softrelay.sim.plant import PlantModel
 
     from test_config import DEMO, problems_of
 

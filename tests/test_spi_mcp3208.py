@@ -17,19 +17,19 @@ from hypothesis import strategies as st
 from softrelay.config import load, parse
 from softrelay.core import ProtectionCore, Quality, ThermalFlag
 from softrelay.core.settings import ThermalSettings
-from softrelay.io.chip_faults import BusFaults
-from softrelay.io.plant import PlantModel
-from softrelay.io.spi.device import spi_bus_device
-from softrelay.io.spi.mcp3208 import MCP3208, MCP3208Twin, command, paced_delays, result
-from softrelay.io.spi.port import (
+from softrelay.field.spi.device import spi_bus_device
+from softrelay.field.spi.mcp3208 import MCP3208, MCP3208Twin, command, paced_delays, result
+from softrelay.field.spi.port import (
     MAX_TRANSFERS,
     TRANSFER,
     SpidevPort,
     decode_message,
     spi_ioc_message,
 )
-from softrelay.io.spi.spidev_sim import SimulatedSpiDev
-from softrelay.runtime import Relay
+from softrelay.relay.relay import Relay
+from softrelay.sim.chip_faults import BusFaults
+from softrelay.sim.plant import PlantModel
+from softrelay.sim.spidev import SimulatedSpiDev
 
 from test_config import problems_of
 from test_i2c_bus import BASE

@@ -24,11 +24,11 @@ from gpiozero.pins.mock import MockFactory
 from softrelay.config import load
 from softrelay.config.schema import state_paths
 from softrelay.core import Quality
+from softrelay.field.open_faults import open_fault
+from softrelay.field.sensor_bus import DeferredBus, SensorBusDevice
+from softrelay.field.worker import BusWorker, Polled
 from softrelay.image.shared import SHM, segment_prefix
-from softrelay.io.open_faults import open_fault
-from softrelay.io.sensor_bus import DeferredBus, SensorBusDevice
-from softrelay.io.worker import BusWorker, Polled
-from softrelay.runtime import Relay, StartupError
+from softrelay.relay.relay import Relay, StartupError
 
 MISSING_I2C = 99  #: /dev/i2c-99: absent on any machine the tests run on
 
@@ -225,7 +225,7 @@ def test_each_open_failure_names_its_remedy(kind, exc, said):
 
 def test_a_real_spi_bus_that_cannot_open_is_a_faulted_bus():
     from softrelay.config.schema import SpiBus
-    from softrelay.io.spi.device import spi_bus_device
+    from softrelay.field.spi.device import spi_bus_device
 
     bus = SpiBus.model_validate({"name": "spi9", "kind": "spi", "bus": 9, "sensors": [
         {"name": "rtd", "chip": "max31865", "device": 0}]})
@@ -240,7 +240,7 @@ def test_an_rtu_masters_missing_serial_port_is_the_links_reason(tmp_path):
     import asyncio
 
     from softrelay.config.schema import ModbusRtuBus
-    from softrelay.io.modbus.master import rtu_link
+    from softrelay.field.modbus.master import rtu_link
 
     port = tmp_path / "ttyUSB9"
     bus = ModbusRtuBus.model_validate({"name": "rs485", "kind": "modbus_rtu", "port": str(port),

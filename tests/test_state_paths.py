@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from softrelay.comms.regmap import config_hash
 from softrelay.config import demo_path, load
 from softrelay.config.schema import state_paths
+from softrelay.modbus.regmap import config_hash
 
 from test_config import problems_of
 
@@ -82,7 +82,7 @@ def test_the_configuration_hash_does_not_depend_on_the_machines_directory(tmp_pa
 
 
 def run_and_stop(config_path: Path, theta: float | None = None):
-    from softrelay.runtime import Relay
+    from softrelay.relay.relay import Relay
 
     relay = Relay(load(config_path), str(config_path), factory=MockFactory())
     restored = float(relay.core.thermal_state["theta"][0])

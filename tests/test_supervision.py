@@ -17,11 +17,11 @@ import pytest
 
 from softrelay.config.schema import Healthy
 from softrelay.core import Quality
-from softrelay.firmware.links import LinkWatcher
-from softrelay.firmware.supervision import CAUSES, Supervision
+from softrelay.field.device import Device, link_fault
+from softrelay.field.worker import Polled, PollSchedule
 from softrelay.image.signals import BUS
-from softrelay.io.device import Device, link_fault
-from softrelay.io.worker import Polled, PollSchedule
+from softrelay.supervision.health import CAUSES, Supervision
+from softrelay.supervision.links import LinkWatcher
 
 
 class Recorder:
@@ -197,7 +197,7 @@ def test_an_unusable_state_directory_is_a_failed_self_test_on_the_healthy_contac
     from gpiozero.pins.mock import MockFactory
 
     from softrelay.config import load
-    from softrelay.runtime import Relay
+    from softrelay.relay.relay import Relay
 
     blocker = tmp_path / "state"
     blocker.write_text("not a directory\n")

@@ -9,15 +9,15 @@ import math
 import numpy as np
 import pytest
 
-from softrelay.comms import remote_status
 from softrelay.config import load
 from softrelay.core import ProtectionCore, ThermalFlag
 from softrelay.core.times import time_to_trip, time_to_trip_text
 from softrelay.image.signals import BUS, empty_signals
 from softrelay.image.snapshot import STATS
-from softrelay.status_view import render
+from softrelay.modbus import status_client as remote_status
+from softrelay.screen import render
 from softrelay.telemetry.metrics import RelayCollector
-from softrelay.telemetry.view import Reading, document
+from softrelay.telemetry.reading import Reading, document
 
 from helpers import set_currents
 

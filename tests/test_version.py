@@ -10,7 +10,7 @@ from pathlib import Path
 from setuptools.config.pyprojecttoml import read_configuration
 
 import softrelay
-from softrelay.comms.regmap import firmware_version
+from softrelay.modbus.regmap import firmware_version
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 

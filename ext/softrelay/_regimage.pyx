@@ -1,8 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """The register image, compiled: one scan's values coded into Modbus words and bits.
 
-The readable specification is ``softrelay.comms.register_image.RegisterImage`` (NumPy);
-``softrelay.comms.register_image.plan`` turns a map into the rows this routine executes, and the
+The readable specification is ``softrelay.modbus.register_image.RegisterImage`` (NumPy);
+``softrelay.modbus.register_image.plan`` turns a map into the rows this routine executes, and the
 tests prove both images equal. A plan row is (target table, address, source, byte offset,
 source type, target type, bit): read one value of ``source type`` at ``byte offset`` of
 source buffer ``source``, code it as ``target type`` at ``address`` of the target table.

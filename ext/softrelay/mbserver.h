@@ -5,7 +5,7 @@
  * connection, of its own address first), reassembles MBAP frames, answers the read functions
  * (01 02 03 04, 43/14) itself from the register image in the shared snapshot (one scan's, under
  * the snapshot's seqlock) and hands every write (05 06 15 16 23) to Python: sr_next_write,
- * then sr_complete. Answers are those of softrelay.comms.modbus_pdu.
+ * then sr_complete. Answers are those of softrelay.modbus.pdu.
  *
  * What it guarantees, whatever a peer does:
  * - no answer is lost: a connection is not read while its answers wait to be sent (output

@@ -1,7 +1,7 @@
 /* Modbus/TCP as the slave speaks it: every function code, exception code and limit, named once.
  *
  * The values are those of the Modbus Application Protocol v1.1b3 and of the readable
- * specification, softrelay.comms.modbus_pdu, whose names they carry (SR_FC_<name> is
+ * specification, softrelay.modbus.pdu, whose names they carry (SR_FC_<name> is
  * modbus_pdu.<name>, SR_EX_<name> is modbus_pdu.<name>, SR_LIMIT_<name> is modbus_pdu.<name>);
  * tests/test_modbus_server_robustness.py parses this file and holds it to that module.
  */

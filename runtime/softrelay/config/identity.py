@@ -2,7 +2,7 @@
 
 ``config_hash`` covers the whole validated configuration, softrelay's defaults included, so it
 changes when an upgrade adds a setting even though the file did not change (the kept settings
-are matched by ``firmware.settings_store.file_identity`` instead, which leaves defaults out).
+are matched by ``records.kept_settings.file_identity`` instead, which leaves defaults out).
 """
 
 from __future__ import annotations

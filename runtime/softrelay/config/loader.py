@@ -99,7 +99,7 @@ UNION_TAGS = ("thermal", "busbar", "simulated", "i2c", "spi", "modbus_tcp", "mod
 
 def map_limits() -> dict[str, int]:
     """Top-level sections whose length the register map bounds: section -> most items."""
-    from softrelay.comms.regmap import MAX_BUSES, MAX_POINTS  # regmap imports the schema
+    from softrelay.modbus.regmap import MAX_BUSES, MAX_POINTS  # regmap imports the schema
 
     return {"points": MAX_POINTS, "buses": MAX_BUSES}
 
@@ -119,7 +119,7 @@ def path_problems(config: RelayConfig, environ: Mapping[str, str] | None = None
     other). Looks at the file system (stat), creates nothing. A state directory that cannot
     be made or written is not refused: the relay runs and reports it as a fault, as it does
     when that happens in service."""
-    from softrelay.firmware.settings_store import settings_path
+    from softrelay.records.kept_settings import settings_path
 
     paths = state_paths(config, environ)
     files = [(("state", "file"), "the thermal memory", paths.memory),
@@ -177,7 +177,7 @@ def _parse(text: str, file: str, environ: Mapping[str, str] | None) -> RelayConf
                 reason = "unknown key (not ignored: check the spelling)"
             problems.append(Problem(file, line_of(root, loc), key_path(loc), reason))
         raise ConfigError(problems) from None
-    from softrelay.comms.modbus_tls import tls_problems  # reads the TLS files, as run does
+    from softrelay.modbus.tls import tls_problems  # reads the TLS files, as run does
 
     found = (references(config) + limit_problems(config) + path_problems(config, environ)
              + tls_problems(config))

@@ -23,7 +23,7 @@ from softrelay.config.pins import gpio_pin
 from softrelay.config.telemetry import Metrics, Mqtt, SnmpTrapTarget
 from softrelay.core.layout import BusbarFlag, ThermalFlag
 from softrelay.core.settings import BusbarSettings, ThermalSettings
-from softrelay.firmware.supervision import ALWAYS, DEFAULT_DROP_ON, OPTIONAL
+from softrelay.supervision.health import ALWAYS, DEFAULT_DROP_ON, OPTIONAL
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*$",
                             max_length=64)]
@@ -1017,8 +1017,8 @@ def window_signals_of(config: RelayConfig) -> list[str]:
 def adc_problems(sensor: AdcSensor, bus: SpiBus, sampling: Sampling
                  ) -> list[tuple[tuple, str]]:
     """Why an ADC cannot sample the configured windows, as (key path, reason)."""
-    from softrelay.io.spi.mcp3208 import BITS_PER_CONVERSION
-    from softrelay.io.spi.port import MAX_TRANSFERS
+    from softrelay.field.spi.mcp3208 import BITS_PER_CONVERSION
+    from softrelay.field.spi.port import MAX_TRANSFERS
 
     problems: list[tuple[tuple, str]] = []
     interval = 1e6 / (sampling.frequency * sampling.samples_per_cycle * 3)
@@ -1086,7 +1086,7 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
     unique("inputs", config.inputs)
 
     quantities = CHIP_QUANTITIES
-    from softrelay.io.modbus.profiles import quantities as modbus_quantities
+    from softrelay.field.modbus.profiles import quantities as modbus_quantities
 
     # bus -> device -> its quantities, each device's register map built once
     modbus_registers = {b.name: {d.name: modbus_quantities(d) for d in b.devices}
@@ -1173,7 +1173,7 @@ def references(config: RelayConfig) -> list[tuple[tuple, str]]:
                                f"faults are injected on simulated buses; {fault.bus!r} is a "
                                f"real {buses[fault.bus].kind!r} bus"))
             elif buses[fault.bus].kind in ("i2c", "spi"):
-                from softrelay.io.chip_faults import NOT_ON, REFUSED_ON_CHIP, BusFaults
+                from softrelay.sim.chip_faults import NOT_ON, REFUSED_ON_CHIP, BusFaults
 
                 bus = buses[fault.bus]
                 chips = BusFaults(bus.kind, {s.name: CHIP_QUANTITIES[s.chip]

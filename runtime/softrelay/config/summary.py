@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from softrelay.config.schema import Access, RelayConfig, state_paths
-from softrelay.firmware.settings_store import settings_path
-from softrelay.outputs.coils import planned_factory
+from softrelay.gpio.coils import planned_factory
+from softrelay.records.kept_settings import settings_path
 
 
 def describe(config: RelayConfig) -> list[str]:

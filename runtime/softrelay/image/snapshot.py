@@ -16,15 +16,15 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from softrelay.comms.event_window import EVENT_WINDOW, WINDOW, EventWindow
-from softrelay.comms.register_image import RELAY, compiled_encoder, image_layout
-from softrelay.comms.regmap import TABLES, RegisterMap, firmware_version
 from softrelay.config.schema import RelayConfig
 from softrelay.core import ProtectionCore
 from softrelay.core.layout import BUSBAR_OUTPUTS, THERMAL_OUTPUTS
-from softrelay.firmware.supervision import CAUSES
 from softrelay.image.shared import Layout, SharedImage
+from softrelay.modbus.event_window import EVENT_WINDOW, WINDOW, EventWindow
+from softrelay.modbus.register_image import RELAY, compiled_encoder, image_layout
+from softrelay.modbus.regmap import TABLES, RegisterMap, firmware_version
 from softrelay.scan.loop import ScanStats
+from softrelay.supervision.health import CAUSES
 
 _HIST = ["min", "max", "mean", "p50", "p99", "p999"]
 #: upper bounds (s) of the lateness and execution histograms' buckets in the snapshot (the
@@ -35,7 +35,7 @@ _BUCKETS_NS = [round(b * 1e9) for b in TIME_BUCKETS]
 SELF_TEST = 1 << CAUSES.index("self_test")  #: its bit of the self-supervision word
 #: the Modbus/TCP slave's counters (all 0 without a slave)
 MODBUS_COUNTERS = ("requests", "exceptions", "accepted", "refused", "dropped", "open")
-#: the access levels' figures (comms.authority; all 0 without a slave), in the map's words
+#: the access levels' figures (modbus.authority; all 0 without a slave), in the map's words
 ACCESS_FIGURES = ("wrong_codes", "lockouts", "refused_writes", "sessions", "local")
 STATS = np.dtype(
     [("now", "<f8"), ("scans", "<u8"), ("overruns", "<u8"), ("missed", "<u8"),

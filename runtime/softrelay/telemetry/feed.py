@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 
-from softrelay.firmware.events import Event
+from softrelay.records.events import Event
 
 MAX_TEXT = 1024  #: characters of an event's text carried
 MAX_QUEUED = 10000  #: events waiting for the socket before new ones are dropped

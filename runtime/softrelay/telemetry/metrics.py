@@ -22,13 +22,13 @@ from prometheus_client.core import (
     InfoMetricFamily,
 )
 
-from softrelay.comms.regmap import firmware_version
 from softrelay.config.schema import RelayConfig
 from softrelay.core import CHANNEL_NAMES, PHASE_NAMES, BusbarFlag, ThermalFlag, flag_bits
 from softrelay.core.times import time_to_trip
-from softrelay.firmware.supervision import CAUSES, causes_of
 from softrelay.image.snapshot import TIME_BUCKETS
-from softrelay.telemetry.view import Reading
+from softrelay.modbus.regmap import firmware_version
+from softrelay.supervision.health import CAUSES, causes_of
+from softrelay.telemetry.reading import Reading
 
 PREFIX = "softrelay"
 
@@ -212,7 +212,7 @@ class RelayCollector:
         yield from self._access(r)
 
     def _access(self, r: Reading) -> Iterator:
-        """The access levels (comms.authority): wrong codes, lockouts, refused writes."""
+        """The access levels (modbus.authority): wrong codes, lockouts, refused writes."""
         s = r.stats
         for key, name, doc in (
                 ("wrong_codes", "access_wrong_codes", "access codes refused as wrong"),

@@ -32,10 +32,10 @@ from collections.abc import Callable
 
 import paho.mqtt.client as paho
 
-from softrelay.comms.regmap import firmware_version
 from softrelay.config.schema import RelayConfig, state_paths
+from softrelay.modbus.regmap import firmware_version
+from softrelay.telemetry.reading import Reading, document
 from softrelay.telemetry.spool import EventSpool
-from softrelay.telemetry.view import Reading, document
 
 log = logging.getLogger("softrelay.mqtt")
 

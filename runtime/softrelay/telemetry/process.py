@@ -25,7 +25,7 @@ from softrelay.logs import configure_logging
 from softrelay.scan.lifeline import ORPHANED_EXIT, bind_to_parent, orphaned
 from softrelay.scan.realtime import helper_priority, keep_off_cpu
 from softrelay.telemetry.feed import EventReceiver
-from softrelay.telemetry.view import RelayView
+from softrelay.telemetry.reading import RelayView
 
 log = logging.getLogger("softrelay.telemetry")
 

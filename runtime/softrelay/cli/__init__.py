@@ -1,0 +1,2 @@
+"""The command line: ``softrelay run``, ``check``, ``status``, ``regmap``, ``bench``, ``demo``,
+``install-service``."""

@@ -1,1 +1,0 @@
-"""Communications: what the relay shows to the DCS (the Modbus register map, the slave)."""

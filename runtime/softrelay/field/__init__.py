@@ -1,0 +1,3 @@
+"""Field I/O that runs on the target: the device interface, bus workers, the I2C, SPI and Modbus
+drivers, the companion process.
+"""

@@ -1,1 +1,0 @@
-"""Relay firmware behaviour: event recorder, thermal memory."""

@@ -1,0 +1,1 @@
+"""The relay's GPIO: coils (outputs) and command inputs (reset, acknowledge, local/remote)."""

@@ -1,1 +1,0 @@
-"""Field I/O: devices behind buses, their polling workers, and the simulated plant."""

@@ -1,1 +1,0 @@
-"""Outputs of the scan: relay coils and the commands that act on latches."""

@@ -1,0 +1,119 @@
+"""The relay as the telemetry sees it: one consistent reading of the snapshot and input image.
+
+``RelayView.read()`` copies one version of each shared image (seqlocks: never two scans mixed)
+under a lock, so the metrics' scrape thread and the MQTT thread can both call it.
+``document(reading)`` is the same reading as plain JSON-ready values, by point.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from softrelay.config.schema import RelayConfig
+from softrelay.core import (
+    CHANNEL_NAMES,
+    PHASE_NAMES,
+    BusbarFlag,
+    ChannelFault,
+    Quality,
+    ThermalFlag,
+    set_flags,
+)
+from softrelay.core.times import time_to_trip
+from softrelay.image.shared import SharedImage
+from softrelay.image.signals import input_layout
+from softrelay.image.snapshot import MODBUS_COUNTERS, snapshot_layout
+from softrelay.supervision.health import causes_of
+
+
+@dataclass
+class Reading:
+    """One scan's outputs with the input image of the same moment (copies)."""
+
+    wall: float  #: when it was read (UTC s)
+    stats: np.void  #: the snapshot's statistics row
+    thermal: np.ndarray
+    busbar: np.ndarray
+    coils: np.ndarray
+    signals: np.ndarray
+    buses: np.ndarray
+    age: float  #: s since the scan that published it (monotonic)
+
+
+class RelayView:
+    def __init__(self, config: RelayConfig, snapshot_name: str, input_name: str) -> None:
+        self.config = config
+        self.snapshot = SharedImage(snapshot_layout(config), name=snapshot_name, create=False)
+        self.inputs = SharedImage(input_layout(config), name=input_name, create=False)
+        self._lock = threading.Lock()
+
+    def read(self) -> Reading:
+        with self._lock:
+            out = self.snapshot.read()
+            inputs = self.inputs.read()
+            stats = out["stats"][0].copy()
+            return Reading(time.time(), stats, out["thermal"].copy(), out["busbar"].copy(),
+                           out["coils"].copy(), inputs["signals"].copy(),
+                           inputs["buses"].copy(), time.monotonic() - float(stats["now"]))
+
+    def close(self) -> None:
+        self.snapshot.close()
+        self.inputs.close()
+
+
+def _number(value: float) -> float | None:
+    """JSON has no NaN or infinity: None for both (unknown / never)."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def document(config: RelayConfig, reading: Reading) -> dict:
+    """The reading as JSON-ready values: the relay's figures, each point, signal and bus."""
+    s = reading.stats
+    thermal_names = [p.name for p in config.thermal_points]
+    busbar_names = [p.name for p in config.busbar_points]
+    points = {}
+    for name, row in zip(thermal_names, reading.thermal, strict=True):
+        points[name] = {
+            "kind": "thermal", "theta": _number(row["theta"]),
+            "capacity_used": _number(row["capacity_used"]),
+            "time_to_trip": _number(time_to_trip(row["time_to_trip"], row["flags"])),
+            "time_to_start": _number(row["time_to_start"]),
+            "i_eq": _number(row["i_eq"]), "i2": _number(row["i2"]),
+            "i_max": _number(row["i_max"]),
+            "flags": set_flags(row["flags"], ThermalFlag)}
+    for name, row in zip(busbar_names, reading.busbar, strict=True):
+        points[name] = {
+            "kind": "busbar",
+            "temperature": {c: _number(v)
+                            for c, v in zip(CHANNEL_NAMES, row["level"], strict=True)},
+            "rise": {c: _number(v) for c, v in zip(PHASE_NAMES, row["rise"], strict=True)},
+            "rate": {c: _number(v) for c, v in zip(PHASE_NAMES, row["rate"], strict=True)},
+            "max_rise": _number(row["max_rise"]), "phase_delta": _number(row["phase_delta"]),
+            "flags": set_flags(row["flags"], BusbarFlag),
+            "faults": {c: set_flags(f, ChannelFault)
+                       for c, f in zip(CHANNEL_NAMES, row["fault"], strict=True) if f}}
+    return {
+        "name": config.name, "time": round(reading.wall, 3), "healthy": bool(s["healthy"]),
+        "supervision": causes_of(int(s["supervision"])),
+        "scan": {"period": int(s["period_ns"]) * 1e-9, "scans": int(s["scans"]),
+                 "overruns": int(s["overruns"]), "missed": int(s["missed"]),
+                 "lateness_p99": float(s["late_p99"]) * 1e-9,
+                 "execution_p99": float(s["exec_p99"]) * 1e-9, "age": round(reading.age, 3)},
+        "events": int(s["events"]),
+        "points": points,
+        "coils": {o.name: bool(c) for o, c in zip(config.outputs, reading.coils, strict=True)},
+        "signals": {sig.name: {"value": _number(row["value"]),
+                               "quality": Quality(int(row["quality"])).name.lower()}
+                    for sig, row in zip(config.signals, reading.signals, strict=True)},
+        "buses": {b.name: {"reads": int(row["reads"]), "failures": int(row["failures"]),
+                           "link": "down" if row["down"] else "up",
+                           "link_downs": int(row["downs"])}
+                  for b, row in zip(config.buses, reading.buses, strict=True)},
+        "modbus": {k: int(s[f"modbus_{k}"]) for k in MODBUS_COUNTERS},
+    }
