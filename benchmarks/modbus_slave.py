@@ -297,6 +297,8 @@ def relay_config(port: int, state: Path, points: int = 40, cpu: int | None = Non
         "outputs": [{"name": "trip", "pin": 17, "flags": ["m0.trip"]},
                     {"name": "healthy", "pin": 24, "healthy": True}],
         "modbus": {"host": "127.0.0.1", "port": port, "max_connections": 32},
+        # the bench clears the relay's statistics over Modbus before each window (loopback)
+        "access": {"levels": {"clear_statistics": 0}},
         "plant": {"motors": motors},
     }
 

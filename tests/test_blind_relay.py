@@ -8,6 +8,8 @@ Modbus sees it; the meter comes back on the same port: link up, healthy again.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import urllib.request
 from pathlib import Path
@@ -17,6 +19,7 @@ from gpiozero.pins.mock import MockFactory
 from prometheus_client.parser import text_string_to_metric_families
 from pymodbus.client import ModbusTcpClient
 
+from softrelay import _shm
 from softrelay.config import load
 from softrelay.config.schema import ModbusTcpBus
 from softrelay.relay.relay import Relay
@@ -239,3 +242,36 @@ def test_a_lost_ambient_shows_the_fallback_in_the_map(tmp_path):
         assert value[0] == relay.config.points[2].settings.ambient_fallback == 40.0
     finally:
         relay.stop()
+
+
+def test_an_io_process_stopped_mid_write_costs_new_inputs_never_the_scan(default_blind):
+    """The I/O process stops (SIGSTOP) while it holds the input image mid-write. The scan goes
+    on (each latch waits half a period at the most, then keeps the inputs it had), with one
+    fault event; the inputs age into measurement lost and the healthy contact drops by the
+    default policy. The process resumes: the event clears and the contact picks up again.
+    (The latch used to raise TimeoutError out of the scan loop: the relay stopped.)"""
+    b = default_blind
+    relay = b.relay
+    b.until(b.healthy_contact, 30, "the healthy contact")
+    pid = relay._companion.pid
+    os.kill(pid, signal.SIGSTOP)
+    held = False
+    try:
+        try:  # what it was doing when it stopped (unless it really was mid-write)
+            _shm.begin(relay.inputs.region)
+            held = True
+        except RuntimeError:
+            pass
+        scans = relay.loop.stats.scans
+        b.until(lambda: b.events("fault", "input image"), 10, "the input image's fault event")
+        b.until(lambda: not b.healthy_contact(), 30, "measurement lost to drop the contact")
+        assert relay.loop.stats.scans >= scans + 10  # the scan never stopped
+        assert b.dcs_healthy() == 0
+        b.until(lambda: relay.loop.stats.scans >= scans + 40, 10, "more scans")
+        assert len(b.events("fault", "input image")) == 1, "one event for one hold"
+    finally:
+        if held:
+            _shm.end(relay.inputs.region)
+        os.kill(pid, signal.SIGCONT)
+    b.until(lambda: b.events("fault cleared", "input image"), 10, "the cleared event")
+    b.until(b.healthy_contact, 30, "the healthy contact again")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
 import time
 
 import numpy as np
@@ -72,6 +73,68 @@ def test_a_writer_stuck_mid_write_makes_readers_time_out_not_hang():
     _shm.end(image.region)
     image.read()
     image.close()
+
+
+def _preempted_writer(name: str, ready, begun, cpu_ms: float) -> None:
+    """A normal-priority writer on CPU 0 that is mid-write when the real-time reader wakes:
+    it makes the sequence odd, then needs ``cpu_ms`` of its own CPU time to finish."""
+    os.sched_setaffinity(0, {0})
+    image = SharedImage(LAYOUT, name=name, create=False)
+    ready.wait(60)  # the reader is real-time and waiting: it wakes on begun, mid-write
+    _shm.begin(image.region)
+    begun.set()
+    spent = time.thread_time() + cpu_ms / 1e3
+    while time.thread_time() < spent:  # runs only when CPU 0 lets it
+        pass
+    _shm.end(image.region)
+    image.close()
+
+
+def _realtime_reader(name: str, ready, begun, result) -> None:
+    """The scan's latch: SCHED_FIFO on CPU 0, reading the image the writer holds."""
+    os.sched_setaffinity(0, {0})
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(50))
+    image = SharedImage(LAYOUT, name=name, create=False)
+    ready.set()
+    begun.wait(60)
+    started = time.monotonic()
+    try:
+        _shm.read_into(image.region, image._copy, 3000.0)
+        result.value = time.monotonic() - started
+    except TimeoutError:
+        result.value = -1.0
+    image.close()
+
+
+def test_a_realtime_reader_lets_a_preempted_writer_on_its_cpu_finish():
+    """The scan (SCHED_FIFO) latching the input image while the companion (normal priority)
+    is mid-write on the same CPU: the reader naps between tries, so the writer finishes and
+    the read returns in about the writer's own 5 ms. A reader that only sched_yield()s gives
+    the CPU to nobody below it: the writer runs only when the kernel's real-time throttling
+    (95 % of each second) forces it, so the read took about a second, or never returned."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except PermissionError:
+        pytest.fail("this test needs SCHED_FIFO (root or CAP_SYS_NICE): make test runs as root")
+    image = SharedImage(LAYOUT)
+    ctx = multiprocessing.get_context("spawn")
+    ready, begun, result = ctx.Event(), ctx.Event(), ctx.Value("d", 0.0)
+    reader = ctx.Process(target=_realtime_reader, args=(image.name, ready, begun, result))
+    writer = ctx.Process(target=_preempted_writer, args=(image.name, ready, begun, 5.0))
+    reader.start()
+    writer.start()
+    try:
+        reader.join(120)
+        writer.join(120)
+        assert reader.exitcode == 0 and writer.exitcode == 0
+        assert result.value != -1.0, "the reader gave up: the writer never finished"
+        assert 0.0 < result.value < 0.3, f"the read took {result.value * 1e3:.0f} ms"
+    finally:
+        for p in (reader, writer):
+            if p.is_alive():
+                p.kill()
+        image.close()
 
 
 def test_an_attached_writer_starts_from_the_shared_version_and_close_is_idempotent():

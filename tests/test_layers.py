@@ -12,8 +12,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parent.parent / "runtime" / "softrelay"
 
 #: package -> the softrelay packages (or top-level modules) it may import, besides itself

@@ -8,14 +8,20 @@
  * copy is exactly one writer's complete version. C11 atomics: correct on ARM's weak memory
  * model as on x86; the 64-bit sequence is loaded as one atomic (never torn on 32-bit ARM).
  *
- * The give-up rule, the same for every reader: spin SR_SEQLOCK_SPINS tries, then yield the CPU
- * between tries, and give up after give_up_ms of CLOCK_MONOTONIC (a writer that died
- * mid-write): the reader never blocks forever and never blocks the writer.
+ * The give-up rule, the same for every reader: spin SR_SEQLOCK_SPINS tries, then sleep
+ * SR_SEQLOCK_NAP_NS between tries, and give up after give_up_ms of CLOCK_MONOTONIC (a writer
+ * that died mid-write): the reader never blocks forever and never blocks the writer.
+ *
+ * Sleep, not sched_yield(): the scan reads the input image at SCHED_FIFO and the companion
+ * that writes it runs at a lower priority, often on the same CPU. A writer preempted mid-write
+ * by the scan's wake-up can only finish when the scan's thread leaves that CPU; sched_yield()
+ * from a SCHED_FIFO thread gives the CPU to nobody below it, so the scan spun its whole
+ * give-up (100 ms) and lost the scan (benchmarks/scan_latency.py, 2026-12-01). A nap lets the
+ * writer run its last microseconds (tests/test_images.py holds it).
  */
 #ifndef SR_SEQLOCK_H
 #define SR_SEQLOCK_H
 
-#include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -24,6 +30,7 @@
 #define SR_SEQLOCK_HEADER 64       /* the sequence, padded to a cache line */
 #define SR_SEQLOCK_SPINS 64
 #define SR_SEQLOCK_GIVE_UP_MS 100.0
+#define SR_SEQLOCK_NAP_NS 20000L  /* 20 us: a preempted writer finishes its copy */
 
 static inline double sr_seqlock_seconds(void) {
     struct timespec ts;
@@ -53,7 +60,8 @@ static inline int sr_seqlock_read(unsigned long long *seq, const uint8_t *data, 
             double now = sr_seqlock_seconds();
             if (give_up == 0.0) give_up = now + give_up_ms * 1e-3;
             else if (now > give_up) return -1;
-            sched_yield();
+            struct timespec nap = {0, SR_SEQLOCK_NAP_NS};
+            nanosleep(&nap, NULL);
         }
     }
 }

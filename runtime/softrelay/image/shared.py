@@ -237,10 +237,13 @@ class SharedImage:
             yield self.staging
             _shm.write(self.region, self._staging)
 
-    def read(self) -> dict[str, np.ndarray]:
+    def read(self, give_up_ms: float = _shm.GIVE_UP_MS) -> dict[str, np.ndarray]:
         """A consistent private copy of every table (the same arrays, refilled each call: one
-        reading thread per SharedImage; another thread takes a ``reader()``)."""
-        _shm.read_into(self.region, self._copy)
+        reading thread per SharedImage; another thread takes a ``reader()``).
+
+        TimeoutError when no whole version was seen within ``give_up_ms`` (a writer stopped
+        mid-write); the copies then hold a torn read and must not be used."""
+        _shm.read_into(self.region, self._copy, give_up_ms)
         return self.copies
 
     def close(self) -> None:

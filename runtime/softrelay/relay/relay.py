@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from softrelay import _shm
 from softrelay.config.schema import RelayConfig, state_paths
 from softrelay.core import (
     CHANNEL_NAMES,
@@ -175,6 +176,9 @@ class Relay:
                                f"{self.instance.previous}) did not stop cleanly: its shared "
                                "memory reclaimed")
         self.inputs = SharedImage(input_layout(config), name=f"{prefix}-inputs")
+        #: the latch's give-up: half a period (seqlock.h's 100 ms at the most)
+        self._latch_give_up_ms = min(_shm.GIVE_UP_MS, config.scan.period * 500.0)
+        self._latches_missed = 0  #: scans in a row that kept the inputs they had
         with self.inputs.writing() as t:
             t["signals"][:] = empty_signals(len(config.signals))
         self.snapshot = SharedImage(snapshot_layout(config, self.maps),
@@ -363,7 +367,26 @@ class Relay:
     # ---------------------------------------------------------------- stages
 
     def _latch(self, core: ProtectionCore, now: float) -> None:
-        tables = self.inputs.read()
+        """The input image into the core. A companion that holds the image mid-write for
+        longer than half a period (stopped, or starved) costs this scan its new inputs, not
+        the scan: the core keeps the inputs it had (their stamps age, so a lasting hold ends
+        in measurement lost by the points' own policy), with an event when it begins and when
+        the image is latched again."""
+        try:
+            tables = self.inputs.read(self._latch_give_up_ms)
+        except TimeoutError:
+            self._latches_missed += 1
+            if self._latches_missed == 1:
+                text = (f"no whole version within {self._latch_give_up_ms:g} ms (the I/O "
+                        "process holds it mid-write): the scan keeps the inputs it had")
+                log.warning("input image: %s", text)
+                self.events.record("fault", "input image", text, mono=now)
+            return
+        if self._latches_missed:
+            text = f"latched again after {self._latches_missed} scan(s) on the inputs it had"
+            log.warning("input image: %s", text)
+            self.events.record("fault cleared", "input image", text, mono=now)
+            self._latches_missed = 0
         self.input_map.latch(core, tables, now)
         if self.links.update(tables["buses"], now):
             down = self.links.names_down
