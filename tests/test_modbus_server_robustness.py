@@ -165,18 +165,23 @@ def test_a_storm_of_writes_and_resets_loses_none_and_corrupts_nothing():
                 assert client.recv(300) == mbap(struct.pack(">BHH", 6, k, k), transaction=k)
             client.close()
 
-        for k in range(400):  # the storm: nobody takes writes meanwhile
-            client = connect(server.port)
-            client.sendall(mbap(struct.pack(">BHH", 6, k, k), transaction=k))
-            reset(client)
-        until(lambda: server.connections == 0 and server.counters["accepted"] == 500, 10.0,
-              "every storm connection accepted and closed")
-        while (item := server.next_write(0.2)) is not None:  # none: dropped with them
-            handed += 1
-            assert server.complete(item[0], item[1], item[2][:7], item[2][7:]) is not True
+        # the storm: nobody takes writes meanwhile. Until the server has read at least 100
+        # writes before their reset (a loaded machine reads fewer of each storm): more storms
+        storms, deadline = 0, time.monotonic() + 60.0
+        while server.counters["requests"] - 100 < 100:
+            assert time.monotonic() < deadline, f"{storms} storms: {server.counters}"
+            for k in range(400):
+                client = connect(server.port)
+                client.sendall(mbap(struct.pack(">BHH", 6, k, k), transaction=k))
+                reset(client)
+            storms += 1
+            until(lambda n=storms: server.connections == 0
+                  and server.counters["accepted"] == 100 + 400 * n, 10.0,
+                  "every storm connection accepted and closed")
+            while (item := server.next_write(0.2)) is not None:  # none: dropped with them
+                handed += 1
+                assert server.complete(item[0], item[1], item[2][:7], item[2][7:]) is not True
         counters = server.counters
-        storm = counters["requests"] - 100
-        assert storm >= 100, counters  # the writes the server read before their reset
         assert counters["requests"] == (handed + counters.get("busy", 0)
                                         + counters.get("writes_dropped", 0)), counters
 
@@ -428,13 +433,13 @@ def test_the_counters_are_one_consistent_copy_while_clients_come_and_go(server):
         t.start()
     try:
         seen = set()
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 30.0  # until they changed 50 times (slower when loaded)
+        while len(seen) <= 50 and time.monotonic() < deadline:
             c = server.counters
             assert c["accepted"] == c["open"] + c["closed"], c
             assert c["requests"] >= c["exceptions"]
             seen.add(c["accepted"])
-        assert len(seen) > 50  # they did change meanwhile
+        assert len(seen) > 50, f"the counters changed {len(seen)} times in 30 s"
     finally:
         stop.set()
         for t in workers:
