@@ -112,3 +112,63 @@ def test_the_driver_constants_agree_with_the_catalog():
 
     assert chips.MCP3208_BITS_PER_CONVERSION == BITS_PER_CONVERSION
     assert chips.SPI_MAX_TRANSFERS == MAX_TRANSFERS
+
+
+def test_the_configuration_offers_exactly_the_catalog_s_chips():
+    from typing import get_args
+
+    from softrelay.config.buses import I2CSensor, SpiBus
+
+    i2c = set(get_args(I2CSensor.model_fields["chip"].annotation))
+    spi = {tag for model in get_args(get_args(SpiBus.model_fields["sensors"].annotation)[0])
+           for member in get_args(model) if hasattr(member, "model_fields")
+           for tag in get_args(member.model_fields["chip"].annotation)}
+    assert i2c == set(chips.chips_on("i2c"))
+    assert spi == set(chips.chips_on("spi"))
+
+
+@pytest.mark.parametrize("device", [
+    {"name": "m", "profile": "sdm630"},
+    {"name": "m", "profile": "sdm630", "registers": [{"name": "current.b", "address": 90},
+                                                     {"name": "power", "address": 52}]},
+    {"name": "g", "profile": "thermal_gateway", "channels": 3},
+    {"name": "g", "profile": "thermal_gateway", "channels": 64},
+    {"name": "r", "registers": [{"name": "t1", "address": 0}, {"name": "t2", "address": 1}]},
+])
+def test_a_modbus_device_s_quantities_are_its_driver_s(device):
+    from softrelay.catalog.profiles import device_quantities
+    from softrelay.config.buses import ModbusDevice
+    from softrelay.field.modbus.profiles import quantities
+
+    model = ModbusDevice.model_validate(device)
+    assert device_quantities(model.profile, model.channels,
+                             [r.name for r in model.registers]) == quantities(model)
+
+
+FAULT_CASES = [(bus, address, kind)
+               for bus in ("i2c", "spi")
+               for address in ("*", "t", "t.temperature", "t.object", "a", "a.window",
+                               "a.ambient", "nobody", "t.")
+               for kind in ("nack", "slow", "garbage", "sentinel", "stuck", "noisy",
+                            "refused", "melted")]
+
+
+@pytest.mark.parametrize(("bus", "address", "kind"), FAULT_CASES)
+def test_the_configuration_refuses_a_fault_as_the_simulated_bus_does(bus, address, kind):
+    """``plant.faults`` is checked by the catalog's ``fault_refusal`` with the very words a
+    simulated bus's ``BusFaults.check`` raises at run time."""
+    from softrelay.catalog.faults import fault_refusal
+    from softrelay.sim.chip_faults import BusFaults
+
+    on_bus = {"t": "tmp117" if bus == "i2c" else "max31865", "a": "mlx90614" if bus == "i2c"
+              else "mcp3208"}
+    sensors = {name: chips.CHIP_QUANTITIES[chip] for name, chip in on_bus.items()}
+    refused = {name: chips.REFUSED_ON_CHIP.get(chip, {}) for name, chip in on_bus.items()}
+    try:
+        BusFaults(bus, sensors, 0.1, refused=refused).check(address, kind)
+    except ValueError as exc:
+        expected = str(exc)
+    else:
+        expected = None
+    refusal = fault_refusal(bus, sensors, refused, address, kind)
+    assert (refusal[1] if refusal else None) == expected
