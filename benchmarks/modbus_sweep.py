@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from softrelay.config.schema import ModbusTcpBus
+from softrelay.config.buses import ModbusTcpBus
 from softrelay.field.modbus.master import sweep, tcp_link
 from softrelay.sim.modbus_twin import twins_for
 from softrelay.sim.twin_server import TwinServer

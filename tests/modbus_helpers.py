@@ -6,7 +6,7 @@ import asyncio
 
 import yaml
 
-from softrelay.config.schema import ModbusRtuBus, ModbusTcpBus
+from softrelay.config.buses import ModbusRtuBus, ModbusTcpBus
 from softrelay.sim.modbus_twin import twins_for
 from softrelay.sim.twin_server import TwinServer
 

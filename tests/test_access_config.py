@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
+from softrelay.cli.summary import describe
 from softrelay.config import parse
-from softrelay.config.summary import describe
 
 from test_config import DEMO, edited, line_of, problems_of
 

@@ -40,8 +40,8 @@ class Relay:
     """The write path of a relay without a scan: the queues, the authority, the events."""
 
     def __init__(self, levels: dict | None = None, local=None) -> None:
-        thermal = [p for p in CONFIG.points if p.kind == "thermal"]
-        busbar = [p for p in CONFIG.points if p.kind == "busbar"]
+        thermal = CONFIG.thermal_points
+        busbar = CONFIG.busbar_points
         self.events: list[tuple] = []
         record = lambda *a: self.events.append(a)  # noqa: E731
         self.clock = Clock()

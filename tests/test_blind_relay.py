@@ -21,7 +21,7 @@ from pymodbus.client import ModbusTcpClient
 
 from softrelay import _shm
 from softrelay.config import load
-from softrelay.config.schema import ModbusTcpBus
+from softrelay.config.buses import ModbusTcpBus
 from softrelay.relay.relay import Relay
 from softrelay.sim.modbus_twin import twins_for
 from softrelay.sim.twin_server import TwinServer

@@ -184,7 +184,7 @@ metrics:""").replace("host: 127.0.0.1               # off", "host: localhost  # 
 
 
 def test_check_says_what_telemetry_is_on():
-    from softrelay.config.summary import telemetry_lines
+    from softrelay.cli.summary import telemetry_lines
 
     config = parse(edited("metrics:", """snmp: {host: nms, user: relay, auth_key_env: A,
        priv_key_env: B}

@@ -12,7 +12,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from softrelay.config import load
-from softrelay.config.schema import ModbusTcpBus
+from softrelay.config.buses import ModbusTcpBus
 from softrelay.core import ChannelFault, Quality, ThermalFlag
 from softrelay.relay.relay import Relay
 from softrelay.sim.modbus_twin import twins_for

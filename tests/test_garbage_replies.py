@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from softrelay.config.schema import ModbusTcpBus
+from softrelay.config.buses import ModbusTcpBus
 from softrelay.field.modbus import poller as master_poller
 from softrelay.field.modbus.master import tcp_link
 from softrelay.field.modbus.poller import ModbusPoller

@@ -114,7 +114,7 @@ def test_check_and_the_demo_say_what_drives_the_coils(tmp_path, monkeypatch):
         shown.stdout.splitlines()
     monkeypatch.setattr(coils, "GPIO_NODES", (tmp_path / "gpiochip0",))
     monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
-    from softrelay.config.summary import describe
+    from softrelay.cli.summary import describe
 
     lines = describe(load(with_factory(tmp_path, "auto")))
     assert any(line.startswith("  gpio: coils driven by mock pins (simulated: gpio.factory "

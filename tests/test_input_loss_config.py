@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from softrelay.cli.summary import describe
 from softrelay.config import demo_path, parse
-from softrelay.config.summary import describe
 from softrelay.core import BusbarSettings, ThermalSettings
 from softrelay.core.layout import InputLoss
 from softrelay.core.settings import (

@@ -15,7 +15,7 @@ import yaml
 from modbus_tk import defines as cst
 from modbus_tk import modbus_rtu, modbus_tcp
 
-from softrelay.config.schema import ModbusRtuBus, ModbusTcpBus
+from softrelay.config.buses import ModbusRtuBus, ModbusTcpBus
 from softrelay.core import Quality
 from softrelay.field.modbus.master import rtu_link, tcp_link
 from softrelay.field.modbus.registers import encode

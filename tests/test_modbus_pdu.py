@@ -34,8 +34,8 @@ class Relay:
     need the engineer's code ``CODE``."""
 
     def __init__(self) -> None:
-        thermal = [p for p in CONFIG.points if p.kind == "thermal"]
-        busbar = [p for p in CONFIG.points if p.kind == "busbar"]
+        thermal = CONFIG.thermal_points
+        busbar = CONFIG.busbar_points
         self.events: list[tuple] = []
         record = lambda *a: self.events.append(a)  # noqa: E731
         self.commands = CommandQueue([p.name for p in thermal], record=record)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from softrelay.config import load
-from softrelay.config.schema import ModbusTcpBus
+from softrelay.config.buses import ModbusTcpBus
 from softrelay.image.shared import segment_prefix
 from softrelay.sim.modbus_twin import twins_for
 from softrelay.sim.twin_server import TwinServer

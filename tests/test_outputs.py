@@ -7,7 +7,8 @@ import time
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from softrelay.config.schema import BusbarPoint, Input, Output, ThermalPoint
+from softrelay.config.outputs import Input, Output
+from softrelay.config.points import BusbarPoint, ThermalPoint
 from softrelay.core import BusbarFlag, BusbarSettings, ProtectionCore, ThermalFlag, ThermalSettings
 from softrelay.gpio.buttons import CommandButtons
 from softrelay.gpio.coils import CoilBank

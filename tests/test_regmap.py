@@ -201,8 +201,8 @@ def decode(words: np.ndarray, entry) -> float:
 @pytest.fixture(scope="module")
 def scanned():
     """A core of the demo's points after some scans, and its image."""
-    thermal = [p for p in CONFIG.points if p.kind == "thermal"]
-    busbar = [p for p in CONFIG.points if p.kind == "busbar"]
+    thermal = CONFIG.thermal_points
+    busbar = CONFIG.busbar_points
     core = ProtectionCore([p.settings for p in thermal], [p.settings for p in busbar],
                           window_length=64, samples_per_cycle=32)
     t = 0.0
@@ -343,8 +343,8 @@ def test_the_compiled_encoder_follows_its_sources_in_place_and_refuses_bad_plans
 
 
 def scanned_core() -> ProtectionCore:
-    thermal = [p for p in CONFIG.points if p.kind == "thermal"]
-    busbar = [p for p in CONFIG.points if p.kind == "busbar"]
+    thermal = CONFIG.thermal_points
+    busbar = CONFIG.busbar_points
     return ProtectionCore([p.settings for p in thermal], [p.settings for p in busbar],
                           window_length=64, samples_per_cycle=32)
 

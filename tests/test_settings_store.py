@@ -13,7 +13,8 @@ from gpiozero.pins.mock import MockFactory
 from pydantic import create_model
 
 from softrelay.config import demo_path, load, parse
-from softrelay.config.schema import RelayConfig, State
+from softrelay.config.relay import RelayConfig
+from softrelay.config.state import State
 from softrelay.modbus.regmap import config_hash
 from softrelay.records.kept_settings import FORMAT, changed_points, document
 from softrelay.records.kept_settings import load as load_kept

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from softrelay.cli.summary import telemetry_lines
 from softrelay.config import load
 from softrelay.config.loader import ConfigError
-from softrelay.config.summary import telemetry_lines
 from softrelay.config.telemetry import SNMP_AUTH, SNMP_PRIV
 from softrelay.core import ThermalFlag
 from softrelay.relay.relay import Relay

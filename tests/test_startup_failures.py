@@ -22,7 +22,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from softrelay.config import load
-from softrelay.config.schema import state_paths
+from softrelay.config.state import state_paths
 from softrelay.core import Quality
 from softrelay.field.open_faults import open_fault
 from softrelay.field.sensor_bus import DeferredBus, SensorBusDevice
@@ -224,7 +224,7 @@ def test_each_open_failure_names_its_remedy(kind, exc, said):
 
 
 def test_a_real_spi_bus_that_cannot_open_is_a_faulted_bus():
-    from softrelay.config.schema import SpiBus
+    from softrelay.config.buses import SpiBus
     from softrelay.field.spi.device import spi_bus_device
 
     bus = SpiBus.model_validate({"name": "spi9", "kind": "spi", "bus": 9, "sensors": [
@@ -239,7 +239,7 @@ def test_a_real_spi_bus_that_cannot_open_is_a_faulted_bus():
 def test_an_rtu_masters_missing_serial_port_is_the_links_reason(tmp_path):
     import asyncio
 
-    from softrelay.config.schema import ModbusRtuBus
+    from softrelay.config.buses import ModbusRtuBus
     from softrelay.field.modbus.master import rtu_link
 
     port = tmp_path / "ttyUSB9"

@@ -17,7 +17,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from softrelay.config import demo_path, load
-from softrelay.config.schema import state_paths
+from softrelay.config.state import state_paths
 from softrelay.modbus.regmap import config_hash
 
 from test_config import problems_of

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from softrelay.config.schema import Healthy
+from softrelay.config.health import Healthy
 from softrelay.core import Quality
 from softrelay.field.device import Device, link_fault
 from softrelay.field.worker import Polled, PollSchedule

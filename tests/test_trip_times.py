@@ -27,8 +27,7 @@ CONFIG = load()  # the demo: motor1, motor2 (thermal), bus1
 def tripped_with_the_breaker_open() -> ProtectionCore:
     """motor1 trips at 3 I_B, then its breaker opens: 0 A, theta cooling below theta_trip,
     the trip latched. motor2 runs at 1.5 I_B: a finite time to trip."""
-    points = [p.settings.model_copy(update={"latch": True}) for p in CONFIG.points
-              if p.kind == "thermal"]
+    points = [p.settings.model_copy(update={"latch": True}) for p in CONFIG.thermal_points]
     points[1] = points[1].model_copy(update={"input_mode": "phasors"})
     core = ProtectionCore(points, [CONFIG.points[2].settings])
     t = 0.0

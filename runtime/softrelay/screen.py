@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from softrelay.config.schema import RelayConfig
+from softrelay.config.relay import RelayConfig
 from softrelay.core import BusbarFlag, PhasePair, ThermalFlag
 from softrelay.core.times import time_to_trip_text
 from softrelay.supervision.health import causes_of

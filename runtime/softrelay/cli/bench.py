@@ -41,7 +41,7 @@ from pathlib import Path
 import yaml
 
 from softrelay import _timing
-from softrelay.config.schema import RelayConfig
+from softrelay.config.relay import RelayConfig
 
 SERIES = (1.0, 2.0, 5.0)
 

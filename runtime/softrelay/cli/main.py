@@ -28,8 +28,8 @@ from pathlib import Path
 
 from softrelay import __version__
 from softrelay.cli import demo
+from softrelay.cli.summary import describe
 from softrelay.config import ConfigError, load
-from softrelay.config.summary import describe
 from softrelay.logs import configure_logging
 from softrelay.service.install import CONFIG as INSTALLED_CONFIG
 

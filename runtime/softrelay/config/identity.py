@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from softrelay.config.schema import RelayConfig
+from softrelay.config.relay import RelayConfig
 
 
 def config_hash(config: RelayConfig) -> int:

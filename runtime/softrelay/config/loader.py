@@ -9,7 +9,7 @@ here): besides the models and their cross-references, a key given twice, a file 
 UTF-8, more points or buses than the register map holds, state files that cannot be kept where
 they resolve (``state_paths``: a directory in a file's place, two files on one path), a GPIO
 pin gpiozero would refuse or two devices on one pin, a ``modbus.tls`` whose files cannot serve
-(read and loaded as the TLS front does: ``modbus_tls.tls_problems``). The state paths are
+(read and loaded as the TLS front does: ``config.modbus_tls.tls_problems``). The state paths are
 looked at, never created.
 """
 
@@ -19,11 +19,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Annotated, Any, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
-from softrelay.config.schema import RelayConfig, references, state_paths
+from softrelay.config.limits import MAP_LIMITS
+from softrelay.config.modbus_tls import tls_problems
+from softrelay.config.references import references
+from softrelay.config.relay import RelayConfig
+from softrelay.config.state import settings_path, state_paths
 from softrelay.config.yamlfile import YamlError, collector_paused, compose, over_limit_reason
 from softrelay.config.yamlfile import read_text as read_config_text
 
@@ -92,16 +98,42 @@ def _clean_loc(loc: tuple) -> tuple:
     return tuple(p for p in loc if isinstance(p, int) or ("[" not in p and p not in UNION_TAGS))
 
 
+def union_tags(model: type[BaseModel]) -> frozenset[str]:
+    """The tags of every discriminated union in ``model`` and the models under it: the
+    ``kind`` of buses and points, the ``chip`` of SPI chips. pydantic puts the tag of the
+    member it validated into an error's location; ``_clean_loc`` takes it out again."""
+    tags: set[str] = set()
+    seen: set[type] = set()
+
+    def walk(annotation: Any, discriminator: str | None = None) -> None:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if discriminator is not None:
+                tags.update(get_args(annotation.model_fields[discriminator].annotation))
+            if annotation not in seen:
+                seen.add(annotation)
+                for field in annotation.model_fields.values():
+                    walk(field.annotation, field.discriminator)
+            return
+        if get_origin(annotation) is Annotated:
+            inner, *meta = get_args(annotation)
+            found = [m.discriminator for m in meta if isinstance(m, FieldInfo)
+                     and isinstance(m.discriminator, str)]
+            walk(inner, found[0] if found else discriminator)
+            return
+        for arg in get_args(annotation):
+            walk(arg, discriminator)
+
+    walk(model)
+    return frozenset(tags)
+
+
 #: the ``kind`` (and ``chip``) values that tag the members of a union (buses, points, chips)
-UNION_TAGS = ("thermal", "busbar", "simulated", "i2c", "spi", "modbus_tcp", "modbus_rtu",
-              "max31865", "mcp3208")
+UNION_TAGS = union_tags(RelayConfig)
 
 
 def map_limits() -> dict[str, int]:
     """Top-level sections whose length the register map bounds: section -> most items."""
-    from softrelay.modbus.regmap import MAX_BUSES, MAX_POINTS  # regmap imports the schema
-
-    return {"points": MAX_POINTS, "buses": MAX_BUSES}
+    return dict(MAP_LIMITS)
 
 
 def limit_problems(config: RelayConfig) -> list[tuple[tuple, str]]:
@@ -119,8 +151,6 @@ def path_problems(config: RelayConfig, environ: Mapping[str, str] | None = None
     other). Looks at the file system (stat), creates nothing. A state directory that cannot
     be made or written is not refused: the relay runs and reports it as a fault, as it does
     when that happens in service."""
-    from softrelay.records.kept_settings import settings_path
-
     paths = state_paths(config, environ)
     files = [(("state", "file"), "the thermal memory", paths.memory),
              (("state", "file"), "the settings changed in service", settings_path(paths.memory))]
@@ -177,8 +207,6 @@ def _parse(text: str, file: str, environ: Mapping[str, str] | None) -> RelayConf
                 reason = "unknown key (not ignored: check the spelling)"
             problems.append(Problem(file, line_of(root, loc), key_path(loc), reason))
         raise ConfigError(problems) from None
-    from softrelay.modbus.tls import tls_problems  # reads the TLS files, as run does
-
     found = (references(config) + limit_problems(config) + path_problems(config, environ)
              + tls_problems(config))
     problems += [Problem(file, line_of(root, loc), key_path(loc), reason)

@@ -20,7 +20,8 @@ import sys
 import time
 from multiprocessing.synchronize import Event
 
-from softrelay.config.schema import RelayConfig, Sampling
+from softrelay.config.buses import Sampling
+from softrelay.config.relay import RelayConfig
 from softrelay.field.device import Device
 from softrelay.field.worker import BusWorker, Polled
 from softrelay.image.shared import SharedImage

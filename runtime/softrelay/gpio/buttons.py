@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from gpiozero import Button
 
-from softrelay.config.schema import Input
+from softrelay.config.outputs import Input
 from softrelay.relay.commands import CommandQueue, Request
 
 

@@ -25,7 +25,8 @@ import numpy as np
 from gpiozero import OutputDevice
 from gpiozero.pins.mock import MockFactory
 
-from softrelay.config.schema import Output, flag_of
+from softrelay.config.outputs import Output
+from softrelay.config.points import flag_of
 from softrelay.core import ProtectionCore
 
 #: gpiozero's pin factories by their names (``gpio.factory``), imported only when asked for

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from gpiozero import Button
 
-from softrelay.config.schema import LocalRemote
+from softrelay.config.modbus import LocalRemote
 
 
 class LocalRemoteSwitch:

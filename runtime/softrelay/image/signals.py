@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from softrelay.config.schema import RelayConfig, window_signals_of
+from softrelay.config.points import window_signals_of
+from softrelay.config.relay import RelayConfig
 from softrelay.core import ProtectionCore, Quality
 from softrelay.image.shared import SharedImage
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from softrelay.config.schema import RelayConfig
+from softrelay.config.relay import RelayConfig
 from softrelay.core import ProtectionCore
 from softrelay.core.layout import BUSBAR_OUTPUTS, THERMAL_OUTPUTS
 from softrelay.image.shared import Layout, SharedImage

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from softrelay.config.schema import RelayConfig
+from softrelay.config.relay import RelayConfig
 from softrelay.core import CHANNEL_NAMES, BusbarFlag, ChannelFault, ThermalFlag, flag_bits
 
 WINDOW = 8

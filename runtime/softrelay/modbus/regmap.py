@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 
 from softrelay import __version__
 from softrelay.config.identity import config_hash
-from softrelay.config.schema import RelayConfig
+from softrelay.config.relay import RelayConfig
 from softrelay.core import (
     CHANNEL_NAMES,
     BusbarFlag,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from softrelay.config.schema import ModbusRtuSlave
+from softrelay.config.modbus import ModbusRtuSlave
 from softrelay.image.shared import SharedImage
 from softrelay.image.snapshot import published, register_image
 from softrelay.modbus.authority import Session

@@ -37,7 +37,7 @@ import threading
 
 import numpy as np
 
-from softrelay.config.schema import ModbusSlave
+from softrelay.config.modbus import ModbusSlave
 from softrelay.image.shared import SharedImage
 from softrelay.image.snapshot import (
     IMAGE_PREFIX,

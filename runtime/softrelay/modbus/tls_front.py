@@ -32,9 +32,10 @@ import ssl
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as StopEvent
 
-from softrelay.config.schema import ModbusTls
+from softrelay.config.modbus import ModbusTls
+from softrelay.config.modbus_tls import server_context
 from softrelay.logs import configure_logging
-from softrelay.modbus.tls import handshake_reason, read_certificate, server_context
+from softrelay.modbus.tls import handshake_reason, read_certificate
 from softrelay.scan.lifeline import ORPHANED_EXIT, bind_to_parent, orphaned
 from softrelay.scan.realtime import helper_priority, keep_off_cpu
 

@@ -30,14 +30,11 @@ from pydantic import ValidationError
 
 from softrelay import __version__
 from softrelay.config.identity import config_hash
-from softrelay.config.schema import RelayConfig
+from softrelay.config.relay import RelayConfig
+from softrelay.config.state import settings_path as settings_path  # where it lives
 from softrelay.records.thermal_memory import StateFileError, _checksum
 
 FORMAT = 2
-
-
-def settings_path(state_file: Path) -> Path:
-    return state_file.with_name(f"{state_file.stem}.settings.json")
 
 
 def file_identity(config: RelayConfig) -> str:

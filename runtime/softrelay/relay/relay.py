@@ -25,7 +25,8 @@ from collections.abc import Callable
 import numpy as np
 
 from softrelay import _shm
-from softrelay.config.schema import RelayConfig, state_paths
+from softrelay.config.relay import RelayConfig
+from softrelay.config.state import state_paths
 from softrelay.core import (
     CHANNEL_NAMES,
     BusbarFlag,

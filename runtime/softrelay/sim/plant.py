@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from softrelay.config.schema import Plant, PlantBusbar, PlantMotor
+from softrelay.config.plant import Plant, PlantBusbar, PlantMotor
 
 PHASES = "abc"
 

@@ -22,11 +22,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 
-#: every cause, in bit order (the map's ``supervision`` word: bit k is CAUSES[k])
-CAUSES = ("scan_stall", "self_test", "measurement_lost", "link_down", "telemetry_down")
-ALWAYS = frozenset({"scan_stall", "self_test"})
-OPTIONAL = tuple(c for c in CAUSES if c not in ALWAYS)
-DEFAULT_DROP_ON = ("measurement_lost",)
+from softrelay.config.health import ALWAYS, CAUSES, OPTIONAL
+
 WORDS = {"scan_stall": "scan stalled", "self_test": "self-test failed",
          "measurement_lost": "measurement lost", "link_down": "link down",
          "telemetry_down": "telemetry down"}

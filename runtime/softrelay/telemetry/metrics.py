@@ -22,7 +22,7 @@ from prometheus_client.core import (
     InfoMetricFamily,
 )
 
-from softrelay.config.schema import RelayConfig
+from softrelay.config.relay import RelayConfig
 from softrelay.core import CHANNEL_NAMES, PHASE_NAMES, BusbarFlag, ThermalFlag, flag_bits
 from softrelay.core.times import time_to_trip
 from softrelay.image.snapshot import TIME_BUCKETS

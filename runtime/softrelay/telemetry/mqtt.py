@@ -32,7 +32,8 @@ from collections.abc import Callable
 
 import paho.mqtt.client as paho
 
-from softrelay.config.schema import RelayConfig, state_paths
+from softrelay.config.relay import RelayConfig
+from softrelay.config.state import state_paths
 from softrelay.modbus.regmap import firmware_version
 from softrelay.telemetry.reading import Reading, document
 from softrelay.telemetry.spool import EventSpool

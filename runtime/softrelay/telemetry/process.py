@@ -20,7 +20,7 @@ import time
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as StopEvent
 
-from softrelay.config.schema import RelayConfig
+from softrelay.config.relay import RelayConfig
 from softrelay.logs import configure_logging
 from softrelay.scan.lifeline import ORPHANED_EXIT, bind_to_parent, orphaned
 from softrelay.scan.realtime import helper_priority, keep_off_cpu

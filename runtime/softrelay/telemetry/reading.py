@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from softrelay.config.schema import RelayConfig
+from softrelay.config.relay import RelayConfig
 from softrelay.core import (
     CHANNEL_NAMES,
     PHASE_NAMES,

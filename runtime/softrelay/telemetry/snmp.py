@@ -51,7 +51,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
     usmHMACSHAAuthProtocol,
 )
 
-from softrelay.config.schema import RelayConfig
+from softrelay.config.relay import RelayConfig
 
 log = logging.getLogger("softrelay.snmp")
 

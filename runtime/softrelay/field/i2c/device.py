@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from softrelay.config.schema import CHIP_QUANTITIES, I2CBus
+from softrelay.catalog.chips import CHIP_QUANTITIES
+from softrelay.config.buses import I2CBus
 from softrelay.field.i2c.mlx90614 import MLX90614, MLX90614Twin
 from softrelay.field.i2c.tmp117 import TMP117, TMP117Twin
 from softrelay.field.open_faults import BusOpenError, open_fault

@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from softrelay.config.schema import CHIP_QUANTITIES, AdcSensor, Sampling, SpiBus, SpiSensor
+from softrelay.catalog.chips import CHIP_QUANTITIES
+from softrelay.config.buses import AdcSensor, Sampling, SpiBus, SpiSensor
 from softrelay.field.i2c.device import plant_feed
 from softrelay.field.open_faults import BusOpenError, open_fault
 from softrelay.field.sensor_bus import DeferredBus, SensorBusDevice

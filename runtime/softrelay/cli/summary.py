@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from softrelay.config.schema import Access, RelayConfig, state_paths
+from softrelay.config.modbus import Access
+from softrelay.config.relay import RelayConfig
+from softrelay.config.state import settings_path, state_paths
 from softrelay.gpio.coils import planned_factory
-from softrelay.records.kept_settings import settings_path
 
 
 def describe(config: RelayConfig) -> list[str]:
