@@ -103,3 +103,11 @@ def faulty_value(fault: Fault | None, value: float, rng: np.random.Generator) ->
     if fault.kind == "noisy":
         return value + float(rng.normal(0.0, fault.sigma))
     return math.nan
+
+
+def simulated_bus(config, plant: PlantModel | None = None, sampling=None) -> SimulatedDevice:
+    """The registry's factory for a bus of kind ``simulated``: the plant's values read
+    directly, with the faults above (``sampling``: unused)."""
+    if plant is None:
+        raise ValueError(f"bus {config.name!r} is simulated but there is no plant")
+    return SimulatedDevice(config.name, config.timeout, plant)
