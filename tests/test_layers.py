@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "runtime" / "softrelay"
 
 #: package -> the softrelay packages (or top-level modules) it may import, besides itself
 ALLOWED = {
+    "catalog": set(),  # the hardware's facts, pure data: nothing of softrelay
     "core": set(),  # the protection maths: nothing of the runtime
     "scan": {"core"},  # the loop, the ticker, real time: the core's tables only
     "config": {"core"},  # the configuration: validated against the core's settings
@@ -32,6 +33,9 @@ ALLOWED = {
                   "supervision"},
     "service": {"config"},  # the unit, sd_notify
 }
+
+#: packages every package may import: pure data importing nothing of softrelay
+EVERYWHERE = {"catalog"}
 
 #: modules of a package other packages may import although the package is not ALLOWED to
 #: them: the Modbus protocol's constants and framing import nothing of softrelay
@@ -81,7 +85,7 @@ def breaks() -> set[tuple[str, str]]:
     for package, allowed in ALLOWED.items():
         for p in sorted((PACKAGE / package).rglob("*.py")):
             found |= {(str(p.relative_to(PACKAGE)), wrong)
-                      for wrong in imported(p) - allowed - {package}
+                      for wrong in imported(p) - allowed - EVERYWHERE - {package}
                       if not wrong.startswith("_")}  # the compiled modules are leaves
     return found
 

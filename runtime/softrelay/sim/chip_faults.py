@@ -33,17 +33,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from softrelay.catalog.chips import REFUSED_ON_CHIP
+from softrelay.catalog.faults import ELEMENT_FAULTS, NOT_ON, WIRE_FAULTS
 from softrelay.sim.devices import Fault, faulty_value
 
-WIRE_FAULTS = ("nack", "slow", "garbage")
-ELEMENT_FAULTS = ("sentinel", "stuck", "noisy")
-#: faults a kind of chip cannot have, and why
-REFUSED_ON_CHIP = {"mcp3208": {
-    "stuck": "a frozen ADC input is a DC level, which bias removal reads as no current: no "
-             "driver could tell it; inject 'sentinel' (a broken input)"}}
-NOT_ON = {"i2c": {"refused": "a network fault: a local bus has no connection to refuse"},
-          "spi": {"refused": "a network fault: a local bus has no connection to refuse",
-                  "slow": "the SPI master clocks every bit: a chip cannot answer late"}}
+__all__ = ["ELEMENT_FAULTS", "NOT_ON", "REFUSED_ON_CHIP", "WIRE_FAULTS", "BusFaults"]
 
 
 class BusFaults:
