@@ -1,18 +1,18 @@
 """Which code opens each kind of bus, by name: the one place a configured bus finds its driver.
 
 ``BUS_KINDS`` maps a bus's ``kind`` to the ``"module:factory"`` that opens it; ``STAND_INS``
-maps a kind to what stands in for its hardware when the bus says ``simulated: true`` (the
-chips' twins on a simulated I2C or SPI bus, the Modbus devices' twins on loopback or a pty);
-``CHIP_DRIVERS`` a chip to its driver class. Every module is imported only when a bus asks for
-it (python-can's interface registry): a relay with no I2C bus never imports an I2C driver, a
-relay on a Pi never imports ``softrelay.sim`` (which is why this file names it only in
-strings), and a kind whose module or factory is missing is a ``BusKindError`` that names the
-module and the reason when that bus is opened, never a traceback and never a package that
-does not import.
+maps a kind to what stands in for its hardware when the bus says ``simulated: true`` (the chips'
+twins on a simulated I2C or SPI bus, the Modbus devices' twins on loopback or a pty); each
+chip's driver class is the one its catalog entry names (``catalog.chips``). Every module is
+imported only when a bus asks for it (python-can's interface registry): a relay with no I2C bus
+never imports an I2C driver, a relay on a Pi never imports ``softrelay.sim`` (which is why this
+file names it only in strings), and a kind whose module or factory is missing is a
+``BusKindError`` that names the module and the reason when that bus is opened, never a traceback
+and never a package that does not import.
 
-Every factory is called as ``factory(config, plant, sampling)`` and returns the bus's
-``Device`` (``field.device``): ``config`` the bus's configuration, ``plant`` the simulated
-plant (None on real hardware), ``sampling`` the configuration's ``Sampling`` (ADC windows).
+Every factory is called as ``factory(config, plant, sampling)`` and returns the bus's ``Device``
+(``field.device``): ``config`` the bus's configuration, ``plant`` the simulated plant (None on
+real hardware), ``sampling`` the configuration's ``Sampling`` (ADC windows).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from softrelay.catalog.chips import CHIPS
 from softrelay.field.device import Device
 
 #: bus kind -> "module:factory" that opens it (the factory returns a ``Device``)
@@ -44,15 +45,6 @@ STAND_INS: dict[str, str] = {
 
 #: "module:factory" of the simulated plant (``plant_model``)
 PLANT_MODEL = "softrelay.sim.plant:PlantModel"
-
-#: chip -> "module:factory" of its driver class (``on_bus``: the chip on its bus)
-CHIP_DRIVERS: dict[str, str] = {
-    "mlx90614": "softrelay.field.i2c.mlx90614:MLX90614",
-    "tmp117": "softrelay.field.i2c.tmp117:TMP117",
-    "max31865": "softrelay.field.spi.max31865:MAX31865",
-    "mcp3208": "softrelay.field.spi.mcp3208:MCP3208",
-}
-
 
 class BusKindError(ValueError):
     """A bus that cannot be opened because its code cannot be found: an unknown kind, a
@@ -104,8 +96,9 @@ def stand_in(config) -> Callable[..., Any]:
 
 
 def chip_driver(chip: str, what: str) -> Any:
-    """The driver class of ``chip`` (for the sensor ``what``)."""
-    return look_up(CHIP_DRIVERS, chip, what, "chip")
+    """The driver class of ``chip`` (for the sensor ``what``), as its catalog entry names it
+    (a class with ``on_bus``: the chip on its bus)."""
+    return look_up({name: spec.driver for name, spec in CHIPS.items()}, chip, what, "chip")
 
 
 def plant_model(config, coil: Callable[[str], bool]) -> Any:

@@ -1,43 +1,34 @@
 """What stands in for a bus's hardware when its configuration says ``simulated: true``.
 
-The field's drivers open these through ``field.registry.STAND_INS`` (by name, never by
-import: the field never imports the simulation): an smbus2-like bus carrying the chips' twins
+The field's drivers open these through ``field.registry.STAND_INS`` (by name, never by import:
+the field never imports the simulation): an smbus2-like bus carrying the chips' twins
 (``simulated_smbus``), the chip selects of an SPI bus with theirs (``SimulatedSpiBus``), a
-server of the Modbus devices' twins (``twin_server``, on loopback or a pty). Each chip's twin
-is found by its chip's name (``TWINS``) and built by its ``on_bus`` (``sim.chips``), so no
-code here names a chip; the bus's faults (``chip_faults.BusFaults``) act on every transaction
-and in every sensing element, and are injected through the bus's ``faults``.
+server of the Modbus devices' twins (``twin_server``, on loopback or a pty). Each chip's twin is
+the class its catalog entry names (``catalog.chips``), built by its ``on_bus`` (``sim.chips``),
+so no code here names a chip; the bus's faults (``chip_faults.BusFaults``) act on every
+transaction and in every sensing element, and are injected through the bus's ``faults``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from softrelay.config.schema import CHIP_QUANTITIES, I2CBus, SpiBus
-from softrelay.field.registry import BusKindError, load
+from softrelay.catalog.chips import CHIP_QUANTITIES, CHIPS, REFUSED_ON_CHIP
+from softrelay.config.schema import I2CBus, SpiBus
+from softrelay.field.registry import look_up
 from softrelay.field.spi.port import SpidevPort
-from softrelay.sim.chip_faults import REFUSED_ON_CHIP, BusFaults
+from softrelay.sim.chip_faults import BusFaults
 from softrelay.sim.chips import ChipInputs
 from softrelay.sim.smbus import SimulatedSMBus
 from softrelay.sim.spidev import SimulatedSpiDev
 
-#: chip -> "module:factory" of its twin (a class with ``on_bus(sensor, inputs)``)
-TWINS = {
-    "mlx90614": "softrelay.sim.chips.mlx90614:MLX90614Twin",
-    "tmp117": "softrelay.sim.chips.tmp117:TMP117Twin",
-    "max31865": "softrelay.sim.chips.max31865:MAX31865Twin",
-    "mcp3208": "softrelay.sim.chips.mcp3208:MCP3208Twin",
-}
-
 
 def twin(sensor, inputs: ChipInputs):
-    """The twin of the configured ``sensor``'s chip (``registry.BusKindError`` when the chip
-    has none)."""
-    what = f"sensor {sensor.name!r} (simulated)"
-    reference = TWINS.get(sensor.chip)
-    if reference is None:
-        raise BusKindError(f"{what}: no twin of chip {sensor.chip!r}")
-    return load(reference, what).on_bus(sensor, inputs)
+    """The twin of the configured ``sensor``'s chip, the class its catalog entry names
+    (``registry.BusKindError`` when it cannot be had)."""
+    twins = {name: spec.twin for name, spec in CHIPS.items()}
+    return look_up(twins, sensor.chip, f"sensor {sensor.name!r} (simulated)",
+                   "chip").on_bus(sensor, inputs)
 
 
 def _no_plant(config) -> ValueError:

@@ -5,8 +5,8 @@ the configuration written to EEPROM and read back, the seed's calibration step).
 bus serialises access (two services on one bus lock it). A real bus that cannot be opened (no
 /dev/i2c-N: I2C not enabled; permission denied) is a faulted bus with the remedy as its reason,
 opened by its worker as soon as it can be (``sensor_bus.DeferredBus``). Each chip's driver is
-found by its name (``registry.CHIP_DRIVERS``) and a simulated bus by the registry's stand-in,
-so this module names no chip and imports nothing of ``softrelay.sim``.
+found by its name (its catalog entry, ``catalog.chips``) and a simulated bus by the registry's
+stand-in, so this module names no chip and imports nothing of ``softrelay.sim``.
 """
 
 from __future__ import annotations

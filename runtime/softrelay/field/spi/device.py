@@ -8,7 +8,7 @@ read back; an ADC converts each of its inputs once. A simulated bus (the registr
 ioctl structures included). A real bus that cannot be opened (SPI not enabled, permission
 denied, spidev not installed) is a faulted bus with the remedy as its reason, opened by its
 worker as soon as it can be (``sensor_bus.DeferredBus``). Each chip's driver is found by its
-name (``registry.CHIP_DRIVERS``): this module names no chip and imports nothing of
+name (its catalog entry, ``catalog.chips``): this module names no chip and imports nothing of
 ``softrelay.sim``.
 """
 
