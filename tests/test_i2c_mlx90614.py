@@ -13,12 +13,12 @@ from softrelay.field.i2c.mlx90614 import (
     EEPROM,
     MLX90614,
     RAM_TOBJ1,
-    MLX90614Twin,
     PecError,
     from_celsius,
     to_celsius,
 )
 from softrelay.field.i2c.pec import crc8
+from softrelay.sim.chips.mlx90614 import MLX90614Twin
 from softrelay.sim.smbus import SimulatedSMBus
 
 

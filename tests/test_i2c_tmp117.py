@@ -6,7 +6,8 @@ import pytest
 from smbus2 import i2c_msg
 
 from softrelay.field.i2c.tmp117 import LSB_C as LSB
-from softrelay.field.i2c.tmp117 import TMP117, TMP117Twin, from_celsius, to_celsius
+from softrelay.field.i2c.tmp117 import TMP117, from_celsius, to_celsius
+from softrelay.sim.chips.tmp117 import TMP117Twin
 from softrelay.sim.smbus import SimulatedSMBus
 
 

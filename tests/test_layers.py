@@ -44,8 +44,7 @@ OPEN = {"modbus.protocol": {"field"}}
 
 #: (file, package it imports against the rule): to be paid by the restructure (issue 16)
 DEBTS = {
-    ("field/sensor_bus.py", "sim"), ("field/i2c/device.py", "sim"), ("field/spi/device.py", "sim"),
-    ("field/companion.py", "sim"), ("field/companion.py", "screen"),
+    ("field/companion.py", "screen"),
     ("gpio/buttons.py", "relay"),
     ("image/snapshot.py", "modbus"), ("image/snapshot.py", "supervision"),
     ("modbus/status_client.py", "field"), ("modbus/writes.py", "relay"),

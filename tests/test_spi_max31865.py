@@ -8,11 +8,11 @@ from hypothesis import strategies as st
 
 from softrelay.field.spi.max31865 import (
     MAX31865,
-    MAX31865Twin,
     RTDFaultError,
     resistance,
     temperature,
 )
+from softrelay.sim.chips.max31865 import MAX31865Twin
 from softrelay.sim.spidev import SimulatedSpiDev
 
 

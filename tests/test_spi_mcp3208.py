@@ -18,7 +18,7 @@ from softrelay.config import load, parse
 from softrelay.core import ProtectionCore, Quality, ThermalFlag
 from softrelay.core.settings import ThermalSettings
 from softrelay.field.spi.device import spi_bus_device
-from softrelay.field.spi.mcp3208 import MCP3208, MCP3208Twin, command, paced_delays, result
+from softrelay.field.spi.mcp3208 import MCP3208, command, paced_delays, result
 from softrelay.field.spi.port import (
     MAX_TRANSFERS,
     TRANSFER,
@@ -28,6 +28,7 @@ from softrelay.field.spi.port import (
 )
 from softrelay.relay.relay import Relay
 from softrelay.sim.chip_faults import BusFaults
+from softrelay.sim.chips.mcp3208 import MCP3208Twin
 from softrelay.sim.plant import PlantModel
 from softrelay.sim.spidev import SimulatedSpiDev
 

@@ -21,7 +21,7 @@ ARM_TESTS=${ARM_TESTS:-"tests/test_equivalence.py tests/test_thermal.py tests/te
   tests/test_images.py tests/test_modbus_registers.py tests/test_modbus_pdu.py
   tests/test_modbus_slave.py tests/test_i2c_bus.py tests/test_i2c_mlx90614.py
   tests/test_i2c_tmp117.py tests/test_spi_max31865.py tests/test_spi_mcp3208.py
-  tests/test_modbus_master.py tests/test_chip_faults.py"}
+  tests/test_modbus_master.py tests/test_chip_faults.py tests/test_device_contract.py"}
 tests=${*:-$ARM_TESTS}
 # not under emulation (qemu-user runs Python 10-50 times slower, and these measure time):
 # - the reference's long operate-time simulations (NumPy per scan over minutes of relay
@@ -32,7 +32,8 @@ tests=${*:-$ARM_TESTS}
 #   overruns): under emulation fewer than half the scans come in time;
 # - the MCP3208 sample windows: the driver measures each burst's duration against the
 #   nominal 40 ms and refuses a burst that does not hold whole cycles (under qemu it takes
-#   55-135 ms, correctly refused); the SPI transfers' packing and request numbers run;
+#   55-135 ms, correctly refused); the SPI transfers' packing and request numbers run (so
+#   does the device contract on every other bus kind: on SPI it reads a window);
 # - the controller that runs late: the simulated spidev sleeps what remains of the message's
 #   wire time and that test makes each sleep 30 ms late, but under emulation computing the
 #   twin's answers takes most of the 40 ms, leaving little or no sleep to run late (armhf:
@@ -42,7 +43,7 @@ slow="reference and (published_check_values or operate_time_cold_and_hot"
 slow="$slow or no_trip_and_infinite_time)"
 timed="fuzz_100000 or clears_the_scan_statistics or end_to_end or burst or a_window_gives"
 timed="$timed or faults_on_the_adc or mode_and_clock_reach or protects_a_motor_from_its_sampled"
-timed="$timed or controller_that_runs_late"
+timed="$timed or controller_that_runs_late or (TestDeviceContract and spi)"
 deselect=${ARM_DESELECT-"not ($slow) and not ($timed)"}
 
 root=$("$here/rootfs.sh" "$arch" | tail -1)

@@ -248,7 +248,7 @@ def _plant(config: RelayConfig):
 def sweep_bus(config: RelayConfig, bus, seconds: float, plant) -> dict:
     """Every signal of ``bus`` read in one sweep, repeated for ``seconds``."""
     from softrelay.core import Quality
-    from softrelay.field.companion import make_device, make_modbus
+    from softrelay.field.registry import open_bus
 
     addresses = [s.address for s in config.signals if s.bus == bus.name]
     polls = [s.poll for s in config.signals if s.bus == bus.name]
@@ -256,8 +256,9 @@ def sweep_bus(config: RelayConfig, bus, seconds: float, plant) -> dict:
     failed = 0
     if not addresses:
         return {"signals": 0}
-    if bus.kind in ("modbus_tcp", "modbus_rtu"):
-        link, server = make_modbus(bus, plant)
+    device = open_bus(bus, plant, config.sampling)
+    link = getattr(device, "link", None)  # Modbus: timed on an event loop, as the relay polls
+    if link is not None:
 
         async def sweeps() -> int:
             failures = 0
@@ -273,10 +274,8 @@ def sweep_bus(config: RelayConfig, bus, seconds: float, plant) -> dict:
         try:
             failed = asyncio.run(sweeps())
         finally:
-            if server is not None:
-                server.stop()
+            device.close()
     else:
-        device = make_device(bus, plant, config.sampling)
         device.open()
         try:
             end = time.monotonic() + seconds

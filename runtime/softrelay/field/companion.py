@@ -23,6 +23,8 @@ from multiprocessing.synchronize import Event
 from softrelay.config.buses import Sampling
 from softrelay.config.relay import RelayConfig
 from softrelay.field.device import Device
+from softrelay.field.registry import BusKindError, open_bus, plant_model
+from softrelay.field.sensor_bus import DeferredBus
 from softrelay.field.worker import BusWorker, Polled
 from softrelay.image.shared import SharedImage
 from softrelay.image.signals import (
@@ -36,42 +38,20 @@ from softrelay.logs import configure_logging
 from softrelay.scan.lifeline import ORPHANED_EXIT, bind_to_parent, orphaned
 from softrelay.scan.realtime import helper_priority, keep_off_cpu
 from softrelay.screen import TerminalStatus, render
-from softrelay.sim.devices import SimulatedDevice
-from softrelay.sim.plant import PlantModel
 
 log = logging.getLogger("softrelay.field")
 
 
-def make_device(bus, plant: PlantModel | None, sampling: Sampling | None = None) -> Device:
-    """The device behind a configured bus; drivers are imported only when configured (a
-    missing smbus2 never breaks a relay that has no I2C bus)."""
-    if bus.kind == "simulated":
-        return SimulatedDevice(bus.name, bus.timeout, plant)
-    if bus.kind == "i2c":
-        from softrelay.field.i2c.device import i2c_bus_device
-
-        return i2c_bus_device(bus, plant.read if plant is not None else None)
-    if bus.kind == "spi":
-        from softrelay.field.spi.device import spi_bus_device
-
-        return spi_bus_device(bus, plant, sampling)
-    raise ValueError(f"bus {bus.name!r}: no driver for kind {bus.kind!r}")
-
-
-def make_modbus(bus, plant: PlantModel | None):
-    """(link, twin server or None) of a configured Modbus bus; a simulated bus gets its devices
-    served on loopback (TCP) or a pty (RTU), and the link talks to them for real."""
-    from softrelay.field.modbus.master import rtu_link, tcp_link
-
-    if not bus.simulated:
-        return (tcp_link(bus) if bus.kind == "modbus_tcp" else rtu_link(bus)), None
-    from softrelay.sim.modbus_twin import twins_for
-    from softrelay.sim.twin_server import TwinServer
-
-    server = TwinServer(twins_for(bus, plant.read if plant is not None else None), bus.name)
-    if bus.kind == "modbus_tcp":
-        return tcp_link(bus, port=server.start_tcp(bus.host, bus.port)), server
-    return rtu_link(bus, port=server.start_rtu()), server
+def bus_device(bus, plant, sampling: Sampling | None = None) -> Device:
+    """The device behind a configured bus (``registry.open_bus``: its driver imported only
+    when configured, so a missing smbus2 never breaks a relay that has no I2C bus). A bus
+    whose code cannot be found (``BusKindError``) is a faulted bus, its reason the error, not
+    a companion that dies. ``plant``: the simulated plant (``registry.plant_model``), or
+    None."""
+    try:
+        return open_bus(bus, plant, sampling)
+    except BusKindError:
+        return DeferredBus(bus.name, bus.timeout, lambda: open_bus(bus, plant, sampling))
 
 
 class CoilReader:
@@ -122,25 +102,24 @@ def companion_main(config_json: str, input_name: str, snapshot_name: str, stop: 
     snapshot = SharedImage(snapshot_layout(config), name=snapshot_name, create=False)
     plant = None
     if config.plant is not None:
-        plant = PlantModel(config.plant, CoilReader(snapshot, [o.name for o in config.outputs]))
+        plant = plant_model(config.plant,
+                            CoilReader(snapshot, [o.name for o in config.outputs]))
     publish = signal_writer(inputs, window_rows(config))
     devices: dict[str, Device] = {}  #: bus name -> what faults are injected into
     workers: list = []
     modbus_links = []
-    servers = []
+    modbus_devices = []  #: their links polled by the poller, closed (twins stopped) last
     schedules = {}  #: bus row -> its poll schedule (the counters)
     for row, bus in enumerate(config.buses):
         polled = [Polled(i, s.address, s.poll, s.scale, s.offset, s.stuck_after or 0)
                   for i, s in enumerate(config.signals) if s.bus == bus.name]
-        if bus.kind in ("modbus_tcp", "modbus_rtu"):
-            link, server = make_modbus(bus, plant)
-            modbus_links.append((link, polled, row))
-            if server is not None:
-                devices[bus.name] = server
-                servers.append(server)
-            continue
-        device = make_device(bus, plant, config.sampling)
+        device = bus_device(bus, plant, config.sampling)
         devices[bus.name] = device
+        link = getattr(device, "link", None)
+        if link is not None:  # Modbus: every link polled from one event loop
+            modbus_links.append((link, polled, row))
+            modbus_devices.append(device)
+            continue
         workers.append(BusWorker(device, polled, publish, max_backoff=bus.max_backoff,
                                  after_read=lambda: publish_counters()))
         schedules[row] = workers[-1].schedule
@@ -184,8 +163,8 @@ def companion_main(config_json: str, input_name: str, snapshot_name: str, stop: 
     finally:
         for worker in workers:
             worker.stop(timeout=30.0)
-        for server in servers:
-            server.stop()
+        for device in modbus_devices:
+            device.close()
         if any(worker.alive for worker in workers):
             log.warning("a bus worker is still in a device call: leaving the images mapped")
         else:

@@ -14,12 +14,23 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from softrelay.core import Quality
 from softrelay.field.device import Device, NoReadingError, Reading, link_fault
-from softrelay.sim.chip_faults import BusFaults
 
 log = logging.getLogger("softrelay.field")
+
+
+@dataclass
+class ChipOnBus:
+    """One configured chip on its bus, as its driver's ``on_bus`` gives it: ``open()``
+    checks and configures it and says what it did; ``readers`` maps each of its quantities
+    to the call that reads it (raising as ``SensorBusDevice`` documents)."""
+
+    open: Callable[[], str]
+    readers: dict[str, Callable[[], Any]]
 
 
 class SensorBusDevice(Device):
@@ -27,9 +38,10 @@ class SensorBusDevice(Device):
                  openers: dict[str, Callable[[], str]],
                  readers: dict[str, Callable[[], float]],
                  close: Callable[[], None] = lambda: None,
-                 faults: BusFaults | None = None) -> None:
+                 faults: Any = None) -> None:
         """``openers``: sensor name -> open it, return what was done; ``readers``: signal
-        address ('<sensor>.<quantity>') -> read it; ``faults``: a simulated bus's faults."""
+        address ('<sensor>.<quantity>') -> read it; ``faults``: a simulated bus's faults
+        (``sim.chip_faults.BusFaults``: ``inject``, ``clear``), None on real hardware."""
         super().__init__(name, timeout)
         self.openers = openers
         self.readers = readers
@@ -103,7 +115,7 @@ class DeferredBus(Device):
         self.attempts = 0
 
     @property
-    def faults(self) -> BusFaults | None:
+    def faults(self) -> Any:
         return getattr(self.device, "faults", None)
 
     def inject(self, address: str, kind: str, **params: float) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from softrelay.core import Quality
-from softrelay.field.device import Device, Reading
+from softrelay.field.device import Device, Reading, link_fault
 from softrelay.sim.plant import PlantModel
 
 TRANSACTION_FAULTS = ("nack", "refused", "slow")
@@ -77,7 +77,8 @@ class SimulatedDevice(Device):
             if fault is not None and fault.kind in TRANSACTION_FAULTS:
                 try:
                     self._transaction(fault)
-                except (OSError, TimeoutError):
+                except (OSError, TimeoutError) as exc:  # this address alone: say why
+                    self.last_error = f"{link_fault(exc)}: {address}: {exc}"
                     values.append((math.nan, Quality.IO_ERROR))
                     continue
             try:
@@ -103,3 +104,11 @@ def faulty_value(fault: Fault | None, value: float, rng: np.random.Generator) ->
     if fault.kind == "noisy":
         return value + float(rng.normal(0.0, fault.sigma))
     return math.nan
+
+
+def simulated_bus(config, plant: PlantModel | None = None, sampling=None) -> SimulatedDevice:
+    """The registry's factory for a bus of kind ``simulated``: the plant's values read
+    directly, with the faults above (``sampling``: unused)."""
+    if plant is None:
+        raise ValueError(f"bus {config.name!r} is simulated but there is no plant")
+    return SimulatedDevice(config.name, config.timeout, plant)

@@ -1,4 +1,5 @@
-"""MLX90614 infrared thermometer (Melexis): driver and its transaction-level twin.
+"""MLX90614 infrared thermometer (Melexis): the driver, and the chip's facts its twin
+(``sim.chips.mlx90614``) shares.
 
 Datasheet / application note "SMBus communication with MLX90614":
 - RAM read: command 0x00 | address (0x06 ambient Ta, 0x07 object Tobj1), then repeated start
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from smbus2 import i2c_msg
 
 from softrelay.field.i2c.pec import crc8
+from softrelay.field.sensor_bus import ChipOnBus
 
 RAM_TA, RAM_TOBJ1 = 0x06, 0x07
 EEPROM = 0x20
@@ -50,6 +52,20 @@ class MLX90614:
         self.bus = bus
         self.address = address
         self.sleep = sleep
+
+    @classmethod
+    def on_bus(cls, bus, sensor) -> ChipOnBus:
+        """The configured ``sensor`` on ``bus``: opening writes its emissivity to EEPROM
+        and verifies it (or reports the one found, when none is configured)."""
+        mlx = cls(bus, sensor.address)
+        if sensor.emissivity is not None:
+            def opener(e: float = sensor.emissivity) -> str:
+                return f"emissivity {mlx.set_emissivity(e):.4f} verified"
+        else:
+            def opener() -> str:
+                return f"emissivity {mlx.emissivity():.4f} (as found)"
+        return ChipOnBus(opener, {"object": mlx.object_temperature,
+                                  "ambient": mlx.ambient_temperature})
 
     def read_word(self, command: int) -> int:
         write = i2c_msg.write(self.address, [command])
@@ -100,57 +116,3 @@ class MLX90614:
         if stored != word:
             raise OSError(errno.EIO, f"emissivity read back 0x{stored:04x}, wrote 0x{word:04x}")
         return stored / 65535.0
-
-
-class MLX90614Twin:
-    """The chip as the bus sees it: RAM from the plant, EEPROM with erase-before-write, PEC
-    checked on writes (NACK when wrong), EEBUSY for 5 ms after a write (NACK meanwhile)."""
-
-    def __init__(self, address: int = 0x5A, object_c: Callable[[], float] = lambda: 25.0,
-                 ambient_c: Callable[[], float] = lambda: 25.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.address = address
-        self.object_c = object_c
-        self.ambient_c = ambient_c
-        self.clock = clock
-        self.eeprom = {EE_EMISSIVITY: 0xFFFF}
-        self.busy_until = -1.0
-        self.error_flag = False
-        self.writes = 0
-
-    def _word(self, command: int) -> int:
-        if command in (RAM_TOBJ1, RAM_TA):
-            celsius = self.object_c() if command == RAM_TOBJ1 else self.ambient_c()
-            # NaN: the thermopile failed (an injected element fault): the error flag alone
-            word = from_celsius(celsius) if celsius == celsius else 0x8000
-        elif command & 0xE0 == EEPROM:
-            word = self.eeprom.get(command & 0x1F, 0)
-        else:
-            raise OSError(errno.EREMOTEIO, f"command 0x{command:02x} not acknowledged")
-        if self.error_flag and command in (RAM_TOBJ1, RAM_TA):
-            word |= 0x8000
-        return word
-
-    def transfer(self, write: bytes, read_len: int) -> bytes:
-        if self.clock() < self.busy_until:
-            raise OSError(errno.EREMOTEIO, "EEBUSY: EEPROM write in progress")
-        if not write:
-            raise OSError(errno.EREMOTEIO, "a read needs a command first")
-        command = write[0]
-        if read_len:
-            word = self._word(command)
-            low, high = word & 0xFF, word >> 8
-            pec = crc8([self.address << 1, command, (self.address << 1) | 1, low, high])
-            return bytes([low, high, pec])[:read_len]
-        if len(write) != 4 or command & 0xE0 != EEPROM:
-            raise OSError(errno.EREMOTEIO, "only EEPROM words can be written")
-        low, high, pec = write[1], write[2], write[3]
-        if pec != crc8([self.address << 1, command, low, high]):
-            raise OSError(errno.EREMOTEIO, "PEC error: write refused")
-        cell, word = command & 0x1F, low | high << 8
-        old = self.eeprom.get(cell, 0)
-        # Not erased first: the cell's bits merge (what the datasheet warns of).
-        self.eeprom[cell] = word if word == 0 or old == 0 else old | word
-        self.busy_until = self.clock() + EEPROM_WRITE_TIME
-        self.writes += 1
-        return b""

@@ -1,4 +1,5 @@
-"""MAX31865 RTD-to-digital converter (PT100 / PT1000): driver and its transfer-level twin.
+"""MAX31865 RTD-to-digital converter (PT100 / PT1000): the driver, and the chip's facts its
+twin (``sim.chips.max31865``) shares.
 
 Datasheet (Maxim MAX31865): SPI mode 1 or 3. A transfer starts with an address byte: bit 7 clear
 to read, set to write (configuration 00h is written at 80h). Configuration bits: D7 VBIAS on,
@@ -20,7 +21,8 @@ from __future__ import annotations
 
 import errno
 import math
-from collections.abc import Callable
+
+from softrelay.field.sensor_bus import ChipOnBus
 
 A, B, C = 3.9083e-3, -5.775e-7, -4.183e-12
 CONFIG, RTD_MSB, FAULT_STATUS = 0x00, 0x01, 0x07
@@ -72,6 +74,15 @@ class MAX31865:
         spi.mode = mode
         spi.max_speed_hz = max_speed_hz
 
+    @classmethod
+    def on_bus(cls, port, sensor, bus, sampling) -> ChipOnBus:
+        """The configured converter ``sensor`` on its chip select ``port`` of ``bus``
+        (``sampling``: unused, it converts on its own): opening configures it."""
+        rtd = cls(port, sensor.r0, sensor.r_ref, sensor.wires, sensor.filter_50hz,
+                  sensor.speed(bus), sensor.spi_mode())
+        return ChipOnBus(lambda: (rtd.open(), "MAX31865 configured")[1],
+                         {"temperature": rtd.temperature})
+
     def read(self, register: int, count: int) -> list[int]:
         return self.spi.xfer2([register & 0x7F] + [0] * count)[1:]
 
@@ -105,46 +116,3 @@ class MAX31865:
             raise RTDFaultError(f"MAX31865: {names} (status 0x{status:02x})")
         ohms = (code >> 1) / 32768.0 * self.r_ref
         return temperature(ohms, self.r0)
-
-
-class MAX31865Twin:
-    """The converter as the SPI bus sees it: registers, the RTD from the plant, faults."""
-
-    modes = (1, 3)  #: SPI modes the datasheet allows
-
-    def __init__(self, celsius: Callable[[], float] = lambda: 25.0, r0: float = 100.0,
-                 r_ref: float = 430.0) -> None:
-        self.celsius = celsius
-        self.r0, self.r_ref = r0, r_ref
-        self.registers = {CONFIG: 0x00, FAULT_STATUS: 0x00}
-        self.open_rtd = False
-
-    def _code(self) -> int:
-        if not self.registers[CONFIG] & VBIAS:
-            return 0
-        celsius = self.celsius()
-        if self.open_rtd or celsius != celsius:  # NaN: the element failed open
-            self.registers[FAULT_STATUS] |= 0x80 | 0x08
-            return 0xFFFF  # full scale with the fault bit
-        ratio = resistance(celsius, self.r0) / self.r_ref
-        return min(0x7FFF, round(ratio * 32768)) << 1
-
-    def transfer(self, data: list[int], at: float | None = None,
-                 speed_hz: int = 0) -> list[int]:
-        """One chip-select period (``at``, ``speed_hz``: unused, it converts on its own)."""
-        address = data[0]
-        if address & WRITE:
-            register = address & 0x7F
-            if register == CONFIG:
-                value = data[1]
-                if value & FAULT_CLEAR:
-                    self.registers[FAULT_STATUS] = 0
-                self.registers[CONFIG] = value & ~FAULT_CLEAR
-            return [0] * len(data)
-        register, out = address, [0]
-        code = self._code()
-        words = {CONFIG: self.registers[CONFIG], RTD_MSB: code >> 8, RTD_MSB + 1: code & 0xFF,
-                 FAULT_STATUS: self.registers[FAULT_STATUS]}
-        for i in range(len(data) - 1):
-            out.append(words.get(register + i, 0))
-        return out

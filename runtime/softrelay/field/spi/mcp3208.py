@@ -1,4 +1,5 @@
-"""MCP3208 12-bit ADC (Microchip): sample windows of three CT inputs, driver and twin.
+"""MCP3208 12-bit ADC (Microchip): sample windows of three CT inputs; the driver, and the chip's
+facts its twin (``sim.chips.mcp3208``) shares.
 
 Datasheet DS21298 section 5 and 6.1 (8-bit SPI ports, mode 0,0 or 1,1): chip select falling
 starts a conversion; the first 1 clocked in on DIN is the start bit, then SGL/DIFF and D2 D1 D0
@@ -21,10 +22,11 @@ from __future__ import annotations
 
 import errno
 import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
+
+from softrelay.field.sensor_bus import ChipOnBus
 
 FULL_SCALE = 4095
 BITS_PER_CONVERSION = 24  #: three 8-bit SPI words
@@ -89,6 +91,17 @@ class MCP3208:
         port.mode = mode
         port.max_speed_hz = max_speed_hz
 
+    @classmethod
+    def on_bus(cls, port, sensor, bus, sampling) -> ChipOnBus:
+        """The configured ADC ``sensor`` on its chip select ``port`` of ``bus``, its windows
+        as ``sampling`` (the configuration's) asks: opening converts each channel once."""
+        adc = cls(port, sensor.channels, amps_per_count=sensor.amps_per_count,
+                  frequency=sampling.frequency, samples_per_cycle=sampling.samples_per_cycle,
+                  cycles=sampling.cycles, max_speed_hz=sensor.speed(bus),
+                  mode=sensor.spi_mode(), overhead_us=sensor.overhead_us,
+                  timing_tolerance=sensor.timing_tolerance)
+        return ChipOnBus(adc.open, {"window": adc.window})
+
     def convert(self, channel: int) -> int:
         """One conversion, on its own (a check, or a slow reading)."""
         return result(bytes(self.port.xfer2(list(command(channel)))))
@@ -118,47 +131,3 @@ class MCP3208:
                              f"{off:+.1%} off its {self.nominal * 1000:.2f} ms: the window "
                              "does not hold whole cycles")
         return (rows - rows.mean(axis=1, keepdims=True)) * self.amps_per_count
-
-
-class MCP3208Twin:
-    """The converter as the SPI bus sees it: each chip-select period decoded bit by bit,
-    the input sampled at the 5th clock after the start bit, MSB-first result after a null bit
-    (LSB-first and zeros if clocked on), high impedance (read as 1) before it."""
-
-    modes = (0, 3)
-
-    def __init__(self, inputs: dict[int, Callable[[float], float]], vref: float = 3.3) -> None:
-        """``inputs``: channel -> its voltage at a monotonic time (0..vref)."""
-        self.inputs = inputs
-        self.vref = vref
-        self.conversions = 0
-
-    def _code(self, channel: int, single: bool, at: float) -> int:
-        def volts(ch: int) -> float:
-            source = self.inputs.get(ch)
-            return source(at) if source is not None else 0.0
-
-        v = volts(channel) if single else volts(channel) - volts(channel ^ 1)
-        return max(0, min(FULL_SCALE, math.floor(v / self.vref * 4096.0)))
-
-    def transfer(self, data: list[int], at: float | None = None,
-                 speed_hz: int = 1_000_000) -> list[int]:
-        """One chip-select period: ``data`` clocked in; chip select fell at ``at``."""
-        at = time.monotonic() if at is None else at
-        bits_in = [byte >> (7 - i) & 1 for byte in data for i in range(8)]
-        bits_out = [1] * len(bits_in)
-        if 1 in bits_in:
-            s = bits_in.index(1)
-            cfg = bits_in[s + 1:s + 5]
-            if len(cfg) == 4:
-                single = bool(cfg[0])
-                channel = cfg[1] << 2 | cfg[2] << 1 | cfg[3]
-                code = self._code(channel, single, at + (s + 5) / speed_hz)
-                self.conversions += 1
-                msb = [code >> (11 - i) & 1 for i in range(12)]
-                stream = [0, *msb, *msb[::-1][1:]]  # null bit, MSB first, then LSB first
-                for i in range(s + 6, len(bits_out)):
-                    k = i - (s + 6)
-                    bits_out[i] = stream[k] if k < len(stream) else 0
-        return [sum(bit << (7 - i) for i, bit in enumerate(bits_out[j:j + 8]))
-                for j in range(0, len(bits_out), 8)]
