@@ -188,53 +188,32 @@ def run_window(relay, seconds: float, scans: int = 0) -> dict:
             "execution": in_seconds(stats.execution.summary())}
 
 
-class _Timed:
-    """A scan stage that times itself."""
+class StageTimer:
+    """The loop's ``stage_timer``: one histogram per stage, by the stage's own name
+    (``relay.stages.SCAN_ORDER``), in the order the scan first ran them."""
 
-    def __init__(self, stage) -> None:
-        self.stage = stage
-        owner = getattr(stage, "__self__", None)
-        name = getattr(stage, "__name__", repr(stage))
-        self.name = f"{type(owner).__name__}.{name}" if owner is not None else name
-        self.hist = _timing.Histogram()
+    def __init__(self) -> None:
+        self.hists: dict[str, _timing.Histogram] = {}
 
-    def __call__(self, core, now: float) -> None:
-        start = _timing.monotonic_ns()
-        self.stage(core, now)
-        self.hist.record(_timing.monotonic_ns() - start)
-
-
-class _TimedCore:
-    """The core, its ``scan`` timed; everything else passed through."""
-
-    def __init__(self, core) -> None:
-        self._core = core
-        self.name = "ProtectionCore.scan"
-        self.hist = _timing.Histogram()
-
-    def scan(self, now: float, dt: float) -> None:
-        start = _timing.monotonic_ns()
-        self._core.scan(now, dt)
-        self.hist.record(_timing.monotonic_ns() - start)
-
-    def __getattr__(self, name: str):
-        return getattr(self._core, name)
+    def __call__(self, name: str, ns: int) -> None:
+        hist = self.hists.get(name)
+        if hist is None:
+            hist = self.hists[name] = _timing.Histogram()
+        hist.record(ns)
 
 
 def stage_window(relay, seconds: float) -> dict:
-    """Where the scan's time goes: each stage of the real loop timed, and the compiled core's
-    pass, for ``seconds`` (the timing adds about a microsecond per stage)."""
+    """Where the scan's time goes: each stage of the real loop timed, the compiled core's
+    pass among them, for ``seconds`` (the timing adds about a microsecond per stage)."""
     loop = relay.loop
-    saved = loop.before, loop.after, loop.core
-    before, after = [_Timed(s) for s in loop.before], [_Timed(s) for s in loop.after]
-    core = _TimedCore(loop.core)
-    loop.before, loop.after, loop.core = before, after, core
+    timer = StageTimer()
+    loop.stage_timer = timer
     try:
         end = time.monotonic() + seconds
         loop.run(lambda: time.monotonic() < end)
     finally:
-        loop.before, loop.after, loop.core = saved
-    return {t.name: in_seconds(t.hist.summary()) for t in (*before, core, *after)}
+        loop.stage_timer = None
+    return {name: in_seconds(hist.summary()) for name, hist in timer.hists.items()}
 
 
 def _plant(config: RelayConfig):

@@ -5,8 +5,10 @@ coils, commands, events, thermal memory, the output snapshot. Python I/O and the
 in the companion process (``softrelay.field.companion``); the two exchange the input image and
 the output snapshot through shared memory under seqlocks.
 
-Data flow, one way: companion -> input image -> latch -> commands -> core -> coils -> events ->
-thermal memory -> snapshot -> companion (plant, status) and, later, communications.
+Data flow, one way: companion -> input image -> the scan -> snapshot -> companion (plant,
+status), the Modbus slave and the telemetry. The scan's order is ``relay.stages.SCAN_ORDER``:
+latch -> settings -> commands -> core -> settle -> events -> supervision -> coils ->
+checkpoint -> keep_settings -> publish (a test holds this to the tuple).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ from softrelay.records.kept_settings import changed_points, settings_path
 from softrelay.records.kept_settings import document as settings_document
 from softrelay.records.kept_settings import load as load_kept_settings
 from softrelay.records.thermal_memory import Checkpointer, restore, snapshot
+from softrelay.relay import stages
 from softrelay.relay.commands import CommandQueue
 from softrelay.relay.settings_changes import SettingsQueue
 from softrelay.scan import realtime
@@ -293,11 +296,16 @@ class Relay:
             supervision=self._supervision_figures,
             access=self._access_figures if self.authority is not None else None)
         self.loop = ScanLoop(
-            self.core, self.clock,
-            before=[self._latch, self.settings.apply, self.commands.apply],
-            after=[self.commands.settle, self._record_edges, self._supervise_inputs,
-                   self.coils.drive, self._checkpoint,
-                   self._keep_settings, self.publisher.publish],
+            self.core, self.clock, stages.bind({
+                stages.LATCH.name: self._latch, stages.SETTINGS.name: self.settings.apply,
+                stages.COMMANDS.name: self.commands.apply, stages.CORE.name: None,
+                stages.SETTLE.name: self.commands.settle,
+                stages.EVENTS.name: self._record_edges,
+                stages.SUPERVISION.name: self._supervise_inputs,
+                stages.COILS.name: self.coils.drive,
+                stages.CHECKPOINT.name: self._checkpoint,
+                stages.KEEP_SETTINGS.name: self._keep_settings,
+                stages.PUBLISH.name: self.publisher.publish}),
             on_overrun=lambda missed, now: self.events.record(
                 "overrun", "scan", f"{missed} period(s) skipped", now),
             heartbeat=self.watchdog.beat,
