@@ -29,11 +29,13 @@ is the next 1-2-5 value at least twice its sweep p99.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import multiprocessing
 import queue
 import socket
 import struct
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -445,3 +447,25 @@ def render(report: dict) -> str:
                      f"{refused}); lateness p99 {load['lateness']['p99'] * us:.0f} us under "
                      f"that load (idle {report['relay_idle']['lateness']['p99'] * us:.0f} us)")
     return "\n".join(lines) + "\n"
+
+
+def command(args) -> int:
+    """``softrelay bench [CONFIG]``: the report on stdout (text, or JSON with ``--json -``),
+    progress on stderr."""
+    from softrelay.cli.load import load_or_report
+    from softrelay.logs import configure_logging
+
+    configure_logging(terminal=True)  # warnings only: the report is the output
+    config = load_or_report(args.config)
+    if config is None:
+        return 1
+    report = bench(config, args.seconds,
+                   progress=lambda text: print(f"bench: {text}", file=sys.stderr, flush=True),
+                   scans=args.scans)
+    if args.json == "-":
+        print(json.dumps(report, indent=2))
+    else:
+        sys.stdout.write(render(report))
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
