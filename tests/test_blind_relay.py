@@ -253,7 +253,7 @@ def test_an_io_process_stopped_mid_write_costs_new_inputs_never_the_scan(default
     b = default_blind
     relay = b.relay
     b.until(b.healthy_contact, 30, "the healthy contact")
-    pid = relay._companion.pid
+    pid = relay.helpers.companion.pid
     os.kill(pid, signal.SIGSTOP)
     held = False
     try:

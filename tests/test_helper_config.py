@@ -37,7 +37,7 @@ def test_a_relay_without_a_file_gets_io_for_its_own_configuration(tmp_path):
         drive = Driver(relay)
         drive.until(lambda: relay.core.thermal_inputs["quality"][0] == Quality.GOOD, 30,
                     "a good reading of motor1 from the I/O process")
-        assert relay._companion is not None and relay._companion.is_alive()
+        assert relay.helpers.companion is not None and relay.helpers.companion.is_alive()
         assert not [e for e in relay.events.ring if e.source == "companion"]
     finally:
         relay.stop()
@@ -56,10 +56,10 @@ def test_a_restarted_telemetry_process_keeps_the_scans_configuration(tmp_path):
             "softrelay_thermal_theta"]}
         assert "motor1" in points
         path.write_text(path.read_text().replace("motor1", "edited1"))
-        first = relay._telemetry.pid
+        first = relay.helpers.telemetry.pid
         os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + 30
-        while relay._telemetry is None or relay._telemetry.pid == first or \
+        while relay.helpers.telemetry is None or relay.helpers.telemetry.pid == first or \
                 "metrics" not in relay.telemetry_ports:
             assert time.monotonic() < deadline, "the telemetry process was not restarted"
             relay.loop.step()

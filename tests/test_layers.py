@@ -45,9 +45,8 @@ DEBTS = {
     ("config/summary.py", "gpio"), ("config/summary.py", "records"),
     ("field/sensor_bus.py", "sim"), ("field/i2c/device.py", "sim"), ("field/spi/device.py", "sim"),
     ("field/companion.py", "sim"), ("field/companion.py", "screen"),
-    ("gpio/buttons.py", "relay"),
     ("image/snapshot.py", "modbus"), ("image/snapshot.py", "supervision"),
-    ("modbus/status_client.py", "field"), ("modbus/writes.py", "relay"),
+    ("modbus/status_client.py", "field"),
 }
 
 

@@ -14,13 +14,8 @@ checkpoint -> keep_settings -> publish (a test holds this to the tuple).
 from __future__ import annotations
 
 import contextlib
-import errno
 import gc
 import logging
-import multiprocessing
-import os
-import re
-import threading
 import time
 from collections.abc import Callable
 
@@ -36,7 +31,6 @@ from softrelay.core import (
     ThermalFlag,
     flag_bits,
 )
-from softrelay.field.companion import companion_main
 from softrelay.field.open_faults import open_fault
 from softrelay.gpio.buttons import CommandButtons
 from softrelay.gpio.coils import (
@@ -68,7 +62,9 @@ from softrelay.records.kept_settings import document as settings_document
 from softrelay.records.kept_settings import load as load_kept_settings
 from softrelay.records.thermal_memory import Checkpointer, restore, snapshot
 from softrelay.relay import stages
+from softrelay.relay.children import Helpers
 from softrelay.relay.commands import CommandQueue
+from softrelay.relay.errors import StartupError, port_error
 from softrelay.relay.settings_changes import SettingsQueue
 from softrelay.scan import realtime
 from softrelay.scan.clock import MonotonicClock
@@ -78,33 +74,13 @@ from softrelay.supervision.health import Supervision
 from softrelay.supervision.links import LinkWatcher
 from softrelay.supervision.watchdog import Watchdog
 from softrelay.telemetry.feed import EventFeed, feed_pair
-from softrelay.telemetry.process import telemetry_main
 
 log = logging.getLogger("softrelay")
 
 THERMAL_EVENT_FLAGS = {bit: name for name, bit in flag_bits(ThermalFlag)
                        if bit not in (ThermalFlag.TRIP_PICKUP, ThermalFlag.RESET_REJECTED)}
 BUSBAR_EVENT_FLAGS = {bit: name for name, bit in flag_bits(BusbarFlag)}
-#: s start() waits for the I/O and telemetry processes to say they are ready (under
-#: qemu-user a helper's imports alone can take longer: tools/arm/qemu_profile.py)
-HELPER_READY_S = 30.0
 FAULT_BITS = {bit: name for name, bit in flag_bits(ChannelFault)}
-
-
-class StartupError(RuntimeError):
-    """The relay cannot take one of its own resources: its Modbus slave's port, its RTU line,
-    its metrics port, the pin factory it was told to use, a helper process. Fatal: the text is
-    the one line the user reads (what and why); nothing the relay took is left behind."""
-
-
-def port_error(what: str, key: str, host: str, port: int, exc: OSError) -> str:
-    """One line on a port the relay cannot listen on (``key``: the setting that names it)."""
-    if exc.errno == errno.EADDRINUSE:
-        return (f"port {port} in use: {what} cannot listen on {host}:{port} (another relay or "
-                f"program holds it: ss -ltnp 'sport = :{port}'; or set {key})")
-    if isinstance(exc, PermissionError):
-        return f"{what}: {exc}"
-    return f"{what} cannot listen on {host}:{port}: {exc.strerror or exc}"
 
 
 class Relay:
@@ -187,6 +163,9 @@ class Relay:
         self.snapshot = SharedImage(snapshot_layout(config, self.maps),
                                     name=f"{prefix}-snapshot")
         self.input_map = InputMap(config)
+        self.helpers = Helpers(config, self.inputs.name, self.snapshot.name, self.events,
+                               status=status, feed=self.feed,
+                               feed_receiver=self._feed_receiver)
 
         index = {p.name: ("thermal", i, p) for i, p in enumerate(thermal)}
         index.update({p.name: ("busbar", i, p) for i, p in enumerate(busbar)})
@@ -227,8 +206,8 @@ class Relay:
             ("self_test", "event writer", lambda: self.events.trouble),
             ("self_test", "thermal memory", lambda: self.checkpointer.trouble),
             ("self_test", "kept settings", lambda: self.settings_keeper.trouble),
-            ("self_test", "I/O process", self._companion_trouble),
-            ("telemetry_down", "telemetry process", self._telemetry_trouble)])
+            ("self_test", "I/O process", self.helpers.companion_trouble),
+            ("telemetry_down", "telemetry process", self.helpers.telemetry_trouble)])
         self.watchdog = Watchdog(
             limit, lambda fresh, why: self.supervision.set("scan_stall", not fresh, why),
             feed_systemd=self.systemd.feed, also=self.supervision.poll)
@@ -312,15 +291,6 @@ class Relay:
             stats=stats,
         )
         self.systemd.describe = self.describe
-        self._companion: multiprocessing.Process | None = None
-        self._telemetry: multiprocessing.Process | None = None
-        self._supervisor: threading.Thread | None = None
-        self._supervising = threading.Event()  #: set: stop supervising (the relay stops)
-        self._supervisor_idle = threading.Event()  #: it no longer starts helpers
-        self._helpers_gone = threading.Event()  #: the helpers ended: its thread may end
-        #: what the telemetry process serves on, e.g. {"metrics": 9650} (once started)
-        self.telemetry_ports: dict[str, int] = {}
-        self._stop = multiprocessing.get_context("spawn").Event()
         self.running = False
 
     def _undo_assembly(self) -> None:
@@ -418,18 +388,6 @@ class Relay:
         lost = int(self._lost_thermal.sum() + self._lost_busbar.sum())
         return self.supervision.word, lost, int(self.links.down.sum())
 
-    def _companion_trouble(self) -> str | None:
-        companion = self._companion
-        if companion is not None and not companion.is_alive():
-            return f"exited (code {companion.exitcode}): the inputs go stale"
-        return None
-
-    def _telemetry_trouble(self) -> str | None:
-        telemetry = self._telemetry
-        if telemetry is not None and not telemetry.is_alive():
-            return f"exited (code {telemetry.exitcode})"
-        return None
-
     def _record_edges(self, core: ProtectionCore, now: float) -> None:
         for watcher, flags in self.watchers:
             watcher.update(flags(core), now)
@@ -501,22 +459,12 @@ class Relay:
 
     def _start(self, companion: bool) -> None:
         if self.feed is not None:  # first: a port it cannot bind stops the start here
-            self._start_telemetry()
+            self.helpers.start_telemetry()
         latches = self._restored.extra.get("coil_latches", {})
         for coil in self.coils.coils:
             coil.latched = bool(latches.get(coil.name, False)) and coil.config.latched
         if companion:
-            ctx = multiprocessing.get_context("spawn")
-            ready = ctx.Event()
-            self._companion = ctx.Process(
-                target=companion_main, name="softrelay-io",
-                args=(self.config.model_dump_json(), self.inputs.name, self.snapshot.name,
-                      self._stop, ready, self.status, 0.5, self.config.scan.realtime.cpu,
-                      os.getpid(), self.config.scan.realtime.helper_priority),
-                daemon=True)
-            with realtime.at_normal_priority():  # not the scan's: its own, from the start
-                self._companion.start()
-            self._wait_ready(self._companion, ready, HELPER_READY_S)
+            self.helpers.start_companion()
         self.watchdog.start()
         if self.rtu is not None:
             self.rtu.start()
@@ -530,10 +478,7 @@ class Relay:
                                + (f"{self.slave.port}" if self.config.modbus.port is not None
                                   else "(no plain port)")
                                + (f", Modbus/TCP Security (TLS) on port {tls}" if tls else ""))
-        if self._companion is not None or self._telemetry is not None:
-            self._supervisor = threading.Thread(target=self._supervise, name="supervisor",
-                                                daemon=True)
-            self._supervisor.start()
+        self.helpers.supervise()
         gc.collect()
         gc.freeze()  # start-up objects to the permanent generation: shorter collections
         self.clock.restart()
@@ -543,42 +488,11 @@ class Relay:
                                               f"thermal, {len(self.core.busbar_settings)} busbar "
                                               f"points, scan {self.config.scan.period * 1000:g} ms")
 
-    @staticmethod
-    def _wait_ready(process, ready, within: float) -> None:
-        """Until the I/O process says it is ready; a ``StartupError`` when it exits first
-        (its own messages say why) or stays silent."""
-        deadline = time.monotonic() + within
-        while not ready.wait(0.05):
-            if not process.is_alive():
-                raise StartupError(f"the I/O process exited (code {process.exitcode}) before "
-                                   "it was ready: its messages above say why")
-            if time.monotonic() > deadline:
-                raise StartupError(f"the I/O process was not ready within {within:g} s")
-
-    def _tell_helpers_to_stop(self) -> None:
-        """Set the helpers' stop event, waiting at most 2 s: a helper killed while it waited
-        on the event (a signal to the whole process group) leaves ``set()`` waiting for it to
-        wake, forever; the helpers that did not see it are killed after their join."""
-        setter = threading.Thread(target=self._stop.set, name="stop-helpers", daemon=True)
-        setter.start()
-        setter.join(2.0)
-
     def _abort_start(self) -> None:
         """A start that failed half-way: the helpers started are stopped (killed when they do
         not stop), the coils dropped, and everything else given back as by ``stop()``; no
         checkpoint is written (the relay never ran)."""
-        self._supervising.set()
-        self._tell_helpers_to_stop()
-        for child in (self._companion, self._telemetry):
-            if child is not None and child.pid is not None:
-                child.join(5.0)
-                if child.is_alive():
-                    child.kill()
-                    child.join(5.0)
-        self._companion = self._telemetry = None
-        self._helpers_gone.set()
-        if self._supervisor is not None:
-            self._supervisor.join(5.0)
+        self.helpers.abort()
         self.watchdog.stop()
         self.coils.safe_state()
         self.checkpointer.close()
@@ -596,73 +510,6 @@ class Relay:
         self._release_shared()
         self._given_back = True
 
-    def _start_telemetry(self) -> None:
-        """The telemetry process (metrics, MQTT, SNMP); the relay does not wait on it after
-        it started."""
-        ctx = multiprocessing.get_context("spawn")
-        answer, ready = ctx.Pipe(duplex=False)
-        self._telemetry = ctx.Process(
-            target=telemetry_main, name="softrelay-telemetry",
-            args=(self.config.model_dump_json(), self.snapshot.name, self.inputs.name,
-                  self._feed_receiver, self._stop, ready, self.config.scan.realtime.cpu,
-                  self.status, os.getpid(), self.config.scan.realtime.helper_priority),
-            daemon=True)
-        with realtime.at_normal_priority():
-            self._telemetry.start()
-        ready.close()
-        self._feed_receiver.close()  # the child has its own: the feed fails when it dies
-        try:
-            said = (answer.recv() if answer.poll(HELPER_READY_S)
-                    else f"no answer in {HELPER_READY_S:g} s")
-        except EOFError:
-            said = f"it exited ({self._telemetry.exitcode})"
-        finally:
-            answer.close()
-        if isinstance(said, str):
-            said = re.sub(r"^\[Errno \d+\] ", "", said)
-            metrics = self.config.metrics
-            if metrics is not None and "in use" in said:
-                raise StartupError(f"port {metrics.port} in use: {said} (or set metrics.port)")
-            raise StartupError(f"the telemetry process did not start: {said}")
-        self.telemetry_ports = said
-
-    def _supervise(self) -> None:
-        """The helper processes, every second (a thread of its own, at normal priority): a
-        companion that exited is recorded once (its inputs go stale and the core flags them);
-        a telemetry process that exited is recorded and started again, at most every 10 s,
-        and given the events it missed from the recorder's ring.
-
-        A telemetry process started here dies when this thread ends (its death signal follows
-        the thread that started it): so on ``stop()`` this thread first stops starting helpers
-        (``_supervisor_idle``), then lives on until the helpers have ended."""
-        try:
-            self._supervise_helpers()
-        finally:
-            self._supervisor_idle.set()
-            self._helpers_gone.wait(60.0)
-
-    def _supervise_helpers(self) -> None:
-        realtime.leave_realtime()
-        companion_reported = False
-        next_restart = 0.0
-        while not self._supervising.wait(1.0):
-            companion, telemetry = self._companion, self._telemetry
-            if companion is not None and not companion.is_alive() and not companion_reported:
-                companion_reported = True
-                self.events.record("fault", "companion", f"the I/O process exited (code "
-                                   f"{companion.exitcode}): its signals go stale")
-            if telemetry is not None and not telemetry.is_alive() \
-                    and time.monotonic() >= next_restart:
-                next_restart = time.monotonic() + 10.0
-                self.events.record("fault", "telemetry", f"the telemetry process exited (code "
-                                   f"{telemetry.exitcode}): starting it again")
-                try:
-                    sender, self._feed_receiver = feed_pair()
-                    self._start_telemetry()
-                    self.feed.attach(sender, self.events.since)
-                except Exception as exc:  # tried again in 10 s
-                    self.events.record("fault", "telemetry", f"not started again: {exc}")
-
     def apply_realtime(self) -> list[realtime.Applied]:
         rt = self.config.scan.realtime
         results = realtime.apply(rt.priority, rt.lock_memory, rt.cpu, rt.timer_slack_ns)
@@ -670,6 +517,11 @@ class Relay:
             if not item.ok:
                 self.events.record("system", "realtime", f"{item.option} refused: {item.detail}")
         return results
+
+    @property
+    def telemetry_ports(self) -> dict[str, int]:
+        """What the telemetry process serves on, e.g. {"metrics": 9650} (once started)."""
+        return self.helpers.ports
 
     def run(self, keep_going) -> None:
         self.loop.run(keep_going)
@@ -682,9 +534,7 @@ class Relay:
             self._undo_assembly()
             return
         self.running = False
-        self._supervising.set()  # first: the helpers' ends below are no failures
-        if self._supervisor is not None:
-            self._supervisor_idle.wait(35.0)
+        self.helpers.quiesce()  # first: the helpers' ends below are no failures
         self.systemd.stopping()
         self.watchdog.stop()
         self.coils.safe_state()
@@ -699,16 +549,7 @@ class Relay:
         if self.feed is not None:  # the last events to the telemetry, then its end of feed
             self.events.flush(2.0)
             self.feed.close()
-        self._tell_helpers_to_stop()
-        for child in (self._companion, self._telemetry):
-            if child is not None:
-                child.join(10.0)
-                if child.is_alive():
-                    child.kill()
-        self._companion = self._telemetry = None
-        self._helpers_gone.set()
-        if self._supervisor is not None:
-            self._supervisor.join(5.0)
+        self.helpers.stop()
         self.buttons.close()
         if self.local_remote is not None:
             self.local_remote.close()
