@@ -44,7 +44,7 @@ DEBTS = {
     ("config/loader.py", "modbus"), ("config/loader.py", "records"),
     ("config/summary.py", "gpio"), ("config/summary.py", "records"),
     ("field/sensor_bus.py", "sim"), ("field/i2c/device.py", "sim"), ("field/spi/device.py", "sim"),
-    ("field/companion.py", "sim"), ("field/companion.py", "screen"),
+    ("field/companion.py", "sim"),
     ("image/snapshot.py", "modbus"), ("image/snapshot.py", "supervision"),
     ("modbus/status_client.py", "field"),
 }

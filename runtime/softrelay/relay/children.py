@@ -30,6 +30,7 @@ from softrelay.config.schema import RelayConfig
 from softrelay.field.companion import companion_main
 from softrelay.records.events import EventRecorder
 from softrelay.relay.errors import StartupError
+from softrelay.relay.terminal import terminal_view
 from softrelay.scan import realtime
 from softrelay.telemetry.feed import EventFeed, feed_pair
 from softrelay.telemetry.process import telemetry_main
@@ -84,7 +85,8 @@ class Helpers:
         self.companion = ctx.Process(
             target=companion_main, name="softrelay-io",
             args=(self.config.model_dump_json(), self.inputs_name, self.snapshot_name,
-                  self._stop, ready, self.status, STATUS_EVERY_S, cpu, parent, priority),
+                  self._stop, ready, self.status, STATUS_EVERY_S, cpu, parent, priority,
+                  terminal_view if self.status else None),
             daemon=True)
         with realtime.at_normal_priority():  # not the scan's: its own, from the start
             self.companion.start()
