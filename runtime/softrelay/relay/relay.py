@@ -57,15 +57,12 @@ from softrelay.modbus.rtu_slave import RtuSlave
 from softrelay.modbus.tcp_slave import SlaveService, TlsPortError
 from softrelay.modbus.writes import RelayWrites
 from softrelay.records.events import EventRecorder, FlagWatcher, last_seq
-from softrelay.records.kept_settings import changed_points, settings_path
-from softrelay.records.kept_settings import document as settings_document
-from softrelay.records.kept_settings import load as load_kept_settings
 from softrelay.records.thermal_memory import Checkpointer, restore, snapshot
 from softrelay.relay import stages
 from softrelay.relay.children import Helpers
 from softrelay.relay.commands import CommandQueue
 from softrelay.relay.errors import StartupError, port_error
-from softrelay.relay.settings_changes import SettingsQueue
+from softrelay.relay.settings import SettingsService
 from softrelay.scan import realtime
 from softrelay.scan.clock import MonotonicClock
 from softrelay.scan.loop import ScanLoop, ScanStats
@@ -117,14 +114,11 @@ class Relay:
         self.busbar_names = [p.name for p in busbar]
         # settings changed in service (over Modbus) and kept: over the file's, while it is
         # the file they were made over
-        self.configured = {p.name: p.settings for p in config.points}
-        self.settings_file = settings_path(self.paths.memory)
+        self.settings = SettingsService(config, self.paths.memory)
         self.maps = register_maps(config)  #: by snapshot prefix: the whole map, unit groups
         self.regmap = self.maps[IMAGE_PREFIX]
         self._config_hash = self.regmap.config_hash
-        kept, self._settings_messages = load_kept_settings(
-            self.settings_file, self.configured, config)
-        settings_of = self.configured | kept
+        settings_of = self.settings.start_with
         sampled = any(p.samples for p in thermal)
         self.core = ProtectionCore([settings_of[p.name] for p in thermal],
                                    [settings_of[p.name] for p in busbar],
@@ -188,24 +182,13 @@ class Relay:
         self.commands = CommandQueue(self.thermal_names, self.coils.release_latches,
                                      self.events.record, clear_statistics=stats.clear)
         self.buttons = CommandButtons(config.inputs, self.commands, factory=self.factory)
-        self.settings = SettingsQueue([(p.name, settings_of[p.name]) for p in thermal],
-                                      [(p.name, settings_of[p.name]) for p in busbar],
-                                      self.events.record)
-        for message in self._settings_messages:
-            self.events.record("system", "settings", message)
-        self.settings_keeper = Checkpointer(
-            self.settings_file,
-            on_error=lambda why: self.events.record("fault", "settings", why),
-            on_clear=lambda why: self.events.record("system", "settings", why))
-        self._settings_kept = self.settings.applied
-        if self.settings_file.exists():  # what is kept now, under this configuration's hash
-            self._submit_kept_settings()
+        self.settings.open(self.events.record)
         limit = config.scan.watchdog_periods * config.scan.period
         self.systemd = Notifier()
         self.supervision = Supervision(config.healthy.drop_on, self._set_healthy, checks=[
             ("self_test", "event writer", lambda: self.events.trouble),
             ("self_test", "thermal memory", lambda: self.checkpointer.trouble),
-            ("self_test", "kept settings", lambda: self.settings_keeper.trouble),
+            ("self_test", "kept settings", lambda: self.settings.trouble),
             ("self_test", "I/O process", self.helpers.companion_trouble),
             ("telemetry_down", "telemetry process", self.helpers.telemetry_trouble)])
         self.watchdog = Watchdog(
@@ -283,7 +266,7 @@ class Relay:
                 stages.SUPERVISION.name: self._supervise_inputs,
                 stages.COILS.name: self.coils.drive,
                 stages.CHECKPOINT.name: self._checkpoint,
-                stages.KEEP_SETTINGS.name: self._keep_settings,
+                stages.KEEP_SETTINGS.name: self.settings.keep,
                 stages.PUBLISH.name: self.publisher.publish}),
             on_overrun=lambda missed, now: self.events.record(
                 "overrun", "scan", f"{missed} period(s) skipped", now),
@@ -305,7 +288,7 @@ class Relay:
             if part is not None:
                 with contextlib.suppress(Exception):
                     part.stop()
-        for name in ("buttons", "coils", "settings_keeper", "checkpointer", "events"):
+        for name in ("buttons", "coils", "settings", "checkpointer", "events"):
             part = getattr(self, name, None)
             if part is not None:
                 with contextlib.suppress(Exception):
@@ -391,18 +374,6 @@ class Relay:
     def _record_edges(self, core: ProtectionCore, now: float) -> None:
         for watcher, flags in self.watchers:
             watcher.update(flags(core), now)
-
-    def _keep_settings(self, core: ProtectionCore, now: float) -> None:
-        """After a settings change: keep the changed points' settings (on the keeper's
-        thread)."""
-        if self.settings.applied != self._settings_kept:
-            self._settings_kept = self.settings.applied
-            self._submit_kept_settings()
-
-    def _submit_kept_settings(self) -> None:
-        """The points whose settings differ from the file's, written on the keeper's thread."""
-        changed = changed_points(self.settings.current, self.configured)
-        self.settings_keeper.submit(lambda: settings_document(changed, self.config))
 
     def _checkpoint(self, core: ProtectionCore, now: float) -> None:
         if self._last_checkpoint is None:
@@ -496,7 +467,7 @@ class Relay:
         self.watchdog.stop()
         self.coils.safe_state()
         self.checkpointer.close()
-        self.settings_keeper.close()
+        self.settings.close()
         if self.slave is not None:
             self.slave.stop()
         if self.rtu is not None:
@@ -541,7 +512,7 @@ class Relay:
         self.events.record("system", "relay", "stopped: checkpoint written, coils safe")
         self.checkpointer.submit(self._memory())  # after the last event: numbers never repeat
         self.checkpointer.close()
-        self.settings_keeper.close()
+        self.settings.close()
         if self.slave is not None:
             self.slave.stop()
         if self.rtu is not None:
