@@ -21,64 +21,20 @@ from collections.abc import Callable
 
 import numpy as np
 
-from softrelay import _shm
 from softrelay.config.schema import RelayConfig, state_paths
 from softrelay.core import (
-    CHANNEL_NAMES,
     BusbarFlag,
-    ChannelFault,
     ProtectionCore,
     ThermalFlag,
-    flag_bits,
 )
-from softrelay.field.open_faults import open_fault
-from softrelay.gpio.buttons import CommandButtons
-from softrelay.gpio.coils import (
-    CoilBank,
-    GpioChoice,
-    GpioError,
-    MockFactory,
-    choose_pin_factory,
-)
-from softrelay.gpio.local_remote import LocalRemoteSwitch
-from softrelay.image.shared import InstanceLock, SharedImage, segment_prefix
-from softrelay.image.signals import InputMap, empty_signals, input_layout
-from softrelay.image.snapshot import (
-    IMAGE_PREFIX,
-    RegisterPublisher,
-    SnapshotPublisher,
-    register_maps,
-    snapshot_layout,
-)
-from softrelay.modbus.authority import Authority, LockoutPolicy
-from softrelay.modbus.event_window import EventWindow
-from softrelay.modbus.pdu import SlaveLogic
-from softrelay.modbus.rtu_slave import RtuSlave
-from softrelay.modbus.tcp_slave import SlaveService, TlsPortError
-from softrelay.modbus.writes import RelayWrites
-from softrelay.records.events import EventRecorder, FlagWatcher, last_seq
-from softrelay.records.thermal_memory import Checkpointer, restore, snapshot
-from softrelay.relay import stages
-from softrelay.relay.children import Helpers
-from softrelay.relay.commands import CommandQueue
-from softrelay.relay.errors import StartupError, port_error
-from softrelay.relay.settings import SettingsService
+from softrelay.image.shared import InstanceLock, segment_prefix
+from softrelay.records.thermal_memory import restore, snapshot
+from softrelay.relay.build import assemble
+from softrelay.relay.errors import StartupError
 from softrelay.scan import realtime
-from softrelay.scan.clock import MonotonicClock
-from softrelay.scan.loop import ScanLoop, ScanStats
-from softrelay.service.notify import Notifier
-from softrelay.supervision.health import Supervision
-from softrelay.supervision.links import LinkWatcher
-from softrelay.supervision.watchdog import Watchdog
-from softrelay.telemetry.feed import EventFeed, feed_pair
+from softrelay.service.notify import status_line
 
 log = logging.getLogger("softrelay")
-
-THERMAL_EVENT_FLAGS = {bit: name for name, bit in flag_bits(ThermalFlag)
-                       if bit not in (ThermalFlag.TRIP_PICKUP, ThermalFlag.RESET_REJECTED)}
-BUSBAR_EVENT_FLAGS = {bit: name for name, bit in flag_bits(BusbarFlag)}
-FAULT_BITS = {bit: name for name, bit in flag_bits(ChannelFault)}
-
 
 class Relay:
     """One relay. ``start()``, then ``run()`` (or ``step()`` in tests), then ``stop()``."""
@@ -98,183 +54,10 @@ class Relay:
         self.instance = InstanceLock(prefix, config.name, f", with the state file "
                                      f"{self.paths.memory}")
         try:  # from here on, a failure gives back whatever was taken (nothing leaks)
-            self._assemble(config, prefix, clock, factory, status)
+            assemble(self, config, prefix, clock, factory, status)
         except BaseException:
             self._undo_assembly()
             raise
-
-    def _assemble(self, config: RelayConfig, prefix: str, clock, factory,
-                  status: bool) -> None:
-        """Everything the relay is made of, in the order data flows; the relay's own ports
-        (Modbus slave, RTU line) are taken here: one it cannot take is a ``StartupError``."""
-        self.status = status
-        thermal = list(config.thermal_points)
-        busbar = list(config.busbar_points)
-        self.thermal_names = [p.name for p in thermal]
-        self.busbar_names = [p.name for p in busbar]
-        # settings changed in service (over Modbus) and kept: over the file's, while it is
-        # the file they were made over
-        self.settings = SettingsService(config, self.paths.memory)
-        self.maps = register_maps(config)  #: by snapshot prefix: the whole map, unit groups
-        self.regmap = self.maps[IMAGE_PREFIX]
-        self._config_hash = self.regmap.config_hash
-        settings_of = self.settings.start_with
-        sampled = any(p.samples for p in thermal)
-        self.core = ProtectionCore([settings_of[p.name] for p in thermal],
-                                   [settings_of[p.name] for p in busbar],
-                                   window_length=config.sampling.window_length if sampled else 0,
-                                   samples_per_cycle=config.sampling.samples_per_cycle)
-        period_ns = round(config.scan.period * 1e9)
-        self.clock = clock or MonotonicClock(period_ns)
-
-        ev = config.events
-        first_seq = last_seq(self.paths.events) + 1 if self.paths.events else 1
-        self.events = EventRecorder(ev.ring_size, self.paths.events, first_seq,
-                                    max_bytes=ev.max_bytes, keep=ev.keep)
-        self.feed: EventFeed | None = None  # to the telemetry: from the first event on
-        self._feed_receiver = None
-        if config.metrics is not None or config.mqtt is not None or config.snmp is not None:
-            sender, self._feed_receiver = feed_pair()
-            self.feed = EventFeed(sender)
-            self.events.listeners.append(self.feed.send)
-        self._restore_memory()
-        self.checkpointer = Checkpointer(
-            self.paths.memory, on_error=lambda why: self.events.record("fault", "memory", why),
-            on_clear=lambda why: self.events.record("system", "memory", why))
-        self._checkpoint_every = config.state.checkpoint_interval
-        self._last_checkpoint = None
-
-        if self.instance.previous is not None:
-            self.events.record("system", "relay", f"the previous instance (pid "
-                               f"{self.instance.previous}) did not stop cleanly: its shared "
-                               "memory reclaimed")
-        self.inputs = SharedImage(input_layout(config), name=f"{prefix}-inputs")
-        #: the latch's give-up: half a period (seqlock.h's 100 ms at the most)
-        self._latch_give_up_ms = min(_shm.GIVE_UP_MS, config.scan.period * 500.0)
-        self._latches_missed = 0  #: scans in a row that kept the inputs they had
-        with self.inputs.writing() as t:
-            t["signals"][:] = empty_signals(len(config.signals))
-        self.snapshot = SharedImage(snapshot_layout(config, self.maps),
-                                    name=f"{prefix}-snapshot")
-        self.input_map = InputMap(config)
-        self.helpers = Helpers(config, self.inputs.name, self.snapshot.name, self.events,
-                               status=status, feed=self.feed,
-                               feed_receiver=self._feed_receiver)
-
-        index = {p.name: ("thermal", i, p) for i, p in enumerate(thermal)}
-        index.update({p.name: ("busbar", i, p) for i, p in enumerate(busbar)})
-        if factory is not None:  # the caller's (tests): it wins over gpio.factory
-            self.gpio = GpioChoice(factory, "given", f"{type(factory).__name__} given by the "
-                                   "caller", simulated=isinstance(factory, MockFactory))
-        else:
-            try:
-                self.gpio = choose_pin_factory(config.gpio.factory)
-            except GpioError as exc:
-                raise StartupError(str(exc)) from None
-        self.factory = self.gpio.factory
-        if self.gpio.warning:  # auto fell back to mock pins: a relay that operates nothing
-            log.warning("gpio: %s", self.gpio.warning)
-            self.events.record("system", "gpio", f"warning: {self.gpio.warning}")
-        self.events.record("system", "gpio", f"coils driven by {self.gpio.text}")
-        self.coils = CoilBank(config.outputs, index, factory=self.factory,
-                              on_change=self._coil_changed)
-        stats = ScanStats(self.clock.period_ns)
-        self.commands = CommandQueue(self.thermal_names, self.coils.release_latches,
-                                     self.events.record, clear_statistics=stats.clear)
-        self.buttons = CommandButtons(config.inputs, self.commands, factory=self.factory)
-        self.settings.open(self.events.record)
-        limit = config.scan.watchdog_periods * config.scan.period
-        self.systemd = Notifier()
-        self.supervision = Supervision(config.healthy.drop_on, self._set_healthy, checks=[
-            ("self_test", "event writer", lambda: self.events.trouble),
-            ("self_test", "thermal memory", lambda: self.checkpointer.trouble),
-            ("self_test", "kept settings", lambda: self.settings.trouble),
-            ("self_test", "I/O process", self.helpers.companion_trouble),
-            ("telemetry_down", "telemetry process", self.helpers.telemetry_trouble)])
-        self.watchdog = Watchdog(
-            limit, lambda fresh, why: self.supervision.set("scan_stall", not fresh, why),
-            feed_systemd=self.systemd.feed, also=self.supervision.poll)
-        self.links = LinkWatcher([b.name for b in config.buses], self.events)
-        self._lost_thermal = np.zeros(len(thermal), dtype=bool)
-        self._lost_busbar = np.zeros(len(busbar), dtype=bool)
-
-        fault_names = [f"{b}.{c}" for b in self.busbar_names for c in CHANNEL_NAMES]
-        self.watchers = [
-            (FlagWatcher(self.thermal_names, THERMAL_EVENT_FLAGS, self.events),
-             lambda core: core.thermal_outputs["flags"]),
-            (FlagWatcher(self.busbar_names, BUSBAR_EVENT_FLAGS, self.events),
-             lambda core: core.busbar_outputs["flags"]),
-            (FlagWatcher(fault_names, FAULT_BITS, self.events, "fault", "fault cleared"),
-             lambda core: core.busbar_outputs["fault"].reshape(-1)),
-        ]
-        self.event_window = EventWindow(self.events, self.regmap.event_sources)
-        self.slave: SlaveService | None = None
-        self.rtu: RtuSlave | None = None
-        self.authority: Authority | None = None
-        self.local_remote: LocalRemoteSwitch | None = None
-        if config.modbus is not None or config.modbus_rtu is not None:
-            access = config.access
-            if access.local_remote is not None:
-                self.local_remote = LocalRemoteSwitch(access.local_remote, factory=self.factory,
-                                                      record=self.events.record)
-            self.authority = Authority(
-                access.codes(), access.minutes, access.levels.model_dump(),
-                LockoutPolicy(**access.lockout.model_dump()), record=self.events.record,
-                local=self.local_remote.local if self.local_remote is not None else None)
-        if config.modbus is not None:
-            m = config.modbus
-            try:
-                self.slave = SlaveService(m, self.maps, self.snapshot, RelayWrites(
-                    self.commands, self.settings, self.authority, self.events.record,
-                    events=self.event_window), avoid_cpu=config.scan.realtime.cpu,
-                    quiet=status, helper_priority=config.scan.realtime.helper_priority)
-            except TlsPortError as exc:
-                raise StartupError(port_error("the Modbus TLS port", "modbus.tls.port", m.host,
-                                              m.tls.port, exc)) from None
-            except OSError as exc:
-                raise StartupError(port_error("the Modbus slave", "modbus.port", m.host,
-                                              m.port, exc)) from None
-        if config.modbus_rtu is not None:
-            logic = (self.slave.logic[IMAGE_PREFIX] if self.slave is not None
-                     else SlaveLogic(self.regmap))  # the TCP side's, when there is one
-            try:
-                self.rtu = RtuSlave(config.modbus_rtu, logic, self.snapshot,
-                                    RelayWrites(self.commands, self.settings, self.authority,
-                                                self.events.record, source="modbus-rtu",
-                                                events=self.event_window))
-            except OSError as exc:  # pyserial's SerialException is one
-                raise StartupError(str(open_fault("serial", config.modbus_rtu.port, exc,
-                                                  " for the RTU slave"))) from None
-        self.publisher = SnapshotPublisher(
-            self.snapshot, stats, lambda: list(self.coils.state().values()),
-            lambda: self.events.next_seq - 1, lambda: self.supervision.healthy,
-            registers=[RegisterPublisher(
-                regmap, lambda: self.settings.applied,
-                (lambda: self.authority.engineer_held) if self.authority is not None
-                else lambda: False,
-                self.event_window, prefix, tables={"links": self.links.table})
-                for prefix, regmap in self.maps.items()],
-            modbus_counters=self._modbus_counters if self.slave is not None else None,
-            supervision=self._supervision_figures,
-            access=self._access_figures if self.authority is not None else None)
-        self.loop = ScanLoop(
-            self.core, self.clock, stages.bind({
-                stages.LATCH.name: self._latch, stages.SETTINGS.name: self.settings.apply,
-                stages.COMMANDS.name: self.commands.apply, stages.CORE.name: None,
-                stages.SETTLE.name: self.commands.settle,
-                stages.EVENTS.name: self._record_edges,
-                stages.SUPERVISION.name: self._supervise_inputs,
-                stages.COILS.name: self.coils.drive,
-                stages.CHECKPOINT.name: self._checkpoint,
-                stages.KEEP_SETTINGS.name: self.settings.keep,
-                stages.PUBLISH.name: self.publisher.publish}),
-            on_overrun=lambda missed, now: self.events.record(
-                "overrun", "scan", f"{missed} period(s) skipped", now),
-            heartbeat=self.watchdog.beat,
-            stats=stats,
-        )
-        self.systemd.describe = self.describe
-        self.running = False
 
     def _undo_assembly(self) -> None:
         """A relay that failed while being assembled gives back what it took: its threads,
@@ -300,19 +83,12 @@ class Relay:
         self.instance.release()
 
     def describe(self) -> str:
-        """One line on how the relay runs (systemd's STATUS): health, scan figures, trips,
-        Modbus clients."""
-        stats = self.loop.stats
+        """One line on how the relay runs (systemd's STATUS: ``service.notify.status_line``)."""
         flags = self.core.thermal_outputs["flags"]
         trips = [n for n, f in zip(self.thermal_names, flags, strict=True)
                  if f & ThermalFlag.TRIP]
-        text = (f"{'healthy' if self.supervision.healthy else 'NOT healthy'}; scan "
-                f"{stats.period_ns / 1e6:g} ms, {stats.scans} scans, lateness p99 "
-                f"{stats.lateness.percentile(99.0) / 1e3:.0f} us, {stats.overruns} overruns; "
-                + (f"TRIP {', '.join(trips)}" if trips else "no trip"))
-        if self.slave is not None:
-            text += f"; modbus {self.slave.server.connections} client(s)"
-        return text
+        return status_line(self.supervision.healthy, self.loop.stats, trips,
+                           self.slave.server.connections if self.slave is not None else None)
 
     def _access_figures(self) -> dict[str, int]:
         """The access levels' figures for the map and the metrics (``ACCESS_FIGURES``)."""
