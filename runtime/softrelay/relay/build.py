@@ -11,9 +11,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from softrelay import _shm
 from softrelay.config.schema import RelayConfig
 from softrelay.core import (
     CHANNEL_NAMES,
@@ -54,6 +51,7 @@ from softrelay.relay import stages
 from softrelay.relay.children import Helpers
 from softrelay.relay.commands import CommandQueue
 from softrelay.relay.errors import StartupError, port_error
+from softrelay.relay.inputs import InputLatch, LostMeasurements
 from softrelay.relay.settings import SettingsService
 from softrelay.scan.clock import MonotonicClock
 from softrelay.scan.loop import ScanLoop, ScanStats
@@ -131,9 +129,6 @@ def assemble(relay: Relay, config: RelayConfig, prefix: str, clock, factory,
                             f"{relay.instance.previous}) did not stop cleanly: its shared "
                             "memory reclaimed")
     relay.inputs = SharedImage(input_layout(config), name=f"{prefix}-inputs")
-    #: the latch's give-up: half a period (seqlock.h's 100 ms at the most)
-    relay._latch_give_up_ms = min(_shm.GIVE_UP_MS, config.scan.period * 500.0)
-    relay._latches_missed = 0  #: scans in a row that kept the inputs they had
     with relay.inputs.writing() as t:
         t["signals"][:] = empty_signals(len(config.signals))
     relay.snapshot = SharedImage(snapshot_layout(config, relay.maps),
@@ -177,8 +172,10 @@ def assemble(relay: Relay, config: RelayConfig, prefix: str, clock, factory,
         limit, lambda fresh, why: relay.supervision.set("scan_stall", not fresh, why),
         feed_systemd=relay.systemd.feed, also=relay.supervision.poll)
     relay.links = LinkWatcher([b.name for b in config.buses], relay.events)
-    relay._lost_thermal = np.zeros(len(thermal), dtype=bool)
-    relay._lost_busbar = np.zeros(len(busbar), dtype=bool)
+    relay.latch = InputLatch(relay.inputs, relay.input_map, relay.links, relay.supervision,
+                             relay.events.record, config.scan.period)
+    relay.lost = LostMeasurements(relay.thermal_names, relay.busbar_names, relay.supervision,
+                                  relay.links)
 
     fault_names = [f"{b}.{c}" for b in relay.busbar_names for c in CHANNEL_NAMES]
     relay.watchers = [
@@ -237,15 +234,15 @@ def assemble(relay: Relay, config: RelayConfig, prefix: str, clock, factory,
             relay.event_window, prefix, tables={"links": relay.links.table})
             for prefix, regmap in relay.maps.items()],
         modbus_counters=relay._modbus_counters if relay.slave is not None else None,
-        supervision=relay._supervision_figures,
+        supervision=relay.lost.figures,
         access=relay._access_figures if relay.authority is not None else None)
     relay.loop = ScanLoop(
         relay.core, relay.clock, stages.bind({
-            stages.LATCH.name: relay._latch, stages.SETTINGS.name: relay.settings.apply,
+            stages.LATCH.name: relay.latch, stages.SETTINGS.name: relay.settings.apply,
             stages.COMMANDS.name: relay.commands.apply, stages.CORE.name: None,
             stages.SETTLE.name: relay.commands.settle,
             stages.EVENTS.name: relay._record_edges,
-            stages.SUPERVISION.name: relay._supervise_inputs,
+            stages.SUPERVISION.name: relay.lost,
             stages.COILS.name: relay.coils.drive,
             stages.CHECKPOINT.name: relay._checkpoint,
             stages.KEEP_SETTINGS.name: relay.settings.keep,

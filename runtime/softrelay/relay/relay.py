@@ -19,11 +19,8 @@ import logging
 import time
 from collections.abc import Callable
 
-import numpy as np
-
 from softrelay.config.schema import RelayConfig, state_paths
 from softrelay.core import (
-    BusbarFlag,
     ProtectionCore,
     ThermalFlag,
 )
@@ -102,50 +99,6 @@ class Relay:
         return self.slave.counters()
 
     # ---------------------------------------------------------------- stages
-
-    def _latch(self, core: ProtectionCore, now: float) -> None:
-        """The input image into the core. A companion that holds the image mid-write for
-        longer than half a period (stopped, or starved) costs this scan its new inputs, not
-        the scan: the core keeps the inputs it had (their stamps age, so a lasting hold ends
-        in measurement lost by the points' own policy), with an event when it begins and when
-        the image is latched again."""
-        try:
-            tables = self.inputs.read(self._latch_give_up_ms)
-        except TimeoutError:
-            self._latches_missed += 1
-            if self._latches_missed == 1:
-                text = (f"no whole version within {self._latch_give_up_ms:g} ms (the I/O "
-                        "process holds it mid-write): the scan keeps the inputs it had")
-                log.warning("input image: %s", text)
-                self.events.record("fault", "input image", text, mono=now)
-            return
-        if self._latches_missed:
-            text = f"latched again after {self._latches_missed} scan(s) on the inputs it had"
-            log.warning("input image: %s", text)
-            self.events.record("fault cleared", "input image", text, mono=now)
-            self._latches_missed = 0
-        self.input_map.latch(core, tables, now)
-        if self.links.update(tables["buses"], now):
-            down = self.links.names_down
-            self.supervision.set("link_down", bool(down), ", ".join(down))
-
-    def _supervise_inputs(self, core: ProtectionCore, now: float) -> None:
-        """Measurement lost on any point: one test per kind per scan; names on a change."""
-        thermal = (core.thermal_outputs["flags"] & ThermalFlag.MEASUREMENT_LOST) != 0
-        busbar = (core.busbar_outputs["flags"] & BusbarFlag.MEASUREMENT_LOST) != 0
-        if np.array_equal(thermal, self._lost_thermal) and \
-                np.array_equal(busbar, self._lost_busbar):
-            return
-        self._lost_thermal[:], self._lost_busbar[:] = thermal, busbar
-        lost = ([n for n, x in zip(self.thermal_names, thermal, strict=True) if x]
-                + [n for n, x in zip(self.busbar_names, busbar, strict=True) if x])
-        self.supervision.set("measurement_lost", bool(lost), ", ".join(lost))
-
-    def _supervision_figures(self) -> tuple[int, int, int]:
-        """(self-supervision word, points whose measurement is lost, buses down): what the
-        snapshot and the map show."""
-        lost = int(self._lost_thermal.sum() + self._lost_busbar.sum())
-        return self.supervision.word, lost, int(self.links.down.sum())
 
     def _record_edges(self, core: ProtectionCore, now: float) -> None:
         for watcher, flags in self.watchers:
