@@ -209,7 +209,7 @@ def test_an_unusable_state_directory_is_a_failed_self_test_on_the_healthy_contac
     relay = Relay(load(path), str(path), factory=pins)
     relay.start(companion=False)
     try:
-        relay.checkpointer.submit(relay._memory())
+        relay.checkpointer.submit(relay.memory.copy())
         deadline = time.monotonic() + 10.0
 
         def verdicts() -> list[str]:

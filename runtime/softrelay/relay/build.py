@@ -46,12 +46,12 @@ from softrelay.modbus.rtu_slave import RtuSlave
 from softrelay.modbus.tcp_slave import SlaveService, TlsPortError
 from softrelay.modbus.writes import RelayWrites
 from softrelay.records.events import EventRecorder, FlagWatcher, last_seq
-from softrelay.records.thermal_memory import Checkpointer
 from softrelay.relay import stages
 from softrelay.relay.children import Helpers
 from softrelay.relay.commands import CommandQueue
 from softrelay.relay.errors import StartupError, port_error
 from softrelay.relay.inputs import InputLatch, LostMeasurements
+from softrelay.relay.memory import ThermalMemory
 from softrelay.relay.settings import SettingsService
 from softrelay.scan.clock import MonotonicClock
 from softrelay.scan.loop import ScanLoop, ScanStats
@@ -117,12 +117,10 @@ def assemble(relay: Relay, config: RelayConfig, prefix: str, clock, factory,
         sender, relay._feed_receiver = feed_pair()
         relay.feed = EventFeed(sender)
         relay.events.listeners.append(relay.feed.send)
-    relay._restore_memory()
-    relay.checkpointer = Checkpointer(
-        relay.paths.memory, on_error=lambda why: relay.events.record("fault", "memory", why),
-        on_clear=lambda why: relay.events.record("system", "memory", why))
-    relay._checkpoint_every = config.state.checkpoint_interval
-    relay._last_checkpoint = None
+    relay.memory = ThermalMemory(config, relay.paths.memory, relay.thermal_names, relay.core,
+                                 relay.events)
+    relay.memory.restore()
+    relay.checkpointer = relay.memory.checkpointer
 
     if relay.instance.previous is not None:
         relay.events.record("system", "relay", f"the previous instance (pid "
@@ -155,6 +153,7 @@ def assemble(relay: Relay, config: RelayConfig, prefix: str, clock, factory,
     relay.events.record("system", "gpio", f"coils driven by {relay.gpio.text}")
     relay.coils = CoilBank(config.outputs, index, factory=relay.factory,
                            on_change=relay._coil_changed)
+    relay.memory.latches = lambda: {c.name: c.latched for c in relay.coils.coils}
     stats = ScanStats(relay.clock.period_ns)
     relay.commands = CommandQueue(relay.thermal_names, relay.coils.release_latches,
                                   relay.events.record, clear_statistics=stats.clear)
@@ -244,7 +243,7 @@ def assemble(relay: Relay, config: RelayConfig, prefix: str, clock, factory,
             stages.EVENTS.name: relay._record_edges,
             stages.SUPERVISION.name: relay.lost,
             stages.COILS.name: relay.coils.drive,
-            stages.CHECKPOINT.name: relay._checkpoint,
+            stages.CHECKPOINT.name: relay.memory,
             stages.KEEP_SETTINGS.name: relay.settings.keep,
             stages.PUBLISH.name: relay.publisher.publish}),
         on_overrun=lambda missed, now: relay.events.record(

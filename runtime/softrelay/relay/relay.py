@@ -16,8 +16,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import time
-from collections.abc import Callable
 
 from softrelay.config.schema import RelayConfig, state_paths
 from softrelay.core import (
@@ -25,7 +23,6 @@ from softrelay.core import (
     ThermalFlag,
 )
 from softrelay.image.shared import InstanceLock, segment_prefix
-from softrelay.records.thermal_memory import restore, snapshot
 from softrelay.relay.build import assemble
 from softrelay.relay.errors import StartupError
 from softrelay.scan import realtime
@@ -104,38 +101,6 @@ class Relay:
         for watcher, flags in self.watchers:
             watcher.update(flags(core), now)
 
-    def _checkpoint(self, core: ProtectionCore, now: float) -> None:
-        if self._last_checkpoint is None:
-            self._last_checkpoint = now
-        elif now - self._last_checkpoint >= self._checkpoint_every:
-            self._last_checkpoint = now
-            self.checkpointer.submit(self._memory())  # a copy now, the JSON on its thread
-
-    # ---------------------------------------------------------------- firmware
-
-    def _memory(self) -> Callable[[], dict]:
-        """This scan's thermal memory, copied (microseconds); the document is built later,
-        on the checkpoint thread. The wall clock is read now: the outage is measured from it."""
-        state = self.core.thermal_state.copy()
-        extra = {"event_seq": self.events.next_seq,
-                 "coil_latches": {c.name: c.latched for c in self.coils.coils}}
-        wall = time.time()
-        return lambda: snapshot(self.thermal_names, state, extra, wall)
-
-    def _restore_memory(self) -> None:
-        state = self.config.state
-        result = restore(self.paths.memory, self.thermal_names, self.core.thermal_settings,
-                         self.core.thermal_state, state.power_loss, state.preset_theta)
-        self._restored = result
-        if result.extra.get("event_seq"):
-            self.events.next_seq = max(self.events.next_seq, int(result.extra["event_seq"]))
-        outage = f", outage {result.outage:.0f} s" if result.outage is not None else ""
-        self.events.record("system", "memory",
-                           f"thermal memory {result.outcome}, power-loss policy "
-                           f"{result.policy}{outage}")
-        for message in result.messages:
-            self.events.record("system", "memory", message)
-
     def _coil_changed(self, name: str, operated: bool, now: float) -> None:
         self.events.record("pickup" if operated else "dropout", f"coil.{name}", mono=now)
 
@@ -160,7 +125,7 @@ class Relay:
     def _start(self, companion: bool) -> None:
         if self.feed is not None:  # first: a port it cannot bind stops the start here
             self.helpers.start_telemetry()
-        latches = self._restored.extra.get("coil_latches", {})
+        latches = self.memory.restored.extra.get("coil_latches", {})
         for coil in self.coils.coils:
             coil.latched = bool(latches.get(coil.name, False)) and coil.config.latched
         if companion:
@@ -239,7 +204,7 @@ class Relay:
         self.watchdog.stop()
         self.coils.safe_state()
         self.events.record("system", "relay", "stopped: checkpoint written, coils safe")
-        self.checkpointer.submit(self._memory())  # after the last event: numbers never repeat
+        self.checkpointer.submit(self.memory.copy())  # after the last event: numbers never repeat
         self.checkpointer.close()
         self.settings.close()
         if self.slave is not None:
