@@ -19,7 +19,8 @@ def command(args) -> int:
 
 def run_relay(path: str | None) -> int:
     from softrelay.image.shared import RelayRunningError
-    from softrelay.relay.relay import Relay, StartupError  # gpiozero: only when running
+    from softrelay.relay.build import build_relay  # gpiozero: only when running
+    from softrelay.relay.errors import StartupError
 
     terminal = sys.stdout.isatty()
     configure_logging(terminal)
@@ -30,7 +31,7 @@ def run_relay(path: str | None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:  # the relay's own ports and pins: one it cannot take ends here, in one line
-        relay = Relay(config, path, status=terminal)
+        relay = build_relay(config, path, status=terminal)
     except (RelayRunningError, StartupError) as exc:
         print(f"softrelay: {exc}", file=sys.stderr)
         return 1

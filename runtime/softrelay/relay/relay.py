@@ -1,4 +1,8 @@
-"""The relay: everything ``softrelay run`` starts, assembled from one configuration.
+"""The relay's life: ``start()``, ``run()`` (or ``loop.step()`` in tests), ``stop()``.
+
+What it is made of is wired in ``relay.build`` (``build_relay``); its helper processes are
+``relay.children``'s; its stages are ``relay.inputs``, ``relay.settings``, ``relay.commands``,
+``relay.memory`` and the parts they drive.
 
 The scan process (this one) holds the compiled core, the scan loop and what the scan drives:
 coils, commands, events, thermal memory, the output snapshot. Python I/O and the terminal run
