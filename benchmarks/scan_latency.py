@@ -147,7 +147,7 @@ def relay_run(label: str, config: dict, scans: int, workdir: Path, floor) -> dic
     relay.loop.stats.execution.reset()
     relay.loop.stats.overruns = relay.loop.stats.missed = 0
     count[0] = 0
-    companion = relay._companion.pid
+    companion = relay.helpers.companion.pid
     cpu_before, scan_cpu_before = cpu_seconds(companion), cpu_seconds(os.getpid())
     started = time.monotonic()
     relay.loop.run(lambda: count[0] < scans)

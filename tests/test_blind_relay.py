@@ -18,6 +18,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 from prometheus_client.parser import text_string_to_metric_families
 from pymodbus.client import ModbusTcpClient
+from support.relays import running
 
 from softrelay import _shm
 from softrelay.config import load
@@ -224,9 +225,7 @@ def test_a_lost_ambient_shows_the_fallback_in_the_map(tmp_path):
     path = tmp_path / "demo.yaml"
     path.write_text(demo.replace("\nstate:\n", f"\nstate:\n  dir: {tmp_path}\n")
                     .replace("port: 9650", "port: 0").replace("port: 5020", "port: 0"))
-    relay = Relay(load(path), str(path), factory=MockFactory())
-    relay.start(companion=False)
-    try:
+    with running(path, companion=False) as relay:
         for _ in range(5):
             relay.loop.step()
         server, regmap = relay.slave.server, relay.regmap
@@ -240,8 +239,6 @@ def test_a_lost_ambient_shows_the_fallback_in_the_map(tmp_path):
         assert flags & BusbarFlag.AMBIENT_FALLBACK and flags & BusbarFlag.AMBIENT_FAULT
         value = struct.unpack(">f", read(3, "bus1.ambient_fallback", "holding_register")[2:])
         assert value[0] == relay.config.points[2].settings.ambient_fallback == 40.0
-    finally:
-        relay.stop()
 
 
 def test_an_io_process_stopped_mid_write_costs_new_inputs_never_the_scan(default_blind):
@@ -253,7 +250,7 @@ def test_an_io_process_stopped_mid_write_costs_new_inputs_never_the_scan(default
     b = default_blind
     relay = b.relay
     b.until(b.healthy_contact, 30, "the healthy contact")
-    pid = relay._companion.pid
+    pid = relay.helpers.companion.pid
     os.kill(pid, signal.SIGSTOP)
     held = False
     try:

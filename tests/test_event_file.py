@@ -205,7 +205,7 @@ def test_a_relay_whose_state_directory_is_unusable_runs_and_says_why(tmp_path):
     relay = Relay(load(path), str(path), factory=MockFactory())
     relay.start(companion=False)
     try:
-        relay.checkpointer.submit(relay._memory())
+        relay.checkpointer.submit(relay.memory.copy())
         relay.loop.step()
         wait_for(lambda: relay.events.trouble is not None, 5.0, "the event file's trouble")
         assert relay.checkpointer.flush(5.0)

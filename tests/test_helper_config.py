@@ -14,12 +14,11 @@ import time
 
 import numpy as np
 import pytest
-from gpiozero.pins.mock import MockFactory
+from support.relays import running
 
-from softrelay.config import load, parse
+from softrelay.config import parse
 from softrelay.core import Quality
 from softrelay.image.shared import LayoutMismatchError, SharedImage
-from softrelay.relay.relay import Relay
 
 from test_metrics import TELEMETRY, scrape, with_sections
 from test_relay_e2e import FAST, Driver
@@ -31,35 +30,29 @@ def test_a_relay_without_a_file_gets_io_for_its_own_configuration(tmp_path):
     """Built from text: its companion reads that configuration's plant (the demo's, loaded
     from 'no path', had other tables: the companion died on the image's size)."""
     text = FAST.read_text().replace("STATE_DIR", str(tmp_path))
-    relay = Relay(parse(text), None, factory=MockFactory())
-    relay.start()
-    try:
+    with running(parse(text)) as relay:
         drive = Driver(relay)
         drive.until(lambda: relay.core.thermal_inputs["quality"][0] == Quality.GOOD, 30,
                     "a good reading of motor1 from the I/O process")
-        assert relay._companion is not None and relay._companion.is_alive()
+        assert relay.helpers.companion is not None and relay.helpers.companion.is_alive()
         assert not [e for e in relay.events.ring if e.source == "companion"]
-    finally:
-        relay.stop()
 
 
 def test_a_restarted_telemetry_process_keeps_the_scans_configuration(tmp_path):
     """The file is edited while the relay runs (motor1 renamed): the telemetry process,
     killed and started again, still names the point the scan protects."""
     path = with_sections(tmp_path, TELEMETRY)
-    relay = Relay(load(path), str(path), factory=MockFactory())
-    relay.start()
-    try:
+    with running(path) as relay:
         drive = Driver(relay)
         drive.until(lambda: relay.loop.stats.scans > 5, 10, "scans")
         points = {dict(k).get("point") for k in scrape(relay.telemetry_ports["metrics"])[
             "softrelay_thermal_theta"]}
         assert "motor1" in points
         path.write_text(path.read_text().replace("motor1", "edited1"))
-        first = relay._telemetry.pid
+        first = relay.helpers.telemetry.pid
         os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + 30
-        while relay._telemetry is None or relay._telemetry.pid == first or \
+        while relay.helpers.telemetry is None or relay.helpers.telemetry.pid == first or \
                 "metrics" not in relay.telemetry_ports:
             assert time.monotonic() < deadline, "the telemetry process was not restarted"
             relay.loop.step()
@@ -72,8 +65,6 @@ def test_a_restarted_telemetry_process_keeps_the_scans_configuration(tmp_path):
                 relay.loop.step()
         points = {dict(k).get("point") for k in samples["softrelay_thermal_theta"]}
         assert points == {"motor1"}, points
-    finally:
-        relay.stop()
 
 
 @pytest.mark.parametrize("other", [

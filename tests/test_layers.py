@@ -44,10 +44,8 @@ OPEN = {"modbus.protocol": {"field"}}
 
 #: (file, package it imports against the rule): to be paid by the restructure (issue 16)
 DEBTS = {
-    ("field/companion.py", "screen"),
-    ("gpio/buttons.py", "relay"),
     ("image/snapshot.py", "modbus"), ("image/snapshot.py", "supervision"),
-    ("modbus/status_client.py", "field"), ("modbus/writes.py", "relay"),
+    ("modbus/status_client.py", "field"),
 }
 
 

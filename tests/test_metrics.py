@@ -123,7 +123,7 @@ def test_metrics_are_off_unless_configured(tmp_path):
     relay = Relay(load(path), str(path), factory=MockFactory())
     try:
         relay.start(companion=False)
-        assert relay.telemetry_ports == {} and relay._telemetry is None
+        assert relay.telemetry_ports == {} and relay.helpers.telemetry is None
     finally:
         relay.stop()
 

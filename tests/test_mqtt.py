@@ -90,7 +90,7 @@ def test_a_dead_publisher_leaves_its_will_and_is_started_again_missing_nothing(t
         relay.start(companion=False)
         drive = Driver(relay)
         drive.until(lambda: sub.of("status") and sub.of("events"), 20.0, "status, events")
-        os.kill(relay._telemetry.pid, signal.SIGKILL)
+        os.kill(relay.helpers.telemetry.pid, signal.SIGKILL)
         relay.commands.put(Request("preset", ("motor1",), 0.7, "test"))  # while it is dead
         drive.until(lambda: sub.of("status")[-1]["state"] == "offline", 10.0, "the will")
         # the event recorded while the publisher was dead, and the restart's own (recorded
@@ -122,7 +122,7 @@ def test_events_in_a_killed_publishers_socket_are_sent_again(tmp_path, broker):
         drive.until(lambda: sub.of("status") and sub.of("events"), 20.0, "status, events")
         drive.until(lambda: relay.feed.acked >= sub.of("events")[-1]["seq"], 5.0,
                     "the publisher's confirmation of what it spooled")
-        publisher = relay._telemetry.pid
+        publisher = relay.helpers.telemetry.pid
         os.kill(publisher, signal.SIGSTOP)  # alive, reading nothing: the feed fills its socket
         written = [relay.events.record("system", "test", f"written to the socket {i}")
                    for i in range(5)]
@@ -130,7 +130,7 @@ def test_events_in_a_killed_publishers_socket_are_sent_again(tmp_path, broker):
                     "the events written to the stopped publisher's socket")
         os.kill(publisher, signal.SIGKILL)
         drive.until(lambda: sub.of("status")[-1]["state"] == "offline", 10.0, "the will")
-        drive.until(lambda: relay._telemetry.pid != publisher and sub.of("status")[-1][
+        drive.until(lambda: relay.helpers.telemetry.pid != publisher and sub.of("status")[-1][
             "state"] == "online", 30.0, "a publisher started again")
         seen = lambda: {e["seq"] for e in sub.of("events")}  # noqa: E731
         drive.until(lambda: {e.seq for e in written} <= seen(), 10.0,

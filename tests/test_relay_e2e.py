@@ -130,7 +130,7 @@ def test_thermal_memory_survives_a_restart_under_the_cool_policy(tmp_path):
     time.sleep(1.0)  # the outage
     again = Relay(load(path), str(path), factory=MockFactory())
     theta = float(again.core.thermal_state["theta"][0])
-    outage = again._restored.outage  # measured on the wall clock, however long start-up took
+    outage = again.memory.restored.outage  # measured on the wall clock, however long start-up took
     assert outage is not None and outage >= 1.0
     assert theta < theta_at_stop
     assert theta == pytest.approx(theta_at_stop * math.exp(-outage / 6.0), rel=1e-6)  # T- 6 s

@@ -11,7 +11,7 @@ import pytest
 from softrelay import _timing
 from softrelay.core import ProtectionCore, ThermalSettings
 from softrelay.scan.clock import MonotonicClock, SimulatedClock
-from softrelay.scan.loop import ScanLoop
+from softrelay.scan.loop import CORE_ONLY, CORE_PASS, BoundStage, ScanLoop
 from softrelay.scan.realtime import apply
 from softrelay.supervision.watchdog import Watchdog
 
@@ -29,14 +29,35 @@ def motor_core() -> ProtectionCore:
 def test_each_scan_runs_on_the_deadline_grid_with_dt_of_one_period():
     clock = SimulatedClock(10 * MS, start_ns=5 * MS)
     seen = []
-    loop = ScanLoop(motor_core(), clock,
-                    before=[lambda core, now: seen.append(("before", now))],
-                    after=[lambda core, now: seen.append(("after", now))])
+    loop = ScanLoop(motor_core(), clock, [
+        BoundStage("before", lambda core, now: seen.append(("before", now))),
+        BoundStage(CORE_PASS, None),
+        BoundStage("after", lambda core, now: seen.append(("after", now)))])
     for _ in range(3):
         loop.step()
     assert seen == [("before", 0.015), ("after", 0.015), ("before", 0.025), ("after", 0.025),
                     ("before", 0.035), ("after", 0.035)]
     assert loop.stats.scans == 3 and loop.stats.overruns == 0
+
+
+def test_a_stage_timer_is_told_each_stage_by_name_in_scan_order():
+    clock = SimulatedClock(10 * MS)
+    timed = []
+    loop = ScanLoop(motor_core(), clock, [BoundStage("first", lambda c, now: None),
+                                          BoundStage(CORE_PASS, None),
+                                          BoundStage("last", lambda c, now: None)],
+                    stage_timer=lambda name, ns: timed.append((name, ns >= 0)))
+    loop.step()
+    loop.stage_timer = None  # and cleared between scans: no more calls
+    loop.step()
+    assert timed == [("first", True), (CORE_PASS, True), ("last", True)]
+    assert loop.stage_names == ("first", CORE_PASS, "last")
+
+
+def test_a_scan_without_exactly_one_core_pass_is_refused():
+    for stages in ((), (BoundStage("x", lambda c, now: None),), CORE_ONLY * 2):
+        with pytest.raises(ValueError, match="exactly one core pass"):
+            ScanLoop(motor_core(), SimulatedClock(10 * MS), stages)
 
 
 def test_an_overrun_skips_the_missed_deadlines_counts_them_and_never_bursts():
@@ -70,8 +91,8 @@ def test_thermal_state_integrates_the_same_through_an_overrun():
     for stalls in (False, True):
         clock = SimulatedClock(10 * MS, start_ns=0)
         core = motor_core()
-        loop = ScanLoop(core, clock, before=[lambda c, now: c.thermal_inputs.__setitem__(
-            "stamp", now)])
+        loop = ScanLoop(core, clock, [BoundStage("stamp", lambda c, now: c.thermal_inputs
+                                                 .__setitem__("stamp", now)), *CORE_ONLY])
         while clock.deadline_ns < 1000 * MS:
             if stalls and loop.stats.scans % 7 == 3 and clock.deadline_ns < 900 * MS:
                 clock.stall(35 * MS)

@@ -107,7 +107,7 @@ def test_the_same_relay_from_another_directory_restores_the_same_hot_motor(
     monkeypatch.chdir(tmp_path / "b")
     second, restored = run_and_stop(config)
     assert restored == pytest.approx(1.15), "the hot motor's memory survives"
-    assert second._restored.outcome == "restored"
+    assert second.memory.restored.outcome == "restored"
     assert list((tmp_path / "a").iterdir()) == [] and list((tmp_path / "b").iterdir()) == []
 
 

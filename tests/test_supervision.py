@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pytest
+from support.relays import running as running_relay
 
 from softrelay.config.health import Healthy
 from softrelay.core import Quality
@@ -196,8 +197,6 @@ def test_an_unusable_state_directory_is_a_failed_self_test_on_the_healthy_contac
 
     from gpiozero.pins.mock import MockFactory
 
-    from softrelay.config import load
-    from softrelay.relay.relay import Relay
 
     blocker = tmp_path / "state"
     blocker.write_text("not a directory\n")
@@ -206,10 +205,8 @@ def test_an_unusable_state_directory_is_a_failed_self_test_on_the_healthy_contac
                     .replace("STATE_DIR", str(blocker))
                     + "healthy: {drop_on: []}\n")
     pins = MockFactory()
-    relay = Relay(load(path), str(path), factory=pins)
-    relay.start(companion=False)
-    try:
-        relay.checkpointer.submit(relay._memory())
+    with running_relay(path, companion=False, factory=pins) as relay:
+        relay.checkpointer.submit(relay.memory.copy())
         deadline = time.monotonic() + 10.0
 
         def verdicts() -> list[str]:
@@ -224,5 +221,3 @@ def test_an_unusable_state_directory_is_a_failed_self_test_on_the_healthy_contac
             "event writer: cannot write" in v for v in verdicts())
         assert not relay.supervision.healthy and not pins.pin(24).state
         assert relay.supervision.word & bit("self_test")
-    finally:
-        relay.stop()

@@ -5,9 +5,9 @@ still shrinks to its smallest case). tests/conftest.py loads the profile named b
 HYPOTHESIS_PROFILE, which run.sh sets to ``qemu``; this registers it first.
 
 It also gives the relay's helper processes longer to say they are ready
-(``softrelay.relay.relay.HELPER_READY_S``, 30 s): a spawned telemetry process's imports alone took
-over 30 s under qemu with both architectures running (its 'ready' came after the relay had
-given up), where a real ARM board takes a few seconds."""
+(``softrelay.relay.children.HELPER_READY_S``, 30 s): a spawned telemetry process's imports
+alone took over 30 s under qemu with both architectures running (its 'ready' came after the
+relay had given up), where a real ARM board takes a few seconds."""
 
 from hypothesis import HealthCheck, settings
 
@@ -21,6 +21,6 @@ EMULATED_HELPER_READY_S = 300.0
 
 
 def pytest_configure(config) -> None:
-    import softrelay.relay.relay
+    import softrelay.relay.children
 
-    softrelay.relay.relay.HELPER_READY_S = EMULATED_HELPER_READY_S
+    softrelay.relay.children.HELPER_READY_S = EMULATED_HELPER_READY_S

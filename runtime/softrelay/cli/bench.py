@@ -29,11 +29,13 @@ is the next 1-2-5 value at least twice its sweep p99.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import multiprocessing
 import queue
 import socket
 import struct
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -188,53 +190,32 @@ def run_window(relay, seconds: float, scans: int = 0) -> dict:
             "execution": in_seconds(stats.execution.summary())}
 
 
-class _Timed:
-    """A scan stage that times itself."""
+class StageTimer:
+    """The loop's ``stage_timer``: one histogram per stage, by the stage's own name
+    (``relay.stages.SCAN_ORDER``), in the order the scan first ran them."""
 
-    def __init__(self, stage) -> None:
-        self.stage = stage
-        owner = getattr(stage, "__self__", None)
-        name = getattr(stage, "__name__", repr(stage))
-        self.name = f"{type(owner).__name__}.{name}" if owner is not None else name
-        self.hist = _timing.Histogram()
+    def __init__(self) -> None:
+        self.hists: dict[str, _timing.Histogram] = {}
 
-    def __call__(self, core, now: float) -> None:
-        start = _timing.monotonic_ns()
-        self.stage(core, now)
-        self.hist.record(_timing.monotonic_ns() - start)
-
-
-class _TimedCore:
-    """The core, its ``scan`` timed; everything else passed through."""
-
-    def __init__(self, core) -> None:
-        self._core = core
-        self.name = "ProtectionCore.scan"
-        self.hist = _timing.Histogram()
-
-    def scan(self, now: float, dt: float) -> None:
-        start = _timing.monotonic_ns()
-        self._core.scan(now, dt)
-        self.hist.record(_timing.monotonic_ns() - start)
-
-    def __getattr__(self, name: str):
-        return getattr(self._core, name)
+    def __call__(self, name: str, ns: int) -> None:
+        hist = self.hists.get(name)
+        if hist is None:
+            hist = self.hists[name] = _timing.Histogram()
+        hist.record(ns)
 
 
 def stage_window(relay, seconds: float) -> dict:
-    """Where the scan's time goes: each stage of the real loop timed, and the compiled core's
-    pass, for ``seconds`` (the timing adds about a microsecond per stage)."""
+    """Where the scan's time goes: each stage of the real loop timed, the compiled core's
+    pass among them, for ``seconds`` (the timing adds about a microsecond per stage)."""
     loop = relay.loop
-    saved = loop.before, loop.after, loop.core
-    before, after = [_Timed(s) for s in loop.before], [_Timed(s) for s in loop.after]
-    core = _TimedCore(loop.core)
-    loop.before, loop.after, loop.core = before, after, core
+    timer = StageTimer()
+    loop.stage_timer = timer
     try:
         end = time.monotonic() + seconds
         loop.run(lambda: time.monotonic() < end)
     finally:
-        loop.before, loop.after, loop.core = saved
-    return {t.name: in_seconds(t.hist.summary()) for t in (*before, core, *after)}
+        loop.stage_timer = None
+    return {name: in_seconds(hist.summary()) for name, hist in timer.hists.items()}
 
 
 def _plant(config: RelayConfig):
@@ -465,3 +446,25 @@ def render(report: dict) -> str:
                      f"{refused}); lateness p99 {load['lateness']['p99'] * us:.0f} us under "
                      f"that load (idle {report['relay_idle']['lateness']['p99'] * us:.0f} us)")
     return "\n".join(lines) + "\n"
+
+
+def command(args) -> int:
+    """``softrelay bench [CONFIG]``: the report on stdout (text, or JSON with ``--json -``),
+    progress on stderr."""
+    from softrelay.cli.load import load_or_report
+    from softrelay.logs import configure_logging
+
+    configure_logging(terminal=True)  # warnings only: the report is the output
+    config = load_or_report(args.config)
+    if config is None:
+        return 1
+    report = bench(config, args.seconds,
+                   progress=lambda text: print(f"bench: {text}", file=sys.stderr, flush=True),
+                   scans=args.scans)
+    if args.json == "-":
+        print(json.dumps(report, indent=2))
+    else:
+        sys.stdout.write(render(report))
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 0

@@ -99,5 +99,10 @@ def main(seconds: int = 1800, every: int = 60) -> int:
     return 0
 
 
+def command(args) -> int:
+    """``softrelay demo``: the demonstration for ``--seconds``, a line every ``--every``."""
+    return main(args.seconds, args.every)
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

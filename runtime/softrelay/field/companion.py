@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 import time
+from collections.abc import Callable
 from multiprocessing.synchronize import Event
 
 from softrelay.config.buses import Sampling
@@ -35,9 +35,8 @@ from softrelay.image.signals import (
 )
 from softrelay.image.snapshot import snapshot_layout
 from softrelay.logs import configure_logging
-from softrelay.scan.lifeline import ORPHANED_EXIT, bind_to_parent, orphaned
-from softrelay.scan.realtime import helper_priority, keep_off_cpu
-from softrelay.screen import TerminalStatus, render
+from softrelay.scan.helper import enter_helper
+from softrelay.scan.lifeline import ORPHANED_EXIT, orphaned
 
 log = logging.getLogger("softrelay.field")
 
@@ -75,7 +74,7 @@ class CoilReader:
 def companion_main(config_json: str, input_name: str, snapshot_name: str, stop: Event,
                    ready: Event, status: bool = False, status_every: float = 0.5,
                    avoid_cpu: int | None = None, parent_pid: int | None = None,
-                   priority: int = 0) -> None:
+                   priority: int = 0, view: Callable[[], Callable | None] | None = None) -> None:
     """Entry point of the companion process (spawned by the runtime).
 
     ``config_json``: the scan's validated configuration (``RelayConfig.model_dump_json``),
@@ -85,18 +84,11 @@ def companion_main(config_json: str, input_name: str, snapshot_name: str, stop: 
     otherwise inherit the scan's affinity), so the scan's CPU serves the scan alone.
     ``parent_pid``: the scan process, which this one must not outlive (default: the parent).
     ``priority``: SCHED_FIFO priority of this process's threads, 0: normal (never the scan's).
+    ``view``: with ``status``, called here once ready: the drawer of the terminal view
+    ``(config, snapshot tables)`` or None (the relay's, ``relay.terminal.terminal_view``).
     """
-    parent_pid = parent_pid or os.getppid()
-    bind_to_parent(parent_pid)
-    helper_priority(priority)
-    keep_off_cpu(avoid_cpu)
-    # Ctrl-C (and a SIGTERM sent to the whole group or cgroup: timeout, systemd) reaches this
-    # process too: stopping is the scan process's decision (it writes the last checkpoint and
-    # drops the coils first, then sets ``stop``). A companion killed while it waits on ``stop``
-    # would leave the event's set() waiting for it forever.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    configure_logging(terminal=status and sys.stdout.isatty())  # as the scan process does
+    parent_pid = enter_helper(parent_pid, priority, avoid_cpu, lambda: configure_logging(
+        terminal=status and sys.stdout.isatty()))  # as the scan process does
     config = RelayConfig.model_validate_json(config_json)
     inputs = SharedImage(input_layout(config), name=input_name, create=False)
     snapshot = SharedImage(snapshot_layout(config), name=snapshot_name, create=False)
@@ -135,7 +127,7 @@ def companion_main(config_json: str, input_name: str, snapshot_name: str, stop: 
     for worker in workers:
         worker.start()
     ready.set()
-    view = TerminalStatus(sys.stdout) if status and sys.stdout.isatty() else None
+    draw = view() if status and view is not None else None
     active: set[int] = set()
     drawn_at = 0.0
     try:
@@ -157,8 +149,8 @@ def companion_main(config_json: str, input_name: str, snapshot_name: str, stop: 
                         devices[fault.bus].clear(fault.address)
                         active.discard(i)
                         log.info("plant: fault %s at %s cleared", fault.kind, fault.address)
-            if view is not None and time.monotonic() - drawn_at >= status_every:
-                view.draw(render(config, snapshot.read()))
+            if draw is not None and time.monotonic() - drawn_at >= status_every:
+                draw(config, snapshot.read())
                 drawn_at = time.monotonic()
     finally:
         for worker in workers:

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from gpiozero import Button
 
 from softrelay.config.outputs import Input
-from softrelay.relay.commands import CommandQueue, Request
+from softrelay.core.commands import Commands, Request
 
 
 class CommandButtons:
-    def __init__(self, inputs: Sequence[Input], queue: CommandQueue, *, factory: object,
+    def __init__(self, inputs: Sequence[Input], queue: Commands, *, factory: object,
                  bounce_time: float | None = 0.05) -> None:
         self.buttons: list[Button] = []
         for item in inputs:

@@ -26,7 +26,6 @@ import ipaddress
 import json
 import logging
 import os
-import signal
 import socket
 import ssl
 from multiprocessing.connection import Connection
@@ -36,8 +35,8 @@ from softrelay.config.modbus import ModbusTls
 from softrelay.config.modbus_tls import server_context
 from softrelay.logs import configure_logging
 from softrelay.modbus.tls import handshake_reason, read_certificate
-from softrelay.scan.lifeline import ORPHANED_EXIT, bind_to_parent, orphaned
-from softrelay.scan.realtime import helper_priority, keep_off_cpu
+from softrelay.scan.helper import enter_helper
+from softrelay.scan.lifeline import ORPHANED_EXIT, orphaned
 
 log = logging.getLogger("softrelay.modbus.tls")
 
@@ -229,13 +228,7 @@ def front_main(tls: ModbusTls, max_connections: int, listener: socket.socket,
     listening socket, ``channel`` the Unix socket to the scan process, ``ready`` answered
     "ready" or why it cannot serve; ``allow`` and ``per_address`` as ``Front``'s; the rest
     as ``telemetry_main``'s."""
-    parent_pid = parent_pid or os.getppid()
-    bind_to_parent(parent_pid)
-    helper_priority(priority)
-    keep_off_cpu(avoid_cpu)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    configure_logging(quiet)
+    parent_pid = enter_helper(parent_pid, priority, avoid_cpu, lambda: configure_logging(quiet))
     try:
         context = server_context(tls)
     except Exception as exc:  # said to the relay, which says it in one line

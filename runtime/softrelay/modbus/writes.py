@@ -37,13 +37,12 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
+from softrelay.core.commands import Commands, Request, SettingsChanges
 from softrelay.core.settings import INPUT_LOSS
 from softrelay.modbus.authority import Authority, Session, level_text
 from softrelay.modbus.event_window import EventWindow
 from softrelay.modbus.pdu import ILLEGAL_FUNCTION, ILLEGAL_VALUE
 from softrelay.modbus.regmap import ENUM_SETTINGS, Entry
-from softrelay.relay.commands import CommandQueue, Request
-from softrelay.relay.settings_changes import SettingsQueue
 
 Record = Callable[..., None]
 REFUSED = ILLEGAL_FUNCTION  #: a write without the authority it needs (see the docstring)
@@ -69,7 +68,7 @@ class SessionWrites:
 
 
 class RelayWrites:
-    def __init__(self, commands: CommandQueue, settings: SettingsQueue, authority: Authority,
+    def __init__(self, commands: Commands, settings: SettingsChanges, authority: Authority,
                  record: Record | None = None, source: str = "modbus",
                  events: EventWindow | None = None) -> None:
         self.events = events

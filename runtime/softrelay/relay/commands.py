@@ -21,28 +21,11 @@ from __future__ import annotations
 import collections
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from softrelay.core import Command, ProtectionCore, ThermalFlag
+from softrelay.core.commands import KINDS, Request
 
-KINDS = ("reset", "acknowledge", "preset", "clear_statistics")
-
-
-@dataclass(frozen=True)
-class Request:
-    kind: str  #: reset, acknowledge, preset, clear_statistics
-    points: tuple[str, ...] = ()  #: thermal points it acts on; () = all (clear_statistics: ())
-    value: float = 0.0  #: theta, for preset
-    source: str = "local"  #: gpio:<name>, modbus, terminal, ...
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown command {self.kind!r} (one of {', '.join(KINDS)})")
-        if self.kind == "preset" and not 0.0 <= self.value <= 10.0:
-            raise ValueError(f"preset theta {self.value!r} outside 0..10")
-        if self.kind == "clear_statistics" and self.points:
-            raise ValueError("clear_statistics acts on the scan, not on points")
-
+__all__ = ["KINDS", "CommandQueue", "Request"]  # the vocabulary: core.commands
 
 class CommandQueue:
     """Thread-safe queue of requests, drained by the scan."""

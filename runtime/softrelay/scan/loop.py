@@ -1,9 +1,13 @@
-"""The scan loop: wait for the deadline, run the stages and the core once, measure.
+"""The scan loop: wait for the deadline, run the stages once in their order, measure.
 
-Each scan: the ``before`` stages (latch the input image, apply queued commands), one call of the
-compiled core, the ``after`` stages (drive outputs, publish the snapshot, record events,
-checkpoint). Wake lateness and execution time are measured every scan; an overrun (deadlines
-skipped) is counted and recorded as an event.
+Each scan runs the named stages it was given, in the order given, one of them the compiled
+core's pass (``CORE_PASS``). The relay's order is ``softrelay.relay.stages.SCAN_ORDER``:
+latch -> settings -> commands -> core -> settle -> events -> supervision -> coils ->
+checkpoint -> keep_settings -> publish (a test holds this to the tuple). A
+``stage_timer(name, ns)``, when given, is told how long each stage took (``softrelay bench``);
+without one the loop reads the clock twice per scan.
+Wake lateness and execution time are measured every scan; an overrun (deadlines skipped) is
+counted and recorded as an event.
 
 The core's time is the deadline, not the wake-up: ``now`` = deadline and ``dt`` = the time
 between deadlines, so the protection integrates on the ideal grid and jitter never reaches
@@ -15,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from softrelay import _timing
 from softrelay.core import ProtectionCore
@@ -22,6 +27,19 @@ from softrelay.core import ProtectionCore
 log = logging.getLogger("softrelay.scan")
 
 Stage = Callable[[ProtectionCore, float], None]
+#: the name of the compiled core's pass among the stages (its callable: ``None``, the loop's)
+CORE_PASS = "core"
+
+
+class BoundStage(NamedTuple):
+    """A stage as the loop runs it: its name and its callable (``None``: the core's pass)."""
+
+    name: str
+    run: Stage | None
+
+
+#: the stages of a loop given none: the core's pass alone
+CORE_ONLY = (BoundStage(CORE_PASS, None),)
 
 
 @dataclass
@@ -54,17 +72,29 @@ class ScanStats:
 class ScanLoop:
     """One relay's scan. ``step()`` runs exactly one scan; ``run()`` scans until stopped."""
 
-    def __init__(self, core: ProtectionCore, clock, *, before: Sequence[Stage] = (),
-                 after: Sequence[Stage] = (), on_overrun: Callable[[int, float], None] | None
-                 = None, heartbeat: Callable[[int], None] | None = None,
+    def __init__(self, core: ProtectionCore, clock, stages: Sequence[BoundStage] = CORE_ONLY,
+                 stage_timer: Callable[[str, int], None] | None = None, *,
+                 on_overrun: Callable[[int, float], None] | None = None,
+                 heartbeat: Callable[[int], None] | None = None,
                  stats: ScanStats | None = None) -> None:
+        """``stages``: (name, callable) in scan order, exactly one of them the core's pass
+        (``CORE_PASS``, callable ``None``); ``stage_timer(name, ns)``: told each stage's time
+        (may be set or cleared later, between scans)."""
+        cores = [s for s in stages if s.run is None]
+        if len(cores) != 1 or cores[0].name != CORE_PASS:
+            raise ValueError(f"a scan has exactly one core pass ({CORE_PASS!r}, callable None): "
+                             f"{[s.name for s in stages]}")
         self.core = core
         self.clock = clock
-        self.before = list(before)
-        self.after = list(after)
+        self.stages = tuple(BoundStage(*s) for s in stages)
+        self.stage_timer = stage_timer
         self.on_overrun = on_overrun
         self.heartbeat = heartbeat
         self.stats = stats if stats is not None else ScanStats(clock.period_ns)
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.stages)
 
     def step(self) -> None:
         """Wait for the next deadline and run one scan."""
@@ -74,11 +104,22 @@ class ScanLoop:
         previous = stats.last_deadline_ns or deadline - self.clock.period_ns
         now = deadline / 1e9
         dt = (deadline - previous) / 1e9
-        for stage in self.before:
-            stage(self.core, now)
-        self.core.scan(now, dt)
-        for stage in self.after:
-            stage(self.core, now)
+        core = self.core
+        timer = self.stage_timer
+        if timer is None:
+            for _, run in self.stages:
+                if run is None:
+                    core.scan(now, dt)
+                else:
+                    run(core, now)
+        else:
+            for name, run in self.stages:  # on the monotonic clock: a bench's measure
+                began = _timing.monotonic_ns()
+                if run is None:
+                    core.scan(now, dt)
+                else:
+                    run(core, now)
+                timer(name, _timing.monotonic_ns() - began)
         stats.last_deadline_ns = deadline
         stats.scans += 1
         stats.lateness.record(late)

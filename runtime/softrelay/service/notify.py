@@ -82,3 +82,17 @@ class Notifier:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+
+
+def status_line(healthy: bool, stats, trips: list[str],
+                modbus_clients: int | None = None) -> str:
+    """systemd's ``STATUS=`` while the relay runs, one line: health, the scan's figures
+    (``stats``: the loop's ``ScanStats``), the points tripped, the Modbus clients (None: no
+    slave)."""
+    text = (f"{'healthy' if healthy else 'NOT healthy'}; scan "
+            f"{stats.period_ns / 1e6:g} ms, {stats.scans} scans, lateness p99 "
+            f"{stats.lateness.percentile(99.0) / 1e3:.0f} us, {stats.overruns} overruns; "
+            + (f"TRIP {', '.join(trips)}" if trips else "no trip"))
+    if modbus_clients is not None:
+        text += f"; modbus {modbus_clients} client(s)"
+    return text

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import time
 from multiprocessing.connection import Connection
@@ -22,8 +21,8 @@ from multiprocessing.synchronize import Event as StopEvent
 
 from softrelay.config.relay import RelayConfig
 from softrelay.logs import configure_logging
-from softrelay.scan.lifeline import ORPHANED_EXIT, bind_to_parent, orphaned
-from softrelay.scan.realtime import helper_priority, keep_off_cpu
+from softrelay.scan.helper import enter_helper
+from softrelay.scan.lifeline import ORPHANED_EXIT, orphaned
 from softrelay.telemetry.feed import EventReceiver
 from softrelay.telemetry.reading import RelayView
 
@@ -98,16 +97,7 @@ def telemetry_main(config_json: str, snapshot_name: str, input_name: str,
     scan's CPU, kept free of this process; ``quiet``: warnings only (the terminal view is
     on); ``parent_pid``: the scan process, which this one must not outlive (default: the
     parent); ``priority``: SCHED_FIFO priority of its threads, 0: normal (never the scan's)."""
-    parent_pid = parent_pid or os.getppid()
-    bind_to_parent(parent_pid)
-    helper_priority(priority)
-    keep_off_cpu(avoid_cpu)
-    # Ctrl-C, and a SIGTERM sent to the whole group or cgroup (timeout, systemd's stop),
-    # reach this process too: stopping is the scan process's decision (its last events, then
-    # the end of the feed); the parent check and PR_SET_PDEATHSIG end it if the scan is gone
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    configure_logging(quiet)
+    parent_pid = enter_helper(parent_pid, priority, avoid_cpu, lambda: configure_logging(quiet))
     config = RelayConfig.model_validate_json(config_json)  # the scan's, not the file's
     view = RelayView(config, snapshot_name, input_name)
     receiver = EventReceiver(events)
