@@ -1,9 +1,9 @@
 # Stub of the compiled module built from ext/softrelay/_regimage.pyx.
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
-from typing_extensions import disjoint_base
+from typing_extensions import Buffer, disjoint_base
 
 CONSTANTS: Final[dict[str, int]]
 
@@ -11,7 +11,7 @@ CONSTANTS: Final[dict[str, int]]
 class ImageEncoder:
     def __init__(
         self,
-        sources: list[Any],
+        sources: list[Buffer],
         plan: NDArray[np.int64],
         ir: NDArray[np.uint16],
         hr: NDArray[np.uint16],
