@@ -24,8 +24,8 @@ from pymodbus.client import ModbusTcpClient
 from pyModbusTCP.client import ModbusClient
 
 from softrelay.config import load
-from softrelay.image.snapshot import register_image
 from softrelay.modbus.pdu import SlaveLogic
+from softrelay.modbus.register_image import register_image
 from softrelay.modbus.regmap import MAP_VERSION
 from softrelay.relay.relay import Relay
 

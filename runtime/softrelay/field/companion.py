@@ -32,6 +32,7 @@ from softrelay.image.signals import (
 )
 from softrelay.image.snapshot import snapshot_layout
 from softrelay.logs import configure_logging
+from softrelay.modbus.register_image import register_layout, register_maps
 from softrelay.scan.lifeline import ORPHANED_EXIT, bind_to_parent, orphaned
 from softrelay.scan.realtime import helper_priority, keep_off_cpu
 from softrelay.screen import TerminalStatus, render
@@ -118,7 +119,8 @@ def companion_main(config_json: str, input_name: str, snapshot_name: str, stop: 
     configure_logging(terminal=status and sys.stdout.isatty())  # as the scan process does
     config = RelayConfig.model_validate_json(config_json)
     inputs = SharedImage(input_layout(config), name=input_name, create=False)
-    snapshot = SharedImage(snapshot_layout(config), name=snapshot_name, create=False)
+    snapshot = SharedImage(snapshot_layout(config, register_layout(register_maps(config))),
+                           name=snapshot_name, create=False)
     plant = None
     if config.plant is not None:
         plant = PlantModel(config.plant, CoilReader(snapshot, [o.name for o in config.outputs]))

@@ -23,7 +23,8 @@ from pymodbus.client import ModbusTcpClient
 
 from softrelay.core import BusbarFlag, set_flags
 from softrelay.core.times import seconds_text, time_to_trip_text
-from softrelay.field.modbus.registers import raw_value
+from softrelay.modbus.protocol import ILLEGAL_ADDRESS, SERVER_BUSY, exception_text
+from softrelay.modbus.protocol import register_value as raw_value
 from softrelay.modbus.regmap import (
     BLOCK,
     BUSBAR_FLAGS,
@@ -45,9 +46,6 @@ GLOBALS_OF = {1: 28}  #: the globals of older map versions (input registers 0..2
 IDENTITY = 6  #: input registers 0..5: map version, firmware version, configuration hash
 #: the one input register of a point's block that only a busbar has (its flag word)
 BUSBAR_ONLY = OFFSETS["busbar"]["input_register"]["flags"]
-EXCEPTIONS = {1: "illegal function", 2: "illegal data address", 3: "illegal data value",
-              4: "server device failure", 6: "server device busy",
-              0x0A: "gateway path unavailable", 0x0B: "no answer behind the gateway"}
 
 
 class UnreachableError(RuntimeError):
@@ -75,7 +73,7 @@ def read_input_registers(client: ModbusTcpClient, start: int, count: int,
     if reply.isError():
         code = int(getattr(reply, "exception_code", 0) or 0)
         raise ExceptionResponseError(f"input registers {start}..{start + count - 1}: exception "
-                             f"{code:02d} ({EXCEPTIONS.get(code, 'unknown')})", code)
+                             f"{code:02d} ({exception_text(code)})", code)
     return reply.registers
 
 
@@ -132,7 +130,7 @@ def read_globals(client: ModbusTcpClient, unit: int, where: str) -> dict[str, fl
     try:
         identity = read_input_registers(client, 0, IDENTITY, unit)
     except ExceptionResponseError as exc:
-        if exc.code == 6:
+        if exc.code == SERVER_BUSY:
             raise UnreachableError(f"the relay at {where} has not finished its first scan "
                                    "(exception 06, device busy): try again") from None
         raise UnreachableError(f"{where} answers Modbus, but not as a softrelay ({exc})"
@@ -161,7 +159,7 @@ def discover(host: str, port: int, unit: int = 1, timeout: float = 2.0) -> Disco
                 read_input_registers(client, FIRST_POINT + BLOCK * k + BUSBAR_ONLY, 2, unit)
                 kind = "busbar"
             except ExceptionResponseError as exc:
-                if exc.code != 2:
+                if exc.code != ILLEGAL_ADDRESS:
                     raise
                 kind = "thermal"
             points.append((kind, raw_value(row[:2], "float32"),

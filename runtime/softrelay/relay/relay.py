@@ -47,16 +47,16 @@ from softrelay.gpio.coils import (
 from softrelay.gpio.local_remote import LocalRemoteSwitch
 from softrelay.image.shared import InstanceLock, SharedImage, segment_prefix
 from softrelay.image.signals import InputMap, empty_signals, input_layout
-from softrelay.image.snapshot import (
-    IMAGE_PREFIX,
-    RegisterPublisher,
-    SnapshotPublisher,
-    register_maps,
-    snapshot_layout,
-)
+from softrelay.image.snapshot import SnapshotPublisher, snapshot_layout
 from softrelay.modbus.authority import Authority, LockoutPolicy
 from softrelay.modbus.event_window import EventWindow
 from softrelay.modbus.pdu import SlaveLogic
+from softrelay.modbus.register_image import (
+    IMAGE_PREFIX,
+    RegisterPublisher,
+    register_layout,
+    register_maps,
+)
 from softrelay.modbus.rtu_slave import RtuSlave
 from softrelay.modbus.tcp_slave import SlaveService, TlsPortError
 from softrelay.modbus.writes import RelayWrites
@@ -181,7 +181,7 @@ class Relay:
         self._latches_missed = 0  #: scans in a row that kept the inputs they had
         with self.inputs.writing() as t:
             t["signals"][:] = empty_signals(len(config.signals))
-        self.snapshot = SharedImage(snapshot_layout(config, self.maps),
+        self.snapshot = SharedImage(snapshot_layout(config, register_layout(self.maps)),
                                     name=f"{prefix}-snapshot")
         self.input_map = InputMap(config)
 
@@ -283,7 +283,7 @@ class Relay:
         self.publisher = SnapshotPublisher(
             self.snapshot, stats, lambda: list(self.coils.state().values()),
             lambda: self.events.next_seq - 1, lambda: self.supervision.healthy,
-            registers=[RegisterPublisher(
+            providers=[RegisterPublisher(
                 regmap, lambda: self.settings.applied,
                 (lambda: self.authority.engineer_held) if self.authority is not None
                 else lambda: False,

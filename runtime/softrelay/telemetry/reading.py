@@ -28,6 +28,7 @@ from softrelay.core.times import time_to_trip
 from softrelay.image.shared import SharedImage
 from softrelay.image.signals import input_layout
 from softrelay.image.snapshot import MODBUS_COUNTERS, snapshot_layout
+from softrelay.modbus.register_image import register_layout, register_maps
 from softrelay.supervision.health import causes_of
 
 
@@ -48,7 +49,8 @@ class Reading:
 class RelayView:
     def __init__(self, config: RelayConfig, snapshot_name: str, input_name: str) -> None:
         self.config = config
-        self.snapshot = SharedImage(snapshot_layout(config), name=snapshot_name, create=False)
+        self.snapshot = SharedImage(snapshot_layout(config, register_layout(register_maps(config))),
+                                    name=snapshot_name, create=False)
         self.inputs = SharedImage(input_layout(config), name=input_name, create=False)
         self._lock = threading.Lock()
 
