@@ -17,11 +17,13 @@ older map lacks is not read, what a newer one added is not shown.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pymodbus.client import ModbusTcpClient
 
-from softrelay.core import BusbarFlag, set_flags
+from softrelay.core import PHASE_NAMES, set_flags
+from softrelay.core.quantities import quantity as point_quantity
 from softrelay.core.times import seconds_text, time_to_trip_text
 from softrelay.modbus.protocol import ILLEGAL_ADDRESS, SERVER_BUSY, exception_text
 from softrelay.modbus.protocol import register_value as raw_value
@@ -203,18 +205,51 @@ def flag_names(word: float, flags) -> str:
     return ", ".join(set_flags(int(word), flags)) or "-"
 
 
+def unit(kind: str, name: str) -> str:
+    """The unit ``core.quantities`` gives a quantity (KeyError for one the kind lacks)."""
+    return point_quantity(kind, name).unit
+
+
+class Shown:
+    """A column's text of a point: its quantity (``core.quantities``, as the map names it)
+    through ``text(value, point's values)``; a quantity its kind does not show is a KeyError
+    here, at import."""
+
+    def __init__(self, kind: str, quantity: str, text: Callable[[float, dict], str]) -> None:
+        point_quantity(kind, quantity)
+        self.kind, self.quantity, self.text = kind, quantity, text
+
+    def __call__(self, p: dict) -> str:
+        return self.text(p[self.quantity], p)
+
+
 #: (title, thermal?, columns (header, width, text of a point's values), flags) per kind
 TABLES = [
-    ("point", True, [("theta", 7, lambda p: f"{p['theta']:.3f}"),
-                     ("used", 6, lambda p: f"{p['capacity_used']:.0f}%"),
-                     ("I_eq A", 8, lambda p: f"{p['i_eq']:.1f}"),
-                     ("to trip", 9, lambda p: time_to_trip_text(p["time_to_trip"],
-                                                                p["flags"])),
-                     ("to start", 9, lambda p: seconds(p["time_to_start"]))], THERMAL_FLAGS),
-    ("busbar", False, [(f"rise {c.upper()}", 7, lambda p, c=c: f"{p[f'rise_{c}']:.1f}")
-                       for c in "abc"] + [("delta", 7, lambda p: f"{p['phase_delta']:.1f}")],
-     [f for f in BusbarFlag if f]),
+    ("point", True, [
+        ("theta", 7, Shown("thermal", "theta", lambda v, p: f"{v:.3f}")),
+        ("used", 6, Shown("thermal", "capacity_used",
+                          lambda v, p: f"{v:.0f}{unit('thermal', 'capacity_used')}")),
+        (f"I_eq {unit('thermal', 'i_eq')}", 8, Shown("thermal", "i_eq",
+                                                     lambda v, p: f"{v:.1f}")),
+        ("to trip", 9, Shown("thermal", "time_to_trip",
+                             lambda v, p: time_to_trip_text(v, p["flags"]))),
+        ("to start", 9, Shown("thermal", "time_to_start", lambda v, p: seconds(v)))],
+     THERMAL_FLAGS),
+    ("busbar", False, [
+        *((f"rise {c.upper()}", 7, Shown("busbar", f"rise_{c}", lambda v, p: f"{v:.1f}"))
+          for c in PHASE_NAMES),
+        ("delta", 7, Shown("busbar", "phase_delta", lambda v, p: f"{v:.1f}"))], BUSBAR_FLAGS),
 ]
+
+
+def check_columns() -> None:
+    """Each column names a quantity its kind shows (raises KeyError naming the first)."""
+    for _, _, columns, _ in TABLES:
+        for _, _, show in columns:
+            point_quantity(show.kind, show.quantity)
+
+
+check_columns()
 
 
 def supervision_text(word: int, points_lost: int) -> str:
