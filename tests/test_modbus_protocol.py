@@ -97,14 +97,16 @@ def test_the_twins_answer_on_the_wire_what_the_one_pdu_server_answers(twins):
     requests = [b"\x03\x0f\xa5\x00\x02", b"\x04\x00\x00\x00\x00", b"\x03\xff\xff\x00\x02",
                 b"\x06\x0f\xa5\x00\x01", b"\x10\x0f\xa5\x00\x01\x02\x00\x5a", b"\x01\x00\x00"
                 b"\x00\x01", b"\x2b\x0e\x01\x00", b"\x03\x00\x00\x00\x7e",
-                b"\x04\x00\x00\x00\x7d", b"\x10\x0f\xa5\x00\x7c\xf8" + bytes(248)]
+                b"\x04\x00\x00\x00\x7d", b"\x10\x0f\xa5\x00\x7c\x02\x00\x5a"]
     with socket.create_connection(("127.0.0.1", twins.port), timeout=5.0) as sock:
         for tid, request in enumerate(requests):
             expected = answer(request, TwinTables(twin))
             sock.sendall(protocol.tcp_frame(tid, twin.unit, request))
             got = b""
             while len(got) < 6 or len(got) < protocol.tcp_frame_length(got):
-                got += sock.recv(512)
+                more = sock.recv(512)
+                assert more, f"the twin closed the connection at {request!r}"
+                got += more
             assert got == protocol.tcp_frame(tid, twin.unit, expected), request
 
 
