@@ -137,26 +137,28 @@ def relay_run(label: str, config: dict, scans: int, workdir: Path, floor) -> dic
 
     relay.loop.heartbeat = heartbeat
     relay.start()
-    time.sleep(2.0)  # let the companion reach its steady load
-    print(f"  cyclictest with the companion {label} ...", flush=True)
-    floor_result = floor()
-    relay.clock.restart()  # the pause is not an overrun: the grid starts now
-    relay.loop.stats.last_deadline_ns = 0
-    relay.loop.run(lambda: True, max_scans=WARM_UP)  # a fresh relay's first scans are cold
-    relay.loop.stats.lateness.reset()
-    relay.loop.stats.execution.reset()
-    relay.loop.stats.overruns = relay.loop.stats.missed = 0
-    count[0] = 0
-    companion = relay.helpers.companion.pid
-    cpu_before, scan_cpu_before = cpu_seconds(companion), cpu_seconds(os.getpid())
-    started = time.monotonic()
-    relay.loop.run(lambda: count[0] < scans)
-    elapsed = time.monotonic() - started
-    companion_cpu = (cpu_seconds(companion) - cpu_before) / elapsed
-    scan_cpu = (cpu_seconds(os.getpid()) - scan_cpu_before) / elapsed
-    stats = relay.loop.stats.summary()
-    period_ns = relay.loop.stats.period_ns
-    relay.stop()
+    try:  # a failed run stops its relay (its threads would keep this process alive)
+        time.sleep(2.0)  # let the companion reach its steady load
+        print(f"  cyclictest with the companion {label} ...", flush=True)
+        floor_result = floor()
+        relay.clock.restart()  # the pause is not an overrun: the grid starts now
+        relay.loop.stats.last_deadline_ns = 0
+        relay.loop.run(lambda: True, max_scans=WARM_UP)  # a fresh relay's first scans are cold
+        relay.loop.stats.lateness.reset()
+        relay.loop.stats.execution.reset()
+        relay.loop.stats.overruns = relay.loop.stats.missed = 0
+        count[0] = 0
+        companion = relay.helpers.companion.pid
+        cpu_before, scan_cpu_before = cpu_seconds(companion), cpu_seconds(os.getpid())
+        started = time.monotonic()
+        relay.loop.run(lambda: count[0] < scans)
+        elapsed = time.monotonic() - started
+        companion_cpu = (cpu_seconds(companion) - cpu_before) / elapsed
+        scan_cpu = (cpu_seconds(os.getpid()) - scan_cpu_before) / elapsed
+        stats = relay.loop.stats.summary()
+        period_ns = relay.loop.stats.period_ns
+    finally:
+        relay.stop()
 
     gaps = np.diff(deadlines)
     bursts = int(np.sum(gaps < period_ns))

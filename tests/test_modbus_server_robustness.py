@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import select
 import selectors
 import socket
@@ -24,7 +23,6 @@ import pytest
 
 from softrelay import _mbserver
 from softrelay._mbserver import ModbusServer
-from softrelay.modbus import pdu as modbus_pdu
 from softrelay.modbus.tcp_slave import listener
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -444,18 +442,3 @@ def test_the_counters_are_one_consistent_copy_while_clients_come_and_go(server):
         stop.set()
         for t in workers:
             t.join(5.0)
-
-
-def test_the_protocol_header_names_what_the_specification_does():
-    """The C protocol header's function codes, exception codes and limits are the readable
-    specification's (``modbus/pdu.py``), name for name and value for value."""
-    header = (ROOT / "ext/softrelay/modbus_protocol.h").read_text()
-    named = re.findall(r"^#define SR_(FC|EX|LIMIT)_(\w+) (\w+)", header, re.MULTILINE)
-    kinds = {kind for kind, _, _ in named}
-    assert kinds == {"FC", "EX", "LIMIT"} and len(named) >= 25
-    for _kind, name, value in named:
-        assert getattr(modbus_pdu, name) == int(value, 0), name
-    assert sorted(v for k, _, v in named if k == "FC") == sorted(
-        str(f) for f in modbus_pdu.FUNCTIONS)  # every function the specification answers
-    c = (ROOT / "ext/softrelay/mbserver.c").read_text()
-    assert "0x80" not in c and "0x0B" not in c and "0x0E" not in c  # named, not repeated

@@ -24,8 +24,8 @@ from pymodbus.client import ModbusTcpClient
 from pyModbusTCP.client import ModbusClient
 
 from softrelay.config import load
-from softrelay.image.snapshot import register_image
 from softrelay.modbus.pdu import SlaveLogic
+from softrelay.modbus.register_image import register_image
 from softrelay.modbus.regmap import MAP_VERSION
 from softrelay.relay.relay import Relay
 
@@ -719,7 +719,7 @@ def test_softrelay_status_with_a_config_of_another_layout_falls_back_to_the_rela
 
 
 def test_softrelay_status_says_when_the_relays_map_version_is_not_its_own(running):
-    running.relay.publisher.registers[0].relay["map_version"] = MAP_VERSION + 1
+    running.relay.publisher.providers[0].relay["map_version"] = MAP_VERSION + 1
     running.scans()
     shown = status_of(f"127.0.0.1:{running.port}")
     assert shown.returncode == 0, shown.stderr

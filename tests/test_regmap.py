@@ -353,7 +353,7 @@ def test_the_relay_publishes_each_scans_image_with_its_snapshot(tmp_path):
     """What the slave will serve: the snapshot's image, of the same scan as its outputs."""
     from gpiozero.pins.mock import MockFactory
 
-    from softrelay.image.snapshot import IMAGE_PREFIX
+    from softrelay.modbus.register_image import IMAGE_PREFIX
     from softrelay.relay.relay import Relay
 
     path = tmp_path / "relay.yaml"

@@ -1,9 +1,10 @@
 /* Modbus/TCP as the slave speaks it: every function code, exception code and limit, named once.
  *
- * The values are those of the Modbus Application Protocol v1.1b3 and of the readable
- * specification, softrelay.modbus.pdu, whose names they carry (SR_FC_<name> is
- * modbus_pdu.<name>, SR_EX_<name> is modbus_pdu.<name>, SR_LIMIT_<name> is modbus_pdu.<name>);
- * tests/test_modbus_server_robustness.py parses this file and holds it to that module.
+ * The values are those of the Modbus Application Protocol v1.1b3 and of the protocol written
+ * once in Python, softrelay.modbus.protocol, whose names they carry (SR_FC_<name> is
+ * protocol.Function.<name>, SR_EX_<name> is protocol.ExceptionCode.<name>, SR_LIMIT_<name> is
+ * protocol.<name>, the framing figures protocol's MBAP ones); tests/test_modbus_protocol.py
+ * parses this file and holds it to that module.
  */
 #ifndef SR_MODBUS_PROTOCOL_H
 #define SR_MODBUS_PROTOCOL_H

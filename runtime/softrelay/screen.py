@@ -8,16 +8,46 @@ events are the record there).
 from __future__ import annotations
 
 import os
+import string
 
 import numpy as np
 
 from softrelay.config.relay import RelayConfig
 from softrelay.core import BusbarFlag, PhasePair, ThermalFlag
+from softrelay.core.quantities import QUANTITIES, quantity
 from softrelay.core.times import time_to_trip_text
 from softrelay.supervision.health import causes_of
 
 PAIRS = {PhasePair.AB: "A-B", PhasePair.BC: "B-C", PhasePair.CA: "C-A"}
 QUIET_THERMAL = ThermalFlag.TRIP_PICKUP | ThermalFlag.RESET_REJECTED
+#: what a point's line shows, by kind: its quantities (``core.quantities``) by name, each
+#: with its unit as ``<name>_unit``; a line naming a quantity the kind does not show fails at
+#: import
+LINES = {
+    "thermal": "theta {theta:6.3f} ({capacity_used:5.1f} {capacity_used_unit})  I_eq "
+               "{i_eq:7.1f} {i_eq_unit}",
+    "busbar": "max rise {max_rise:5.1f} {max_rise_unit}  delta {phase_delta:4.1f} "
+              "{phase_delta_unit}",
+}
+
+
+def shown(kind: str, out: np.void) -> dict:
+    """Every quantity of a point's outputs row by name, and each one's unit."""
+    values: dict = {}
+    for q in QUANTITIES[kind]:
+        values[q.name] = out[q.field] if q.index is None else out[q.field][q.index]
+        values[f"{q.name}_unit"] = q.unit
+    return values
+
+
+def check_lines() -> None:
+    """Each line names only quantities its kind shows (raises KeyError naming the first)."""
+    for kind, line in LINES.items():
+        for name in (f[1] for f in string.Formatter().parse(line) if f[1]):
+            quantity(kind, name.removesuffix("_unit"))
+
+
+check_lines()
 
 
 def _names(flags: int, kind) -> str:
@@ -45,13 +75,12 @@ def render(config: RelayConfig, tables: dict[str, np.ndarray]) -> list[str]:
         when = time_to_trip_text(out["time_to_trip"], out["flags"])
         when = when if when in ("tripped", "never", "unknown") else f"trip in {when}"
         flags = int(out["flags"]) & ~QUIET_THERMAL
-        lines.append(f"  {point.name:<12} theta {out['theta']:6.3f} ({out['capacity_used']:5.1f} %)"
-                     f"  I_eq {out['i_eq']:7.1f} A  {when:<14} {_names(flags, ThermalFlag)}")
+        lines.append(f"  {point.name:<12} {LINES['thermal'].format(**shown('thermal', out))}"
+                     f"  {when:<14} {_names(flags, ThermalFlag)}")
     for point, out in zip(busbar, tables["busbar"], strict=True):
         pair = PAIRS.get(int(out["imbalance_pair"]), "")
-        lines.append(f"  {point.name:<12} max rise {out['max_rise']:5.1f} C  delta "
-                     f"{out['phase_delta']:4.1f} C {pair:<3}  "
-                     f"{_names(int(out['flags']), BusbarFlag)}")
+        lines.append(f"  {point.name:<12} {LINES['busbar'].format(**shown('busbar', out))} "
+                     f"{pair:<3}  {_names(int(out['flags']), BusbarFlag)}")
     coils = "  ".join(f"{o.name} {'ON' if on else '-'}"
                       for o, on in zip(config.outputs, tables["coils"], strict=True))
     lines.append(f"  coils: {coils}")

@@ -44,6 +44,8 @@ import yaml
 
 from softrelay import _timing
 from softrelay.config.relay import RelayConfig
+from softrelay.modbus import protocol
+from softrelay.modbus.protocol import is_exception, split_tcp_frames
 
 SERIES = (1.0, 2.0, 5.0)
 
@@ -90,19 +92,6 @@ def wake_floor(period_ns: int, seconds: float, scans: int = 0) -> dict:
     return in_seconds(hist.summary())
 
 
-def _frames(sock: socket.socket, buffer: bytearray) -> int:
-    """Read what arrived; remove the complete Modbus/TCP frames from ``buffer``; how many."""
-    buffer += sock.recv(1 << 16)
-    count = 0
-    while len(buffer) >= 6:
-        size = 6 + struct.unpack_from(">H", buffer, 4)[0]
-        if len(buffer) < size:
-            break
-        del buffer[:size]
-        count += 1
-    return count
-
-
 def mapped_reads(regmap, table: str = "input_register", limit: int = 125
                  ) -> list[tuple[int, int]]:
     """(start, count) reads that cover every mapped address of ``table`` and nothing
@@ -127,24 +116,17 @@ def _frames(sock: socket.socket, buffer: bytearray) -> tuple[int, int]:
     """Read what arrived; remove the complete Modbus/TCP frames from ``buffer``: (answers
     with data, exception answers)."""
     buffer += sock.recv(1 << 16)
-    answered = exceptions = 0
-    while len(buffer) >= 8:
-        size = 6 + struct.unpack_from(">H", buffer, 4)[0]
-        if len(buffer) < size:
-            break
-        if buffer[7] & 0x80:
-            exceptions += 1
-        else:
-            answered += 1
-        del buffer[:size]
-    return answered, exceptions
+    frames = split_tcp_frames(buffer)
+    exceptions = sum(is_exception(f[protocol.MBAP.size:]) for f in frames)
+    return len(frames) - exceptions, exceptions
 
 
 def modbus_load(port: int, reads: list[tuple[int, int]], stop, depth: int, answers) -> None:
     """A client process: the map's ``reads`` (input registers), in turn, ``depth`` requests
     deep, until ``stop`` is set; puts (answers with data, exception answers, registers read,
     seconds taken) on ``answers``."""
-    requests = [struct.pack(">HHHBBHH", 1, 0, 6, 1, 4, start, count) for start, count in reads]
+    requests = [protocol.tcp_frame(1, 1, struct.pack(">BHH", protocol.Function.READ_INPUT_REGISTERS,
+                                                     start, count)) for start, count in reads]
     with socket.create_connection(("127.0.0.1", port), timeout=5.0) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         buffer = bytearray()

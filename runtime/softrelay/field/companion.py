@@ -35,6 +35,7 @@ from softrelay.image.signals import (
 )
 from softrelay.image.snapshot import snapshot_layout
 from softrelay.logs import configure_logging
+from softrelay.modbus.register_image import register_layout, register_maps
 from softrelay.scan.helper import enter_helper
 from softrelay.scan.lifeline import ORPHANED_EXIT, orphaned
 
@@ -91,7 +92,8 @@ def companion_main(config_json: str, input_name: str, snapshot_name: str, stop: 
         terminal=status and sys.stdout.isatty()))  # as the scan process does
     config = RelayConfig.model_validate_json(config_json)
     inputs = SharedImage(input_layout(config), name=input_name, create=False)
-    snapshot = SharedImage(snapshot_layout(config), name=snapshot_name, create=False)
+    snapshot = SharedImage(snapshot_layout(config, register_layout(register_maps(config))),
+                           name=snapshot_name, create=False)
     plant = None
     if config.plant is not None:
         plant = plant_model(config.plant,

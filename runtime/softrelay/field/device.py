@@ -15,11 +15,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from softrelay.core import Quality
+from softrelay.modbus.protocol import GATEWAY_PATH_UNAVAILABLE, GATEWAY_TARGET_FAILED
 
 Reading = tuple[float | np.ndarray, int]  #: (value or sample window, quality)
 
 #: Modbus exception codes a gateway answers for its own link, in a field engineer's words
-GATEWAY_EXCEPTIONS = {0x0A: "gateway path unavailable", 0x0B: "no answer behind the gateway"}
+GATEWAY_EXCEPTIONS = {c: c.text for c in (GATEWAY_PATH_UNAVAILABLE, GATEWAY_TARGET_FAILED)}
 
 
 def link_fault(exc: BaseException | None = None, *, exception_code: int | None = None) -> str:

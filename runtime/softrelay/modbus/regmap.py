@@ -59,13 +59,13 @@ from softrelay import __version__
 from softrelay.config.identity import config_hash
 from softrelay.config.relay import RelayConfig
 from softrelay.core import (
-    CHANNEL_NAMES,
     BusbarFlag,
     BusbarSettings,
     Quality,
     ThermalFlag,
     ThermalSettings,
 )
+from softrelay.core.quantities import QUANTITIES, Quantity
 from softrelay.modbus.event_window import FIRST as EVENTS_FIRST
 from softrelay.modbus.event_window import KINDS as EVENT_KINDS
 from softrelay.modbus.event_window import WINDOW, event_sources
@@ -126,43 +126,8 @@ class Entry:
 
 # ---------------------------------------------------------------- what each kind of point shows
 
-#: (quantity, type, unit, description, source field in the outputs table)
-THERMAL_MEASUREMENTS = [
-    ("theta", "float32", "pu", "thermal state, per-unit of the base capacity (1.0 at I_B)",
-     "theta"),
-    ("capacity_used", "float32", "%", "100 theta / theta_trip", "capacity_used"),
-    ("time_to_trip", "float32", "s", "at the present current; 0 tripped, +inf never, NaN "
-     "unknown (input fault)", "time_to_trip"),
-    ("time_to_start", "float32", "s", "cooling until a start is permitted (theta < "
-     "theta_inhibit) and, while tripped, a reset accepted (theta < theta_reset); 0 now",
-     "time_to_start"),
-    ("i_eq", "float32", "A", "equivalent thermal current (K2-weighted, after KST)", "i_eq"),
-    ("i1", "float32", "A", "positive-sequence current", "i1"),
-    ("i2", "float32", "A", "negative-sequence current", "i2"),
-    ("i_max", "float32", "A", "largest phase RMS current", "i_max"),
-]
-BUSBAR_MEASUREMENTS = (
-    [(f"level_{c}", "float32", "C", f"smoothed temperature of channel {c.upper()} (NaN when "
-      "excluded)", ("level", k)) for k, c in enumerate(CHANNEL_NAMES)]
-    + [(f"rate_{p}", "float32", "C/min", f"rate of rise of phase {p.upper()}", ("rate", k))
-       for k, p in enumerate("abc")]
-    + [(f"rise_{p}", "float32", "C", f"phase {p.upper()} over ambient", ("rise", k))
-       for k, p in enumerate("abc")]
-    + [(f"joint_index_{p}", "float32", "", f"phase {p.upper()}'s rise over the rise expected "
-        "from the other phases", ("joint_index", k)) for k, p in enumerate("abc")]
-    + [("max_rise", "float32", "C", "largest phase rise over ambient", "max_rise"),
-       ("phase_delta", "float32", "C", "hottest minus coolest valid phase", "phase_delta")]
-)
-BUSBAR_CODES = (
-    [(f"fault_{c}", "uint16", f"channel {c.upper()} fault bits (ChannelFault: 1 NaN, 2 "
-      "sentinel, 4 range, 8 stale, 16 I/O error, 32 erratic)", ("fault", k))
-     for k, c in enumerate(CHANNEL_NAMES)]
-    + [("imbalance_pair", "uint16", "phase pair of the delta: 0 none, 1 A-B, 2 B-C, 3 C-A",
-        "imbalance_pair"),
-       ("hottest_phase", "uint16", "1 A, 2 B, 3 C; 0 none valid", "hottest_phase"),
-       ("joint_phase", "uint16", "phase of a suspect joint: 1 A, 2 B, 3 C; 0 none",
-        "joint_phase")]
-)
+#: the measurements and codes each kind of point shows are ``core.quantities``' (the map's
+#: words, units and codings with them); their addresses are ``OFFSETS``', never that order
 THERMAL_FLAGS = [f for f in ThermalFlag if f]
 BUSBAR_FLAGS = [f for f in BusbarFlag if f]
 #: each flag class's words for its bits (keyed by class: ThermalFlag.TRIP == BusbarFlag.WARNING
@@ -525,11 +490,8 @@ def thermal_entries(point: str, k: int, row: int) -> list[Entry]:
     def at(table: str, quantity: str) -> int:
         return place("thermal", table, quantity, k)
 
-    entries = []
-    for quantity, kind, unit, text, source in THERMAL_MEASUREMENTS:
-        entries.append(Entry(f"{point}.{quantity}", "input_register",
-                             at("input_register", quantity), kind, "R", text, unit,
-                             source=("thermal_outputs", source, row)))
+    entries = [quantity_entry(point, q, at("input_register", q.name), "thermal_outputs", row)
+               for q in QUANTITIES["thermal"]]
     entries += flag_entries(point, FIRST_POINT + BLOCK * k, at("input_register", "flags"),
                             THERMAL_FLAGS, "thermal_outputs", row)
     entries.append(Entry(f"{point}.quality", "input_register", at("input_register", "quality"),
@@ -554,24 +516,27 @@ def thermal_entries(point: str, k: int, row: int) -> list[Entry]:
     return entries
 
 
+def quantity_entry(point: str, q: Quantity, address: int, table: str, row: int) -> Entry:
+    """The input register(s) of one quantity a point shows (``core.quantities``)."""
+    index = () if q.index is None else (q.index,)
+    return Entry(f"{point}.{q.name}", "input_register", address, q.type, "R", q.description,
+                 q.unit, q.scale, source=(table, q.field, row, *index))
+
+
 def busbar_entries(point: str, k: int, row: int) -> list[Entry]:
     """The entries of a busbar point in block ``k`` (``row``: its row in the core's tables)."""
     def at(table: str, quantity: str) -> int:
         return place("busbar", table, quantity, k)
 
-    entries = []
-    for quantity, kind, unit, text, source in BUSBAR_MEASUREMENTS:
-        field_name, *index = source if isinstance(source, tuple) else (source,)
-        entries.append(Entry(f"{point}.{quantity}", "input_register",
-                             at("input_register", quantity), kind, "R", text, unit,
-                             source=("busbar_outputs", field_name, row, *index)))
+    def shown(quantities: list[Quantity]) -> list[Entry]:
+        return [quantity_entry(point, q, at("input_register", q.name), "busbar_outputs", row)
+                for q in quantities]
+
+    entries = shown([q for q in QUANTITIES["busbar"] if q.type == "float32"])  # values, flags,
+    # then codes
     entries += flag_entries(point, FIRST_POINT + BLOCK * k, at("input_register", "flags"),
                             BUSBAR_FLAGS, "busbar_outputs", row)
-    for quantity, kind, text, source in BUSBAR_CODES:
-        field_name, *index = source if isinstance(source, tuple) else (source,)
-        entries.append(Entry(f"{point}.{quantity}", "input_register",
-                             at("input_register", quantity), kind, "R", text,
-                             source=("busbar_outputs", field_name, row, *index)))
+    entries += shown([q for q in QUANTITIES["busbar"] if q.type != "float32"])
     entries += settings_entries(point, "busbar", k, "busbar_settings", row)
     return entries
 

@@ -21,15 +21,18 @@ import threading
 
 from softrelay.config.modbus import ModbusRtuSlave
 from softrelay.image.shared import SharedImage
-from softrelay.image.snapshot import published, register_image
+from softrelay.image.snapshot import published
 from softrelay.modbus.authority import Session
 from softrelay.modbus.pdu import SlaveLogic
-from softrelay.modbus.protocol import crc16, rtu_frame
+from softrelay.modbus.protocol import RTU_BROADCAST, Function, crc16, rtu_frame
+from softrelay.modbus.register_image import register_image
 from softrelay.modbus.writes import RelayWrites
 from softrelay.scan.realtime import leave_realtime
 
 log = logging.getLogger("softrelay.modbus")
-WRITES = (5, 6, 15, 16, 23)
+WRITES = (Function.WRITE_SINGLE_COIL, Function.WRITE_SINGLE_REGISTER,
+          Function.WRITE_MULTIPLE_COILS, Function.WRITE_MULTIPLE_REGISTERS,
+          Function.READ_WRITE_REGISTERS)  #: what a broadcast may carry
 
 
 def silence(baudrate: int, bits_per_char: int = 11) -> float:
@@ -60,14 +63,14 @@ class RtuSlave:
             self.crc_errors += 1
             return None
         unit, pdu = frame[0], frame[1:-2]
-        if unit not in (0, self.config.unit):
+        if unit not in (RTU_BROADCAST, self.config.unit):
             return None
-        if unit == 0 and pdu[0] not in WRITES:
+        if unit == RTU_BROADCAST and pdu[0] not in WRITES:
             return None  # a broadcast read has no one to answer to
         image = register_image(self.snapshot.read()) if published(self.snapshot) else None
         # image None: reads answer busy (06)
         response = self.logic.respond(pdu, image, self.writes.for_session(self.session))
-        return None if unit == 0 else rtu_frame(unit, response)
+        return None if unit == RTU_BROADCAST else rtu_frame(unit, response)
 
     def _serve(self) -> None:
         leave_realtime()  # not at the scan's priority, which it inherits

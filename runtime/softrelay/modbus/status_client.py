@@ -17,13 +17,16 @@ older map lacks is not read, what a newer one added is not shown.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pymodbus.client import ModbusTcpClient
 
-from softrelay.core import BusbarFlag, set_flags
+from softrelay.core import PHASE_NAMES, set_flags
+from softrelay.core.quantities import quantity as point_quantity
 from softrelay.core.times import seconds_text, time_to_trip_text
-from softrelay.field.modbus.registers import raw_value
+from softrelay.modbus.protocol import ILLEGAL_ADDRESS, SERVER_BUSY, exception_text
+from softrelay.modbus.protocol import register_value as raw_value
 from softrelay.modbus.regmap import (
     BLOCK,
     BUSBAR_FLAGS,
@@ -45,9 +48,6 @@ GLOBALS_OF = {1: 28}  #: the globals of older map versions (input registers 0..2
 IDENTITY = 6  #: input registers 0..5: map version, firmware version, configuration hash
 #: the one input register of a point's block that only a busbar has (its flag word)
 BUSBAR_ONLY = OFFSETS["busbar"]["input_register"]["flags"]
-EXCEPTIONS = {1: "illegal function", 2: "illegal data address", 3: "illegal data value",
-              4: "server device failure", 6: "server device busy",
-              0x0A: "gateway path unavailable", 0x0B: "no answer behind the gateway"}
 
 
 class UnreachableError(RuntimeError):
@@ -75,7 +75,7 @@ def read_input_registers(client: ModbusTcpClient, start: int, count: int,
     if reply.isError():
         code = int(getattr(reply, "exception_code", 0) or 0)
         raise ExceptionResponseError(f"input registers {start}..{start + count - 1}: exception "
-                             f"{code:02d} ({EXCEPTIONS.get(code, 'unknown')})", code)
+                             f"{code:02d} ({exception_text(code)})", code)
     return reply.registers
 
 
@@ -132,7 +132,7 @@ def read_globals(client: ModbusTcpClient, unit: int, where: str) -> dict[str, fl
     try:
         identity = read_input_registers(client, 0, IDENTITY, unit)
     except ExceptionResponseError as exc:
-        if exc.code == 6:
+        if exc.code == SERVER_BUSY:
             raise UnreachableError(f"the relay at {where} has not finished its first scan "
                                    "(exception 06, device busy): try again") from None
         raise UnreachableError(f"{where} answers Modbus, but not as a softrelay ({exc})"
@@ -161,7 +161,7 @@ def discover(host: str, port: int, unit: int = 1, timeout: float = 2.0) -> Disco
                 read_input_registers(client, FIRST_POINT + BLOCK * k + BUSBAR_ONLY, 2, unit)
                 kind = "busbar"
             except ExceptionResponseError as exc:
-                if exc.code != 2:
+                if exc.code != ILLEGAL_ADDRESS:
                     raise
                 kind = "thermal"
             points.append((kind, raw_value(row[:2], "float32"),
@@ -205,18 +205,51 @@ def flag_names(word: float, flags) -> str:
     return ", ".join(set_flags(int(word), flags)) or "-"
 
 
+def unit(kind: str, name: str) -> str:
+    """The unit ``core.quantities`` gives a quantity (KeyError for one the kind lacks)."""
+    return point_quantity(kind, name).unit
+
+
+class Shown:
+    """A column's text of a point: its quantity (``core.quantities``, as the map names it)
+    through ``text(value, point's values)``; a quantity its kind does not show is a KeyError
+    here, at import."""
+
+    def __init__(self, kind: str, quantity: str, text: Callable[[float, dict], str]) -> None:
+        point_quantity(kind, quantity)
+        self.kind, self.quantity, self.text = kind, quantity, text
+
+    def __call__(self, p: dict) -> str:
+        return self.text(p[self.quantity], p)
+
+
 #: (title, thermal?, columns (header, width, text of a point's values), flags) per kind
 TABLES = [
-    ("point", True, [("theta", 7, lambda p: f"{p['theta']:.3f}"),
-                     ("used", 6, lambda p: f"{p['capacity_used']:.0f}%"),
-                     ("I_eq A", 8, lambda p: f"{p['i_eq']:.1f}"),
-                     ("to trip", 9, lambda p: time_to_trip_text(p["time_to_trip"],
-                                                                p["flags"])),
-                     ("to start", 9, lambda p: seconds(p["time_to_start"]))], THERMAL_FLAGS),
-    ("busbar", False, [(f"rise {c.upper()}", 7, lambda p, c=c: f"{p[f'rise_{c}']:.1f}")
-                       for c in "abc"] + [("delta", 7, lambda p: f"{p['phase_delta']:.1f}")],
-     [f for f in BusbarFlag if f]),
+    ("point", True, [
+        ("theta", 7, Shown("thermal", "theta", lambda v, p: f"{v:.3f}")),
+        ("used", 6, Shown("thermal", "capacity_used",
+                          lambda v, p: f"{v:.0f}{unit('thermal', 'capacity_used')}")),
+        (f"I_eq {unit('thermal', 'i_eq')}", 8, Shown("thermal", "i_eq",
+                                                     lambda v, p: f"{v:.1f}")),
+        ("to trip", 9, Shown("thermal", "time_to_trip",
+                             lambda v, p: time_to_trip_text(v, p["flags"]))),
+        ("to start", 9, Shown("thermal", "time_to_start", lambda v, p: seconds(v)))],
+     THERMAL_FLAGS),
+    ("busbar", False, [
+        *((f"rise {c.upper()}", 7, Shown("busbar", f"rise_{c}", lambda v, p: f"{v:.1f}"))
+          for c in PHASE_NAMES),
+        ("delta", 7, Shown("busbar", "phase_delta", lambda v, p: f"{v:.1f}"))], BUSBAR_FLAGS),
 ]
+
+
+def check_columns() -> None:
+    """Each column names a quantity its kind shows (raises KeyError naming the first)."""
+    for _, _, columns, _ in TABLES:
+        for _, _, show in columns:
+            point_quantity(show.kind, show.quantity)
+
+
+check_columns()
 
 
 def supervision_text(word: int, points_lost: int) -> str:

@@ -39,15 +39,11 @@ import numpy as np
 
 from softrelay.config.modbus import ModbusSlave
 from softrelay.image.shared import SharedImage
-from softrelay.image.snapshot import (
-    IMAGE_PREFIX,
-    MODBUS_COUNTERS,
-    group_prefix,
-    published,
-    register_image,
-)
+from softrelay.image.snapshot import MODBUS_COUNTERS, published
 from softrelay.modbus.authority import Session
 from softrelay.modbus.pdu import SlaveLogic
+from softrelay.modbus.protocol import DEVICE_FAILURE, exception_pdu
+from softrelay.modbus.register_image import IMAGE_PREFIX, group_prefix, register_image
 from softrelay.modbus.regmap import TABLES, RegisterMap
 from softrelay.modbus.writes import RelayWrites
 from softrelay.scan.realtime import leave_realtime
@@ -202,7 +198,7 @@ class SlaveService:
                 answer = self.logic[prefix].respond(frame[7:], image, writes)
             except Exception:  # never leave a client waiting, never kill the worker
                 log.exception("Modbus write failed")
-                answer = bytes([frame[7] | 0x80, 4])
+                answer = exception_pdu(frame[7], DEVICE_FAILURE)
             self.server.complete(slot, generation, frame[:7], answer)
 
     def _report_faults(self) -> None:

@@ -32,16 +32,16 @@ from softrelay.gpio.coils import (
 from softrelay.gpio.local_remote import LocalRemoteSwitch
 from softrelay.image.shared import SharedImage
 from softrelay.image.signals import InputMap, empty_signals, input_layout
-from softrelay.image.snapshot import (
-    IMAGE_PREFIX,
-    RegisterPublisher,
-    SnapshotPublisher,
-    register_maps,
-    snapshot_layout,
-)
+from softrelay.image.snapshot import SnapshotPublisher, snapshot_layout
 from softrelay.modbus.authority import Authority, LockoutPolicy
 from softrelay.modbus.event_window import EventWindow
 from softrelay.modbus.pdu import SlaveLogic
+from softrelay.modbus.register_image import (
+    IMAGE_PREFIX,
+    RegisterPublisher,
+    register_layout,
+    register_maps,
+)
 from softrelay.modbus.rtu_slave import RtuSlave
 from softrelay.modbus.tcp_slave import SlaveService, TlsPortError
 from softrelay.modbus.writes import RelayWrites
@@ -129,7 +129,7 @@ def assemble(relay: Relay, config: RelayConfig, prefix: str, clock, factory,
     relay.inputs = SharedImage(input_layout(config), name=f"{prefix}-inputs")
     with relay.inputs.writing() as t:
         t["signals"][:] = empty_signals(len(config.signals))
-    relay.snapshot = SharedImage(snapshot_layout(config, relay.maps),
+    relay.snapshot = SharedImage(snapshot_layout(config, register_layout(relay.maps)),
                                  name=f"{prefix}-snapshot")
     relay.input_map = InputMap(config)
     relay.helpers = Helpers(config, relay.inputs.name, relay.snapshot.name, relay.events,
@@ -226,7 +226,7 @@ def assemble(relay: Relay, config: RelayConfig, prefix: str, clock, factory,
     relay.publisher = SnapshotPublisher(
         relay.snapshot, stats, lambda: list(relay.coils.state().values()),
         lambda: relay.events.next_seq - 1, lambda: relay.supervision.healthy,
-        registers=[RegisterPublisher(
+        providers=[RegisterPublisher(
             regmap, lambda: relay.settings.applied,
             (lambda: relay.authority.engineer_held) if relay.authority is not None
             else lambda: False,

@@ -3,8 +3,10 @@
 A ``ModbusTwin`` is one unit id: reads of its mapped registers return the plant's values coded
 as the device codes them (``registers.encode``); an unmapped address is exception 02, a write
 to a register it does not keep is exception 02, an out-of-range write exception 03, as a real
-device answers. ``GatewayTwin`` is the seed's thermal gateway: it keeps emissivity x 100 (4005)
-and the scaling (4006) and codes its temperatures with them, so a gateway left at its factory
+device answers. ``TwinTables`` hands a twin's registers to the one PDU server
+(``modbus.pdu.answer``, the slave's too), which answers 03, 04, 06 and 16 from them.
+``GatewayTwin`` is the seed's thermal gateway: it keeps emissivity x 100 (4005) and the
+scaling (4006) and codes its temperatures with them, so a gateway left at its factory
 emissivity reads a surface wrongly, as the real one does.
 
 Faults (the seed's troubleshooting matrix) are injected per quantity (``<device>.<quantity>``),
@@ -17,12 +19,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 
 from softrelay.field.modbus.profiles import EMISSIVITY_REGISTER, SCALING_REGISTER, SENTINEL
 from softrelay.field.modbus.registers import Register, encode
-from softrelay.modbus import protocol as frames
+from softrelay.modbus.pdu import ModbusError
+from softrelay.modbus.protocol import ILLEGAL_ADDRESS, ILLEGAL_VALUE, Function
 from softrelay.sim.devices import Fault, faulty_value
 
 TRANSACTION_FAULTS = ("nack", "refused", "slow", "garbage")
@@ -71,7 +75,7 @@ class ModbusTwin:
                 continue
             cell = self._cells.get((table, address))
             if cell is None:
-                return frames.ILLEGAL_ADDRESS
+                return ILLEGAL_ADDRESS
             quantity, k = cell
             if quantity not in coded:
                 reg = self.registers[quantity]
@@ -85,13 +89,46 @@ class ModbusTwin:
     def write(self, start: int, values: list[int]) -> int | None:
         for address, value in zip(range(start, start + len(values)), values, strict=True):
             if address not in self.kept:
-                return frames.ILLEGAL_ADDRESS
+                return ILLEGAL_ADDRESS
             lo, hi = self.limits.get(address, (0, 0xFFFF))
             if not lo <= value <= hi:
-                return frames.ILLEGAL_VALUE
+                return ILLEGAL_VALUE
         for address, value in zip(range(start, start + len(values)), values, strict=True):
             self.kept[address] = value
         return None
+
+
+class TwinTables:
+    """A twin's registers as the PDU server's ``Tables`` (``modbus.pdu``): the functions a
+    field device of ours answers, its ``read`` and ``write`` (looked up at each request, so a
+    test may stand in for them), their exception codes raised."""
+
+    functions = frozenset({Function.READ_HOLDING_REGISTERS, Function.READ_INPUT_REGISTERS,
+                           Function.WRITE_SINGLE_REGISTER, Function.WRITE_MULTIPLE_REGISTERS})
+    TABLE: ClassVar[dict[str, str]] = {"holding_register": "holding", "input_register": "input"}
+
+    def __init__(self, twin: ModbusTwin) -> None:
+        self.twin = twin
+
+    def read_words(self, table: str, start: int, count: int) -> list[int]:
+        words = self.twin.read(self.TABLE[table], start, count)
+        if isinstance(words, int):
+            raise ModbusError(words)
+        return words
+
+    def write_words(self, start: int, words: list[int]) -> None:
+        code = self.twin.write(start, words)
+        if code:
+            raise ModbusError(code)
+
+    def read_bits(self, table: str, start: int, count: int) -> list[int]:
+        raise ModbusError(ILLEGAL_ADDRESS)  # never asked: no bit function is answered
+
+    def write_bits(self, start: int, bits: list[int]) -> None:
+        raise ModbusError(ILLEGAL_ADDRESS)
+
+    def identification(self) -> dict[int, str]:
+        return {}
 
 
 class GatewayTwin(ModbusTwin):

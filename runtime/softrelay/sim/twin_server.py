@@ -22,9 +22,20 @@ import tty
 
 import numpy as np
 
-from softrelay.modbus import protocol as frames
+from softrelay.modbus import protocol
+from softrelay.modbus.pdu import answer
+from softrelay.modbus.protocol import (
+    GATEWAY_PATH_UNAVAILABLE,
+    GATEWAY_TARGET_FAILED,
+    MBAP,
+    MBAP_MAX_LENGTH,
+    MBAP_MIN_LENGTH,
+    MBAP_PROTOCOL,
+    RTU_BROADCAST,
+    exception_pdu,
+)
 from softrelay.sim.devices import Fault
-from softrelay.sim.modbus_twin import TRANSACTION_FAULTS, VALUE_FAULTS, ModbusTwin
+from softrelay.sim.modbus_twin import TRANSACTION_FAULTS, VALUE_FAULTS, ModbusTwin, TwinTables
 
 
 class TwinServer:
@@ -169,15 +180,14 @@ class TwinServer:
         if fault is not None and fault.kind == "slow":
             await asyncio.sleep(fault.delay if fault.delay is not None else 1.0)
         if twin is None:
-            return None if rtu else frames.exception_pdu(pdu[0] if pdu else 0,
-                                                         frames.GATEWAY_NO_RESPONSE)
+            return None if rtu else exception_pdu(pdu[0] if pdu else 0, GATEWAY_TARGET_FAILED)
         if fault is not None and fault.kind in ("nack", "refused"):
             if rtu:
                 return None
-            code = (frames.GATEWAY_NO_RESPONSE if fault.kind == "nack"
-                    else frames.GATEWAY_PATH_UNAVAILABLE)
-            return frames.exception_pdu(pdu[0] if pdu else 0, code)
-        return frames.answer(pdu, twin.read, twin.write)
+            code = (GATEWAY_TARGET_FAILED if fault.kind == "nack"
+                    else GATEWAY_PATH_UNAVAILABLE)
+            return exception_pdu(pdu[0] if pdu else 0, code)
+        return answer(pdu, TwinTables(twin))
 
     def _scramble(self, unit: int, frame: bytes) -> bytes:
         fault = self._fault(unit)
@@ -193,15 +203,16 @@ class TwinServer:
         self._tasks.add(asyncio.current_task())
         try:
             while True:
-                header = await reader.readexactly(frames.MBAP.size)
-                tid, protocol, length, unit = frames.MBAP.unpack(header)
-                if protocol != 0 or not 2 <= length <= 254:
+                header = await reader.readexactly(MBAP.size)
+                tid, protocol_id, length, unit = MBAP.unpack(header)
+                if protocol_id != MBAP_PROTOCOL or not (
+                        MBAP_MIN_LENGTH <= length <= MBAP_MAX_LENGTH):
                     break  # not Modbus: a real device drops the connection
                 pdu = await reader.readexactly(length - 1)
                 response = await self._respond(unit, pdu, rtu=False)
                 if response is None:
                     continue
-                frame = frames.MBAP.pack(tid, 0, len(response) + 1, unit) + response
+                frame = protocol.tcp_frame(tid, unit, response)
                 writer.write(self._scramble(unit, frame))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -220,14 +231,14 @@ class TwinServer:
             data = b""
         self._rtu_buffer += data
         while True:
-            length = frames.rtu_request_length(self._rtu_buffer)
+            length = protocol.rtu_request_length(self._rtu_buffer)
             if length is None or len(self._rtu_buffer) < (length or 1):
                 return
             if length == 0:
                 self._rtu_buffer = b""
                 return
             frame, self._rtu_buffer = self._rtu_buffer[:length], self._rtu_buffer[length:]
-            if frames.crc16(frame) != 0:  # a CRC over data + CRC leaves 0
+            if protocol.crc16(frame) != 0:  # a CRC over data + CRC leaves 0
                 self._rtu_buffer = b""  # a corrupt frame: drop, answer nothing
                 return
             task = self.loop.create_task(self._answer_rtu(frame[0], frame[1:-2]))
@@ -235,8 +246,8 @@ class TwinServer:
             task.add_done_callback(self._tasks.discard)
 
     async def _answer_rtu(self, unit: int, pdu: bytes) -> None:
-        if unit == 0:
+        if unit == RTU_BROADCAST:
             return  # broadcast: never answered
         response = await self._respond(unit, pdu, rtu=True)
         if response is not None:
-            os.write(self._rtu_fd, self._scramble(unit, frames.rtu_frame(unit, response)))
+            os.write(self._rtu_fd, self._scramble(unit, protocol.rtu_frame(unit, response)))

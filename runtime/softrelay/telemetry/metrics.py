@@ -23,7 +23,8 @@ from prometheus_client.core import (
 )
 
 from softrelay.config.relay import RelayConfig
-from softrelay.core import CHANNEL_NAMES, PHASE_NAMES, BusbarFlag, ThermalFlag, flag_bits
+from softrelay.core import CHANNEL_NAMES, BusbarFlag, ThermalFlag, flag_bits
+from softrelay.core.quantities import FAMILIES, QUANTITIES
 from softrelay.core.times import time_to_trip
 from softrelay.image.snapshot import TIME_BUCKETS
 from softrelay.modbus.regmap import firmware_version
@@ -104,67 +105,47 @@ class RelayCollector:
         for name, doc, value, kind in self.extra():
             yield _single(kind, name, doc, value)
 
-    def _thermal(self, r: Reading) -> Iterator:
-        gauges = {
-            "theta": _gauge("thermal_theta", "thermal level, per unit of the base capacity "
-                            "(1.0: steady state at I_B)", ["point"]),
-            "capacity_used": _gauge("thermal_capacity_used", "theta / theta_trip (trip at 1)",
-                                    ["point"], unit="ratio"),
-            "time_to_trip": _gauge("thermal_time_to_trip", "at the present current; +Inf: "
-                                   "never, 0: tripped, NaN: unknown", ["point"], unit="seconds"),
-            "time_to_start": _gauge("thermal_time_to_start", "cooling left before a start "
-                                    "is permitted", ["point"], unit="seconds"),
-        }
-        current = _gauge("thermal_current", "equivalent (i_eq), positive (i1) and negative "
-                         "(i2) sequence, largest phase (i_max)", ["point", "quantity"],
-                         unit="amperes")
-        flags = _gauge("thermal_flag", "1 while the flag is set", ["point", "flag"])
-        for name, row in zip(self.thermal, r.thermal, strict=True):
-            for key, family in gauges.items():
-                value = (time_to_trip(row[key], row["flags"]) if key == "time_to_trip"
-                         else float(row[key]))
-                family.add_metric([name], value / 100.0 if key == "capacity_used" else value)
-            for quantity in ("i_eq", "i1", "i2", "i_max"):
-                current.add_metric([name, quantity], float(row[quantity]))
+    def _points(self, kind: str, names: list[str], rows) -> dict[str, GaugeMetricFamily]:
+        """The kind's quantity families (``core.quantities``), one sample per point and
+        quantity, in the families' order."""
+        families = {f.name: _gauge(f.name, f.help, ["point", f.label] if f.label else
+                                   ["point"], unit=f.unit) for f in FAMILIES[kind]}
+        for name, row in zip(names, rows, strict=True):
+            for q in QUANTITIES[kind]:
+                if q.family is None:
+                    continue
+                value = row[q.field] if q.index is None else row[q.field][q.index]
+                if q.zero_while_tripped:
+                    value = time_to_trip(value, row["flags"])
+                labels = [name, q.label] if q.family.label else [name]
+                families[q.family.name].add_metric(labels, float(value) / q.divisor)
+        return families
+
+    @staticmethod
+    def _flags(kind: str, names: list[str], rows, flags) -> GaugeMetricFamily:
+        family = _gauge(f"{kind}_flag", "1 while the flag is set", ["point", "flag"])
+        for name, row in zip(names, rows, strict=True):
             word = int(row["flags"])
-            for flag, bit in flag_bits(ThermalFlag):
-                flags.add_metric([name, flag], float(bool(word & bit)))
-        yield from gauges.values()
-        yield current
-        yield flags
+            for flag, bit in flag_bits(flags):
+                family.add_metric([name, flag], float(bool(word & bit)))
+        return family
+
+    def _thermal(self, r: Reading) -> Iterator:
+        yield from self._points("thermal", self.thermal, r.thermal).values()
+        yield self._flags("thermal", self.thermal, r.thermal, ThermalFlag)
 
     def _busbar(self, r: Reading) -> Iterator:
-        temperature = _gauge("busbar_temperature", "smoothed conductor and ambient "
-                             "temperatures (NaN while the channel is excluded)",
-                             ["point", "channel"], unit="celsius")
-        rise = _gauge("busbar_rise", "phase conductor over ambient", ["point", "phase"],
-                      unit="celsius")
-        rate = _gauge("busbar_rate_of_rise", "smoothed rate of rise, C per second",
-                      ["point", "phase"], unit="celsius_per_second")
-        max_rise = _gauge("busbar_max_rise", "largest phase rise over ambient", ["point"],
-                          unit="celsius")
-        delta = _gauge("busbar_phase_delta", "largest phase-to-phase difference", ["point"],
-                       unit="celsius")
-        flags = _gauge("busbar_flag", "1 while the flag is set", ["point", "flag"])
+        families = self._points("busbar", self.busbar, r.busbar)
+        fault = families.pop("busbar_channel_fault")
+        yield from families.values()
+        yield self._flags("busbar", self.busbar, r.busbar, BusbarFlag)
         good = _gauge("busbar_channel_good", "1 while the channel is used, 0 while a sensor "
                       "fault excludes it", ["point", "channel"])
-        fault = _gauge("busbar_channel_fault", "the channel's fault bits (1 NaN, 2 sentinel, "
-                       "4 range, 8 stale, 16 I/O error, 32 erratic)", ["point", "channel"])
         for name, row in zip(self.busbar, r.busbar, strict=True):
-            for channel, level, bits in zip(CHANNEL_NAMES, row["level"], row["fault"],
-                                                     strict=True):
-                temperature.add_metric([name, channel], float(level))
+            for channel, bits in zip(CHANNEL_NAMES, row["fault"], strict=True):
                 good.add_metric([name, channel], float(bits == 0))
-                fault.add_metric([name, channel], float(bits))
-            for phase, up, speed in zip(PHASE_NAMES, row["rise"], row["rate"], strict=True):
-                rise.add_metric([name, phase], float(up))
-                rate.add_metric([name, phase], float(speed) / 60.0)
-            max_rise.add_metric([name], float(row["max_rise"]))
-            delta.add_metric([name], float(row["phase_delta"]))
-            word = int(row["flags"])
-            for flag, bit in flag_bits(BusbarFlag):
-                flags.add_metric([name, flag], float(bool(word & bit)))
-        yield from (temperature, rise, rate, max_rise, delta, flags, good, fault)
+        yield good
+        yield fault
 
     def _io(self, r: Reading) -> Iterator:
         value = _gauge("signal_value", "the input image's value (scaled; last good value "

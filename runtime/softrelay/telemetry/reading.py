@@ -15,19 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from softrelay.config.relay import RelayConfig
-from softrelay.core import (
-    CHANNEL_NAMES,
-    PHASE_NAMES,
-    BusbarFlag,
-    ChannelFault,
-    Quality,
-    ThermalFlag,
-    set_flags,
-)
+from softrelay.core import BusbarFlag, Quality, ThermalFlag, set_flags
+from softrelay.core.quantities import QUANTITIES
 from softrelay.core.times import time_to_trip
 from softrelay.image.shared import SharedImage
 from softrelay.image.signals import input_layout
 from softrelay.image.snapshot import MODBUS_COUNTERS, snapshot_layout
+from softrelay.modbus.register_image import register_layout, register_maps
 from softrelay.supervision.health import causes_of
 
 
@@ -48,7 +42,8 @@ class Reading:
 class RelayView:
     def __init__(self, config: RelayConfig, snapshot_name: str, input_name: str) -> None:
         self.config = config
-        self.snapshot = SharedImage(snapshot_layout(config), name=snapshot_name, create=False)
+        self.snapshot = SharedImage(snapshot_layout(config, register_layout(register_maps(config))),
+                                    name=snapshot_name, create=False)
         self.inputs = SharedImage(input_layout(config), name=input_name, create=False)
         self._lock = threading.Lock()
 
@@ -72,32 +67,37 @@ def _number(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def point_document(kind: str, row: np.void) -> dict:
+    """One point's quantities (``core.quantities``) at their key paths: numbers (None for
+    unknown / never), fault words as the names of the bits set (only where some are)."""
+    out: dict = {}
+    for q in QUANTITIES[kind]:
+        *groups, key = q.path
+        place = out
+        for group in groups:
+            place = place.setdefault(group, {})
+        value = row[q.field] if q.index is None else row[q.field][q.index]
+        if q.bits is not None:
+            if value:
+                place[key] = set_flags(value, q.bits)
+        elif q.type == "float32":
+            place[key] = _number(time_to_trip(value, row["flags"]) if q.zero_while_tripped
+                                 else value)
+        else:
+            place[key] = int(value)
+    return out
+
+
 def document(config: RelayConfig, reading: Reading) -> dict:
     """The reading as JSON-ready values: the relay's figures, each point, signal and bus."""
     s = reading.stats
-    thermal_names = [p.name for p in config.thermal_points]
-    busbar_names = [p.name for p in config.busbar_points]
     points = {}
-    for name, row in zip(thermal_names, reading.thermal, strict=True):
-        points[name] = {
-            "kind": "thermal", "theta": _number(row["theta"]),
-            "capacity_used": _number(row["capacity_used"]),
-            "time_to_trip": _number(time_to_trip(row["time_to_trip"], row["flags"])),
-            "time_to_start": _number(row["time_to_start"]),
-            "i_eq": _number(row["i_eq"]), "i2": _number(row["i2"]),
-            "i_max": _number(row["i_max"]),
-            "flags": set_flags(row["flags"], ThermalFlag)}
-    for name, row in zip(busbar_names, reading.busbar, strict=True):
-        points[name] = {
-            "kind": "busbar",
-            "temperature": {c: _number(v)
-                            for c, v in zip(CHANNEL_NAMES, row["level"], strict=True)},
-            "rise": {c: _number(v) for c, v in zip(PHASE_NAMES, row["rise"], strict=True)},
-            "rate": {c: _number(v) for c, v in zip(PHASE_NAMES, row["rate"], strict=True)},
-            "max_rise": _number(row["max_rise"]), "phase_delta": _number(row["phase_delta"]),
-            "flags": set_flags(row["flags"], BusbarFlag),
-            "faults": {c: set_flags(f, ChannelFault)
-                       for c, f in zip(CHANNEL_NAMES, row["fault"], strict=True) if f}}
+    for kind, names, rows, flags in (
+            ("thermal", [p.name for p in config.thermal_points], reading.thermal, ThermalFlag),
+            ("busbar", [p.name for p in config.busbar_points], reading.busbar, BusbarFlag)):
+        for name, row in zip(names, rows, strict=True):
+            points[name] = {"kind": kind} | point_document(kind, row) | {
+                "flags": set_flags(row["flags"], flags)}
     return {
         "name": config.name, "time": round(reading.wall, 3), "healthy": bool(s["healthy"]),
         "supervision": causes_of(int(s["supervision"])),

@@ -42,6 +42,7 @@ from softrelay.field.device import link_fault
 from softrelay.field.modbus import profiles
 from softrelay.field.modbus.registers import Register, coalesce, decode
 from softrelay.field.open_faults import BusOpenError, check_node
+from softrelay.modbus.protocol import READ_WORDS
 
 log = logging.getLogger("softrelay.modbus")
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # its failures are ours to report
@@ -57,7 +58,7 @@ class DeviceMap:
     name: str
     unit: int
     registers: dict[str, Register]
-    max_read: int = 125
+    max_read: int = READ_WORDS
     max_gap: int = 0
     setup: list[tuple[int, int]] = field(default_factory=list)
     ready: bool = False  #: setup written and verified on the present connection

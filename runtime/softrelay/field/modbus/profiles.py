@@ -20,6 +20,7 @@ from the configuration at connect and read back (``setup_writes``).
 from __future__ import annotations
 
 from softrelay.field.modbus.registers import Register
+from softrelay.modbus.protocol import READ_WORDS
 
 EMISSIVITY_REGISTER = 4005
 SCALING_REGISTER = 4006
@@ -72,10 +73,11 @@ def quantities(device) -> list[str]:
 
 
 def max_read(device) -> int:
-    """Registers per request: the configuration's, else the profile's limit, else 125."""
+    """Registers per request: the configuration's, else the profile's limit, else the
+    protocol's (125)."""
     if device.max_read is not None:
         return device.max_read
-    return MAX_READ.get(device.profile or "", 125)
+    return MAX_READ.get(device.profile or "", READ_WORDS)
 
 
 def setup_writes(device) -> list[tuple[int, int]]:

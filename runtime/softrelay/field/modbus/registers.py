@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from softrelay.core import Quality
+from softrelay.modbus.protocol import READ_WORDS, register_value
+from softrelay.modbus.protocol import VALUE_FORMAT as FORMAT
+from softrelay.modbus.protocol import VALUE_WIDTH as WIDTH
 
 DataType = Literal["int16", "uint16", "int32", "uint32", "float32"]
 Table = Literal["holding", "input"]
-WIDTH = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2}
-FORMAT = {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "float32": ">f"}
 LIMITS = {"int16": (-0x8000, 0x7FFF), "uint16": (0, 0xFFFF), "int32": (-0x8000_0000, 0x7FFF_FFFF),
           "uint32": (0, 0xFFFF_FFFF)}
 
@@ -50,14 +51,8 @@ class Register:
 
 def raw_value(words: Sequence[int], data_type: DataType,
               word_order: Literal["big", "little"] = "big") -> float:
-    """The value coded in ``words`` (each 0..65535) before scaling."""
-    if len(words) != WIDTH[data_type]:
-        raise ValueError(f"{data_type} takes {WIDTH[data_type]} registers, got {len(words)}")
-    if any(not 0 <= w <= 0xFFFF for w in words):
-        raise ValueError(f"registers must be 0..65535: {list(words)}")
-    ordered = list(words) if word_order == "big" else list(reversed(words))
-    data = b"".join(struct.pack(">H", w) for w in ordered)
-    return struct.unpack(FORMAT[data_type], data)[0]
+    """The value coded in ``words`` (each 0..65535) before scaling (``protocol``'s coding)."""
+    return register_value(words, data_type, word_order)
 
 
 def decode(register: Register, words: Sequence[int]) -> tuple[float, int]:
@@ -88,7 +83,7 @@ def encode(value: float, data_type: DataType,
 
 
 def coalesce(registers: Sequence[Register], max_gap: int = 0,
-             max_count: int = 125) -> list[tuple[int, int]]:
+             max_count: int = READ_WORDS) -> list[tuple[int, int]]:
     """The fewest reads (start, count) that cover every register: contiguous ones merge,
     holes of at most ``max_gap`` registers are read through, no read exceeds ``max_count``
     (125: the protocol's limit for FC03/FC04)."""
