@@ -113,3 +113,16 @@ def test_only_the_protocol_is_open_to_the_field(tmp_path, monkeypatch):
     bad = tmp_path / "field" / "bad.py"
     bad.write_text("from softrelay.modbus.regmap import RegisterMap\n")
     assert imported(bad) == {"modbus"}
+
+
+def test_contributing_states_the_same_rule():
+    """CONTRIBUTING.md's table of the layers says what ALLOWED says, package for package."""
+    text = (PACKAGE.parent.parent / "CONTRIBUTING.md").read_text()
+    table = text.split("<!-- layers:", 1)[1].split("<!-- /layers -->", 1)[0]
+    stated = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`"):
+            stated[cells[0].strip("`")] = {c.strip("` ") for c in cells[1].split(",")
+                                           if c.strip().startswith("`")}
+    assert stated == ALLOWED
