@@ -14,7 +14,7 @@ import pytest
 from softrelay.cli.summary import describe
 from softrelay.config import parse
 
-from test_config import DEMO, edited, line_of, problems_of
+from support.configs import DEMO, edited, line_of, problems_of
 
 ENGINEER_ENV = "    code_env: SOFTRELAY_ENGINEER_CODE\n    code: 222222\n"
 

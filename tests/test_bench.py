@@ -25,7 +25,7 @@ from softrelay.relay.stages import names
 from softrelay.scan.clock import MonotonicClock
 from softrelay.scan.loop import CORE_PASS, BoundStage, ScanLoop
 
-from test_metrics import with_sections
+from support.scrape import with_sections
 
 
 @pytest.fixture(scope="module")

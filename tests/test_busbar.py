@@ -14,7 +14,7 @@ from softrelay.core import (
     Quality,
 )
 
-from helpers import set_temperatures
+from support.core import set_temperatures
 
 F = BusbarFlag
 CF = ChannelFault

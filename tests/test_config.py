@@ -10,22 +10,7 @@ import pytest
 
 from softrelay.config import ConfigError, demo_path, load, parse
 
-DEMO = demo_path().read_text()
-
-
-def problems_of(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        parse(text, "relay.yaml")
-    return [str(p) for p in caught.value.problems]
-
-
-def edited(old: str, new: str) -> str:
-    assert old in DEMO, old
-    return DEMO.replace(old, new, 1)
-
-
-def line_of(text: str, fragment: str) -> int:
-    return next(i for i, line in enumerate(text.splitlines(), 1) if fragment in line)
+from support.configs import DEMO, edited, line_of, problems_of
 
 
 def test_the_embedded_demo_is_valid_and_is_the_file_in_config():

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from softrelay.core import backend, busbar_reference, thermal_reference
 from softrelay.core.layout import BusbarFlag, ChannelFault, ThermalFlag
 
-from random_banks import RandomBank
+from support.banks import RandomBank
 
 compiled = backend.load("compiled")
 reference = backend.load("reference")

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory
-from test_startup_failures import left_behind, relay_config
 
 from softrelay.config import load
 from softrelay.gpio import coils
 from softrelay.gpio.coils import NO_CHIP, GpioError, choose_pin_factory
 from softrelay.relay.relay import Relay, StartupError
+
+from support.configs import left_behind, relay_config
 
 DEMO = Path(__file__).parents[1] / "config" / "demo.yaml"
 

@@ -14,14 +14,13 @@ import time
 
 import numpy as np
 import pytest
-from support.relays import running
 
 from softrelay.config import parse
 from softrelay.core import Quality
 from softrelay.image.shared import LayoutMismatchError, SharedImage
 
-from test_metrics import TELEMETRY, scrape, with_sections
-from test_relay_e2e import FAST, Driver
+from support.relays import FAST, Driver, running
+from support.scrape import TELEMETRY, scrape, with_sections
 
 SIGNALS = np.dtype([("value", "f8"), ("quality", "u1")])
 

@@ -11,9 +11,10 @@ import signal
 from pathlib import Path
 
 import pytest
-from test_orphans import Rig, children_of
 
 from softrelay.config import ConfigError, load
+
+from support.processes import Rig, children_of
 
 
 def policies(pid: int) -> dict[int, tuple[int, int]]:

@@ -17,7 +17,8 @@ from softrelay.image.snapshot import published
 from softrelay.modbus.pdu import SERVER_BUSY, SlaveLogic
 from softrelay.modbus.regmap import MAP_VERSION
 
-from test_modbus_slave import DEMO, f32, make_relay, mbap, raw
+from support.configs import DEMO
+from support.modbus import f32, make_relay, mbap, raw
 
 BUSY = SERVER_BUSY
 

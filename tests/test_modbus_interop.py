@@ -20,7 +20,7 @@ from softrelay.core import Quality
 from softrelay.field.modbus.master import rtu_link, tcp_link
 from softrelay.field.modbus.registers import encode
 
-from modbus_helpers import PLANT, run, tcp_bus, twin_server
+from support.twins import PLANT, run, tcp_bus, twin_server
 
 GENERIC = """
 name: plc

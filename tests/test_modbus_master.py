@@ -14,7 +14,7 @@ from softrelay.field.modbus.master import DeviceMap, plan, rtu_link, sweep, tcp_
 from softrelay.field.modbus.profiles import register_map
 from softrelay.field.modbus.registers import Register
 
-from modbus_helpers import ALL, PLANT, rtu_bus, run, tcp_bus, twin_server
+from support.twins import ALL, PLANT, rtu_bus, run, tcp_bus, twin_server
 
 GOOD, IO, OOR = Quality.GOOD, Quality.IO_ERROR, Quality.OUT_OF_RANGE
 SENTINEL = Quality.SENTINEL

@@ -23,7 +23,7 @@ from softrelay.modbus.register_image import empty_image
 from softrelay.modbus.regmap import RegisterMap
 from softrelay.sim.modbus_twin import TwinTables
 
-from modbus_helpers import tcp_bus, twin_server
+from support.twins import tcp_bus, twin_server
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = ROOT / "ext/softrelay/modbus_protocol.h"

@@ -9,12 +9,11 @@ import threading
 import time
 
 import pytest
-from test_mqtt import TOPIC, make_relay
 
 from softrelay.config.telemetry import MqttTls
 from softrelay.telemetry.mqtt import tls_context
 
-from mqtt_helpers import Broker, Subscriber, make_pki
+from support.broker import TOPIC, Broker, Subscriber, make_pki, make_relay
 
 
 def tls(pki, version: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from golden_run import GOLDEN, REGENERATE, record
+from support.golden_run import GOLDEN, REGENERATE, record
 
 
 def test_the_demo_run_records_the_same_events_and_ends_in_the_same_state():

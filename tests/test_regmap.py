@@ -44,8 +44,9 @@ from softrelay.modbus.regmap import (
 )
 from softrelay.supervision.links import LINK
 
-from helpers import set_currents, set_temperatures
-from test_config import DEMO
+from support.configs import DEMO
+from support.core import set_currents, set_temperatures
+from support.relays import running
 
 CONFIG = load()
 DEMO_FILE = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
@@ -351,17 +352,12 @@ def scanned_core() -> ProtectionCore:
 
 def test_the_relay_publishes_each_scans_image_with_its_snapshot(tmp_path):
     """What the slave will serve: the snapshot's image, of the same scan as its outputs."""
-    from gpiozero.pins.mock import MockFactory
-
     from softrelay.modbus.register_image import IMAGE_PREFIX
-    from softrelay.relay.relay import Relay
 
     path = tmp_path / "relay.yaml"
     path.write_text(DEMO.replace("state/", f"{tmp_path}/").replace("port: 5020", "port: 0")
                     .replace("port: 9650", "port: 0"))
-    relay = Relay(load(path), str(path), factory=MockFactory())
-    relay.start(companion=False)
-    try:
+    with running(path, companion=False) as relay:
         for _ in range(5):
             relay.loop.step()
         snapshot = {name: table.copy() for name, table in relay.snapshot.read().items()}
@@ -369,8 +365,6 @@ def test_the_relay_publishes_each_scans_image_with_its_snapshot(tmp_path):
         relay.settings.put("motor1", motor1.model_copy(update={"k2": 4.5}), "test")
         relay.loop.step()
         changed = relay.snapshot.read()[IMAGE_PREFIX + "holding_register"].copy()
-    finally:
-        relay.stop()
     regmap = relay.regmap
     ir = snapshot[IMAGE_PREFIX + "input_register"]
     assert decode(ir, regmap.get("relay.scans")) == 5  # the fifth scan's image

@@ -15,7 +15,7 @@ from softrelay.scan.loop import CORE_ONLY, CORE_PASS, BoundStage, ScanLoop
 from softrelay.scan.realtime import apply
 from softrelay.supervision.watchdog import Watchdog
 
-from helpers import set_currents
+from support.core import set_currents
 
 MS = 1_000_000
 

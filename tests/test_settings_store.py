@@ -21,7 +21,7 @@ from softrelay.records.kept_settings import load as load_kept
 from softrelay.records.thermal_memory import _checksum
 from softrelay.relay.relay import Relay
 
-from test_modbus_slave import make_relay
+from support.modbus import make_relay
 
 DEMO = demo_path().read_text()
 

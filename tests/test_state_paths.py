@@ -20,7 +20,7 @@ from softrelay.config import demo_path, load
 from softrelay.config.state import state_paths
 from softrelay.modbus.regmap import config_hash
 
-from test_config import problems_of
+from support.configs import problems_of
 
 REPO = Path(__file__).parents[1]
 FAST = Path(__file__).parent / "configs" / "fast.yaml"

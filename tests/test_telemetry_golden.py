@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from golden_telemetry import DOCUMENT, METRICS, REGENERATE, shapes
+from support.golden_telemetry import DOCUMENT, METRICS, REGENERATE, shapes
 
 
 def test_the_metrics_and_the_mqtt_document_keep_their_names():

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from softrelay.core import Command, ProtectionCore, Quality, ThermalFlag, ThermalSettings
 from softrelay.core.thermal_reference import sequence_from_magnitudes, sequence_from_phasors
 
-from helpers import run_until, set_currents
+from support.core import run_until, set_currents
 
 F = ThermalFlag
 
