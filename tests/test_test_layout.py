@@ -46,8 +46,9 @@ def cross_imports(root: Path = TESTS) -> list[str]:
 
 
 def test_no_test_module_imports_another():
-    assert cross_imports() == [], (
-        "move what is shared into tests/support/ (by subject) and import it from there")
+    found = cross_imports()
+    assert not found, ("move what is shared into tests/support/ (by subject) and import it "
+                       "from there: " + "; ".join(found))
 
 
 def test_the_check_sees_an_import_of_a_test_module_at_any_depth(tmp_path):
