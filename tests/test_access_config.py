@@ -81,6 +81,7 @@ def test_the_old_unlock_section_is_refused_with_its_replacement():
     assert "levels: {reset: 0, acknowledge: 0}" in problem
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("value", "refused"), [(None, "is not set"), ("x1", "is not a code")])
 def test_softrelay_check_refuses_what_run_would(tmp_path, value, refused):
     path = tmp_path / "relay.yaml"

@@ -29,6 +29,8 @@ from softrelay.supervision.health import causes_of
 
 from support.relays import running
 
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
+
 POLL, TIMEOUT = 0.1, 0.3  # a loaded machine may be slow to answer: a timeout is a link down
 HEALTHY_PIN = 24
 METER = {"name": "meter", "unit": 1, "profile": "sdm630"}

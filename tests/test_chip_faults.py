@@ -77,6 +77,7 @@ def qualities(readings) -> list[int]:
 G, IO, RANGE, SENTINEL = Quality.GOOD, Quality.IO_ERROR, Quality.OUT_OF_RANGE, Quality.SENTINEL
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("address", "kind", "want"),
     [
@@ -179,6 +180,7 @@ STUCK_AFTER = 6
 EARLY = 0.3  #: s the plant's clock may lead the test's
 
 
+@pytest.mark.e2e
 def test_chip_faults_end_to_end_flag_the_channel_without_an_alarm(tmp_path):
     """Each scheduled fault raises its channel's fault bit within two polls (stuck: within
     its count of readings) and drops it after the fault clears; no busbar alarm, ever, and the

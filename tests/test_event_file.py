@@ -135,6 +135,7 @@ def test_events_beyond_what_is_held_are_counted_as_lost_to_the_file(tmp_path):
         rec.close()
 
 
+@pytest.mark.e2e
 def test_the_event_file_rotates_by_size_and_the_numbering_continues(tmp_path):
     file = tmp_path / "events.jsonl"
     max_bytes, keep = 64 * 1024, 4

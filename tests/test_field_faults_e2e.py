@@ -18,6 +18,8 @@ from softrelay.sim.twin_server import TwinServer
 
 from support.relays import running
 
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
+
 POLL, TIMEOUT, STUCK_AFTER = 0.05, 0.1, 10
 DEVICES = [
     {"name": "meter", "unit": 1, "profile": "sdm630"},

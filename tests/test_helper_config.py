@@ -22,6 +22,8 @@ from softrelay.image.shared import LayoutMismatchError, SharedImage
 from support.relays import FAST, Driver, running
 from support.scrape import TELEMETRY, scrape, with_sections
 
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
+
 SIGNALS = np.dtype([("value", "f8"), ("quality", "u1")])
 
 

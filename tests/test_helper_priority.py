@@ -16,6 +16,8 @@ from softrelay.config import ConfigError, load
 
 from support.processes import Rig, children_of
 
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
+
 
 def policies(pid: int) -> dict[int, tuple[int, int]]:
     """Every thread of ``pid``: (scheduling policy, real-time priority)."""

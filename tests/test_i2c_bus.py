@@ -97,6 +97,7 @@ def test_a_failed_chip_marks_only_its_own_signals():
     assert device.errors == 1  # the NACK; a flagged reading is the chip's word, not a bus error
 
 
+@pytest.mark.e2e
 def test_the_relay_sees_the_joint_through_the_i2c_sensors(tmp_path):
     fast = BASE.replace("STATE_DIR", str(tmp_path))
     path = tmp_path / "i2c.yaml"

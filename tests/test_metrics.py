@@ -19,6 +19,8 @@ from softrelay.relay.relay import Relay
 from support.relays import Driver, fast_config, running
 from support.scrape import TELEMETRY, scrape, with_sections
 
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
+
 
 @pytest.fixture
 def relay(tmp_path):

@@ -18,6 +18,8 @@ from pyModbusTCP.client import ModbusClient
 
 from support.modbus import CODE, OPERATOR, SLAVE, Running, f32, make_relay, send_code
 
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
+
 
 @pytest.fixture
 def running(tmp_path):

@@ -20,6 +20,8 @@ from softrelay.modbus.regmap import MAP_VERSION
 from support.configs import DEMO
 from support.modbus import f32, make_relay, mbap, raw
 
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
+
 BUSY = SERVER_BUSY
 
 

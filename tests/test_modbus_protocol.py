@@ -119,6 +119,7 @@ class NoWrites:
         return 0
 
 
+@pytest.mark.e2e
 @settings(max_examples=300, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(function=st.sampled_from([3, 4, 6, 16]), start=st.integers(0, 0xFFFF),

@@ -16,6 +16,8 @@ from softrelay.modbus.regmap import MAP_VERSION
 from support.configs import DEMO
 from support.modbus import ACCESS, CODE, OPERATOR, Running, make_relay
 
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
+
 UNIT = 7
 
 

@@ -24,6 +24,8 @@ from softrelay import _mbserver
 
 from support.mbserver import serve
 
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
+
 ROOT = Path(__file__).resolve().parent.parent
 MAX_PENDING = getattr(_mbserver, "MAX_PENDING", 32)
 

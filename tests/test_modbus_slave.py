@@ -32,6 +32,8 @@ from softrelay.relay.relay import Relay
 from support.configs import DEMO
 from support.modbus import CODE, OPERATOR, SLAVE, Running, f32, make_relay, mbap, raw, send_code
 
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
+
 
 @pytest.fixture
 def running(tmp_path):

@@ -30,6 +30,8 @@ from pymodbus.client import ModbusTlsClient
 
 from support.modbus import ACCESS, Running, f32, make_relay
 
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
+
 ROLE_OID = x509.ObjectIdentifier("1.3.6.1.4.1.50316.802.1")
 ROLES = "{engineer: 2, operator: 1}"
 

@@ -17,6 +17,8 @@ from support.broker import TOPIC, Broker, Subscriber, make_pki, make_relay
 from support.relays import Driver
 from support.scrape import scrape
 
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
+
 
 @pytest.fixture
 def broker(tmp_path):

@@ -19,6 +19,8 @@ from softrelay.image.shared import segment_prefix
 
 from support.processes import POLL, Rig, alive, children_of, wait
 
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
+
 
 def segments(name: str, config_path: Path) -> set[str]:
     config = load(config_path)

@@ -224,6 +224,7 @@ def test_a_reset_drops_a_latched_trip_coil_in_the_scan_that_resets_the_trip(fact
     assert history(factory, 17) == [False, True, False]
 
 
+@pytest.mark.e2e
 def test_a_relay_drops_its_latched_trip_coil_when_the_trip_is_reset(tmp_path, factory):
     """The same through runtime.Relay's own scan stages (the demo, its trip coil latched)."""
     from softrelay.config import load

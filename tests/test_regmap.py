@@ -132,6 +132,7 @@ def test_the_exports_carry_every_entry_and_the_header():
     assert "## holding registers" in markdown
 
 
+@pytest.mark.e2e
 def test_the_regmap_command_prints_the_map(tmp_path):
     run = subprocess.run([sys.executable, "-m", "softrelay", "regmap", "--format", "json"],
                          capture_output=True, text=True, check=True)
@@ -143,6 +144,7 @@ def test_the_regmap_command_prints_the_map(tmp_path):
     assert run.returncode == 1 and "k2" in run.stderr
 
 
+@pytest.mark.e2e
 def test_each_flag_is_described_in_its_own_classes_words():
     """ThermalFlag.TRIP and BusbarFlag.WARNING are both bit 0: a motor's trip must not read
     "largest rise over ambient" in the DCS's import."""
@@ -299,6 +301,7 @@ def scrambled(rng: np.random.Generator, table: np.ndarray) -> None:
             column[...] = rng.integers(info.min, info.max, column.shape, endpoint=True)
 
 
+@pytest.mark.e2e
 @given(st.integers(0, 2**32 - 1))
 @settings(max_examples=60, deadline=None)
 def test_the_compiled_image_is_the_reference_image(seed):
@@ -350,6 +353,7 @@ def scanned_core() -> ProtectionCore:
                           window_length=64, samples_per_cycle=32)
 
 
+@pytest.mark.e2e
 def test_the_relay_publishes_each_scans_image_with_its_snapshot(tmp_path):
     """What the slave will serve: the snapshot's image, of the same scan as its outputs."""
     from softrelay.modbus.register_image import IMAGE_PREFIX

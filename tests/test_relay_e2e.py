@@ -22,6 +22,8 @@ from softrelay.relay.relay import Relay
 
 from support.relays import Driver, fast_config, running
 
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
+
 
 @pytest.fixture
 def relay(tmp_path):

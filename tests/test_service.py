@@ -22,6 +22,8 @@ from softrelay.service.install import GROUPS, Plan, apply, render
 
 from support.relays import fast_config
 
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
+
 
 def verify(unit_text: str, directory: Path) -> str:
     """systemd-analyze verify's complaints about the unit (empty: none). The tool says

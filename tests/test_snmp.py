@@ -26,6 +26,8 @@ from support.ports import free_port
 from support.relays import Driver
 from support.scrape import scrape, with_sections
 
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
+
 AUTH, PRIV = "auth-pass-1234", "priv-pass-5678"
 ENTERPRISE = "1.3.6.1.4.1.8072.9999.9999.49"
 ENGINE = "80001f8804" + b"fast".hex()  # the default: from the relay's name

@@ -299,6 +299,7 @@ def test_the_configured_mode_and_clock_reach_the_chip():
     assert quality == Quality.GOOD and window.shape == (3, 64)
 
 
+@pytest.mark.e2e
 def test_the_relay_protects_a_motor_from_its_sampled_currents(tmp_path):
     """motor1 at 100 A, then 200 A from 1 s (T+ 2 s, trip 1.2): the currents seen through
     the ADC are the plant's, balanced, and the motor trips when the replica says it must:
@@ -335,6 +336,7 @@ def test_the_relay_protects_a_motor_from_its_sampled_currents(tmp_path):
 ADC_FAULTS = [("nack", 1.0, 1.5), ("garbage", 2.5, 3.0), ("sentinel", 4.0, 4.5)]
 
 
+@pytest.mark.e2e
 def test_adc_faults_end_to_end_freeze_the_replica_without_a_trip(tmp_path):
     """A dead chip, corrupted transfers and a broken input, one after the other: each makes
     motor1's input faulted within two polls (a 40 ms burst every 50 ms), theta holds, nothing

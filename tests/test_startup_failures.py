@@ -30,6 +30,8 @@ from softrelay.relay.relay import Relay, StartupError
 
 from support.configs import left_behind, relay_config
 
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
+
 MISSING_I2C = 99  #: /dev/i2c-99: absent on any machine the tests run on
 
 
