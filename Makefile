@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BUILT := $(VENV)/.built
 
 .PHONY: all venv build run test lint bench clean system-deps asan-test fuzz arm-deps test-arm \
-	test-arm64 test-armhf
+	test-arm64 test-armhf test-fast
 
 all: build
 
@@ -51,6 +51,12 @@ test: build system-deps
 	$(PY) -m ruff check runtime tests benchmarks setup.py
 	$(PY) -m pytest
 	$(MAKE) asan-test
+
+# The fast subset while working: the lint, and every test but the slow end-to-end ones
+# (marked e2e); under 30 s on a quiet 2-core machine. `make test` runs them all.
+test-fast: build system-deps
+	$(PY) -m ruff check runtime tests benchmarks setup.py
+	$(PY) -m pytest -q -m "not e2e"
 
 # The Modbus server built with AddressSanitizer and UndefinedBehaviorSanitizer (gcc's), beside
 # a copy of the package, and run under the server's robustness tests and the 100 000-frame

@@ -14,7 +14,7 @@ import pytest
 from softrelay.cli.summary import describe
 from softrelay.config import parse
 
-from test_config import DEMO, edited, line_of, problems_of
+from support.configs import DEMO, edited, line_of, problems_of
 
 ENGINEER_ENV = "    code_env: SOFTRELAY_ENGINEER_CODE\n    code: 222222\n"
 
@@ -81,6 +81,7 @@ def test_the_old_unlock_section_is_refused_with_its_replacement():
     assert "levels: {reset: 0, acknowledge: 0}" in problem
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("value", "refused"), [(None, "is not set"), ("x1", "is not a code")])
 def test_softrelay_check_refuses_what_run_would(tmp_path, value, refused):
     path = tmp_path / "relay.yaml"

@@ -207,6 +207,7 @@ def test_a_brute_force_of_a_6_digit_code_takes_years():
     assert expected_days > 365 * 5, (tried, expected_days)
 
 
+@pytest.mark.e2e
 def test_a_flood_of_refusals_makes_a_few_events_not_one_each():
     """10 000 wrong codes and 10 000 unauthorised presets from 500 peers in an hour: the
     event ring (1 024) would have lost the trips; aggregated it holds a few dozen events."""

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
+
 BAD = Path(__file__).parent / "bad_configs"
 FILES = sorted(BAD.glob("*.yaml"))
 #: a relay that starts instead of refusing is killed after this, s

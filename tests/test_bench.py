@@ -25,7 +25,7 @@ from softrelay.relay.stages import names
 from softrelay.scan.clock import MonotonicClock
 from softrelay.scan.loop import CORE_PASS, BoundStage, ScanLoop
 
-from test_metrics import with_sections
+from support.scrape import with_sections
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,7 @@ def measured(tmp_path_factory):
     return json.loads(result.stdout), tmp
 
 
+@pytest.mark.e2e
 def test_the_bench_measures_the_real_loop_io_and_slave(measured):
     report, _ = measured
     assert report["name"] == "fast" and report["period"] == 0.01
@@ -77,6 +78,7 @@ def test_the_stage_figures_are_named_by_the_loops_own_stages():
     assert loop.stage_timer is None  # given back
 
 
+@pytest.mark.e2e
 def test_the_recommendation_follows_from_the_figures(measured):
     report, _ = measured
     rec = report["recommendation"]
@@ -91,12 +93,14 @@ def test_the_recommendation_follows_from_the_figures(measured):
         report["relay_modbus_load"]["modbus"]["requests_per_second"]
 
 
+@pytest.mark.e2e
 def test_the_bench_leaves_the_plant_alone(measured):
     _, state = measured
     assert not (state / "state.json").exists()  # the thermal memory is not written
     assert not (state / "events.jsonl").exists()  # nor the event file
 
 
+@pytest.mark.e2e
 def test_the_text_report_says_what_to_set(tmp_path):
     path = with_sections(tmp_path, "\n")
     result = subprocess.run([sys.executable, "-m", "softrelay", "bench", str(path),

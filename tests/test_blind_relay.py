@@ -18,7 +18,6 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 from prometheus_client.parser import text_string_to_metric_families
 from pymodbus.client import ModbusTcpClient
-from support.relays import running
 
 from softrelay import _shm
 from softrelay.config import load
@@ -27,6 +26,10 @@ from softrelay.relay.relay import Relay
 from softrelay.sim.modbus_twin import twins_for
 from softrelay.sim.twin_server import TwinServer
 from softrelay.supervision.health import causes_of
+
+from support.relays import running
+
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
 POLL, TIMEOUT = 0.1, 0.3  # a loaded machine may be slow to answer: a timeout is a link down
 HEALTHY_PIN = 24

@@ -14,7 +14,7 @@ from softrelay.core import (
     Quality,
 )
 
-from helpers import set_temperatures
+from support.core import set_temperatures
 
 F = BusbarFlag
 CF = ChannelFault
@@ -51,6 +51,7 @@ def flags(core: ProtectionCore) -> BusbarFlag:
 
 # ---------------------------------------------------------------- smoothing
 
+@pytest.mark.e2e
 def test_kalman_smoothing_reduces_noise_and_tracks_a_ramp_without_lag(impl):
     sigma, rate_c_per_min = 0.5, 2.0
     core = busbar(impl, **{**QUIET, "kalman_r": sigma, "kalman_q": 1e-5})
@@ -119,6 +120,7 @@ def test_no_imbalance_below_the_limit(impl):
     assert core.busbar_outputs["imbalance_pair"][0] == PhasePair.AB
 
 
+@pytest.mark.e2e
 def test_rate_of_rise_alarm(impl):
     core = busbar(impl, rate_limit=3.0, pickup_rate=30.0, kalman_q=1e-4, kalman_r=0.2)
     t = 0.0
@@ -150,6 +152,7 @@ FAULTS = {
 }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_a_faulted_hot_channel_is_flagged_excluded_and_operates_nothing(impl, fault):
     """Phase A reads 70 C (45 over ambient, above critical) but its reading is bad; B and C
@@ -307,6 +310,7 @@ def test_a_channel_recovers_after_its_fault_clears(impl):
     assert core.busbar_outputs["level"][0, 0] == pytest.approx(41.0)
 
 
+@pytest.mark.e2e
 def test_frequent_spikes_make_a_channel_erratic_and_never_alarm(impl):
     core = busbar(impl, kalman_r=0.5, **SMOOTH)
     t = feed(core, (40.0, 40.0, 40.0, 28.0), 0.0, 30, noise=0.3)

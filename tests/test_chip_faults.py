@@ -8,16 +8,15 @@ import time
 
 import numpy as np
 import pytest
-from gpiozero.pins.mock import MockFactory
 
-from softrelay.config import load, parse
+from softrelay.config import parse
 from softrelay.core import BusbarFlag, ChannelFault, Quality
 from softrelay.field.i2c.device import i2c_bus_device
 from softrelay.field.spi.device import spi_bus_device
-from softrelay.relay.relay import Relay
 from softrelay.sim.plant import PlantModel
 
-from test_i2c_bus import BASE
+from support.configs import BASE
+from support.relays import running
 
 BUSES = """
   - name: i2c1
@@ -78,6 +77,7 @@ def qualities(readings) -> list[int]:
 G, IO, RANGE, SENTINEL = Quality.GOOD, Quality.IO_ERROR, Quality.OUT_OF_RANGE, Quality.SENTINEL
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("address", "kind", "want"),
     [
@@ -153,7 +153,7 @@ def test_stuck_and_noisy_act_on_the_sensing_element():
     ],
 )
 def test_faults_a_bus_cannot_have_are_refused_with_the_reason(fault, reason):
-    from test_config import problems_of
+    from support.configs import problems_of
 
     found = problems_of(chip_config(fault))
     assert len(found) == 1 and reason in found[0], found
@@ -180,6 +180,7 @@ STUCK_AFTER = 6
 EARLY = 0.3  #: s the plant's clock may lead the test's
 
 
+@pytest.mark.e2e
 def test_chip_faults_end_to_end_flag_the_channel_without_an_alarm(tmp_path):
     """Each scheduled fault raises its channel's fault bit within two polls (stuck: within
     its count of readings) and drops it after the fault clears; no busbar alarm, ever, and the
@@ -188,13 +189,11 @@ def test_chip_faults_end_to_end_flag_the_channel_without_an_alarm(tmp_path):
         "STATE_DIR", str(tmp_path))
     path = tmp_path / "chips.yaml"
     path.write_text(text)
-    relay = Relay(load(path), str(path), factory=MockFactory())
     seen: dict[int, list[float]] = {k: [] for k in range(len(FAULTS))}
     alarms = 0
     clean_before, first_clean = True, None
-    relay.start()
-    started, scans0 = time.monotonic(), relay.loop.stats.scans
-    try:
+    with running(path) as relay:
+        started, scans0 = time.monotonic(), relay.loop.stats.scans
         while (now := time.monotonic() - started) < 6.0:
             relay.loop.step()
             out = relay.core.busbar_outputs[0]
@@ -211,8 +210,6 @@ def test_chip_faults_end_to_end_flag_the_channel_without_an_alarm(tmp_path):
                 # plant's clock starts in the companion a little before relay.start returns
                 if out["fault"][channel] & bit and start - EARLY <= now <= stop + 1.0:
                     seen[k].append(now)
-    finally:
-        relay.stop()
     elapsed, scans = time.monotonic() - started, relay.loop.stats.scans - scans0
     assert alarms == 0, BusbarFlag(alarms)
     assert first_clean is not None and first_clean < FAULTS[0][3] - EARLY, first_clean

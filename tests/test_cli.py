@@ -7,6 +7,8 @@ import importlib
 import subprocess
 import sys
 
+import pytest
+
 from softrelay.cli.main import COMMANDS, build_parser
 
 
@@ -18,6 +20,7 @@ def test_every_command_of_the_parser_has_its_module_and_no_other():
         assert callable(getattr(importlib.import_module(module), function)), name
 
 
+@pytest.mark.e2e
 def test_help_loads_no_command_module():
     code = ("import sys\nfrom softrelay.cli.main import main\ntry:\n    main(['--help'])\n"
             "except SystemExit:\n    pass\n"

@@ -10,22 +10,7 @@ import pytest
 
 from softrelay.config import ConfigError, demo_path, load, parse
 
-DEMO = demo_path().read_text()
-
-
-def problems_of(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        parse(text, "relay.yaml")
-    return [str(p) for p in caught.value.problems]
-
-
-def edited(old: str, new: str) -> str:
-    assert old in DEMO, old
-    return DEMO.replace(old, new, 1)
-
-
-def line_of(text: str, fragment: str) -> int:
-    return next(i for i, line in enumerate(text.splitlines(), 1) if fragment in line)
+from support.configs import DEMO, edited, line_of, problems_of
 
 
 def test_the_embedded_demo_is_valid_and_is_the_file_in_config():
@@ -37,6 +22,7 @@ def test_the_embedded_demo_is_valid_and_is_the_file_in_config():
     assert config.plant is not None and config.plant.motors[0].trip_coil == "trip"
 
 
+@pytest.mark.e2e
 def test_check_prints_what_would_run():
     result = subprocess.run([sys.executable, "-m", "softrelay", "check"],
                             capture_output=True, text=True, timeout=60)
@@ -46,6 +32,7 @@ def test_check_prints_what_would_run():
     assert "coil trip (pin 17): motor1.trip [min pulse 0.5 s]" in result.stdout
 
 
+@pytest.mark.e2e
 def test_check_fails_with_every_problem_and_runs_nothing(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(edited("t_cool: 180.0", "t_cool: 30.0").replace("kalman_q:", "kalman_qq:"))

@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.e2e
 def test_demo_shows_alarm_trip_inhibit_and_a_hot_joint():
     result = subprocess.run(
         [sys.executable, "-m", "softrelay", "demo", "--seconds", "900"],

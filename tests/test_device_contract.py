@@ -118,6 +118,7 @@ class TestDeviceContract:
             assert isinstance(value, float | np.ndarray)
             assert np.all(np.isfinite(value))
 
+    @pytest.mark.e2e
     def test_a_failed_transaction_is_a_quality_with_a_reason(self, bench):
         bench.until_good()
         errors = bench.device.errors
@@ -127,6 +128,7 @@ class TestDeviceContract:
         assert bench.device.errors > errors
         assert bench.device.last_error.startswith(LINK_FAULTS), bench.device.last_error
 
+    @pytest.mark.e2e
     def test_a_failing_device_fails_its_own_signals_alone(self, bench):
         bench.until_good()
         bench.device.inject(bench.one, "nack")
@@ -139,6 +141,7 @@ class TestDeviceContract:
         assert got == want
         assert bench.device.last_error.startswith(LINK_FAULTS), bench.device.last_error
 
+    @pytest.mark.e2e
     def test_the_bus_comes_back_when_the_fault_clears(self, bench):
         bench.until_good()
         bench.device.inject("*", "nack")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from softrelay.core import backend, busbar_reference, thermal_reference
 from softrelay.core.layout import BusbarFlag, ChannelFault, ThermalFlag
 
-from random_banks import RandomBank
+from support.banks import RandomBank
 
 compiled = backend.load("compiled")
 reference = backend.load("reference")
@@ -69,6 +69,7 @@ def run_both(bank: RandomBank, scans: int, dt_choices: list[float]):
     return seen_th, seen_bb, seen_fault, held
 
 
+@pytest.mark.e2e
 @given(
     seed=st.integers(0, 2**32 - 1),
     n_thermal=st.integers(0, 12),
@@ -83,6 +84,7 @@ def test_random_banks_over_scan_sequences(seed, n_thermal, n_busbar, spc, cycles
     run_both(bank, scans, [dt, dt, dt * 3.0])
 
 
+@pytest.mark.e2e
 def test_a_large_bank_reaches_every_flag_and_stays_equal():
     """2 000 thermal and 2 000 busbar points for 60 scans: every flag, every fault, still equal."""
     bank = RandomBank(20261121, 2000, 2000, 32, 1)
@@ -97,6 +99,7 @@ finite = st.floats(0.0, 5000.0, allow_nan=False)
 angle = st.floats(-360.0, 360.0, allow_nan=False)
 
 
+@pytest.mark.e2e
 @given(st.lists(st.tuples(finite, finite, finite, angle, angle, angle), min_size=1, max_size=50))
 def test_sequences_from_phasors_kernel(rows):
     data = np.array(rows)
@@ -108,6 +111,7 @@ def test_sequences_from_phasors_kernel(rows):
         np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12 * scale)
 
 
+@pytest.mark.e2e
 @given(st.lists(st.tuples(finite, finite, finite), min_size=1, max_size=50))
 def test_sequences_from_magnitudes_kernel(rows):
     mag = np.array(rows)
@@ -118,6 +122,7 @@ def test_sequences_from_magnitudes_kernel(rows):
     np.testing.assert_allclose(i2, r2, rtol=1e-9, atol=1e-12 * max(1.0, mag.max()))
 
 
+@pytest.mark.e2e
 @given(
     seed=st.integers(0, 2**32 - 1),
     spc=st.sampled_from([24, 32, 64]),
@@ -135,6 +140,7 @@ def test_window_kernel(seed, spc, cycles, rows):
                                atol=1e-9)
 
 
+@pytest.mark.e2e
 @given(
     seed=st.integers(0, 2**32 - 1),
     scans=st.integers(1, 30),
@@ -165,6 +171,7 @@ def test_empty_and_single_banks(n):
     run_both(bank, 5, [0.1])
 
 
+@pytest.mark.e2e
 @given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=100))
 def test_sincos_in_degrees_kernel(degrees):
     """The kernel reduces exactly in degrees; the NumPy oracle rounds its radian argument (up

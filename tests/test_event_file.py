@@ -20,6 +20,8 @@ import pytest
 import softrelay.records.disk as disk
 from softrelay.records.events import EventRecorder, event_files, last_seq, read_events
 
+from support.relays import running
+
 
 def wait_for(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
@@ -133,6 +135,7 @@ def test_events_beyond_what_is_held_are_counted_as_lost_to_the_file(tmp_path):
         rec.close()
 
 
+@pytest.mark.e2e
 def test_the_event_file_rotates_by_size_and_the_numbering_continues(tmp_path):
     file = tmp_path / "events.jsonl"
     max_bytes, keep = 64 * 1024, 4
@@ -192,19 +195,12 @@ def test_a_relay_whose_state_directory_is_unusable_runs_and_says_why(tmp_path):
     """The state directory's place taken by a regular file: the relay starts and scans;
     its recorder and its thermal memory report the trouble (what the healthy contact's
     self-supervision reads)."""
-    from gpiozero.pins.mock import MockFactory
-
-    from softrelay.config import load
-    from softrelay.relay.relay import Relay
-
     blocker = tmp_path / "state"
     blocker.write_text("not a directory\n")
     path = tmp_path / "fast.yaml"
     path.write_text((Path(__file__).parent / "configs" / "fast.yaml").read_text()
                     .replace("STATE_DIR", str(blocker)))
-    relay = Relay(load(path), str(path), factory=MockFactory())
-    relay.start(companion=False)
-    try:
+    with running(path, companion=False) as relay:
         relay.checkpointer.submit(relay.memory.copy())
         relay.loop.step()
         wait_for(lambda: relay.events.trouble is not None, 5.0, "the event file's trouble")
@@ -215,5 +211,3 @@ def test_a_relay_whose_state_directory_is_unusable_runs_and_says_why(tmp_path):
                                                   if e.kind == "fault"}, 5.0,
                  "fault events of the event file and of the thermal memory")
         assert relay.events._writer.is_alive()
-    finally:
-        relay.stop()

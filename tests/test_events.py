@@ -67,6 +67,7 @@ def test_flag_edges_become_pickups_and_dropouts_after_the_first_scan():
                    ("pickup", "m2.alarm1", 2.0)]
 
 
+@pytest.mark.e2e
 def test_numbers_never_repeat_and_readers_never_fail_while_two_threads_record():
     """The scan and the Modbus write worker both record; the publisher reads the ring
     meanwhile (a deque read while another thread appends would raise)."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from softrelay.records.events import Event
 from softrelay.telemetry.feed import EventFeed, EventReceiver, feed_pair
 
@@ -30,6 +32,7 @@ def received(receiver: EventReceiver, count: int, timeout: float = 5.0) -> list[
     return seqs
 
 
+@pytest.mark.e2e
 def test_a_successor_gets_everything_after_the_last_confirmed_event():
     ring = [event(seq) for seq in range(1, 11)]
     sender, end = feed_pair()

@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from softrelay.config import load
 from softrelay.config.buses import ModbusTcpBus
 from softrelay.core import ChannelFault, Quality, ThermalFlag
-from softrelay.relay.relay import Relay
 from softrelay.sim.modbus_twin import twins_for
 from softrelay.sim.twin_server import TwinServer
+
+from support.relays import running
+
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
 POLL, TIMEOUT, STUCK_AFTER = 0.05, 0.1, 10
 DEVICES = [
@@ -79,10 +81,8 @@ def field(tmp_path):
     path = tmp_path / "field.yaml"
     path.write_text(CONFIG.replace("DIR", str(tmp_path)).replace("PORT", str(port)))
     pins = MockFactory()
-    relay = Relay(load(path), str(path), factory=pins)
-    relay.start()
-    yield relay, server, pins
-    relay.stop()
+    with running(path, factory=pins) as relay:
+        yield relay, server, pins
     server.stop()
 
 

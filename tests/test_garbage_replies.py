@@ -83,6 +83,7 @@ def captured():
         root.setLevel(level)
 
 
+@pytest.mark.e2e
 def test_garbage_replies_are_one_counted_line_per_bus_never_a_traceback(captured):
     gateway = GarbageGateway()
     bus = ModbusTcpBus.model_validate({

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory
-from test_startup_failures import left_behind, relay_config
 
 from softrelay.config import load
 from softrelay.gpio import coils
 from softrelay.gpio.coils import NO_CHIP, GpioError, choose_pin_factory
 from softrelay.relay.relay import Relay, StartupError
+
+from support.configs import left_behind, relay_config
 
 DEMO = Path(__file__).parents[1] / "config" / "demo.yaml"
 
@@ -80,6 +81,7 @@ def test_a_named_factory_that_cannot_load_is_a_one_line_start_up_error(tmp_path,
         relay.stop()
 
 
+@pytest.mark.e2e
 def test_softrelay_run_refuses_a_factory_that_cannot_load(tmp_path):
     """On this machine (no Raspberry Pi) the named real factory cannot load: one line, exit 1."""
     done = subprocess.run([sys.executable, "-m", "softrelay", "run",
@@ -92,6 +94,7 @@ def test_softrelay_run_refuses_a_factory_that_cannot_load(tmp_path):
     assert said and said[0].startswith("softrelay: gpio.factory rpigpio: cannot load"), said
 
 
+@pytest.mark.e2e
 def test_softrelay_check_refuses_a_factory_that_run_would_refuse(tmp_path):
     """check refuses what run refuses: a named factory that cannot load on this machine."""
     path = with_factory(tmp_path, "rpigpio")
@@ -105,6 +108,7 @@ def test_softrelay_check_refuses_a_factory_that_run_would_refuse(tmp_path):
     assert "the relay would refuse to start" in line
 
 
+@pytest.mark.e2e
 def test_check_and_the_demo_say_what_drives_the_coils(tmp_path, monkeypatch):
     assert load(DEMO).gpio.factory == "mock"
     shown = subprocess.run([sys.executable, "-m", "softrelay", "check", str(DEMO)],

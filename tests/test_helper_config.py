@@ -14,14 +14,15 @@ import time
 
 import numpy as np
 import pytest
-from support.relays import running
 
 from softrelay.config import parse
 from softrelay.core import Quality
 from softrelay.image.shared import LayoutMismatchError, SharedImage
 
-from test_metrics import TELEMETRY, scrape, with_sections
-from test_relay_e2e import FAST, Driver
+from support.relays import FAST, Driver, running
+from support.scrape import TELEMETRY, scrape, with_sections
+
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
 SIGNALS = np.dtype([("value", "f8"), ("quality", "u1")])
 

@@ -11,9 +11,12 @@ import signal
 from pathlib import Path
 
 import pytest
-from test_orphans import Rig, children_of
 
 from softrelay.config import ConfigError, load
+
+from support.processes import Rig, children_of
+
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
 
 def policies(pid: int) -> dict[int, tuple[int, int]]:

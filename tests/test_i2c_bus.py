@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 
 import pytest
-from gpiozero.pins.mock import MockFactory
 
-from softrelay.config import load, parse
+from softrelay.config import parse
 from softrelay.core import BusbarFlag, Quality
 from softrelay.field.i2c.device import i2c_bus_device
-from softrelay.relay.relay import Relay
 from softrelay.sim.plant import PlantModel
 
-from test_config import problems_of
+from support.configs import BASE, problems_of
+from support.relays import running
 
 I2C_BUS = """
   - name: ir
@@ -31,13 +29,6 @@ I2C_BUS = """
          simulate: {object: bus1.temp.c, ambient: bus1.temp.ambient}}
       - {name: amb, chip: tmp117, address: 0x48, simulate: {temperature: bus1.temp.ambient}}
 """
-
-
-# The end-to-end configuration (every value from the plant's simulated bus), without its
-# scheduled fault on the plant bus, as the base.
-BASE = ((Path(__file__).parent / "configs" / "fast.yaml").read_text()
-        .replace("  - {bus: plant, address: bus1.temp.ambient, kind: nack, start: 6.0, "
-                 "stop: 8.0}\n", "").replace("  faults:\n", ""))
 
 
 def with_i2c(text: str) -> str:
@@ -106,18 +97,15 @@ def test_a_failed_chip_marks_only_its_own_signals():
     assert device.errors == 1  # the NACK; a flagged reading is the chip's word, not a bus error
 
 
+@pytest.mark.e2e
 def test_the_relay_sees_the_joint_through_the_i2c_sensors(tmp_path):
     fast = BASE.replace("STATE_DIR", str(tmp_path))
     path = tmp_path / "i2c.yaml"
     path.write_text(with_i2c(fast))
-    relay = Relay(load(path), str(path), factory=MockFactory())
-    relay.start()
-    try:
+    with running(path) as relay:
         deadline = time.monotonic() + 20
         while not relay.core.busbar_outputs["flags"][0] & BusbarFlag.CRITICAL:
             assert time.monotonic() < deadline, "no critical joint over I2C"
             relay.loop.step()
         out = relay.core.busbar_outputs[0]
         assert out["hottest_phase"] == 3 and out["fault"].tolist() == [0, 0, 0, 0]
-    finally:
-        relay.stop()

@@ -34,6 +34,7 @@ def _writer(name: str, stop, count) -> None:
     image.close()
 
 
+@pytest.mark.e2e
 def test_a_reader_never_sees_two_versions_mixed_across_processes():
     image = SharedImage(LAYOUT)
     ctx = multiprocessing.get_context("spawn")
@@ -106,6 +107,7 @@ def _realtime_reader(name: str, ready, begun, result) -> None:
     image.close()
 
 
+@pytest.mark.e2e
 def test_a_realtime_reader_lets_a_preempted_writer_on_its_cpu_finish():
     """The scan (SCHED_FIFO) latching the input image while the companion (normal priority)
     is mid-write on the same CPU: the reader naps between tries, so the writer finishes and

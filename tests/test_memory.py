@@ -216,6 +216,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.e2e
 def test_kill_9_during_checkpointing_never_leaves_an_unloadable_file(tmp_path):
     """40 times: the child checkpoints as fast as it can and is killed at a random moment.
     The file always loads, and it holds the last checkpoint the child finished or the one it

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import math
 import socket
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory
-from prometheus_client.parser import text_string_to_metric_families
 
 from softrelay._timing import Histogram
 from softrelay.config import load
@@ -19,39 +16,16 @@ from softrelay.core import ThermalFlag
 from softrelay.image.snapshot import TIME_BUCKETS
 from softrelay.relay.relay import Relay
 
-from test_relay_e2e import Driver, config_in
+from support.relays import Driver, fast_config, running
+from support.scrape import TELEMETRY, scrape, with_sections
 
-TELEMETRY = """
-metrics: {host: 127.0.0.1, port: 0}
-modbus: {host: 127.0.0.1, port: 0}
-"""
-
-
-def with_sections(tmp_path: Path, text: str) -> Path:
-    path = config_in(tmp_path)
-    path.write_text(path.read_text().replace("\nplant:", text + "plant:", 1))
-    return path
-
-
-def scrape(port: int) -> dict[str, dict[tuple, float]]:
-    """Samples by name, then by their labels (sorted pairs)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-        assert answer.status == 200
-        text = answer.read().decode()
-    samples: dict[str, dict[tuple, float]] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            samples.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
-    return samples
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
 
 @pytest.fixture
 def relay(tmp_path):
-    path = with_sections(tmp_path, TELEMETRY)
-    relay = Relay(load(path), str(path), factory=MockFactory())
-    relay.start()
-    yield relay
-    relay.stop()
+    with running(with_sections(tmp_path, TELEMETRY)) as relay:
+        yield relay
 
 
 def test_a_scrape_shows_what_the_relay_does(relay):
@@ -119,13 +93,8 @@ def test_a_failed_sensor_shows_in_the_metrics(relay):
 
 
 def test_metrics_are_off_unless_configured(tmp_path):
-    path = config_in(tmp_path)
-    relay = Relay(load(path), str(path), factory=MockFactory())
-    try:
-        relay.start(companion=False)
+    with running(fast_config(tmp_path), companion=False) as relay:
         assert relay.telemetry_ports == {} and relay.helpers.telemetry is None
-    finally:
-        relay.stop()
 
 
 def test_a_port_in_use_stops_the_relay_from_starting_with_the_reason(tmp_path):

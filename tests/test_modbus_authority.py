@@ -16,7 +16,9 @@ import pytest
 from pymodbus.client import ModbusTcpClient
 from pyModbusTCP.client import ModbusClient
 
-from test_modbus_slave import CODE, OPERATOR, SLAVE, Running, f32, make_relay, send_code
+from support.modbus import CODE, OPERATOR, SLAVE, Running, f32, make_relay, send_code
+
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
 
 @pytest.fixture

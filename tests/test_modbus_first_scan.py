@@ -17,7 +17,10 @@ from softrelay.image.snapshot import published
 from softrelay.modbus.pdu import SERVER_BUSY, SlaveLogic
 from softrelay.modbus.regmap import MAP_VERSION
 
-from test_modbus_slave import DEMO, f32, make_relay, mbap, raw
+from support.configs import DEMO
+from support.modbus import f32, make_relay, mbap, raw
+
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
 BUSY = SERVER_BUSY
 

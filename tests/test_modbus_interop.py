@@ -20,7 +20,7 @@ from softrelay.core import Quality
 from softrelay.field.modbus.master import rtu_link, tcp_link
 from softrelay.field.modbus.registers import encode
 
-from modbus_helpers import PLANT, run, tcp_bus, twin_server
+from support.twins import PLANT, run, tcp_bus, twin_server
 
 GENERIC = """
 name: plc
@@ -127,6 +127,7 @@ def test_master_reads_a_pymodbus_server_over_tcp():
     check(run(scenario()))
 
 
+@pytest.mark.e2e
 def test_master_reads_a_modbus_tk_server_over_tcp():
     port = free_port()
     server = modbus_tcp.TcpServer(port=port, address="127.0.0.1")
@@ -193,6 +194,7 @@ def test_the_simulated_devices_answer_an_independent_tcp_client():
         server.stop()
 
 
+@pytest.mark.e2e
 def test_the_simulated_devices_answer_an_independent_rtu_client(pty_pair):
     end_a, end_b = pty_pair
     bus = tcp_bus()

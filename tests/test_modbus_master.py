@@ -14,7 +14,7 @@ from softrelay.field.modbus.master import DeviceMap, plan, rtu_link, sweep, tcp_
 from softrelay.field.modbus.profiles import register_map
 from softrelay.field.modbus.registers import Register
 
-from modbus_helpers import ALL, PLANT, rtu_bus, run, tcp_bus, twin_server
+from support.twins import ALL, PLANT, rtu_bus, run, tcp_bus, twin_server
 
 GOOD, IO, OOR = Quality.GOOD, Quality.IO_ERROR, Quality.OUT_OF_RANGE
 SENTINEL = Quality.SENTINEL
@@ -141,6 +141,7 @@ def test_an_unmapped_register_is_an_exception_for_that_request_only(gateway):
     assert "exception 0x02" in link.last_error
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("fault", "expected"),
     [("nack", IO), ("refused", IO), ("slow", IO), ("garbage", IO)],
@@ -198,6 +199,7 @@ def test_a_stuck_value_stays_stuck_while_the_plant_moves():
         server.stop()
 
 
+@pytest.mark.e2e
 def test_refused_gateway_backs_off_then_reconnects(gateway):
     _, server, link = gateway
     run(link.read(ALL))
@@ -221,6 +223,7 @@ def test_refused_gateway_backs_off_then_reconnects(gateway):
     assert link.connects == 2
 
 
+@pytest.mark.e2e
 def test_a_timeout_never_lets_a_late_answer_through(gateway):
     """The late answer of a slow request must not be taken for the next request's."""
     _, server, link = gateway
@@ -255,6 +258,7 @@ def test_a_meter_fed_with_phasor_angles_codes_its_own_phase_angles():
         server.stop()
 
 
+@pytest.mark.e2e
 def test_many_gateways_are_swept_concurrently():
     buses, servers, links = [], [], []
     for _ in range(4):
@@ -283,6 +287,7 @@ def test_many_gateways_are_swept_concurrently():
             server.stop()
 
 
+@pytest.mark.e2e
 def test_rtu_over_a_socat_pty_pair(pty_pair):
     end_a, end_b = pty_pair
     bus = rtu_bus(end_b)

@@ -202,6 +202,7 @@ def test_read_write_multiple_writes_first_then_reads_the_image():
     assert r.settings._pending[0][1].k2 == 5.0
 
 
+@pytest.mark.e2e
 @given(st.binary(min_size=1, max_size=260))
 @settings(max_examples=400, deadline=None)
 def test_any_pdu_gets_a_response_or_an_exception_never_an_error(pdu):
@@ -212,6 +213,7 @@ def test_any_pdu_gets_a_response_or_an_exception_never_an_error(pdu):
         assert len(answer) == 2 and answer[1] in (1, 2, 3, 4)
 
 
+@pytest.mark.e2e
 @given(st.sampled_from([1, 2, 3, 4]), st.integers(0, 65535), st.integers(0, 2100))
 @settings(max_examples=300, deadline=None)
 def test_reads_of_any_range(function, start, count):

@@ -23,7 +23,7 @@ from softrelay.modbus.register_image import empty_image
 from softrelay.modbus.regmap import RegisterMap
 from softrelay.sim.modbus_twin import TwinTables
 
-from modbus_helpers import tcp_bus, twin_server
+from support.twins import tcp_bus, twin_server
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = ROOT / "ext/softrelay/modbus_protocol.h"
@@ -119,6 +119,7 @@ class NoWrites:
         return 0
 
 
+@pytest.mark.e2e
 @settings(max_examples=300, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(function=st.sampled_from([3, 4, 6, 16]), start=st.integers(0, 0xFFFF),

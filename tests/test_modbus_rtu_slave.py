@@ -13,7 +13,10 @@ from pymodbus.client import ModbusSerialClient
 from softrelay.modbus.protocol import rtu_frame
 from softrelay.modbus.regmap import MAP_VERSION
 
-from test_modbus_slave import ACCESS, CODE, DEMO, OPERATOR, Running, make_relay
+from support.configs import DEMO
+from support.modbus import ACCESS, CODE, OPERATOR, Running, make_relay
+
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
 UNIT = 7
 

@@ -18,47 +18,16 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from softrelay import _mbserver
-from softrelay._mbserver import ModbusServer
-from softrelay.modbus.tcp_slave import listener
+
+from support.mbserver import serve
+
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_PENDING = getattr(_mbserver, "MAX_PENDING", 32)
-
-HEADER = 64  # the seqlock header before the snapshot's data
-WORDS = 200  # holding and input registers in the test image
-BITS = 64
-
-
-class Image:
-    """A published snapshot region: the four tables, every address mapped, word i = i."""
-
-    def __init__(self) -> None:
-        self.offsets = [0, BITS, 2 * BITS, 2 * BITS + 2 * WORDS]  # coil, di, ir, hr
-        size = HEADER + self.offsets[3] + 2 * WORDS
-        self.buffer = np.zeros(size + 8, np.uint8)
-        start = (-self.buffer.ctypes.data) % 8
-        self.region = self.buffer[start:start + size]
-        data = self.region[HEADER:]
-        for t in (2, 3):
-            data[self.offsets[t]:self.offsets[t] + 2 * WORDS] = np.arange(
-                WORDS, dtype="<u2").view(np.uint8)
-        self.region[:8] = np.array([2], "<u8").view(np.uint8)  # published, even
-        sizes = [BITS, BITS, WORDS, WORDS]
-        self.images = [(self.offsets, sizes, [np.ones(n, np.uint8) for n in sizes])]
-
-
-def serve(**options) -> ModbusServer:
-    """A started server on 127.0.0.1 (a free port), on the relay's own listener (its
-    backlog), every unit reading the test image."""
-    image = Image()
-    server = ModbusServer(image.region, image.images, [0] * 256, b"\x00\x04test",
-                          listener("127.0.0.1", 0), **options)
-    server.start()
-    return server
 
 
 @pytest.fixture
@@ -343,7 +312,7 @@ def test_600_back_to_back_connects_none_waits_for_a_syn_retry():
 EMFILE_CHILD = r"""
 import json, os, resource, sys
 sys.path.insert(0, sys.argv[1])
-from test_modbus_server_robustness import serve
+from support.mbserver import serve
 server = serve(max_conn=16, idle_timeout=30.0, frame_timeout=1.0)
 print(server.port, flush=True)
 resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))

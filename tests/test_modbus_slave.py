@@ -29,69 +29,10 @@ from softrelay.modbus.register_image import register_image
 from softrelay.modbus.regmap import MAP_VERSION
 from softrelay.relay.relay import Relay
 
-from test_config import DEMO
+from support.configs import DEMO
+from support.modbus import CODE, OPERATOR, SLAVE, Running, f32, make_relay, mbap, raw, send_code
 
-CODE = 987654  #: the engineer's (level 2)
-OPERATOR = 4321  #: the operator's (level 1)
-ACCESS = f"""access:
-  operator: {{code: {OPERATOR}}}
-  engineer: {{code: {CODE}}}
-  minutes: 1
-"""
-SLAVE = f"""modbus:
-  host: 127.0.0.1
-  port: 0
-  units: [1]
-  max_connections: 3
-  idle_timeout: 1.0
-  frame_timeout: 0.3
-
-{ACCESS}
-"""
-
-
-def make_relay(tmp_path, slave: str = SLAVE, extra: tuple[str, str] | None = None) -> Relay:
-    """The demo relay, its Modbus and access sections replaced by ``slave`` (and ``extra``:
-    one more (old, new) replacement)."""
-    start = DEMO.index("\nmodbus:") + 1
-    end = DEMO.index("\nplant:", start) + 1
-    top = [line.split(":")[0] for line in DEMO[start:end].splitlines() if line[:1].isalpha()]
-    assert top == ["modbus", "access"], top
-    text = (DEMO[:start] + slave + DEMO[end:]).replace(  # the state in tmp_path
-        "\nstate:\n", f"\nstate:\n  dir: {tmp_path}\n").replace(
-        "port: 9650", "port: 0")  # the metrics: any free port
-    if extra is not None:
-        assert extra[0] in text
-        text = text.replace(extra[0], extra[1], 1)
-    path = tmp_path / "relay.yaml"
-    path.write_text(text)
-    return Relay(load(path), str(path), factory=MockFactory())
-
-
-class Running:
-    """A relay scanning in a thread (no companion: its inputs stay stale), its slave serving."""
-
-    def __init__(self, relay: Relay) -> None:
-        self.relay = relay
-        self.stop = threading.Event()
-        relay.start(companion=False)
-        self.thread = threading.Thread(target=relay.run, args=(lambda: not self.stop.is_set(),))
-        self.thread.start()
-        self.port = relay.slave.port if relay.slave is not None else None
-        self.scans(2)  # an image is published before anyone asks
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(5.0)
-        self.relay.stop()
-
-    def scans(self, n: int = 3) -> None:
-        """Wait until n more scans have run (queued writes are applied by then)."""
-        target = self.relay.loop.stats.scans + n
-        deadline = time.monotonic() + 5.0
-        while self.relay.loop.stats.scans < target:
-            assert time.monotonic() < deadline, "the scan stopped"
-            time.sleep(0.005)
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
 
 @pytest.fixture
@@ -99,27 +40,6 @@ def running(tmp_path):
     r = Running(make_relay(tmp_path))
     yield r
     r.close()
-
-
-def raw(port: int, frame: bytes, timeout: float = 1.0) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout) as s:
-        s.sendall(frame)
-        return s.recv(300)
-
-
-def mbap(pdu: bytes, unit: int = 1, transaction: int = 7) -> bytes:
-    return struct.pack(">HHHB", transaction, 0, len(pdu) + 1, unit) + pdu
-
-
-def send_code(client: ModbusTcpClient, code: int, regmap) -> None:
-    """Write an access code to relay.unlock on this connection (its session)."""
-    answer = client.write_registers(regmap.get("relay.unlock").address,
-                                    [code >> 16, code & 0xFFFF], device_id=1)
-    assert not answer.isError(), answer
-
-
-def f32(words) -> float:
-    return struct.unpack(">f", struct.pack(">HH", *words))[0]
 
 
 def test_pymodbus_reads_the_map(running):
@@ -632,7 +552,7 @@ def test_unit_groups_show_their_points_as_relays_of_their_own(tmp_path):
                    for e in r.relay.events.ring)
     finally:
         r.close()
-    from test_config import problems_of
+    from support.configs import problems_of
 
     bad = DEMO.replace("modbus:", "modbus:\n  groups: {2: [motor9]}", 1)
     assert any("modbus.groups[2][0]: no point named 'motor9'" in p for p in problems_of(bad))

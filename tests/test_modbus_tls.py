@@ -28,7 +28,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pymodbus.client import ModbusTlsClient
 
-from test_modbus_slave import ACCESS, Running, f32, make_relay
+from support.modbus import ACCESS, Running, f32, make_relay
+
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
 ROLE_OID = x509.ObjectIdentifier("1.3.6.1.4.1.50316.802.1")
 ROLES = "{engineer: 2, operator: 1}"
@@ -598,7 +600,7 @@ def free_port() -> int:
 
 def config_with(tmp_path, pki, tls: str, plain: int) -> Path:
     """The demo config, its modbus section: ``plain`` the plain port, then ``tls``."""
-    from test_config import DEMO
+    from support.configs import DEMO
 
     start = DEMO.index("\nmodbus:") + 1
     end = DEMO.index("\naccess:", start) + 1
@@ -755,9 +757,9 @@ def test_a_connect_with_a_role_not_text_is_dropped_and_the_port_serves_on(runnin
 
 
 def adopting_server(**options):
-    from test_modbus_server_robustness import Image
-
     from softrelay._mbserver import ModbusServer
+
+    from support.mbserver import Image
 
     image = Image()
     server = ModbusServer(image.region, image.images, [0] * 256, b"\x00\x04test", None,
@@ -829,9 +831,9 @@ def test_the_allowlist_and_the_per_peer_limit_hold_for_adopted_connections():
 def test_refusals_of_a_full_adoption_queue_are_counted_and_never_uncounted():
     """sr_adopt refuses (EAGAIN) beyond MAX_ADOPT waiting; those refusals stay in ``refused``
     when the network thread publishes its own counters afterwards."""
-    from test_modbus_server_robustness import Image
-
     from softrelay._mbserver import MAX_ADOPT, ModbusServer
+
+    from support.mbserver import Image
 
     image = Image()
     server = ModbusServer(image.region, image.images, [0] * 256, b"\x00\x04test", None,

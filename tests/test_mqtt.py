@@ -9,28 +9,15 @@ import signal
 import sqlite3
 
 import pytest
-from gpiozero.pins.mock import MockFactory
 
-from softrelay.config import load
 from softrelay.core import ThermalFlag
-from softrelay.relay.relay import Relay
 from softrelay.telemetry.spool import EventSpool
 
-from mqtt_helpers import Broker, Subscriber, make_pki
-from test_metrics import scrape, with_sections
-from test_relay_e2e import Driver
+from support.broker import TOPIC, Broker, Subscriber, make_pki, make_relay
+from support.relays import Driver
+from support.scrape import scrape
 
-TOPIC = "softrelay/fast"
-
-
-def mqtt_section(tmp_path, broker: Broker, extra: str = "") -> str:
-    return (f"\nmqtt: {{host: 127.0.0.1, port: {broker.port}, telemetry_every: 0.2, "
-            f"queue: {{file: {tmp_path}/mqtt.sqlite}}{extra}}}\n")
-
-
-def make_relay(tmp_path, broker: Broker, extra: str = "", more: str = "") -> Relay:
-    path = with_sections(tmp_path, mqtt_section(tmp_path, broker, extra) + more)
-    return Relay(load(path), str(path), factory=MockFactory())
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
 
 @pytest.fixture

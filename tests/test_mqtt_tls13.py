@@ -9,12 +9,11 @@ import threading
 import time
 
 import pytest
-from test_mqtt import TOPIC, make_relay
 
 from softrelay.config.telemetry import MqttTls
 from softrelay.telemetry.mqtt import tls_context
 
-from mqtt_helpers import Broker, Subscriber, make_pki
+from support.broker import TOPIC, Broker, Subscriber, make_pki, make_relay
 
 
 def tls(pki, version: str) -> str:
@@ -70,6 +69,7 @@ def test_the_relays_tls_refuses_anything_older_than_its_minimum(tmp_path, minimu
     assert (outcome[0] == agreed) if agreed else isinstance(outcome[0], OSError)
 
 
+@pytest.mark.e2e
 def test_a_relay_that_requires_tls_1_3_publishes_to_a_broker_of_tls_1_3(tmp_path):
     pki = make_pki(tmp_path)
     broker = Broker(tmp_path, pki=pki, extra=("tls_version tlsv1.3",)).start()

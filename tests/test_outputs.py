@@ -14,7 +14,7 @@ from softrelay.gpio.buttons import CommandButtons
 from softrelay.gpio.coils import CoilBank
 from softrelay.relay.commands import CommandQueue, Request
 
-from helpers import set_currents
+from support.core import set_currents
 
 MOTOR = ThermalPoint(name="m1", kind="thermal", currents=("a", "b", "c"), angles=("x", "y", "z"),
                      settings=ThermalSettings(i_b=100, t_heat=10, t_cool=30, theta_reset=0.5,
@@ -224,12 +224,13 @@ def test_a_reset_drops_a_latched_trip_coil_in_the_scan_that_resets_the_trip(fact
     assert history(factory, 17) == [False, True, False]
 
 
+@pytest.mark.e2e
 def test_a_relay_drops_its_latched_trip_coil_when_the_trip_is_reset(tmp_path, factory):
     """The same through runtime.Relay's own scan stages (the demo, its trip coil latched)."""
     from softrelay.config import load
     from softrelay.relay.relay import Relay
 
-    from test_config import DEMO
+    from support.configs import DEMO
 
     line = "  - {name: trip, pin: 17, flags: [motor1.trip], min_pulse: 0.5}\n"
     assert line in DEMO

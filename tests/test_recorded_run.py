@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import json
 
-from golden_run import GOLDEN, REGENERATE, record
+import pytest
+
+from support.golden_run import GOLDEN, REGENERATE, record
+
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
 
 def test_the_demo_run_records_the_same_events_and_ends_in_the_same_state():

@@ -84,6 +84,7 @@ def test_a_bus_whose_code_is_missing_is_a_faulted_bus_with_the_reason(monkeypatc
     assert "cannot import softrelay.sim.no_such_bus" in device.last_error
 
 
+@pytest.mark.e2e
 def test_a_relay_on_real_hardware_never_imports_the_simulation():
     """A real I2C bus, a real Modbus line: their code imports nothing of ``softrelay.sim``
     (and importing the registry imports no driver)."""

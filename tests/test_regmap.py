@@ -44,8 +44,9 @@ from softrelay.modbus.regmap import (
 )
 from softrelay.supervision.links import LINK
 
-from helpers import set_currents, set_temperatures
-from test_config import DEMO
+from support.configs import DEMO
+from support.core import set_currents, set_temperatures
+from support.relays import running
 
 CONFIG = load()
 DEMO_FILE = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
@@ -131,6 +132,7 @@ def test_the_exports_carry_every_entry_and_the_header():
     assert "## holding registers" in markdown
 
 
+@pytest.mark.e2e
 def test_the_regmap_command_prints_the_map(tmp_path):
     run = subprocess.run([sys.executable, "-m", "softrelay", "regmap", "--format", "json"],
                          capture_output=True, text=True, check=True)
@@ -142,6 +144,7 @@ def test_the_regmap_command_prints_the_map(tmp_path):
     assert run.returncode == 1 and "k2" in run.stderr
 
 
+@pytest.mark.e2e
 def test_each_flag_is_described_in_its_own_classes_words():
     """ThermalFlag.TRIP and BusbarFlag.WARNING are both bit 0: a motor's trip must not read
     "largest rise over ambient" in the DCS's import."""
@@ -298,6 +301,7 @@ def scrambled(rng: np.random.Generator, table: np.ndarray) -> None:
             column[...] = rng.integers(info.min, info.max, column.shape, endpoint=True)
 
 
+@pytest.mark.e2e
 @given(st.integers(0, 2**32 - 1))
 @settings(max_examples=60, deadline=None)
 def test_the_compiled_image_is_the_reference_image(seed):
@@ -349,19 +353,15 @@ def scanned_core() -> ProtectionCore:
                           window_length=64, samples_per_cycle=32)
 
 
+@pytest.mark.e2e
 def test_the_relay_publishes_each_scans_image_with_its_snapshot(tmp_path):
     """What the slave will serve: the snapshot's image, of the same scan as its outputs."""
-    from gpiozero.pins.mock import MockFactory
-
     from softrelay.modbus.register_image import IMAGE_PREFIX
-    from softrelay.relay.relay import Relay
 
     path = tmp_path / "relay.yaml"
     path.write_text(DEMO.replace("state/", f"{tmp_path}/").replace("port: 5020", "port: 0")
                     .replace("port: 9650", "port: 0"))
-    relay = Relay(load(path), str(path), factory=MockFactory())
-    relay.start(companion=False)
-    try:
+    with running(path, companion=False) as relay:
         for _ in range(5):
             relay.loop.step()
         snapshot = {name: table.copy() for name, table in relay.snapshot.read().items()}
@@ -369,8 +369,6 @@ def test_the_relay_publishes_each_scans_image_with_its_snapshot(tmp_path):
         relay.settings.put("motor1", motor1.model_copy(update={"k2": 4.5}), "test")
         relay.loop.step()
         changed = relay.snapshot.read()[IMAGE_PREFIX + "holding_register"].copy()
-    finally:
-        relay.stop()
     regmap = relay.regmap
     ir = snapshot[IMAGE_PREFIX + "input_register"]
     assert decode(ir, regmap.get("relay.scans")) == 5  # the fifth scan's image

@@ -12,16 +12,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from golden_map import (
-    GOLDEN,
-    LAYOUT,
-    REGENERATE,
-    document,
-    golden_path,
-    layout_changes,
-)
 
 from softrelay.modbus.regmap import MAP_VERSION
+
+from support.golden_map import GOLDEN, LAYOUT, REGENERATE, document, golden_path, layout_changes
 
 HOW = (f"If the change is deliberate: bump MAP_VERSION in softrelay/modbus/regmap.py unless only "
        f"descriptions changed, then regenerate with `{REGENERATE}` and commit the golden.")

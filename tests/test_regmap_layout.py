@@ -9,7 +9,6 @@ import json
 import math
 
 import pytest
-from golden_map import VARYING, golden_path, layout_changes
 from pydantic import Field, create_model
 from pymodbus.client import ModbusTcpClient
 
@@ -27,7 +26,9 @@ from softrelay.modbus.regmap import (
     check_layout,
 )
 
-from test_modbus_slave import DEMO, Running, f32, make_relay
+from support.configs import DEMO
+from support.golden_map import VARYING, golden_path, layout_changes
+from support.modbus import Running, f32, make_relay
 
 CONFIG = load()
 

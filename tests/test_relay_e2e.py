@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory
@@ -21,44 +20,17 @@ from softrelay.records.thermal_memory import read_state
 from softrelay.relay.commands import Request
 from softrelay.relay.relay import Relay
 
-FAST = Path(__file__).parent / "configs" / "fast.yaml"
+from support.relays import Driver, fast_config, running
 
-
-def config_in(tmp_path: Path) -> Path:
-    path = tmp_path / "fast.yaml"
-    path.write_text(FAST.read_text().replace("STATE_DIR", str(tmp_path)))
-    return path
-
-
-class Driver:
-    """Runs the relay's scan in this thread until a condition holds (or a timeout)."""
-
-    def __init__(self, relay: Relay) -> None:
-        self.relay = relay
-
-    def until(self, condition, timeout: float, what: str) -> float:
-        start = time.monotonic()
-        while not condition():
-            assert time.monotonic() - start < timeout, f"timed out waiting for {what}"
-            self.relay.loop.step()
-        return time.monotonic() - start
-
-    def thermal(self) -> int:
-        return int(self.relay.core.thermal_outputs["flags"][0])
-
-    def busbar(self) -> int:
-        return int(self.relay.core.busbar_outputs["flags"][0])
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
 
 @pytest.fixture
 def relay(tmp_path):
-    path = config_in(tmp_path)
     factory = MockFactory()
-    relay = Relay(load(path), str(path), factory=factory)
-    relay.factory_used = factory
-    relay.start()
-    yield relay
-    relay.stop()
+    with running(fast_config(tmp_path), factory=factory) as relay:
+        relay.factory_used = factory
+        yield relay
 
 
 def test_alarm_trip_breaker_cooling_inhibit_reset_and_restart(relay, tmp_path):
@@ -117,7 +89,7 @@ def test_the_joint_fault_and_a_failed_sensor_end_to_end(relay):
 
 
 def test_thermal_memory_survives_a_restart_under_the_cool_policy(tmp_path):
-    path = config_in(tmp_path)
+    path = fast_config(tmp_path)
     relay = Relay(load(path), str(path), factory=MockFactory())
     relay.start()
     d = Driver(relay)
@@ -145,7 +117,7 @@ def test_thermal_memory_survives_a_restart_under_the_cool_policy(tmp_path):
 
 
 def test_sigterm_stops_cleanly_with_a_last_checkpoint(tmp_path):
-    path = config_in(tmp_path)
+    path = fast_config(tmp_path)
     env = dict(os.environ, GPIOZERO_PIN_FACTORY="mock")
     proc = subprocess.Popen([sys.executable, "-m", "softrelay", "run", str(path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -175,7 +147,7 @@ def test_a_stalled_scan_drops_the_healthy_contact_and_stops_feeding_systemd(tmp_
     listener.setblocking(False)  # draining must not stall the scan it watches
     os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"] = address, "200000"
     try:
-        path = config_in(tmp_path)
+        path = fast_config(tmp_path)
         pins = MockFactory()
         relay = Relay(load(path), str(path), factory=pins)
     finally:
@@ -215,7 +187,7 @@ def test_a_stalled_scan_drops_the_healthy_contact_and_stops_feeding_systemd(tmp_
 
 def test_the_terminal_shows_a_live_status(tmp_path):
     """Under a pseudo-terminal (script(1)) the companion draws the status in place."""
-    path = config_in(tmp_path)
+    path = fast_config(tmp_path)
     env = dict(os.environ, GPIOZERO_PIN_FACTORY="mock")
     cmd = f"timeout --foreground -s TERM 6 {sys.executable} -m softrelay run {path}"
     result = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True,

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 from gpiozero.pins.mock import MockFactory
-from support.relays import fast_config, running
 
 from softrelay.config import load
 from softrelay.relay.build import build_relay
+
+from support.relays import fast_config, running
 
 
 def test_a_failing_test_still_stops_its_relay(tmp_path):

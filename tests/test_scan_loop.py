@@ -15,7 +15,7 @@ from softrelay.scan.loop import CORE_ONLY, CORE_PASS, BoundStage, ScanLoop
 from softrelay.scan.realtime import apply
 from softrelay.supervision.watchdog import Watchdog
 
-from helpers import set_currents
+from support.core import set_currents
 
 MS = 1_000_000
 
@@ -150,6 +150,7 @@ def test_the_real_ticker_keeps_the_grid_and_skips_after_a_stall():
     assert ticker.overruns == overruns + 1 and ticker.missed_total == missed_before + missed
 
 
+@pytest.mark.e2e
 def test_lateness_includes_the_wait_for_the_interpreter_lock():
     """A Python thread that holds the interpreter lock delays the scan after its wake-up: that
     delay is lateness (the scan starts late), never hidden between lateness and execution."""
@@ -227,6 +228,7 @@ def test_the_watchdog_drops_healthy_on_a_stall_and_feeds_systemd_only_while_scan
     assert dog.check() and changes[-1] == (True, "scans running") and dog.stalls == 1
 
 
+@pytest.mark.e2e
 def test_the_watchdog_thread_notices_a_real_stall():
     changes = []
     dog = Watchdog(0.05, lambda ok, why: changes.append(ok))

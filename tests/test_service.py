@@ -20,7 +20,9 @@ import pytest
 
 from softrelay.service.install import GROUPS, Plan, apply, render
 
-from test_relay_e2e import config_in
+from support.relays import fast_config
+
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
 
 def verify(unit_text: str, directory: Path) -> str:
@@ -164,7 +166,7 @@ def test_softrelay_run_speaks_sd_notify_and_writes_journal_lines(tmp_path, notif
     env = dict(os.environ, NOTIFY_SOCKET=address, WATCHDOG_USEC="400000",
                INVOCATION_ID="0123456789abcdef", GPIOZERO_PIN_FACTORY="mock")
     relay = subprocess.Popen([sys.executable, "-m", "softrelay", "run",
-                              str(config_in(tmp_path))], env=env, stdout=subprocess.PIPE,
+                              str(fast_config(tmp_path))], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
         got = receive(listener, time.monotonic() + 60, "READY=1")

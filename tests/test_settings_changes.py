@@ -9,7 +9,7 @@ import pytest
 from softrelay.core import BusbarSettings, ProtectionCore, ThermalSettings
 from softrelay.relay.settings_changes import SettingsQueue
 
-from helpers import set_currents
+from support.core import set_currents
 
 MOTOR = ThermalSettings(i_b=100, t_heat=60, t_cool=180)
 

@@ -21,7 +21,7 @@ from softrelay.records.kept_settings import load as load_kept
 from softrelay.records.thermal_memory import _checksum
 from softrelay.relay.relay import Relay
 
-from test_modbus_slave import make_relay
+from support.modbus import make_relay
 
 DEMO = demo_path().read_text()
 
@@ -117,6 +117,7 @@ def test_a_damaged_file_is_unreadable_not_restored(tmp_path):
         assert kept == {} and "unreadable" in messages[0], damaged
 
 
+@pytest.mark.e2e
 def test_an_upgraded_relay_restores_what_the_previous_release_kept_and_says_so(tmp_path):
     """The previous softrelay's two files (format 1) in the state directory: the relay of
     this one starts with their theta, latch and changed setting, and its events say both

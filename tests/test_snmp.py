@@ -22,9 +22,11 @@ from softrelay.core import ThermalFlag
 from softrelay.relay.relay import Relay
 from softrelay.telemetry.snmp import DROPOUT, HEALTHY, PICKUP, UNHEALTHY, TrapSender, trap_of
 
-from mqtt_helpers import free_port
-from test_metrics import scrape, with_sections
-from test_relay_e2e import Driver
+from support.ports import free_port
+from support.relays import Driver
+from support.scrape import scrape, with_sections
+
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
 AUTH, PRIV = "auth-pass-1234", "priv-pass-5678"
 ENTERPRISE = "1.3.6.1.4.1.8072.9999.9999.49"

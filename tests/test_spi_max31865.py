@@ -86,7 +86,7 @@ def test_an_spi_bus_in_the_configuration_reads_the_plant_through_the_converters(
     from softrelay.field.spi.device import spi_bus_device
     from softrelay.sim.plant import PlantModel
 
-    from test_config import DEMO, problems_of
+    from support.configs import DEMO, problems_of
 
     text = DEMO.replace("buses:\n", "buses:" + SPI_BUS, 1).replace(
         "bus: plant, address: bus1.temp.a,", "bus: rtd, address: rtd_a.temperature,").replace(

@@ -32,8 +32,8 @@ from softrelay.sim.chips.mcp3208 import MCP3208Twin
 from softrelay.sim.plant import PlantModel
 from softrelay.sim.spidev import SimulatedSpiDev
 
-from test_config import problems_of
-from test_i2c_bus import BASE
+from support.configs import BASE, problems_of
+from support.relays import running
 
 VREF, APC = 3.3, 0.2  # V; A per count: 2047 counts of peak = 409 A peak, 289 A RMS
 
@@ -299,6 +299,7 @@ def test_the_configured_mode_and_clock_reach_the_chip():
     assert quality == Quality.GOOD and window.shape == (3, 64)
 
 
+@pytest.mark.e2e
 def test_the_relay_protects_a_motor_from_its_sampled_currents(tmp_path):
     """motor1 at 100 A, then 200 A from 1 s (T+ 2 s, trip 1.2): the currents seen through
     the ADC are the plant's, balanced, and the motor trips when the replica says it must:
@@ -335,6 +336,7 @@ def test_the_relay_protects_a_motor_from_its_sampled_currents(tmp_path):
 ADC_FAULTS = [("nack", 1.0, 1.5), ("garbage", 2.5, 3.0), ("sentinel", 4.0, 4.5)]
 
 
+@pytest.mark.e2e
 def test_adc_faults_end_to_end_freeze_the_replica_without_a_trip(tmp_path):
     """A dead chip, corrupted transfers and a broken input, one after the other: each makes
     motor1's input faulted within two polls (a 40 ms burst every 50 ms), theta holds, nothing
@@ -346,13 +348,11 @@ def test_adc_faults_end_to_end_freeze_the_replica_without_a_trip(tmp_path):
     text = text.replace("plant:\n", f"plant:\n  faults: [{faults}]\n", 1)
     path = tmp_path / "adc_faults.yaml"
     path.write_text(text.replace("STATE_DIR", str(tmp_path)))
-    relay = Relay(load(path), str(path), factory=MockFactory())
     flagged: list[float] = []
     theta: list[tuple[float, float, bool]] = []
     tripped = False
-    relay.start()
-    started, scans0 = time.monotonic(), relay.loop.stats.scans
-    try:
+    with running(path) as relay:
+        started, scans0 = time.monotonic(), relay.loop.stats.scans
         while (now := time.monotonic() - started) < 5.0:
             relay.loop.step()
             out = relay.core.thermal_outputs[0]
@@ -361,8 +361,6 @@ def test_adc_faults_end_to_end_freeze_the_replica_without_a_trip(tmp_path):
                 flagged.append(now)
             theta.append((now, float(out["theta"]), fault))
             tripped |= bool(out["flags"] & ThermalFlag.TRIP)
-    finally:
-        relay.stop()
     elapsed, scans = time.monotonic() - started, relay.loop.stats.scans - scans0
     assert not tripped
     assert scans >= 0.5 * elapsed / relay.config.scan.period, (scans, elapsed)

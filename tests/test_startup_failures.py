@@ -22,55 +22,17 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from softrelay.config import load
-from softrelay.config.state import state_paths
 from softrelay.core import Quality
 from softrelay.field.open_faults import open_fault
 from softrelay.field.sensor_bus import DeferredBus, SensorBusDevice
 from softrelay.field.worker import BusWorker, Polled
-from softrelay.image.shared import SHM, segment_prefix
 from softrelay.relay.relay import Relay, StartupError
 
+from support.configs import left_behind, relay_config
+
+pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
+
 MISSING_I2C = 99  #: /dev/i2c-99: absent on any machine the tests run on
-
-
-def relay_config(tmp_path: Path, *, i2c_bus: int | None = None, modbus_port: int = 0,
-                 metrics_port: int | None = None, rtu_port: str | None = None,
-                 name: str = "startup") -> Path:
-    """A busbar point on a simulated bus (or on the real I2C bus ``i2c_bus``), its events on
-    disk, its Modbus slave on ``modbus_port``."""
-    if i2c_bus is None:
-        bus = ("  - {name: amb, kind: simulated}\n")
-        addresses = ["bus1.temp.a", "bus1.temp.b", "bus1.temp.c", "bus1.temp.ambient"]
-        plant = "plant:\n  busbars:\n    - {name: bus1, rated_current: 400}\n"
-    else:
-        bus = (f"  - name: amb\n    kind: i2c\n    bus: {i2c_bus}\n    max_backoff: 0.5\n"
-               "    sensors:\n      - {name: t1, chip: tmp117, address: 0x48}\n")
-        addresses = ["t1.temperature"] * 4
-        plant = ""
-    signals = "".join(f"  - {{name: {n}, bus: amb, address: {a}, poll: 0.2}}\n"
-                      for n, a in zip(("ta", "tb", "tc", "tamb"), addresses, strict=True))
-    text = (f"name: {name}\nscan: {{period: 0.01}}\n"
-            f"state: {{dir: {tmp_path}, file: state.json}}\n"
-            f"events: {{file: events.jsonl}}\n"
-            "healthy: {drop_on: [measurement_lost, link_down]}\n"
-            "gpio: {factory: mock}\n"
-            f"buses:\n{bus}signals:\n{signals}"
-            "points:\n  - {name: bus1, kind: busbar, phases: [ta, tb, tc], ambient: tamb}\n"
-            f"modbus: {{host: 127.0.0.1, port: {modbus_port}}}\n" + plant)
-    if metrics_port is not None:
-        text += f"metrics: {{host: 127.0.0.1, port: {metrics_port}}}\n"
-    if rtu_port is not None:
-        text += f"modbus_rtu: {{port: {rtu_port}}}\n"
-    path = tmp_path / "relay.yaml"
-    path.write_text(text)
-    return path
-
-
-def left_behind(path: Path) -> list[str]:
-    """The relay's segments and lock file still in /dev/shm."""
-    config = load(path)
-    prefix = segment_prefix(config.name, state_paths(config).memory)
-    return sorted(p.name for p in SHM.glob(f"{prefix}*"))
 
 
 def events_of(tmp_path: Path) -> list[dict]:

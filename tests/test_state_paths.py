@@ -20,7 +20,7 @@ from softrelay.config import demo_path, load
 from softrelay.config.state import state_paths
 from softrelay.modbus.regmap import config_hash
 
-from test_config import problems_of
+from support.configs import problems_of
 
 REPO = Path(__file__).parents[1]
 FAST = Path(__file__).parent / "configs" / "fast.yaml"
@@ -111,6 +111,7 @@ def test_the_same_relay_from_another_directory_restores_the_same_hot_motor(
     assert list((tmp_path / "a").iterdir()) == [] and list((tmp_path / "b").iterdir()) == []
 
 
+@pytest.mark.e2e
 def test_check_prints_the_absolute_state_paths(tmp_path, user_state_dir):
     config = relative_fast(tmp_path, "mqtt: {host: 127.0.0.1}\n")
     home = user_state_dir / "softrelay" / "fast"
@@ -136,6 +137,7 @@ def git_status() -> list[str]:
     return [line for line in out.splitlines() if "__pycache__" not in line]
 
 
+@pytest.mark.e2e
 def test_running_the_demo_writes_nothing_into_the_repository(tmp_path, monkeypatch,
                                                             user_state_dir):
     if not (REPO / ".git").exists():

@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 import pytest
-from support.relays import running as running_relay
 
 from softrelay.config.health import Healthy
 from softrelay.core import Quality
@@ -23,6 +22,8 @@ from softrelay.field.worker import Polled, PollSchedule
 from softrelay.image.signals import BUS
 from softrelay.supervision.health import CAUSES, Supervision
 from softrelay.supervision.links import LinkWatcher
+
+from support.relays import running as running_relay
 
 
 class Recorder:

@@ -45,7 +45,7 @@ RESTART_S = 2.0  #: the unit's RestartSec
 STOP_TIMEOUT_S = 20.0  #: the unit's TimeoutStopSec
 PRIORITY = 30  #: scan.realtime.priority of the test's configuration
 
-pytestmark = pytest.mark.systemd
+pytestmark = [pytest.mark.systemd, pytest.mark.e2e]
 
 BOOT = r"""#!/bin/bash
 # PID 1 of the new namespaces until it becomes systemd: private views, then exec systemd

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 
-from golden_telemetry import DOCUMENT, METRICS, REGENERATE, shapes
+import pytest
+
+from support.golden_telemetry import DOCUMENT, METRICS, REGENERATE, shapes
 
 
+@pytest.mark.e2e
 def test_the_metrics_and_the_mqtt_document_keep_their_names():
     metrics, paths = shapes()
     golden = {f["name"]: f for f in json.loads(METRICS.read_text())}

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from softrelay.core import Command, ProtectionCore, Quality, ThermalFlag, ThermalSettings
 from softrelay.core.thermal_reference import sequence_from_magnitudes, sequence_from_phasors
 
-from helpers import run_until, set_currents
+from support.core import run_until, set_currents
 
 F = ThermalFlag
 
@@ -44,6 +44,7 @@ CASES = [
 ]
 
 
+@pytest.mark.e2e
 def test_operate_time_cold_and_hot_within_one_scan(impl):
     """Every (I, pre-load, trip level) case trips at the scan the closed form says, +- one."""
     dt, tau = 0.05, 60.0
@@ -66,6 +67,7 @@ def test_operate_time_cold_and_hot_within_one_scan(impl):
     assert np.all(tripped_at - dt < expected + 1e-9), report
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("current", "tau", "published"),
     [(1.2, 60.0, 71.14), (2.0, 600.0, 172.61)],
@@ -86,6 +88,7 @@ def test_published_check_values(impl, current, tau, published):
     assert abs(first[0] * dt - published) <= dt + 0.005
 
 
+@pytest.mark.e2e
 def test_no_trip_and_infinite_time_when_current_is_below_the_trip_level(impl):
     core = ProtectionCore([motor(theta_trip=1.2)], implementation=impl)
     set_currents(core, 109.0, now=0.0)  # 1.09^2 = 1.19 < 1.2
@@ -98,6 +101,7 @@ def test_no_trip_and_infinite_time_when_current_is_below_the_trip_level(impl):
 
 # ---------------------------------------------------------------- cooling and inhibit
 
+@pytest.mark.e2e
 def test_cooling_below_a_tenth_of_base_current_uses_t_minus(impl):
     core = ProtectionCore(
         [motor(theta_initial=1.0, t_cool=600.0), motor(theta_initial=1.0, t_cool=600.0)],
@@ -113,6 +117,7 @@ def test_cooling_below_a_tenth_of_base_current_uses_t_minus(impl):
     assert not flag(core, F.RUNNING)[0] and flag(core, F.RUNNING)[1]
 
 
+@pytest.mark.e2e
 def test_start_inhibit_releases_after_the_cooling_time(impl):
     t_cool, inhibit, theta0 = 300.0, 0.7, 1.1
     core = ProtectionCore(
@@ -303,6 +308,7 @@ def test_sample_windows_must_hold_whole_cycles_of_24_samples_or_more(window_leng
 
 # ---------------------------------------------------------------- faults, latches, commands
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "fault",
     ["nan", "negative", "io_error", "stale_quality", "old_stamp", "infinite"],
@@ -353,6 +359,7 @@ def test_trip_latches_and_resets_only_below_the_reset_level(impl):
     assert core.thermal_state["trip_count"][0] == 1
 
 
+@pytest.mark.e2e
 def test_an_unlatched_trip_drops_below_the_reset_level(impl):
     core = ProtectionCore([motor(latch=False, theta_reset=0.5, t_cool=60.0)],
                           implementation=impl)
@@ -519,6 +526,7 @@ def test_commands_still_apply_while_blind(impl):
 
 # ---------------------------------------------------------------- derived times while tripped
 
+@pytest.mark.e2e
 def test_time_to_trip_reads_zero_while_tripped_even_with_the_breaker_open(impl):
     """A latched trip: 0 s to trip whether the current flows, the breaker opened (0 A) or the
     currents are lost; "never" (inf) only once the trip is reset."""
@@ -538,6 +546,7 @@ def test_time_to_trip_reads_zero_while_tripped_even_with_the_breaker_open(impl):
     assert not flag(core, F.TRIP)[0] and math.isinf(core.thermal_outputs["time_to_trip"][0])
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("latch", [True, False])
 def test_time_to_start_counts_down_to_the_reset_level_while_tripped(impl, latch):
     """theta_reset (0.5) lies below theta_inhibit (0.7): after a trip a start waits until the
@@ -572,6 +581,7 @@ def test_time_to_start_counts_down_to_the_reset_level_while_tripped(impl, latch)
     assert core.thermal_outputs["time_to_start"][0] == 0.0
 
 
+@pytest.mark.e2e
 def test_time_to_start_before_the_reset_level_would_have_been_refused(impl):
     """The issue's case: counting to theta_inhibit only, "0 s" arrived while the reset was
     still refused. At half the old countdown the reset is still refused, and time_to_start

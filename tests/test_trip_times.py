@@ -19,7 +19,7 @@ from softrelay.screen import render
 from softrelay.telemetry.metrics import RelayCollector
 from softrelay.telemetry.reading import Reading, document
 
-from helpers import set_currents
+from support.core import set_currents
 
 CONFIG = load()  # the demo: motor1, motor2 (thermal), bus1
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from setuptools.config.pyprojecttoml import read_configuration
 
 import softrelay
@@ -21,6 +22,7 @@ def test_the_package_takes_its_version_from_the_one_place():
     assert read_configuration(PYPROJECT)["project"]["version"] == softrelay.__version__
 
 
+@pytest.mark.e2e
 def test_the_command_line_and_the_firmware_registers_say_that_version():
     shown = subprocess.run([sys.executable, "-m", "softrelay", "--version"],
                            capture_output=True, text=True, timeout=60)

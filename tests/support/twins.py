@@ -1,4 +1,9 @@
-"""Building Modbus buses, twins and links for the tests."""
+"""Building Modbus buses, twins and links for the tests.
+
+``GATEWAY`` is a Modbus/TCP gateway with a power meter (unit 1) and a thermal gateway (unit
+2), simulated from ``PLANT``'s values; ``twin_server`` serves it on 127.0.0.1 (port 0) so the
+field drivers talk to a real socket; ``run`` runs a coroutine on the one event loop the links
+are bound to (as the poller's)."""
 
 from __future__ import annotations
 
@@ -45,6 +50,7 @@ def rtu_bus(port: str, text: str = GATEWAY) -> ModbusRtuBus:
 
 
 def twin_server(bus, plant: dict | None = None) -> TwinServer:
+    """The twins of ``bus``'s devices, reading ``plant`` (default: ``PLANT``), not started."""
     values = dict(PLANT) if plant is None else plant
     return TwinServer(twins_for(bus, lambda a: values[a]), bus.name)
 
@@ -53,6 +59,7 @@ LOOP = asyncio.new_event_loop()  #: one loop, as in the poller: a link's client 
 
 
 def run(coro):
+    """``coro`` run to its end on ``LOOP``; its result."""
     return LOOP.run_until_complete(coro)
 
 

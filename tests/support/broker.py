@@ -1,5 +1,6 @@
 """A real mosquitto broker on 127.0.0.1 for the tests (plain or TLS), certificates made on the
-spot, and a subscriber that collects what the relay publishes."""
+spot, a subscriber that collects what the relay publishes, and the fast relay publishing to
+the broker (``make_relay``: built, not started; ``TOPIC`` is its base topic)."""
 
 from __future__ import annotations
 
@@ -18,18 +19,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from gpiozero.pins.mock import MockFactory
+
+from softrelay.config import load
+from softrelay.relay.relay import Relay
+
+from support.ports import free_port
+from support.scrape import with_sections
 
 
 def mosquitto_program() -> str:
     found = shutil.which("mosquitto") or shutil.which("/usr/sbin/mosquitto")
     assert found, "mosquitto is not installed: `make test` installs it (apt-get install mosquitto)"
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _key_pem(key) -> bytes:
@@ -162,3 +164,20 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+TOPIC = "softrelay/fast"
+
+
+def mqtt_section(tmp_path, broker: Broker, extra: str = "") -> str:
+    """The ``mqtt:`` section publishing to ``broker`` (telemetry every 0.2 s, the disk queue in
+    ``tmp_path``), ``extra`` appended inside its braces."""
+    return (f"\nmqtt: {{host: 127.0.0.1, port: {broker.port}, telemetry_every: 0.2, "
+            f"queue: {{file: {tmp_path}/mqtt.sqlite}}{extra}}}\n")
+
+
+def make_relay(tmp_path, broker: Broker, extra: str = "", more: str = "") -> Relay:
+    """The fast relay (``support.scrape.with_sections``) publishing to ``broker``, with the
+    sections ``more``; built on mock pins, not started (the test starts and stops it)."""
+    path = with_sections(tmp_path, mqtt_section(tmp_path, broker, extra) + more)
+    return Relay(load(path), str(path), factory=MockFactory())
