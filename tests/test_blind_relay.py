@@ -27,7 +27,7 @@ from softrelay.sim.modbus_twin import twins_for
 from softrelay.sim.twin_server import TwinServer
 from softrelay.supervision.health import causes_of
 
-from support.relays import running
+from support.relays import Driver, running
 
 pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
@@ -68,8 +68,9 @@ def meter_server(port: int = 0) -> tuple[TwinServer, int]:
     return server, server.start_tcp(port=port)
 
 
-class Blind:
-    """The relay scanned in this thread, its meter, and a DCS client on its slave."""
+class Blind(Driver):
+    """The relay scanned in this thread (``Driver.until`` steps it), its meter, and a DCS
+    client on its slave."""
 
     def __init__(self, tmp_path, drop_on: str | None) -> None:
         self.server, self.port = meter_server()
@@ -78,7 +79,7 @@ class Blind:
         path.write_text(CONFIG.replace("DIR", str(tmp_path)).replace("PORT", str(self.port))
                         .replace("HEALTHY", policy))
         self.pins = MockFactory()
-        self.relay = Relay(load(path), str(path), factory=self.pins)
+        super().__init__(Relay(load(path), str(path), factory=self.pins))
         self.relay.start()
         self.dcs = ModbusTcpClient("127.0.0.1", port=self.relay.slave.port, timeout=2)
         assert self.dcs.connect()
@@ -87,13 +88,6 @@ class Blind:
         self.dcs.close()
         self.relay.stop()
         self.server.stop()
-
-    def until(self, condition, timeout: float, what: str) -> float:
-        start = time.monotonic()
-        while not condition():
-            assert time.monotonic() - start < timeout, f"timed out waiting for {what}"
-            self.relay.loop.step()
-        return time.monotonic() - start
 
     def events(self, kind: str, source: str) -> list[str]:
         return [e.text for e in self.relay.events.ring if e.kind == kind and e.source == source]

@@ -21,6 +21,15 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"  #: tests/configs/
 DEMO = demo_path().read_text()
 
 
+def demo_config(state_dir: Path):
+    """The demo configuration, parsed, with its state in ``state_dir`` and free ports (the
+    golden files' relay: the same text everywhere it is recorded)."""
+    path = state_dir / "demo.yaml"
+    path.write_text(DEMO.replace("\nstate:\n", f"\nstate:\n  dir: {state_dir}\n")
+                    .replace("port: 9650", "port: 0").replace("port: 5020", "port: 0"))
+    return load(path)
+
+
 def problems_of(text: str) -> list[str]:
     """The problems ``text`` (read as ``relay.yaml``) is refused with, as the user reads them;
     fails the test when it is accepted."""

@@ -36,28 +36,19 @@ from pathlib import Path
 import numpy as np
 from gpiozero.pins.mock import MockFactory
 
-from softrelay.config import load
 from softrelay.core import Quality
 from softrelay.image.signals import signal_writer, window_rows
 from softrelay.relay.relay import Relay
 from softrelay.scan.clock import SimulatedClock
 from softrelay.sim.plant import PlantModel
 
+from support.configs import demo_config
+
 TESTS = Path(__file__).resolve().parents[1]  #: tests/
 GOLDEN = TESTS / "golden" / "recorded_run_demo.json"
-DEMO_CONFIG = TESTS.parent / "config" / "demo.yaml"
 REGENERATE = "PYTHONPATH=runtime python tests/golden_run.py"
 TRACE_EVERY = 1000  #: scans
 SECONDS = 160.0  #: simulated: motor1 trips, cools, restarts; bus1's joint goes critical
-
-
-def demo_config(state_dir: Path):
-    """The demo with its state in ``state_dir`` and free ports."""
-    text = DEMO_CONFIG.read_text()
-    path = state_dir / "demo.yaml"
-    path.write_text(text.replace("\nstate:\n", f"\nstate:\n  dir: {state_dir}\n")
-                    .replace("port: 9650", "port: 0").replace("port: 5020", "port: 0"))
-    return load(path)
 
 
 def plant_addresses(config) -> dict[int, object]:

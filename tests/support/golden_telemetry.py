@@ -24,26 +24,17 @@ from pathlib import Path
 
 from gpiozero.pins.mock import MockFactory
 
-from softrelay.config import load
 from softrelay.relay.relay import Relay
 from softrelay.telemetry.metrics import RelayCollector
 from softrelay.telemetry.reading import RelayView, document
+
+from support.configs import demo_config
 
 TESTS = Path(__file__).resolve().parents[1]  #: tests/
 GOLDEN = TESTS / "golden"
 METRICS = GOLDEN / "metrics_demo.json"
 DOCUMENT = GOLDEN / "mqtt_document_demo.json"
-DEMO_CONFIG = TESTS.parent / "config" / "demo.yaml"
 REGENERATE = "PYTHONPATH=runtime python tests/golden_telemetry.py"
-
-
-def demo_config(state_dir: Path):
-    """The demo with its state in ``state_dir`` and free ports."""
-    text = DEMO_CONFIG.read_text()
-    path = state_dir / "demo.yaml"
-    path.write_text(text.replace("\nstate:\n", f"\nstate:\n  dir: {state_dir}\n")
-                    .replace("port: 9650", "port: 0").replace("port: 5020", "port: 0"))
-    return load(path)
 
 
 def families(collector: RelayCollector) -> list[dict]:
