@@ -56,7 +56,11 @@ mount -t overlay overlay -o lowerdir=/etc,upperdir=$T/etc.up,workdir=$T/etc.work
 mount -t overlay overlay -o lowerdir=/var,upperdir=$T/var.up,workdir=$T/var.work /var
 mount --bind $T/units /etc/systemd/system
 mount -t tmpfs -o mode=755 tmpfs /run
+# the checkout (its runtime and venv) stays visible if it lives under /tmp (a CI clone)
+K=${2:-}
+if [ -n "$K" ]; then mkdir -p /run/keep && mount --bind "$K" /run/keep; fi
 mount -t tmpfs -o mode=1777 tmpfs /tmp
+if [ -n "$K" ]; then mkdir -p "$K" && mount --move /run/keep "$K" && rmdir /run/keep; fi
 mount -t tmpfs -o mode=755 tmpfs /dev
 mknod -m 666 /dev/null c 1 3; mknod -m 666 /dev/zero c 1 5; mknod -m 666 /dev/full c 1 7
 mknod -m 666 /dev/random c 1 8; mknod -m 666 /dev/urandom c 1 9; mknod -m 666 /dev/tty c 5 0
@@ -161,9 +165,15 @@ class Machine:
             pytest.skip(f"SYSTEMD TEST SKIPPED: cannot make a cgroup for systemd "
                         f"({self.cgroup}: {exc.strerror})")
         log = (t / "console.log").open("w")
+        checkout = Path(__file__).resolve().parents[1]
+        kept = checkout if checkout.is_relative_to("/tmp") else ""  # hidden by the private /tmp
+        if kept:  # and by the unit's PrivateTmp: the service sees the checkout it runs from
+            (t / "units" / "softrelay.service.d").mkdir(exist_ok=True)
+            (t / "units" / "softrelay.service.d" / "checkout.conf").write_text(
+                f"[Service]\nBindReadOnlyPaths={checkout}\n")
         self.launcher = subprocess.Popen(
             ["sh", "-c", f"echo $$ > {self.cgroup}/cgroup.procs && exec unshare --pid --fork "
-             f"--mount --mount-proc --cgroup --net --uts --ipc {boot} {t}"],
+             f"--mount --mount-proc --cgroup --net --uts --ipc {boot} {t} {kept}"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
         deadline = time.monotonic() + 30
