@@ -70,7 +70,7 @@ class Relay:
             if part is not None:
                 with contextlib.suppress(Exception):
                     part.stop()
-        for name in ("buttons", "coils", "settings", "checkpointer", "events"):
+        for name in ("buttons", "local_remote", "coils", "settings", "checkpointer", "events"):
             part = getattr(self, name, None)
             if part is not None:
                 with contextlib.suppress(Exception):
@@ -167,17 +167,10 @@ class Relay:
         self.coils.safe_state()
         self.checkpointer.close()
         self.settings.close()
-        if self.slave is not None:
-            self.slave.stop()
-        if self.rtu is not None:
-            self.rtu.stop()
+        self._stop_slaves()
         if self.feed is not None:
             self.feed.close()
-        self.buttons.close()
-        self.coils.close()
-        self.events.close()
-        self.systemd.close()
-        self._release_shared()
+        self._give_back_io()
         self._given_back = True
 
     def apply_realtime(self) -> list[realtime.Applied]:
@@ -212,14 +205,23 @@ class Relay:
         self.checkpointer.submit(self.memory.copy())  # after the last event: numbers never repeat
         self.checkpointer.close()
         self.settings.close()
-        if self.slave is not None:
-            self.slave.stop()
-        if self.rtu is not None:
-            self.rtu.stop()
+        self._stop_slaves()
         if self.feed is not None:  # the last events to the telemetry, then its end of feed
             self.events.flush(2.0)
             self.feed.close()
         self.helpers.stop()
+        self._give_back_io()
+
+    def _stop_slaves(self) -> None:
+        """The Modbus ports closed: no DCS reads or writes from here on."""
+        if self.slave is not None:
+            self.slave.stop()
+        if self.rtu is not None:
+            self.rtu.stop()
+
+    def _give_back_io(self) -> None:
+        """The last of a started relay's stop (or failed start): its pins (command inputs, the
+        local/remote switch, coils), event file, notify socket and shared memory."""
         self.buttons.close()
         if self.local_remote is not None:
             self.local_remote.close()
