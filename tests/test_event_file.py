@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -21,13 +20,7 @@ import softrelay.records.disk as disk
 from softrelay.records.events import EventRecorder, event_files, last_seq, read_events
 
 from support.relays import running
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
+from support.waits import wait_for
 
 
 def recorder(file: Path, **kw) -> tuple[EventRecorder, list]:

@@ -11,16 +11,11 @@ import pytest
 from softrelay.records.events import Event
 from softrelay.telemetry.feed import EventFeed, EventReceiver, feed_pair
 
+from support.waits import wait_for
+
 
 def event(seq: int) -> Event:
     return Event(seq, 1.0e9 + seq, float(seq), "system", "test", f"event {seq}")
-
-
-def until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def received(receiver: EventReceiver, count: int, timeout: float = 5.0) -> list[int]:
@@ -41,9 +36,9 @@ def test_a_successor_gets_everything_after_the_last_confirmed_event():
         feed.send(ring[:4])
         assert received(first, 4) == [1, 2, 3, 4]
         first.confirm(3)  # 4 read, not handed on yet
-        until(lambda: feed.acked == 3, 5.0, "the confirmation of 3")
+        wait_for(lambda: feed.acked == 3, 5.0, "the confirmation of 3")
         feed.send(ring[4:7])  # 5..7 written to its socket, never read: it dies
-        until(lambda: feed.last_sent == 7, 5.0, "5..7 in the socket")
+        wait_for(lambda: feed.last_sent == 7, 5.0, "5..7 in the socket")
         first.close()
         feed.send(ring[7:8])  # 8 while no process reads
         sender, end = feed_pair()
@@ -53,7 +48,7 @@ def test_a_successor_gets_everything_after_the_last_confirmed_event():
         feed.send(ring[8:])
         assert received(second, 2) == [9, 10]  # then on as before, nothing twice
         second.confirm(10)
-        until(lambda: feed.acked == 10, 5.0, "the successor's confirmation")
+        wait_for(lambda: feed.acked == 10, 5.0, "the successor's confirmation")
         second.close()
     finally:
         feed.close()
@@ -65,7 +60,7 @@ def test_confirmations_never_wait_and_the_latest_one_counts():
     try:
         for seq in (2, 5, 4):  # a lower number never moves the confirmation back
             receiver.confirm(seq)
-        until(lambda: feed.acked == 5, 5.0, "the confirmation of 5")
+        wait_for(lambda: feed.acked == 5, 5.0, "the confirmation of 5")
         assert receiver.confirmed == 5
     finally:
         feed.close()

@@ -17,6 +17,7 @@ from pymodbus.client import ModbusTcpClient
 from pyModbusTCP.client import ModbusClient
 
 from support.modbus import CODE, OPERATOR, SLAVE, Running, f32, make_relay, send_code
+from support.waits import wait_for
 
 pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
@@ -30,13 +31,6 @@ def running(tmp_path):
 
 def words(value: float) -> list[int]:
     return list(struct.unpack(">HH", struct.pack(">f", value)))
-
-
-def wait_for(condition, seconds: float = 3.0, what: str = "") -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
-        time.sleep(0.01)
 
 
 def texts(running: Running) -> list[str]:

@@ -23,6 +23,7 @@ import pytest
 from softrelay import _mbserver
 
 from support.mbserver import serve
+from support.waits import wait_for
 
 pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
@@ -74,13 +75,6 @@ def reset(sock: socket.socket) -> None:
     sock.close()
 
 
-def until(condition, seconds: float = 3.0, what: str = "the condition") -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} not within {seconds} s"
-        time.sleep(0.005)
-
-
 def test_each_write_names_its_connection_and_peer(server):
     """``next_write`` gives the write's connection (slot, generation, never reused) and the
     client's address:port; ``is_open`` follows the connection; the answer reaches it."""
@@ -99,7 +93,7 @@ def test_each_write_names_its_connection_and_peer(server):
             seen.add((slot, generation))
             server.complete(slot, generation, frame[:7], frame[7:])
             assert client.recv(300) == frame
-        until(lambda s=slot, g=generation: not server.is_open(s, g), what="closed")
+        wait_for(lambda s=slot, g=generation: not server.is_open(s, g), what="closed")
     assert len({slot for slot, _ in seen}) == 1  # the slot is reused, the generation is not
 
 
@@ -142,7 +136,7 @@ def test_a_storm_of_writes_and_resets_loses_none_and_corrupts_nothing():
                 client.sendall(mbap(struct.pack(">BHH", 6, k, k), transaction=k))
                 reset(client)
             storms += 1
-            until(lambda n=storms: server.connections == 0
+            wait_for(lambda n=storms: server.connections == 0
                   and server.counters["accepted"] == 100 + 400 * n, 10.0,
                   "every storm connection accepted and closed")
             while (item := server.next_write(0.2)) is not None:  # none: dropped with them
@@ -187,7 +181,7 @@ def test_a_client_that_never_reads_its_answers_is_dropped():
     try:
         client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         client.connect(("127.0.0.1", server.port))
-        until(lambda: server.connections == 1, what="the connection accepted")
+        wait_for(lambda: server.connections == 1, what="the connection accepted")
         client.setblocking(False)
         burst = read_request(0, 125) * 100
         # how soon the answers back up depends on the kernel's socket buffers and on how often
@@ -208,7 +202,7 @@ def test_a_client_that_never_reads_its_answers_is_dropped():
         assert dropped_after is not None, "a client that never reads was never dropped"
         # counted by the server's thread as it publishes its counters, maybe just after the
         # client saw the reset
-        until(lambda: server.counters["dropped"] >= 1, what="the drop counted")
+        wait_for(lambda: server.counters["dropped"] >= 1, what="the drop counted")
         assert server.counters["stalled"] == 1 and server.counters["dropped"] == 1
     finally:
         client.close()
@@ -241,7 +235,7 @@ def test_eight_holders_do_not_keep_a_legitimate_client_out():
         for t in holders:
             t.start()
         for _attempt in range(8):
-            until(lambda: server.connections == 8, 5.0, "the eight holders connected")
+            wait_for(lambda: server.connections == 8, 5.0, "the eight holders connected")
             time.sleep(0.3)  # each holder idle a little
             started = time.monotonic()
             with connect(server.port, "127.0.0.50") as client:
@@ -268,7 +262,7 @@ def test_one_address_holds_at_most_max_per_peer_connections():
         for _ in range(4):
             mine.append(connect(server.port, "127.0.0.2"))
             time.sleep(0.02)
-        until(lambda: server.counters["evicted"] == 2, what="two of its own evicted")
+        wait_for(lambda: server.counters["evicted"] == 2, what="two of its own evicted")
         for sock, closed in zip(mine, (True, True, False, False), strict=True):
             sock.settimeout(0.5)
             sock.sendall(read_request(0, 1)) if not closed else None

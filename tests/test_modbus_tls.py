@@ -29,6 +29,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pymodbus.client import ModbusTlsClient
 
 from support.modbus import ACCESS, Running, f32, make_relay
+from support.waits import wait_for
 
 pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
@@ -235,13 +236,6 @@ def write_coil(address: int) -> bytes:
 
 def read_inputs(address: int, count: int) -> bytes:
     return struct.pack(">BHH", 0x04, address, count)
-
-
-def wait_for(condition, seconds: float = 5.0, what: str = "") -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
-        time.sleep(0.02)
 
 
 def texts(running: Running) -> list[str]:

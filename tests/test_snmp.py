@@ -25,6 +25,7 @@ from softrelay.telemetry.snmp import DROPOUT, HEALTHY, PICKUP, UNHEALTHY, TrapSe
 from support.ports import free_port
 from support.relays import Driver
 from support.scrape import scrape, with_sections
+from support.waits import wait_for
 
 pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
@@ -103,13 +104,6 @@ def send_one(tmp_path: Path, port: int, user: str, auth: str, priv: str, text: s
     finally:
         sender.close()
     assert (sender.sent, sender.failed, sender.dropped) == (1, 0, 0)
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"no {what} within {timeout:g} s"
-        time.sleep(0.05)
 
 
 @pytest.fixture(autouse=True)
