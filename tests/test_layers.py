@@ -43,11 +43,7 @@ EVERYWHERE = {"catalog"}
 OPEN = {"modbus.protocol": {"field"}}
 
 #: (file, package it imports against the rule): to be paid by the restructure (issue 16)
-DEBTS = {
-    # attaches to the output snapshot, whose layout holds the register images: paid when the
-    # relay hands its children the snapshot's layout
-    ("field/companion.py", "modbus"),
-}
+DEBTS: set[tuple[str, str]] = set()
 
 
 def imports(path: Path) -> set[str]:

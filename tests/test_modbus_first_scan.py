@@ -14,7 +14,8 @@ from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pyModbusTCP.client import ModbusClient
 
 from softrelay.image.snapshot import published
-from softrelay.modbus.pdu import SERVER_BUSY, SlaveLogic
+from softrelay.modbus.pdu import SlaveLogic
+from softrelay.modbus.protocol import SERVER_BUSY
 from softrelay.modbus.regmap import MAP_VERSION
 
 from support.configs import DEMO

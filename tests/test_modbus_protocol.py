@@ -71,6 +71,33 @@ def test_the_protocol_imports_nothing_of_softrelay():
     assert loaded == ["softrelay", "softrelay.modbus", "softrelay.modbus.protocol"]
 
 
+def aliases(path: Path) -> list[str]:
+    """``name = Function.X`` (or ``ExceptionCode.X``, ``protocol.Function.X``) at the top of
+    ``path``: a protocol name given again, as ``line: name``."""
+    found = []
+    for node in ast.parse(path.read_text()).body:
+        value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+        if isinstance(value, ast.Attribute) and (
+                ast.unparse(value.value).split(".")[-1] in ("Function", "ExceptionCode")):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            found += [f"{node.lineno}: {ast.unparse(t)}" for t in targets]
+    return found
+
+
+def test_no_module_names_a_protocol_number_again(tmp_path):
+    """Users name ``Function.READ_COILS`` from ``modbus/protocol.py``; no module (the PDU
+    server included) keeps an alias of its own that could drift from it."""
+    runtime = ROOT / "runtime" / "softrelay"
+    found = {str(p.relative_to(ROOT)): aliases(p)
+             for root in (runtime, ROOT / "tests", ROOT / "benchmarks")
+             for p in sorted(root.rglob("*.py")) if p != runtime / "modbus" / "protocol.py"}
+    assert not {p: a for p, a in found.items() if a}
+    example = tmp_path / "m.py"
+    example.write_text("from softrelay.modbus import protocol\nREAD_COILS = "
+                       "protocol.Function.READ_COILS\nBUSY: int = ExceptionCode.SERVER_BUSY\n")
+    assert aliases(example) == ["2: READ_COILS", "3: BUSY"]
+
+
 def test_crc_and_rtu_framing_are_the_specifications():
     # the specification's example (Modbus over serial line, 6.2.2): 02 07 -> CRC 0x1241
     assert protocol.crc16(bytes([0x02, 0x07])) == 0x1241

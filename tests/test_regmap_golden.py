@@ -1,7 +1,7 @@
 """The demo's register map is its committed golden file, exactly: the DCS engineer's import
 never changes by accident.
 
-Changing the map on purpose: bump ``MAP_VERSION`` in ``softrelay/modbus/regmap.py`` when an
+Changing the map on purpose: bump ``MAP_VERSION`` in ``softrelay/modbus/regmap/layout.py`` when an
 entry is added, moved, retyped, rescaled, re-unitted or given another access (a description fix
 keeps the version), then regenerate with ``PYTHONPATH=runtime python tests/golden_map.py`` and
 commit the golden with the change (tests/golden_map.py says the whole procedure).
@@ -17,8 +17,8 @@ from softrelay.modbus.regmap import MAP_VERSION
 
 from support.golden_map import GOLDEN, LAYOUT, REGENERATE, document, golden_path, layout_changes
 
-HOW = (f"If the change is deliberate: bump MAP_VERSION in softrelay/modbus/regmap.py unless only "
-       f"descriptions changed, then regenerate with `{REGENERATE}` and commit the golden.")
+HOW = (f"If the change is deliberate: bump MAP_VERSION in softrelay/modbus/regmap/layout.py unless "
+       f"only descriptions changed, then regenerate with `{REGENERATE}` and commit the golden.")
 
 
 def differences(old: dict, new: dict) -> list[str]:

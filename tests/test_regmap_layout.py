@@ -5,8 +5,10 @@ version 2 only adds entries."""
 
 from __future__ import annotations
 
+import ast
 import json
 import math
+from pathlib import Path
 
 import pytest
 from pydantic import Field, create_model
@@ -92,6 +94,18 @@ def test_an_offset_that_overlaps_overflows_or_names_nothing_is_an_error(monkeypa
         check_layout()
     assert "'joint_min_excess' at offset 47 does not fit its 48 addresses" in str(raised.value)
     assert "'retired' has an offset but no entry" in str(raised.value)
+
+
+def test_the_layout_imports_nothing_of_softrelay():
+    """Every address comes from ``modbus/regmap/layout.py``'s constants and offset tables,
+    which import nothing of softrelay: no model, list or quantity table can move one."""
+    path = Path(regmap.__file__).parent / "layout.py"
+    tree = ast.parse(path.read_text())
+    named = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    named += [n.module or "." for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+              and n.module != "__future__"]
+    assert named and not [m for m in named if m.startswith(("softrelay", "."))], named
+    assert regmap.OFFSETS is regmap.layout.OFFSETS  # what the tests patch is what places
 
 
 def test_the_extension_areas_fit_every_point_after_the_last_block():

@@ -11,9 +11,10 @@ configuration hash (their *entries* stay: only their values vary).
 
 To change the map deliberately:
 
-1. change the map (``runtime/softrelay/modbus/regmap.py``); if an entry was added, moved,
+1. change the map (``runtime/softrelay/modbus/regmap/``: an offset in ``layout.py``, the
+   entry in ``point_entries.py`` or ``relay_entries.py``); if an entry was added, moved,
    retyped, rescaled, re-unitted or given another access, or an event code changed, bump
-   ``MAP_VERSION`` there (a description fix alone keeps the version);
+   ``MAP_VERSION`` in ``layout.py`` (a description fix alone keeps the version);
 2. regenerate: ``PYTHONPATH=runtime python tests/golden_map.py`` (from the repository root).
    It writes the golden of the current ``MAP_VERSION`` and refuses, naming the entries, to
    rewrite a version's golden with anything but description changes;
@@ -84,7 +85,7 @@ def regenerate() -> int:
         changes = layout_changes(json.loads(path.read_text()), new)
         if changes:
             print(f"refused: map version {MAP_VERSION}'s golden would change beyond its "
-                  f"descriptions; bump MAP_VERSION in softrelay/modbus/regmap.py first:\n  "
+                  f"descriptions; bump MAP_VERSION in softrelay/modbus/regmap/layout.py first:\n  "
                   + "\n  ".join(changes), file=sys.stderr)
             return 1
     GOLDEN.mkdir(exist_ok=True)

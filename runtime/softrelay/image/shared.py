@@ -19,6 +19,10 @@ in order) in a first table of its own, written by the creator before anything is
 process attaching with a layout that differs in anything (another version, another
 configuration, tables in another order) is refused with ``LayoutMismatchError`` instead of reading
 another process's fields as its own.
+
+A process attaching never recomputes the layout: the creator hands it an ``Attachment``
+(``SharedImage.attachment()``: the segment's name and its layout as JSON text, table by table
+in order), and the attach compares that layout's fingerprint with the segment's.
 """
 
 from __future__ import annotations
@@ -27,12 +31,14 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import json
 import mmap
 import os
 import secrets
 import threading
 import weakref
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +78,45 @@ def fingerprint(layout: Layout) -> bytes:
     text = repr([(name, np.dtype(dtype).descr, np.dtype(dtype).itemsize, tuple(shape))
                  for name, (dtype, shape) in layout.items()])
     return hashlib.sha256(text.encode()).digest()
+
+
+def layout_json(layout: Layout) -> str:
+    """``layout`` as JSON text: ``[[table, dtype, shape], ...]`` in the layout's order, each
+    dtype in NumPy's own description (``numpy.lib.format.dtype_to_descr``: fields, padding,
+    byte order). ``layout_from_json`` reads it back to a layout of the same fingerprint."""
+    return json.dumps([[name, np.lib.format.dtype_to_descr(np.dtype(dtype)), list(shape)]
+                       for name, (dtype, shape) in layout.items()])
+
+
+def layout_from_json(text: str) -> Layout:
+    """The layout ``layout_json`` wrote."""
+    return {name: (np.lib.format.descr_to_dtype(_descr(descr)), tuple(shape))
+            for name, descr, shape in json.loads(text)}
+
+
+def _descr(value):
+    """A dtype's description as JSON gave it back (lists) into the tuples NumPy reads: each
+    field ``(name, descr)`` or ``(name, descr, shape)``, a titled name ``(title, name)``."""
+    if isinstance(value, str):
+        return value
+    return [(tuple(name) if isinstance(name, list) else name, _descr(descr),
+             *(tuple(shape) for shape in rest)) for name, descr, *rest in value]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """What a process needs to attach to a shared image another one created: the segment's
+    ``name`` and its ``layout`` (``layout_json`` text). The creator hands it over
+    (``SharedImage.attachment()``) instead of the other process computing the layout again;
+    ``attach()`` refuses a segment of another layout (``LayoutMismatchError``, naming both
+    fingerprints)."""
+
+    name: str
+    layout: str
+
+    def attach(self) -> SharedImage:
+        """The image, attached (not created): closed by whoever attached it."""
+        return SharedImage(layout_from_json(self.layout), name=self.name, create=False)
 
 
 class RelayRunningError(RuntimeError):
@@ -124,6 +169,15 @@ class InstanceLock:
             self._fd = None
 
 
+def _refusal(name: str, made: bytes, ours: bytes, detail: str = "") -> str:
+    """Why segment ``name`` refuses this process: both layouts' fingerprints (12 hex digits
+    of each) and what else was seen."""
+    return (f"shared image {name}: made with layout {made.hex()[:12] or 'unknown'}, this "
+            f"process's is {ours.hex()[:12]} ({detail + '; ' if detail else ''}another "
+            "version, configuration or table order): refused, its fields would be read as "
+            "others")
+
+
 def _pid_in(fd: int) -> int | None:
     text = os.pread(fd, 32, 0).decode(errors="replace").strip()
     return int(text) if text.isdigit() else None
@@ -174,10 +228,11 @@ class SharedImage:
             fd = os.open(SHM / self._name, os.O_RDWR)
             try:
                 size = os.fstat(fd).st_size
-                if size != total:
-                    raise LayoutMismatchError(
-                        f"shared image {self._name}: {size} bytes, this process's layout "
-                        f"needs {total}: it was made by another version or configuration")
+                if size != total:  # the fingerprint, the first table, is where it always is
+                    made = os.pread(fd, 32, _shm.HEADER + offsets[FINGERPRINT])
+                    raise LayoutMismatchError(_refusal(
+                        self._name, made, self._fingerprint,
+                        f"{size} bytes, this process's layout needs {total}"))
                 self.map = mmap.mmap(fd, total)
             finally:
                 os.close(fd)
@@ -209,16 +264,16 @@ class SharedImage:
         else:
             mark = bytes(self.region[at:at + 32])
             if mark != self._fingerprint:
-                made = mark.hex()[:12]
                 self.close()
-                raise LayoutMismatchError(
-                    f"shared image {self._name}: made with layout {made}, this process's is "
-                    f"{self._fingerprint.hex()[:12]} (another version, configuration or table "
-                    "order): refused, its fields would be read as others")
+                raise LayoutMismatchError(_refusal(self._name, mark, self._fingerprint))
 
     @property
     def name(self) -> str:
         return self._name
+
+    def attachment(self) -> Attachment:
+        """What another process is handed to attach to this image (its name and layout)."""
+        return Attachment(self._name, layout_json(self.layout))
 
     def reader(self) -> SharedImage:
         """Another attachment to the same segment, with copy buffers of its own: for a second

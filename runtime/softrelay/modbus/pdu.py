@@ -12,7 +12,8 @@ which addresses are mapped, reads them and takes the writes. Two serve through i
 - the simulated Modbus field devices (``sim.modbus_twin``), with their datasheets' registers
   (functions 03, 04, 06, 16; any other: exception 01, as the devices they stand for answer).
 
-The numbers (function and exception codes, limits) are ``modbus.protocol``'s.
+The numbers (function and exception codes, limits) are ``modbus.protocol``'s, named there
+(``Function.READ_COILS``, ``ILLEGAL_VALUE``, ...) and nowhere again.
 
 Per the Modbus Application Protocol v1.1b3:
 
@@ -69,22 +70,13 @@ from softrelay.modbus.protocol import (
 )
 from softrelay.modbus.regmap import TABLES, Entry, RegisterMap, firmware_version
 
-# The protocol's names, as this specification (and the C header) has long carried them
-READ_COILS = Function.READ_COILS
-READ_DISCRETE_INPUTS = Function.READ_DISCRETE_INPUTS
-READ_HOLDING_REGISTERS = Function.READ_HOLDING_REGISTERS
-READ_INPUT_REGISTERS = Function.READ_INPUT_REGISTERS
-WRITE_SINGLE_COIL = Function.WRITE_SINGLE_COIL
-WRITE_SINGLE_REGISTER = Function.WRITE_SINGLE_REGISTER
-WRITE_MULTIPLE_COILS = Function.WRITE_MULTIPLE_COILS
-WRITE_MULTIPLE_REGISTERS = Function.WRITE_MULTIPLE_REGISTERS
-READ_WRITE_REGISTERS = Function.READ_WRITE_REGISTERS
-ENCAPSULATED_INTERFACE = Function.ENCAPSULATED_INTERFACE
-FUNCTIONS = tuple(Function)  #: every function the slave answers
 __all__ = ["DEVICE_FAILURE", "GATEWAY_TARGET_FAILED", "ILLEGAL_FUNCTION", "ILLEGAL_VALUE",
            "SERVER_BUSY", "ModbusError", "SlaveLogic", "Tables", "Writes", "answer"]
-BIT_TABLE = {READ_COILS: "coil", READ_DISCRETE_INPUTS: "discrete_input"}
-WORD_TABLE = {READ_HOLDING_REGISTERS: "holding_register", READ_INPUT_REGISTERS: "input_register"}
+#: the read functions of bits and of words, and the table each reads
+BIT_TABLE: dict[int, str] = {Function.READ_COILS: "coil",
+                             Function.READ_DISCRETE_INPUTS: "discrete_input"}
+WORD_TABLE: dict[int, str] = {Function.READ_HOLDING_REGISTERS: "holding_register",
+                              Function.READ_INPUT_REGISTERS: "input_register"}
 VENDOR, PRODUCT = "softrelay project", "softrelay"
 
 
@@ -102,14 +94,16 @@ class Tables(Protocol):
     range that leaves the table (start + quantity > 65 536) never reaches it. Tables are named
     as in the register map: coil, discrete_input, input_register, holding_register."""
 
-    #: the functions it answers (any other: exception 01)
-    functions: frozenset[int]
+    @property
+    def functions(self) -> frozenset[int]:
+        """The functions it answers (any other: exception 01)."""
+        ...
 
-    def read_bits(self, table: str, start: int, count: int) -> Sequence[int]:
+    def read_bits(self, table: str, start: int, count: int) -> Sequence[int] | np.ndarray:
         """``count`` coils or discrete inputs from ``start`` (0 or not 0 each)."""
         ...
 
-    def read_words(self, table: str, start: int, count: int) -> Sequence[int]:
+    def read_words(self, table: str, start: int, count: int) -> Sequence[int] | np.ndarray:
         """``count`` input or holding registers from ``start``."""
         ...
 
@@ -169,17 +163,17 @@ def _function(function: int, data: bytes, tables: Tables) -> bytes:
         if not 1 <= count <= READ_WORDS:
             raise ModbusError(ILLEGAL_VALUE)
         return _read_words(tables, WORD_TABLE[function], start, count)
-    if function == WRITE_SINGLE_COIL:
+    if function == Function.WRITE_SINGLE_COIL:
         address, value = fields(data, ">HH")
         if value not in (0xFF00, 0x0000):
             raise ModbusError(ILLEGAL_VALUE)
         tables.write_bits(address, [int(value == 0xFF00)])
         return data[:4]
-    if function == WRITE_SINGLE_REGISTER:
+    if function == Function.WRITE_SINGLE_REGISTER:
         address, value = fields(data, ">HH")
         tables.write_words(address, [value])
         return data[:4]
-    if function == WRITE_MULTIPLE_COILS:
+    if function == Function.WRITE_MULTIPLE_COILS:
         start, count, nbytes = fields(data, ">HHB")
         if not 1 <= count <= WRITE_COILS or nbytes != (count + 7) // 8 or (
                 len(data) != 5 + nbytes):
@@ -188,7 +182,7 @@ def _function(function: int, data: bytes, tables: Tables) -> bytes:
         bits = np.unpackbits(np.frombuffer(data[5:], np.uint8), bitorder="little")[:count]
         tables.write_bits(start, [int(b) for b in bits])
         return data[:4]
-    if function == WRITE_MULTIPLE_REGISTERS:
+    if function == Function.WRITE_MULTIPLE_REGISTERS:
         start, count, nbytes = fields(data, ">HHB")
         if not 1 <= count <= WRITE_REGISTERS or nbytes != 2 * count or (
                 len(data) != 5 + nbytes):
@@ -196,7 +190,7 @@ def _function(function: int, data: bytes, tables: Tables) -> bytes:
         _in_table(start, count)
         tables.write_words(start, _words(data[5:], count))
         return data[:4]
-    if function == READ_WRITE_REGISTERS:
+    if function == Function.READ_WRITE_REGISTERS:
         rstart, rcount, wstart, wcount, nbytes = fields(data, ">HHHHB")
         if not (1 <= rcount <= READ_WORDS and 1 <= wcount <= RW_REGISTERS
                 and nbytes == 2 * wcount and len(data) == 9 + nbytes):
@@ -205,7 +199,7 @@ def _function(function: int, data: bytes, tables: Tables) -> bytes:
         _in_table(wstart, wcount)
         tables.write_words(wstart, _words(data[9:], wcount))
         return _read_words(tables, "holding_register", rstart, rcount)
-    if function == ENCAPSULATED_INTERFACE:
+    if function == Function.ENCAPSULATED_INTERFACE:
         return _identification(data, tables.identification())
     raise ModbusError(ILLEGAL_FUNCTION)
 

@@ -132,8 +132,8 @@ def assemble(relay: Relay, config: RelayConfig, prefix: str, clock, factory,
     relay.snapshot = SharedImage(snapshot_layout(config, register_layout(relay.maps)),
                                  name=f"{prefix}-snapshot")
     relay.input_map = InputMap(config)
-    relay.helpers = Helpers(config, relay.inputs.name, relay.snapshot.name, relay.events,
-                            status=status, feed=relay.feed,
+    relay.helpers = Helpers(config, relay.inputs.attachment(), relay.snapshot.attachment(),
+                            relay.events, status=status, feed=relay.feed,
                             feed_receiver=relay._feed_receiver)
 
     index = {p.name: ("thermal", i, p) for i, p in enumerate(thermal)}

@@ -9,8 +9,10 @@
 
 Each is given the scan's validated configuration as JSON (``RelayConfig.model_dump_json``,
 validated again in the child), never a path: a file edited since, or no file at all, cannot
-give a helper another configuration than the scan's. Each begins with the one helper
-preamble (``softrelay.scan.helper.enter_helper``: lifeline, priority, CPU, signals, logging).
+give a helper another configuration than the scan's; the companion is handed the shared
+images' layouts too (``SharedImage.attachment()``), which it attaches with, never computing
+them again. Each begins with the one helper preamble (``softrelay.scan.helper.enter_helper``:
+lifeline, priority, CPU, signals, logging).
 
 A helper dies with the *thread* that started it (``softrelay.scan.lifeline``): ``start()``
 runs on the relay's main thread, which lives until ``stop()``; a telemetry process started
@@ -28,6 +30,7 @@ from collections.abc import Callable
 
 from softrelay.config.relay import RelayConfig
 from softrelay.field.companion import companion_main
+from softrelay.image.shared import Attachment
 from softrelay.records.events import EventRecorder
 from softrelay.relay.errors import StartupError
 from softrelay.relay.terminal import terminal_view
@@ -49,12 +52,14 @@ class Helpers:
     ``start_companion()``, ``supervise()``; then ``quiesce()`` and ``stop()`` (or ``abort()``
     after a failed start)."""
 
-    def __init__(self, config: RelayConfig, inputs_name: str, snapshot_name: str,
+    def __init__(self, config: RelayConfig, inputs: Attachment, snapshot: Attachment,
                  events: EventRecorder, *, status: bool = False, feed: EventFeed | None = None,
                  feed_receiver=None) -> None:
+        """``inputs``, ``snapshot``: the images the relay created, as its helpers attach them
+        (``SharedImage.attachment()``)."""
         self.config = config
-        self.inputs_name = inputs_name
-        self.snapshot_name = snapshot_name
+        self.inputs = inputs
+        self.snapshot = snapshot
         self.events = events
         self.status = status
         self.feed = feed
@@ -84,7 +89,7 @@ class Helpers:
         parent, cpu, priority = self._common()
         self.companion = ctx.Process(
             target=companion_main, name="softrelay-io",
-            args=(self.config.model_dump_json(), self.inputs_name, self.snapshot_name,
+            args=(self.config.model_dump_json(), self.inputs, self.snapshot,
                   self._stop, ready, self.status, STATUS_EVERY_S, cpu, parent, priority,
                   terminal_view if self.status else None),
             daemon=True)
@@ -109,7 +114,7 @@ class Helpers:
         parent, cpu, priority = self._common()
         self.telemetry = ctx.Process(
             target=telemetry_main, name="softrelay-telemetry",
-            args=(self.config.model_dump_json(), self.snapshot_name, self.inputs_name,
+            args=(self.config.model_dump_json(), self.snapshot.name, self.inputs.name,
                   self._feed_receiver, self._stop, ready, cpu, self.status, parent, priority),
             daemon=True)
         with realtime.at_normal_priority():

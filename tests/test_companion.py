@@ -1,0 +1,114 @@
+"""The companion attaches to the scan's shared images with the layouts the scan process handed
+it (``SharedImage.attachment()``), never with layouts of its own making: a segment made with
+another layout refuses it, its reason naming both fingerprints, before it says it is ready."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import numpy as np
+import pytest
+
+from softrelay.config import load
+from softrelay.field.companion import REFUSED_EXIT, attach_images, companion_main
+from softrelay.image.shared import (
+    Attachment,
+    LayoutMismatchError,
+    SharedImage,
+    fingerprint,
+    layout_from_json,
+    layout_json,
+)
+from softrelay.image.signals import input_layout
+from softrelay.image.snapshot import snapshot_layout
+from softrelay.modbus.register_image import register_layout, register_maps
+
+PADDED = np.dtype({"names": ["quality", "value", "window"],
+                   "formats": ["u1", "<f8", ("<f4", (3,))], "offsets": [0, 8, 20],
+                   "itemsize": 40})
+NESTED = np.dtype([("stamp", ">f8"), ("reading", [("value", "<f8"), ("quality", "u1")]),
+                   ("name", "S12")])
+
+
+def demo_layouts():
+    config = load(None)
+    return config, input_layout(config), snapshot_layout(
+        config, register_layout(register_maps(config)))
+
+
+def other_layout(layout):
+    """``layout`` with its last table one element longer: the same names, another image."""
+    name, (dtype, shape) = list(layout.items())[-1]
+    return layout | {name: (dtype, (shape[0] + 1, *shape[1:]))}
+
+
+def test_a_layout_handed_over_as_text_is_the_same_layout():
+    _, inputs, snapshot = demo_layouts()
+    extra = {"padded": (PADDED, (2,)), "nested": (NESTED, (3, 2)), "plain": (np.dtype("<u2"),
+                                                                           (5,))}
+    for layout in (inputs, snapshot, extra):
+        again = layout_from_json(layout_json(layout))
+        assert list(again) == list(layout)
+        assert fingerprint(again) == fingerprint(layout)
+        assert all(again[t][0] == layout[t][0] and again[t][1] == layout[t][1] for t in layout)
+
+
+def test_the_images_attach_with_the_layouts_handed_over():
+    _, inputs_layout, snapshot_layout_ = demo_layouts()
+    inputs, snapshot = SharedImage(inputs_layout), SharedImage(snapshot_layout_)
+    try:
+        with snapshot.writing() as tables:
+            tables["coils"][1] = 1
+        attached_inputs, attached_snapshot = attach_images(inputs.attachment(),
+                                                           snapshot.attachment())
+        assert attached_snapshot.read()["coils"][1] == 1
+        assert attached_inputs.offsets == inputs.offsets
+        attached_inputs.close()
+        attached_snapshot.close()
+    finally:
+        inputs.close()
+        snapshot.close()
+
+
+def test_a_companion_handed_another_layout_is_refused_naming_both_digests():
+    _, inputs_layout, snapshot_layout_ = demo_layouts()
+    inputs, snapshot = SharedImage(inputs_layout), SharedImage(snapshot_layout_)
+    wrong = Attachment(snapshot.name, layout_json(other_layout(snapshot_layout_)))
+    try:
+        with pytest.raises(LayoutMismatchError) as refused:
+            attach_images(inputs.attachment(), wrong)
+        made = fingerprint(snapshot_layout_).hex()[:12]
+        handed = fingerprint(layout_from_json(wrong.layout)).hex()[:12]
+        assert made != handed
+        assert made in str(refused.value) and handed in str(refused.value)
+        assert snapshot.name in str(refused.value)
+    finally:
+        inputs.close()
+        snapshot.close()
+
+
+@pytest.mark.e2e
+def test_a_spawned_companion_refused_by_the_snapshot_exits_before_it_is_ready(capfd):
+    config, inputs_layout, snapshot_layout_ = demo_layouts()
+    inputs, snapshot = SharedImage(inputs_layout), SharedImage(snapshot_layout_)
+    wrong = Attachment(snapshot.name, layout_json(other_layout(snapshot_layout_)))
+    ctx = multiprocessing.get_context("spawn")
+    stop, ready = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=companion_main, args=(
+        config.model_dump_json(), inputs.attachment(), wrong, stop, ready))
+    try:
+        child.start()
+        child.join(60.0)
+        assert not child.is_alive(), "the refused companion kept running"
+        assert child.exitcode == REFUSED_EXIT and not ready.is_set()
+    finally:
+        if child.is_alive():
+            child.kill()
+            child.join(5.0)
+        inputs.close()
+        snapshot.close()
+    said = capfd.readouterr().err
+    assert "the I/O process cannot attach" in said
+    assert fingerprint(snapshot_layout_).hex()[:12] in said
+    assert fingerprint(layout_from_json(wrong.layout)).hex()[:12] in said
+    assert "Traceback" not in said
