@@ -412,7 +412,7 @@ def medians(runs: list[dict], listed: dict[str, str]) -> dict:
     return merged | {name: [f[k] for f in runs] for name, k in listed.items()}
 
 
-def main() -> int:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="per load run")
     parser.add_argument("--rounds", type=int, default=3,
@@ -426,9 +426,12 @@ def main() -> int:
                         help="no pymodbus, no libmodbus, no lateness windows")
     parser.add_argument("--bare", action="store_true", help="with --baseline: the two builds' "
                         "compiled servers alone (no relay), loaded in turn for --rounds rounds")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = arguments()
     results: dict = {"seconds": args.seconds, "rounds": args.rounds, "runs": {}}
-    runs = results["runs"]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         client, libmodbus_server = build(workdir)
@@ -442,7 +445,7 @@ def main() -> int:
 
         if args.bare:
             return bare_comparison(args, client, run, results)
-        servers = {}
+        servers: dict[str, tuple[Process, int]] = {}
         try:
             others = () if args.softrelay_only else (
                 ("pymodbus", [PYTHON, "-c", PYMODBUS_SERVER]),
@@ -454,69 +457,88 @@ def main() -> int:
             # alone: no relay on the machine
             for name, (_, port) in servers.items():
                 for connections, rate in PHASES:
-                    runs[f"{name} alone {label_of(connections, rate)}"] = run(
+                    results["runs"][f"{name} alone {label_of(connections, rate)}"] = run(
                         f"{name} alone", port, connections, rate)
-            # the comparison: one relay scanning, its own server and the other two beside
-            # it, loaded in turn, round after round (this VM drifts 2x in a minute)
-            relay, relay_port = relay_process(workdir, "compare")
-            baseline = None
-            try:
-                ports = {"softrelay": relay_port}
-                if args.baseline is not None:
-                    baseline, ports["baseline"] = relay_process(workdir, "baseline",
-                                                                args.baseline)
-                ports |= {n: p for n, (_, p) in servers.items()}
-                time.sleep(1.0)
-                samples: dict[str, list[dict]] = {}
-                for round_ in range(args.rounds):
-                    for connections, rate in PHASES:
-                        order = list(ports.items())  # every other round reversed: no order bias
-                        for name, port in order[::-1] if round_ % 2 else order:
-                            key = f"{name} {label_of(connections, rate)}"
-                            samples.setdefault(key, []).append(
-                                run(name, port, connections, rate))
-                runs.update({key: medians(found, {"rates": "rate", "p99s_us": "p99_us"})
-                             for key, found in samples.items()})
-                # the same relay's scan lateness, statistics cleared before each window:
-                # idle; the 8 back-to-back connections on its own server; the same load on
-                # libmodbus beside it (what the load costs a scan on two cores, whoever
-                # answers); the paced load on its own server. In turn, round after round.
-                windows = {"idle": None, "own server x8": (relay_port, 0.0),
-                           "libmodbus x8": (ports.get("libmodbus"), 0.0),
-                           "own server paced": (relay_port, RATE)}
-                found: dict[str, list[dict]] = {}
-                for _ in range(0 if args.softrelay_only else args.rounds):
-                    for window, target in windows.items():
-                        clear_statistics(relay_port)
-                        if target is None:
-                            time.sleep(args.window)
-                        else:
-                            load(client, target[0], 8, args.window, 100, rate=target[1])
-                        found.setdefault(window, []).append(relay_lateness(relay_port))
-                        print(f"relay lateness, {window:16s}: p99 "
-                              f"{found[window][-1]['lateness_p99_us']:6.0f} us", flush=True)
-                results["lateness"] = {window: medians(f, {"p99s_us": "lateness_p99_us"})
-                                       for window, f in found.items()}
-            finally:
-                relay.stop()
-                if baseline is not None:
-                    baseline.stop()
+            beside_a_relay(args, workdir, client, run, servers, results)
         finally:
             for server, _ in servers.values():
                 server.stop()
     if args.baseline is not None:
-        for connections, rate in PHASES:
-            label = label_of(connections, rate)
-            ours, base = runs[f"softrelay {label}"], runs[f"baseline {label}"]
-            print(f"{label:13s} vs baseline: rate {ours['rate'] / base['rate']:5.3f}x, p99 "
-                  f"{ours['p99_us']:.1f} us vs {base['p99_us']:.1f} us "
-                  f"({ours['p99_us'] / base['p99_us']:5.3f}x)")
+        print_against_baseline(results["runs"])
     if args.json:
         results["machine"] = machine()
         args.json.write_text(json.dumps(results, indent=2) + "\n")
-    if args.softrelay_only:
-        return 0
-    lateness = results["lateness"]
+    if not args.softrelay_only:
+        print_comparison(results)
+    return 0
+
+
+def beside_a_relay(args, workdir: Path, client: Path, run,
+                   servers: dict[str, tuple[Process, int]], results: dict) -> None:
+    """The comparison: one relay scanning, its own server (and the baseline's, and the other
+    two) beside it, loaded in turn, round after round (this VM drifts 2x in a minute); then
+    its scan lateness under load (``lateness_windows``). Figures into ``results``."""
+    relay, relay_port = relay_process(workdir, "compare")
+    baseline = None
+    try:
+        ports = {"softrelay": relay_port}
+        if args.baseline is not None:
+            baseline, ports["baseline"] = relay_process(workdir, "baseline", args.baseline)
+        ports |= {n: p for n, (_, p) in servers.items()}
+        time.sleep(1.0)
+        samples: dict[str, list[dict]] = {}
+        for round_ in range(args.rounds):
+            for connections, rate in PHASES:
+                order = list(ports.items())  # every other round reversed: no order bias
+                for name, port in order[::-1] if round_ % 2 else order:
+                    key = f"{name} {label_of(connections, rate)}"
+                    samples.setdefault(key, []).append(run(name, port, connections, rate))
+        results["runs"].update({key: medians(found, {"rates": "rate", "p99s_us": "p99_us"})
+                                for key, found in samples.items()})
+        results["lateness"] = lateness_windows(
+            args, client, relay_port, ports.get("libmodbus"),
+            0 if args.softrelay_only else args.rounds)
+    finally:
+        relay.stop()
+        if baseline is not None:
+            baseline.stop()
+
+
+def lateness_windows(args, client: Path, relay_port: int, libmodbus_port: int | None,
+                     rounds: int) -> dict:
+    """The relay's scan lateness, statistics cleared before each window: idle; the 8
+    back-to-back connections on its own server; the same load on libmodbus beside it (what
+    the load costs a scan on two cores, whoever answers); the paced load on its own server.
+    In turn, ``rounds`` times; the medians of each window."""
+    windows = {"idle": None, "own server x8": (relay_port, 0.0),
+               "libmodbus x8": (libmodbus_port, 0.0),
+               "own server paced": (relay_port, RATE)}
+    found: dict[str, list[dict]] = {}
+    for _ in range(rounds):
+        for window, target in windows.items():
+            clear_statistics(relay_port)
+            if target is None:
+                time.sleep(args.window)
+            else:
+                load(client, target[0], 8, args.window, 100, rate=target[1])
+            found.setdefault(window, []).append(relay_lateness(relay_port))
+            print(f"relay lateness, {window:16s}: p99 "
+                  f"{found[window][-1]['lateness_p99_us']:6.0f} us", flush=True)
+    return {window: medians(f, {"p99s_us": "lateness_p99_us"}) for window, f in found.items()}
+
+
+def print_against_baseline(runs: dict) -> None:
+    for connections, rate in PHASES:
+        label = label_of(connections, rate)
+        ours, base = runs[f"softrelay {label}"], runs[f"baseline {label}"]
+        print(f"{label:13s} vs baseline: rate {ours['rate'] / base['rate']:5.3f}x, p99 "
+              f"{ours['p99_us']:.1f} us vs {base['p99_us']:.1f} us "
+              f"({ours['p99_us'] / base['p99_us']:5.3f}x)")
+
+
+def print_comparison(results: dict) -> None:
+    """The relay's scan lateness under each load, and its server against the two others."""
+    runs, lateness = results["runs"], results["lateness"]
     idle = lateness["idle"]["lateness_p99_us"]
     print("relay scan lateness p99 (max) us, overruns, median of the rounds: " + "; ".join(
         f"{k} {v['lateness_p99_us']:.0f} ({v['lateness_max_us']:.0f}), {v['overruns']}"
@@ -531,7 +553,6 @@ def main() -> int:
                   f"beside the relay ({ours['rate'] / alone['rate']:5.2f}x alone); p99 "
                   f"{ours['p99_us']:.0f} us vs {beside['p99_us']:.0f} us beside the relay "
                   f"({alone['p99_us']:.0f} us alone)")
-    return 0
 
 
 if __name__ == "__main__":

@@ -100,9 +100,8 @@ def test_the_injectors_read_the_catalog():
     from softrelay.sim import chip_faults
 
     assert chip_faults.REFUSED_ON_CHIP is chips.REFUSED_ON_CHIP
-    assert chip_faults.NOT_ON is faults.NOT_ON
-    assert chip_faults.WIRE_FAULTS is faults.WIRE_FAULTS
-    assert chip_faults.ELEMENT_FAULTS is faults.ELEMENT_FAULTS
+    for kind in ("i2c", "spi"):
+        assert chip_faults.BusFaults(kind, {}, 0.1).medium is faults.MEDIA[kind]
 
 
 def test_the_driver_constants_agree_with_the_catalog():

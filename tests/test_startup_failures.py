@@ -167,6 +167,33 @@ def test_a_relay_that_fails_to_start_stops_its_helpers_and_frees_its_name(tmp_pa
     assert left_behind(path) == []
 
 
+@pytest.mark.parametrize("fails", ["start", "assembly"])
+def test_a_relay_that_fails_to_start_frees_its_local_remote_switch_s_pin(tmp_path, fails):
+    """The local/remote switch on pin 26 (a gpiozero MockFactory): start() failing on a taken
+    metrics port, or the relay failing while it is assembled (its Modbus port taken, after
+    the switch's pin was claimed), gives the pin back: a switch on it and a second relay on
+    the same factory are built."""
+    from gpiozero import Button
+
+    factory = MockFactory()
+    with taken_port() as sock:
+        port = sock.getsockname()[1]
+        path = relay_config(tmp_path, metrics_port=port if fails == "start" else None,
+                            modbus_port=port if fails == "assembly" else 0)
+        path.write_text(path.read_text() + "access: {local_remote: {pin: 26}}\n")
+        with pytest.raises(StartupError, match="in use"):
+            relay = Relay(load(path), str(path), factory=factory)
+            assert relay.local_remote is not None  # the switch's pin was claimed
+            relay.start()
+    Button(26, pin_factory=factory).close()  # GPIOPinInUse while the failed relay holds it
+    again = Relay(load(path), str(path), factory=factory)
+    try:
+        assert again.local_remote is not None and not again.local_remote.local()
+    finally:
+        again.stop()
+    assert left_behind(path) == []
+
+
 @pytest.mark.parametrize(("kind", "exc", "said"), [
     ("i2c", FileNotFoundError(2, "No such file or directory"),
      "cannot open /dev/x: no such device: enable I2C: raspi-config nonint do_i2c 0"),

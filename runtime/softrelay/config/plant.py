@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from softrelay.catalog.faults import FaultKind
 from softrelay.config.base import STRICT, Name
 
 
@@ -50,14 +51,15 @@ class PlantBusbar(BaseModel):
 
 class PlantFault(BaseModel):
     """A fault injected into a simulated device at a plant time (the seed's troubleshooting
-    matrix: nack, refused, slow; sentinel, stuck, noisy, garbage)."""
+    matrix, ``catalog.faults.FaultKind``: nack, refused, slow; sentinel, stuck, noisy,
+    garbage; where each acts, and which a bus cannot have, is its medium's table there)."""
 
     model_config = STRICT
     address: str = Field(min_length=1, description="'simulated' bus: a plant address; "
                          "Modbus: '<device>.<quantity>' or '<device>'; I2C, SPI: '<sensor>' or "
                          "'<sensor>.<quantity>'; '*': the whole bus")
     bus: Name
-    kind: Literal["nack", "refused", "slow", "sentinel", "stuck", "noisy", "garbage"]
+    kind: FaultKind = Field(description="what fails (the values of catalog.faults.FaultKind)")
     start: float = Field(0.0, ge=0.0, description="plant s")
     stop: float | None = Field(None, gt=0.0, description="plant s; none: never cleared")
     sigma: float = Field(5.0, gt=0.0, description="for noisy, C or A")

@@ -105,9 +105,9 @@ def compose(text: str, limits: Mapping[str, int] | None = None
         loader = Loader(text)
         try:
             root = loader.get_single_node()
-            over = count_problems(root, limits or {})
-            if over:
-                raise over[0]
+            counted = count_problems(root, limits or {})
+            if counted:
+                raise counted[0]
             duplicates = duplicate_keys(root) if root is not None else []
             data = loader.construct_document(root) if root is not None else None
         except yaml.YAMLError as exc:
@@ -164,56 +164,96 @@ def _over_limit_from(text: str, limits: Mapping[str, int], lines_before: int = 0
     limit, from the event stream (no nodes built), stopping at that item, or at the end of
     the first limited sequence; None when it is not over (or the YAML is broken: composing
     says how). Only the root mapping and the items of its sequences are looked at; deeper
-    events cost a type test and a depth count. ``lines_before``: lines of the file before
-    ``text``."""
+    events cost a type test and a depth count (the loop keeps them inline, ``_RootWalk``
+    follows the root mapping). ``lines_before``: lines of the file before ``text``."""
     scalar, alias = yaml.ScalarEvent, yaml.AliasEvent
     starts = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
     ends = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
     depth = 0  # containers open; the root mapping's own nodes are at depth 1
-    root_mapping = False
-    expect_key, key, key_line = True, None, None  # the root mapping's key being valued
-    counting, items = None, 0  # the limited sequence open at depth 2, its items so far
+    walk = _RootWalk(limits, lines_before)
     try:
         for event in yaml.parse(text, Loader=Loader):
             kind = type(event)
             if kind is scalar or kind is alias:
                 if depth > 2:
                     continue
-                if depth == 1 and root_mapping:
-                    if expect_key:
-                        key = event.value if kind is scalar else None
-                        key_line = event.start_mark.line + 1
-                    expect_key = not expect_key
+                if depth == 1 and walk.root_mapping:
+                    walk.root_scalar(event, kind is scalar)
                     continue
             elif kind in starts:
                 depth += 1
                 if depth > 3:
                     continue
-                if depth == 1:
-                    root_mapping = kind is yaml.MappingStartEvent
-                    continue
-                if depth == 2:
-                    if (root_mapping and not expect_key and key in limits
-                            and kind is yaml.SequenceStartEvent):
-                        counting, items = key, 0
+                if depth < 3:
+                    walk.opened(depth, kind)
                     continue
             elif kind in ends:
                 depth -= 1
-                if depth == 1 and root_mapping:  # a node of the root mapping ended
-                    if counting is not None:
-                        return None  # within its limit
-                    expect_key = not expect_key
+                if depth == 1 and walk.root_mapping and walk.root_node_ended():
+                    return None  # the counted sequence ended within its limit
                 continue
             else:
                 continue  # stream and document events
-            if counting is not None and depth in (2, 3):  # an item of the counted sequence
-                items += 1
-                if items > limits[counting]:
-                    return YamlError(lines_before + key_line, (counting,), over_limit_reason(
-                        counting, limits[counting], lines_before + event.start_mark.line + 1))
+            if walk.counting is not None and depth in (2, 3):  # an item of the counted sequence
+                over = walk.item(event)
+                if over is not None:
+                    return over
     except yaml.YAMLError:
         return None
     return None
+
+
+class _RootWalk:
+    """Where ``_over_limit_from`` is in the root mapping: the key being valued, and the
+    limited sequence being counted (its key and its items so far)."""
+
+    def __init__(self, limits: Mapping[str, int], lines_before: int) -> None:
+        self.limits = limits
+        self.lines_before = lines_before
+        self.root_mapping = False  #: the document is a mapping
+        self.expect_key = True  #: the root mapping's next node is a key
+        self.key: str | None = None  #: the key being valued, and its line
+        self.key_line = 0
+        self.counting: str | None = None  #: the limited sequence open at depth 2
+        self.items = 0
+
+    def root_scalar(self, event: yaml.Event, is_scalar: bool) -> None:
+        """A scalar (or alias) of the root mapping: a key, or a key's plain value."""
+        if self.expect_key:
+            self.key = getattr(event, "value", None) if is_scalar else None
+            self.key_line = _line(event)
+        self.expect_key = not self.expect_key
+
+    def opened(self, depth: int, kind: type) -> None:
+        """A container opened at ``depth`` 1 (the document) or 2 (a key's value)."""
+        if depth == 1:
+            self.root_mapping = kind is yaml.MappingStartEvent
+        elif (self.root_mapping and not self.expect_key and self.key in self.limits
+              and kind is yaml.SequenceStartEvent):
+            self.counting, self.items = self.key, 0
+
+    def root_node_ended(self) -> bool:
+        """A container value of the root mapping ended: True when it was the counted one."""
+        if self.counting is not None:
+            return True
+        self.expect_key = not self.expect_key
+        return False
+
+    def item(self, event: yaml.Event) -> YamlError | None:
+        """One more item of the counted sequence; the problem when it is one too many."""
+        assert self.counting is not None
+        self.items += 1
+        limit = self.limits[self.counting]
+        if self.items <= limit:
+            return None
+        return YamlError(self.lines_before + self.key_line, (self.counting,), over_limit_reason(
+            self.counting, limit, self.lines_before + _line(event)))
+
+
+def _line(event: yaml.Event) -> int:
+    """The 1-based line an event starts on (within the text parsed)."""
+    mark = event.start_mark
+    return mark.line + 1 if mark is not None else 0
 
 
 def _first_over_limit(text: str, limits: Mapping[str, int]) -> YamlError | None:
@@ -232,7 +272,7 @@ def _first_over_limit(text: str, limits: Mapping[str, int]) -> YamlError | None:
     return None
 
 
-def count_problems(root: yaml.Node, limits: Mapping[str, int]) -> list[YamlError]:
+def count_problems(root: yaml.Node | None, limits: Mapping[str, int]) -> list[YamlError]:
     """The limited top-level sequences of the composed file over their limits, counted."""
     problems = []
     if isinstance(root, yaml.MappingNode):

@@ -14,13 +14,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from softrelay.catalog.faults import FaultKind
 from softrelay.core import Quality
 from softrelay.modbus.protocol import GATEWAY_PATH_UNAVAILABLE, GATEWAY_TARGET_FAILED
 
 Reading = tuple[float | np.ndarray, int]  #: (value or sample window, quality)
 
 #: Modbus exception codes a gateway answers for its own link, in a field engineer's words
-GATEWAY_EXCEPTIONS = {c: c.text for c in (GATEWAY_PATH_UNAVAILABLE, GATEWAY_TARGET_FAILED)}
+GATEWAY_EXCEPTIONS: dict[int, str] = {c: c.text for c in (GATEWAY_PATH_UNAVAILABLE,
+                                                          GATEWAY_TARGET_FAILED)}
 
 
 def link_fault(exc: BaseException | None = None, *, exception_code: int | None = None) -> str:
@@ -28,13 +30,14 @@ def link_fault(exc: BaseException | None = None, *, exception_code: int | None =
     ``refused`` (nobody listens), ``connection lost`` (it was closed under us), ``timeout``
     (no answer), ``NACK`` (an I2C address or
     command not acknowledged), ``garbage`` (an answer that is not a frame), ``exception 0xNN``
-    (a Modbus exception response, named where it is a gateway's), ``I/O error``."""
+    (a Modbus exception response, named where it is a gateway's), ``I/O error``. Where the
+    failure is what a ``FaultKind`` injects (refused, garbage) the word is that kind's."""
     if exception_code is not None:
         named = GATEWAY_EXCEPTIONS.get(exception_code)
         return f"exception 0x{exception_code:02X}" + (f" ({named})" if named else "")
     text = str(exc).lower()
     if isinstance(exc, ConnectionRefusedError) or "refused" in text:
-        return "refused"
+        return FaultKind.REFUSED.value
     if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError,
                         EOFError)) or "not connected" in text or "connection lost" in text:
         return "connection lost"
@@ -45,7 +48,7 @@ def link_fault(exc: BaseException | None = None, *, exception_code: int | None =
         return "NACK"
     if isinstance(exc, ValueError) or any(word in text for word in (
             "invalid", "unable to decode", "crc", "frame", "garbage", "unexpected")):
-        return "garbage"
+        return FaultKind.GARBAGE.value
     return "I/O error"
 
 

@@ -35,7 +35,7 @@ import math
 import struct
 from collections.abc import Callable
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from softrelay.core.commands import Commands, Request, SettingsChanges
 from softrelay.core.settings import INPUT_LOSS
@@ -50,6 +50,7 @@ REFUSED = ILLEGAL_FUNCTION  #: a write without the authority it needs (see the d
 ENUM_WORDS = {"input_loss": {int(v): k for k, v in INPUT_LOSS.items()}}
 #: settings that a NaN switches off (null in the file)
 SWITCHED_OFF_BY_NAN = {"warning_abs", "critical_abs"}
+Value = float | bool | str | None  #: a setting's value as the point's settings model takes it
 
 
 def as_float32(raw: int) -> float:
@@ -86,78 +87,129 @@ class RelayWrites:
         return f"{self.source} {session.who}, {level_text(self.authority.level(session))}"
 
     def write(self, items: list[tuple[Entry, int]], session: Session | None = None) -> int:
-        requests: list[Request] = []
-        changes: dict[str, dict] = {}
-        unlock: int | None = None
-        cursor: int | None = None
-        acting: list[str] = []  #: what the request does, by the name access.levels uses
+        """Apply every entry of one request, or none: 0, or the exception code refusing it
+        (03 a value refused, ``REFUSED`` a write without the authority it needs)."""
+        request = _WriteRequest()
         for entry, raw in items:
-            point, _, quantity = entry.name.rpartition(".")
-            if entry.source[0] == "relay":  # the event cursor, the one writable global
-                cursor = raw
-            elif entry.source[0] == "command":
-                action = entry.source[1]
-                if action == "unlock":
-                    unlock = raw
-                elif action == "preset":
-                    try:  # the request checks its theta (0..10; NaN is outside)
-                        requests.append(Request("preset", (point,), as_float32(raw)))
-                    except ValueError:
-                        return ILLEGAL_VALUE
-                    acting.append("preset")
-                elif raw:
-                    kind = action.removesuffix("_all")
-                    points = () if point == "relay" else (point,)
-                    requests.append(Request(kind, points))
-                    acting.append(kind)
-            else:  # a setting
-                value: float | bool | str | None = (raw if entry.type == "uint16"
-                                                    else as_float32(raw))
-                if quantity in ENUM_SETTINGS:
-                    if quantity in ENUM_WORDS:
-                        if raw not in ENUM_WORDS[quantity]:
-                            return ILLEGAL_VALUE
-                        value = ENUM_WORDS[quantity][raw]
-                    elif quantity == "latch":
-                        if raw not in (0, 1):
-                            return ILLEGAL_VALUE
-                        value = bool(raw)
-                elif quantity in SWITCHED_OFF_BY_NAN and math.isnan(value):
-                    value = None  # NaN written: the limit switched off, as null in the file
-                changes.setdefault(point, {})[quantity] = value
-        if changes:
-            acting.append("settings")
-        authority = self.authority
+            code = request.read(entry, raw)
+            if code:
+                return code
         if session is None:  # a caller that names no session holds nothing (level 0)
             session = Session(("anonymous",), "(no session)", "(no session)")
-        if authority.is_local() and (acting or unlock):
+        code = self._refusal(request, session)
+        if code:
+            return code
+        source = self._who(session)
+        code = self._put_settings(request.changes, source)
+        if code:
+            return code
+        for command in request.requests:
+            self.commands.put(Request(command.kind, command.points, command.value, source))
+        if request.cursor is not None and self.events is not None:
+            self.events.cursor = request.cursor
+        return 0
+
+    def _refusal(self, request: _WriteRequest, session: Session) -> int | None:
+        """``REFUSED`` when ``session`` may not do what ``request`` does (the switch in local,
+        a wrong code, a level too low), recorded by the authority; None when it may. An
+        unlock code is offered first: the rest is checked against the level it gives."""
+        authority = self.authority
+        acting = request.acting
+        if authority.is_local() and (acting or request.unlock):
             authority.refuse_write(session, "a write", 0)  # records why (local)
             return REFUSED
-        if unlock is not None and not authority.offer(session, unlock):
+        if request.unlock is not None and not authority.offer(session, request.unlock):
             return REFUSED
         for what in dict.fromkeys(acting):
             if authority.refuse_write(session, what.replace("_", " "),
                                       authority.needed(what)) is not None:
                 return REFUSED
-        source = self._who(session)
-        if changes:
-            validated = {}
-            for point, update in changes.items():
-                current = self.settings.current[point]
-                try:
-                    validated[point] = type(current).model_validate(
-                        current.model_dump() | update)
-                except ValidationError as exc:
-                    if self.record is not None:
-                        why = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: "
-                                        f"{e['msg']}" for e in exc.errors())
-                        self.record("system", "settings", f"write to {point} refused (from "
-                                    f"{source}): {why}")
-                    return ILLEGAL_VALUE
-            for point, settings in validated.items():
-                self.settings.put(point, settings, source)
-        for request in requests:
-            self.commands.put(Request(request.kind, request.points, request.value, source))
-        if cursor is not None and self.events is not None:
-            self.events.cursor = cursor
-        return 0
+        return None
+
+    def _put_settings(self, changes: dict[str, dict[str, Value]], source: str) -> int | None:
+        """Validate each point's settings with ``changes`` as the configuration file is, and
+        queue them all; ``ILLEGAL_VALUE`` (nothing queued, the reason recorded) when one does
+        not validate."""
+        validated = {}
+        for point, update in changes.items():
+            current = self.settings.current[point]
+            assert isinstance(current, BaseModel)  # a point's settings model
+            try:
+                validated[point] = type(current).model_validate(current.model_dump() | update)
+            except ValidationError as exc:
+                if self.record is not None:
+                    why = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: "
+                                    f"{e['msg']}" for e in exc.errors())
+                    self.record("system", "settings", f"write to {point} refused (from "
+                                f"{source}): {why}")
+                return ILLEGAL_VALUE
+        for point, settings in validated.items():
+            self.settings.put(point, settings, source)
+        return None
+
+
+class _WriteRequest:
+    """What one Modbus write request asks for, read entry by entry (nothing applied yet)."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []  #: commands, for the next scan
+        self.changes: dict[str, dict[str, Value]] = {}  #: point -> setting -> new value
+        self.unlock: int | None = None  #: the code written to relay.unlock
+        self.cursor: int | None = None  #: the event cursor written
+        self.commanded: list[str] = []  #: the commands it gives, in the order written
+
+    @property
+    def acting(self) -> list[str]:
+        """What the request does, by the name access.levels uses: its commands, then
+        settings (if it writes any)."""
+        return self.commanded + (["settings"] if self.changes else [])
+
+    def read(self, entry: Entry, raw: int) -> int | None:
+        """Take one written entry; ``ILLEGAL_VALUE`` when its value is refused."""
+        point, _, quantity = entry.name.rpartition(".")
+        if entry.source[0] == "relay":  # the event cursor, the one writable global
+            self.cursor = raw
+            return None
+        if entry.source[0] == "command":
+            return self._command(entry.source[1], point, raw)
+        try:
+            value = setting_value(quantity, raw, raw if entry.type == "uint16"
+                                  else as_float32(raw))
+        except ValueError:
+            return ILLEGAL_VALUE
+        self.changes.setdefault(point, {})[quantity] = value
+        return None
+
+    def _command(self, action: str, point: str, raw: int) -> int | None:
+        if action == "unlock":
+            self.unlock = raw
+        elif action == "preset":
+            try:  # the request checks its theta (0..10; NaN is outside)
+                self.requests.append(Request("preset", (point,), as_float32(raw)))
+            except ValueError:
+                return ILLEGAL_VALUE
+            self.commanded.append("preset")
+        elif raw:  # a coil written 1 (0 does nothing and needs nothing)
+            kind = action.removesuffix("_all")
+            self.requests.append(Request(kind, () if point == "relay" else (point,)))
+            self.commanded.append(kind)
+        return None
+
+
+def setting_value(quantity: str, raw: int, value: float) -> Value:
+    """The value of setting ``quantity`` written as ``raw`` (``value``: raw as its register's
+    type reads it): an enumerated setting's word, a latch's bool, None for a limit a NaN
+    switches off; ValueError for a code the setting does not have."""
+    if quantity in ENUM_SETTINGS:
+        if quantity in ENUM_WORDS:
+            if raw not in ENUM_WORDS[quantity]:
+                raise ValueError(f"{quantity}: no code {raw}")
+            return ENUM_WORDS[quantity][raw]
+        if quantity == "latch":
+            if raw not in (0, 1):
+                raise ValueError(f"latch: {raw} is neither 0 nor 1")
+            return bool(raw)
+        return value
+    if quantity in SWITCHED_OFF_BY_NAN and math.isnan(value):
+        return None  # NaN written: the limit switched off, as null in the file
+    return value

@@ -34,10 +34,10 @@ from collections.abc import Callable
 import numpy as np
 
 from softrelay.catalog.chips import REFUSED_ON_CHIP
-from softrelay.catalog.faults import ELEMENT_FAULTS, NOT_ON, WIRE_FAULTS
+from softrelay.catalog.faults import MEDIA, FaultKind, Where, fault_refusal
 from softrelay.sim.devices import Fault, faulty_value
 
-__all__ = ["ELEMENT_FAULTS", "NOT_ON", "REFUSED_ON_CHIP", "WIRE_FAULTS", "BusFaults"]
+__all__ = ["REFUSED_ON_CHIP", "BusFaults"]
 
 
 class BusFaults:
@@ -49,6 +49,7 @@ class BusFaults:
         """``sensors``: each chip's name -> its quantities (addresses are checked against it);
         ``refused``: a chip's name -> faults it cannot have -> why."""
         self.kind = kind
+        self.medium = MEDIA[kind]  #: where each fault acts on this bus (``catalog.faults``)
         self.sensors = sensors
         self.refused = refused or {}
         self.timeout = timeout
@@ -58,31 +59,16 @@ class BusFaults:
         self._lock = threading.Lock()
 
     def check(self, address: str, kind: str) -> None:
-        """Raise ValueError saying why ``kind`` cannot be injected at ``address``."""
-        if kind in NOT_ON.get(self.kind, {}):
-            raise ValueError(f"no {kind!r} on an {self.kind.upper()} bus: "
-                             f"{NOT_ON[self.kind][kind]}")
-        if kind not in WIRE_FAULTS + ELEMENT_FAULTS:
-            raise ValueError(f"unknown fault {kind!r}")
-        if address == "*":
-            return
-        sensor, _, quantity = address.partition(".")
-        if sensor not in self.sensors:
-            raise ValueError(f"{address!r}: no sensor {sensor!r} on this bus "
-                             f"(sensors: {', '.join(self.sensors)})")
-        if quantity and quantity not in self.sensors[sensor]:
-            raise ValueError(f"{address!r}: {sensor!r} has no quantity {quantity!r} "
-                             f"({', '.join(self.sensors[sensor])})")
-        if kind in self.refused.get(sensor, {}):
-            raise ValueError(f"{address!r}: no {kind!r} here: {self.refused[sensor][kind]}")
-        if quantity and kind in WIRE_FAULTS:
-            raise ValueError(f"{address!r}: a {kind!r} fails a whole chip's transactions: "
-                             f"address it as {sensor!r} (or '*')")
+        """Raise ValueError saying why ``kind`` cannot be injected at ``address`` (the reason
+        the configuration gives, ``catalog.faults.fault_refusal``)."""
+        refusal = fault_refusal(self.kind, self.sensors, self.refused, address, kind)
+        if refusal is not None:
+            raise ValueError(refusal[1])
 
     def inject(self, address: str, kind: str, **params: float) -> None:
         self.check(address, kind)
         with self._lock:
-            self.faults[address] = Fault(kind, **params)
+            self.faults[address] = Fault(FaultKind(kind), **params)
 
     def clear(self, address: str | None = None) -> None:
         with self._lock:
@@ -100,21 +86,22 @@ class BusFaults:
         return None
 
     def wire(self, sensor: str) -> Fault | None:
-        """The wire fault a transaction with ``sensor`` meets now; a nack or slow one on an
-        I2C bus raises here, as the kernel's call would."""
+        """The wire fault a transaction with ``sensor`` meets now (the twin acts on it); a
+        transaction fault (I2C's nack or slow) raises here, as the kernel's call would."""
         fault = self._find(sensor, "*")
-        if fault is None or fault.kind not in WIRE_FAULTS:
-            return None
-        if self.kind == "i2c" and fault.kind == "nack":
+        where = self.medium.where.get(fault.kind) if fault is not None else None
+        if fault is None or where is Where.WIRE:
+            return fault
+        if where is not Where.TRANSACTION:
+            return None  # in the sensing element: the chip answers, with what it senses
+        if fault.kind == FaultKind.NACK:
             raise OSError(errno.EREMOTEIO, f"{sensor}: no acknowledge")
-        if self.kind == "i2c" and fault.kind == "slow":
-            delay = fault.delay if fault.delay is not None else 2.0 * self.timeout
-            self.sleep(min(delay, self.timeout))
-            if delay > self.timeout:
-                raise OSError(errno.ETIMEDOUT, f"{sensor}: clock stretched past "
-                                               f"{self.timeout * 1000:g} ms")
-            return None
-        return fault
+        delay = fault.delay if fault.delay is not None else 2.0 * self.timeout
+        self.sleep(min(delay, self.timeout))
+        if delay > self.timeout:  # slow: the clock stretched past the bus timeout
+            raise OSError(errno.ETIMEDOUT, f"{sensor}: clock stretched past "
+                                           f"{self.timeout * 1000:g} ms")
+        return None
 
     def scramble(self, data: bytes) -> bytes:
         """``data`` as interference leaves it: every byte changed."""
@@ -128,9 +115,9 @@ class BusFaults:
         def element() -> float:
             value = feed()
             fault = self._find(f"{sensor}.{quantity}", sensor, "*")
-            if fault is None or fault.kind not in ELEMENT_FAULTS:
+            if fault is None or self.medium.where.get(fault.kind) is not Where.ELEMENT:
                 return value
-            if fault.kind == "sentinel":
+            if fault.kind == FaultKind.SENTINEL:
                 return math.nan
             return faulty_value(fault, value, self.rng)
 
@@ -143,9 +130,9 @@ class BusFaults:
 
         def element(t: float) -> float:
             fault = self._find(f"{sensor}.{quantity}", sensor, "*")
-            if fault is None or fault.kind not in ELEMENT_FAULTS:
+            if fault is None or self.medium.where.get(fault.kind) is not Where.ELEMENT:
                 return volts(t)
-            if fault.kind == "sentinel":
+            if fault.kind == FaultKind.SENTINEL:
                 return 0.0
             return volts(t) + float(self.rng.normal(0.0, fault.sigma)) * per_amp
 

@@ -1,10 +1,12 @@
 """Simulated devices: the plant model behind the ``Device`` interface, with injectable faults.
 
-The faults are those of the seed's troubleshooting matrix. Transaction faults: ``nack`` (I/O
-error), ``refused`` (connection refused), ``slow`` (an answer later than the timeout); at one
-address they fail that sensor's reading alone (each sensor is its own transaction), at '*' the
-whole bus (a gateway or bus that fails). Value faults, as a sensor fails: ``sentinel``
-(-32768), ``stuck`` (the value freezes), ``noisy`` (jitter of ``sigma``), ``garbage`` (NaN).
+The faults are those of the seed's troubleshooting matrix, placed by the ``simulated`` medium's
+table (``catalog.faults.MEDIA``). Transaction faults: ``nack`` (I/O error), ``refused``
+(connection refused), ``slow`` (an answer later than the timeout); at one address they fail
+that sensor's reading alone (each sensor is its own transaction), at '*' the whole bus (a
+gateway or bus that fails). Value faults, as a sensor fails: ``sentinel`` (-32768), ``stuck``
+(the value freezes), ``noisy`` (jitter of ``sigma``), ``garbage`` (NaN: this bus has no wire
+whose bytes could be corrupted, so the reading itself is unreadable).
 """
 
 from __future__ import annotations
@@ -17,17 +19,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from softrelay.catalog.faults import MEDIA, FaultKind, Where, kind_named
 from softrelay.core import Quality
 from softrelay.field.device import Device, Reading, link_fault
 from softrelay.sim.plant import PlantModel
 
-TRANSACTION_FAULTS = ("nack", "refused", "slow")
-VALUE_FAULTS = ("sentinel", "stuck", "noisy", "garbage")
+#: where each fault acts on a bus of kind ``simulated``
+MEDIUM = MEDIA["simulated"]
 
 
 @dataclass
 class Fault:
-    kind: str
+    kind: FaultKind
     sigma: float = 5.0  #: for noisy
     delay: float | None = None  #: for slow: s (default: twice the timeout)
     held: float | None = None  #: for stuck
@@ -42,9 +45,10 @@ class SimulatedDevice(Device):
 
     def inject(self, address: str, kind: str, **params: float) -> None:
         """Inject a fault at ``address`` ('*' for every address of this device)."""
-        if kind not in TRANSACTION_FAULTS + VALUE_FAULTS:
+        known = kind_named(kind)
+        if known is None or known not in MEDIUM.where:
             raise ValueError(f"unknown fault {kind!r}")
-        self.faults[address] = Fault(kind, **params)
+        self.faults[address] = Fault(known, **params)
 
     def clear(self, address: str | None = None) -> None:
         if address is None:
@@ -57,9 +61,9 @@ class SimulatedDevice(Device):
 
     def _transaction(self, fault: Fault) -> None:
         """Raise as a failed transaction does (after the timeout, for a slow one)."""
-        if fault.kind == "nack":
+        if fault.kind == FaultKind.NACK:
             raise OSError(errno.EIO, "I/O error (no acknowledge)")
-        if fault.kind == "refused":
+        if fault.kind == FaultKind.REFUSED:
             raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
         delay = fault.delay if fault.delay is not None else 2.0 * self.timeout
         time.sleep(min(delay, self.timeout))
@@ -68,13 +72,13 @@ class SimulatedDevice(Device):
 
     def _read(self, addresses: Sequence[str]) -> list[float | Reading]:
         bus_fault = self.faults.get("*")
-        if bus_fault is not None and bus_fault.kind in TRANSACTION_FAULTS:
+        if bus_fault is not None and MEDIUM.where[bus_fault.kind] is Where.TRANSACTION:
             self._transaction(bus_fault)
         sample = self.plant.snapshot()  # one transaction samples the plant once
         values: list[float | Reading] = []
         for address in addresses:
             fault = self.faults.get(address)
-            if fault is not None and fault.kind in TRANSACTION_FAULTS:
+            if fault is not None and MEDIUM.where[fault.kind] is Where.TRANSACTION:
                 try:
                     self._transaction(fault)
                 except (OSError, TimeoutError) as exc:  # this address alone: say why
@@ -91,17 +95,18 @@ class SimulatedDevice(Device):
 
 def faulty_value(fault: Fault | None, value: float, rng: np.random.Generator) -> float:
     """``value`` as a sensor with ``fault`` reports it: ``sentinel`` -32768, ``stuck`` the
-    first value it saw, ``noisy`` plus N(0, sigma), ``garbage`` NaN; any other fault (or none)
-    leaves it alone."""
-    if fault is None or fault.kind not in VALUE_FAULTS:
+    first value it saw, ``noisy`` plus N(0, sigma), ``garbage`` NaN (the ``simulated`` medium's
+    value faults; the I2C, SPI and Modbus twins call it for their element or value faults);
+    any other fault (or none) leaves it alone."""
+    if fault is None or MEDIUM.where.get(fault.kind) is not Where.VALUE:
         return value
-    if fault.kind == "sentinel":
+    if fault.kind == FaultKind.SENTINEL:
         return -32768.0
-    if fault.kind == "stuck":
+    if fault.kind == FaultKind.STUCK:
         if fault.held is None:
             fault.held = value
         return fault.held
-    if fault.kind == "noisy":
+    if fault.kind == FaultKind.NOISY:
         return value + float(rng.normal(0.0, fault.sigma))
     return math.nan
 

@@ -10,27 +10,31 @@ scaling (4006) and codes its temperatures with them, so a gateway left at its fa
 emissivity reads a surface wrongly, as the real one does.
 
 Faults (the seed's troubleshooting matrix) are injected per quantity (``<device>.<quantity>``),
-per device (``<device>``) or for the whole server (``*``), see ``twin_server``. Value faults live
-here, as ``simulated.faulty_value`` applies them: ``sentinel`` (the raw -32768 the device codes),
+per device (``<device>``) or for the whole server (``*``), see ``twin_server``; the ``modbus``
+medium's table (``catalog.faults.MEDIA``) says where each acts. Value faults live here, as
+``devices.faulty_value`` applies them: ``sentinel`` (the raw -32768 the device codes),
 ``stuck``, ``noisy``. (``garbage`` is a fault of the bytes on a Modbus wire: the server's.)
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
 
+from softrelay.catalog.faults import MEDIA, FaultKind
 from softrelay.field.modbus.profiles import EMISSIVITY_REGISTER, SCALING_REGISTER, SENTINEL
 from softrelay.field.modbus.registers import Register, encode
 from softrelay.modbus.pdu import ModbusError
 from softrelay.modbus.protocol import ILLEGAL_ADDRESS, ILLEGAL_VALUE, Function
 from softrelay.sim.devices import Fault, faulty_value
 
-TRANSACTION_FAULTS = ("nack", "refused", "slow", "garbage")
-VALUE_FAULTS = ("sentinel", "stuck", "noisy")
+#: where each fault acts on a Modbus bus (TCP or RTU): the twin's value faults, the server's
+#: transaction and wire faults
+MEDIUM = MEDIA["modbus"]
 
 
 class ModbusTwin:
@@ -61,7 +65,7 @@ class ModbusTwin:
         """The raw register value of ``quantity`` now, faults applied."""
         reg = self.registers[quantity]
         fault = self.value_faults.get(quantity) or self.value_faults.get("*")
-        if fault is not None and fault.kind == "sentinel":
+        if fault is not None and fault.kind == FaultKind.SENTINEL:
             return SENTINEL  # the device's code for "no reading", not a scaled value
         value = faulty_value(fault, self.engineering(quantity), self.rng)
         return (value - reg.offset) / reg.scale if reg.scale else 0.0
@@ -103,8 +107,9 @@ class TwinTables:
     field device of ours answers, its ``read`` and ``write`` (looked up at each request, so a
     test may stand in for them), their exception codes raised."""
 
-    functions = frozenset({Function.READ_HOLDING_REGISTERS, Function.READ_INPUT_REGISTERS,
-                           Function.WRITE_SINGLE_REGISTER, Function.WRITE_MULTIPLE_REGISTERS})
+    functions: frozenset[int] = frozenset({
+        Function.READ_HOLDING_REGISTERS, Function.READ_INPUT_REGISTERS,
+        Function.WRITE_SINGLE_REGISTER, Function.WRITE_MULTIPLE_REGISTERS})
     TABLE: ClassVar[dict[str, str]] = {"holding_register": "holding", "input_register": "input"}
 
     def __init__(self, twin: ModbusTwin) -> None:
@@ -167,11 +172,11 @@ def twins_for(bus, plant_value: Callable[[str], float] | None) -> list[ModbusTwi
 
     twins: list[ModbusTwin] = []
     for device in bus.devices:
-        feeds = {}
+        feeds: dict[str, Callable[[], float]] = {}
         for quantity, address in device.simulate.items():
             if plant_value is None:
                 raise ValueError(f"bus {bus.name!r} is simulated but there is no plant")
-            feeds[quantity] = (lambda a=address: plant_value(a))
+            feeds[quantity] = functools.partial(plant_value, address)
         registers = register_map(device)
         if device.profile == "thermal_gateway":
             for k in range(device.channels):

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from softrelay.catalog.faults import FaultKind
 from softrelay.field.spi.port import decode_message
 from softrelay.sim.chip_faults import BusFaults
 
@@ -61,13 +62,13 @@ class SimulatedSpiDev:
 
     def _period(self, data: list[int], at: float, speed_hz: int) -> list[int]:
         fault = self.faults.wire(self.name) if self.faults else None
-        if fault is not None and fault.kind == "nack":
+        if fault is not None and fault.kind == FaultKind.NACK:
             return [0xFF] * len(data)  # nobody drives MISO
         if self.mode not in self.chip.modes:
             return [0xFF] * len(data)  # the wrong clock phase: garbage, as on the wire
         self.transfers += 1
         answer = self.chip.transfer(list(data), at, speed_hz)
-        if fault is not None:
+        if fault is not None and self.faults is not None:
             answer = list(self.faults.scramble(bytes(answer)))
         return answer
 

@@ -9,6 +9,8 @@ It answers at the byte level so that faults can be injected as they appear on a 
 - ``slow``: the answer comes ``delay`` s late (default 1 s, beyond any sane timeout);
 - ``garbage``: the answer's bytes are scrambled (a bad byte count / CRC, as EMI does);
 - ``sentinel``, ``stuck``, ``noisy``: value faults, see ``twin.ModbusTwin``.
+Where each acts is the ``modbus`` medium's table (``catalog.faults.MEDIA``): a value fault goes
+to the twins, any other is the server's, of a device or of the whole server.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import tty
 
 import numpy as np
 
+from softrelay.catalog.faults import FaultKind, Where, kind_named
 from softrelay.modbus import protocol
 from softrelay.modbus.pdu import answer
 from softrelay.modbus.protocol import (
@@ -35,7 +38,11 @@ from softrelay.modbus.protocol import (
     exception_pdu,
 )
 from softrelay.sim.devices import Fault
-from softrelay.sim.modbus_twin import TRANSACTION_FAULTS, VALUE_FAULTS, ModbusTwin, TwinTables
+from softrelay.sim.modbus_twin import MEDIUM, ModbusTwin, TwinTables
+
+#: what a TCP gateway answers for a target that fails a transaction (an RTU line: silence)
+GATEWAY_ANSWERS = {FaultKind.NACK: GATEWAY_TARGET_FAILED,
+                   FaultKind.REFUSED: GATEWAY_PATH_UNAVAILABLE}
 
 
 class TwinServer:
@@ -70,6 +77,8 @@ class TwinServer:
         """Listen on host:port (0: a free port); returns the port."""
         self.host = host
         self._call(self._listen(port))
+        if self.port is None:  # _listen sets it, or raises
+            raise RuntimeError(f"{self.name}: listening on {host}:{port} gave no port")
         return self.port
 
     async def _listen(self, port: int) -> None:
@@ -134,28 +143,29 @@ class TwinServer:
     # --- faults --------------------------------------------------------------------------
     def inject(self, address: str, kind: str, **params: float) -> None:
         """Inject ``kind`` at '*', '<device>' or '<device>.<quantity>'."""
-        if kind not in TRANSACTION_FAULTS + VALUE_FAULTS:
+        known = kind_named(kind)
+        if known is None or known not in MEDIUM.where:
             raise ValueError(f"unknown fault {kind!r}")
         device, _, quantity = address.partition(".")
         if address != "*" and device not in self.by_name:
             raise ValueError(f"{self.name}: no device {device!r}")
-        if kind in VALUE_FAULTS:
+        if MEDIUM.where[known] is Where.VALUE:
             targets = self.twins.values() if address == "*" else [self.by_name[device]]
             for twin in targets:
-                twin.value_faults[quantity or "*"] = Fault(kind, **params)
+                twin.value_faults[quantity or "*"] = Fault(known, **params)
             return
         if quantity:
-            raise ValueError(f"{kind!r} is a fault of a device or of the server, not of "
-                             f"{address!r}")
-        self.faults[address] = Fault(kind, **params)
-        if kind == "refused" and address == "*" and self._server is not None:
+            raise ValueError(f"{known.value!r} is a fault of a device or of the server, not "
+                             f"of {address!r}")
+        self.faults[address] = Fault(known, **params)
+        if known == FaultKind.REFUSED and address == "*" and self._server is not None:
             self._call(self._close_tcp())
 
     def clear(self, address: str | None = None) -> None:
         targets = [address] if address is not None else ["*", *self.by_name]
         for target in targets:
             removed = self.faults.pop(target, None)
-            refused = removed is not None and removed.kind == "refused"
+            refused = removed is not None and removed.kind == FaultKind.REFUSED
             if refused and target == "*" and self.port is not None and self._server is None:
                 self._call(self._listen(self.port))
             device, _, quantity = target.partition(".")
@@ -177,21 +187,18 @@ class TwinServer:
         if twin is not None:
             twin.requests += 1
         fault = self._fault(unit)
-        if fault is not None and fault.kind == "slow":
+        if fault is not None and fault.kind == FaultKind.SLOW:
             await asyncio.sleep(fault.delay if fault.delay is not None else 1.0)
         if twin is None:
             return None if rtu else exception_pdu(pdu[0] if pdu else 0, GATEWAY_TARGET_FAILED)
-        if fault is not None and fault.kind in ("nack", "refused"):
-            if rtu:
-                return None
-            code = (GATEWAY_TARGET_FAILED if fault.kind == "nack"
-                    else GATEWAY_PATH_UNAVAILABLE)
-            return exception_pdu(pdu[0] if pdu else 0, code)
+        code = GATEWAY_ANSWERS.get(fault.kind) if fault is not None else None
+        if code is not None:
+            return None if rtu else exception_pdu(pdu[0] if pdu else 0, code)
         return answer(pdu, TwinTables(twin))
 
     def _scramble(self, unit: int, frame: bytes) -> bytes:
         fault = self._fault(unit)
-        if fault is None or fault.kind != "garbage":
+        if fault is None or MEDIUM.where.get(fault.kind) is not Where.WIRE:
             return frame
         keep = 6 if len(frame) > 7 and frame[2:4] == b"\0\0" else 0  # MBAP: keep tid, length
         noise = self.rng.integers(0, 256, len(frame) - keep, dtype=np.uint8).tobytes()
@@ -200,7 +207,9 @@ class TwinServer:
     async def _serve_tcp(self, reader: asyncio.StreamReader,
                          writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
-        self._tasks.add(asyncio.current_task())
+        task = asyncio.current_task()
+        if task is not None:  # (always, inside a connection's handler)
+            self._tasks.add(task)
         try:
             while True:
                 header = await reader.readexactly(MBAP.size)
@@ -219,10 +228,13 @@ class TwinServer:
             pass
         finally:
             self._writers.discard(writer)
-            self._tasks.discard(asyncio.current_task())
+            if task is not None:
+                self._tasks.discard(task)
             writer.close()
 
     def _rtu_readable(self) -> None:
+        if self._rtu_fd is None:  # stopped
+            return
         try:
             data = os.read(self._rtu_fd, 4096)
         except BlockingIOError:
@@ -249,5 +261,5 @@ class TwinServer:
         if unit == RTU_BROADCAST:
             return  # broadcast: never answered
         response = await self._respond(unit, pdu, rtu=True)
-        if response is not None:
+        if response is not None and self._rtu_fd is not None:
             os.write(self._rtu_fd, self._scramble(unit, protocol.rtu_frame(unit, response)))
