@@ -37,7 +37,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-Record = Callable[..., None]
+Record = Callable[..., object]
 Clock = Callable[[], float]
 
 READ, OPERATOR, ENGINEER = 0, 1, 2
