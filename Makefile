@@ -47,15 +47,19 @@ system-deps:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $$missing; \
 		else echo "missing:$$missing: sudo apt-get install$$missing" >&2; exit 1; fi; fi
 
+# The lint: ruff, and mypy over the runtime package ([tool.mypy] in pyproject.toml: the pydantic
+# plugin, the compiled modules typed by their .pyi stubs); both must be clean.
+LINT = $(PY) -m ruff check runtime tests benchmarks setup.py && $(PY) -m mypy
+
 test: build system-deps
-	$(PY) -m ruff check runtime tests benchmarks setup.py
+	$(LINT)
 	$(PY) -m pytest
 	$(MAKE) asan-test
 
 # The fast subset while working: the lint, and every test but the slow end-to-end ones
 # (marked e2e); under 30 s on a quiet 2-core machine. `make test` runs them all.
 test-fast: build system-deps
-	$(PY) -m ruff check runtime tests benchmarks setup.py
+	$(LINT)
 	$(PY) -m pytest -q -m "not e2e"
 
 # The Modbus server built with AddressSanitizer and UndefinedBehaviorSanitizer (gcc's), beside
@@ -137,7 +141,7 @@ bench: build
 	$(PY) benchmarks/report.py benchmarks/results/core.json
 
 lint: venv
-	$(PY) -m ruff check runtime tests benchmarks setup.py
+	$(LINT)
 
 clean:
 	rm -rf build $(VENV) runtime/softrelay/*.so ext/softrelay/*.html \

@@ -18,7 +18,7 @@ from softrelay.core.quantities import QUANTITIES, quantity
 from softrelay.core.times import time_to_trip_text
 from softrelay.supervision.health import causes_of
 
-PAIRS = {PhasePair.AB: "A-B", PhasePair.BC: "B-C", PhasePair.CA: "C-A"}
+PAIRS: dict[int, str] = {PhasePair.AB: "A-B", PhasePair.BC: "B-C", PhasePair.CA: "C-A"}
 QUIET_THERMAL = ThermalFlag.TRIP_PICKUP | ThermalFlag.RESET_REJECTED
 #: what a point's line shows, by kind: its quantities (``core.quantities``) by name, each
 #: with its unit as ``<name>_unit``; a line naming a quantity the kind does not show fails at
@@ -77,9 +77,9 @@ def render(config: RelayConfig, tables: dict[str, np.ndarray]) -> list[str]:
         flags = int(out["flags"]) & ~QUIET_THERMAL
         lines.append(f"  {point.name:<12} {LINES['thermal'].format(**shown('thermal', out))}"
                      f"  {when:<14} {_names(flags, ThermalFlag)}")
-    for point, out in zip(busbar, tables["busbar"], strict=True):
+    for bar, out in zip(busbar, tables["busbar"], strict=True):
         pair = PAIRS.get(int(out["imbalance_pair"]), "")
-        lines.append(f"  {point.name:<12} {LINES['busbar'].format(**shown('busbar', out))} "
+        lines.append(f"  {bar.name:<12} {LINES['busbar'].format(**shown('busbar', out))} "
                      f"{pair:<3}  {_names(int(out['flags']), BusbarFlag)}")
     coils = "  ".join(f"{o.name} {'ON' if on else '-'}"
                       for o, on in zip(config.outputs, tables["coils"], strict=True))

@@ -41,6 +41,11 @@ class ChipSpec:
     refused: MappingProxyType[str, str] = field(
         default_factory=lambda: MappingProxyType({}))
 
+    def __post_init__(self) -> None:
+        if self.bus == "spi" and (not self.spi_modes or self.max_speed_hz is None):
+            raise ValueError(f"chip {self.name}: an SPI chip states its spi_modes and "
+                             "max_speed_hz (its datasheet's)")
+
 
 CHIPS: MappingProxyType[str, ChipSpec] = MappingProxyType({spec.name: spec for spec in (
     ChipSpec("mlx90614", "i2c", ("object", "ambient"),
@@ -71,7 +76,7 @@ CHIPS: MappingProxyType[str, ChipSpec] = MappingProxyType({spec.name: spec for s
 CHIP_QUANTITIES = {name: spec.quantities for name, spec in CHIPS.items()}
 #: SPI modes and the fastest clock each SPI chip's datasheet allows
 SPI_CHIPS = {name: (spec.spi_modes, spec.max_speed_hz) for name, spec in CHIPS.items()
-             if spec.bus == "spi"}
+             if spec.bus == "spi" and spec.max_speed_hz is not None}  # every SPI chip's has one
 #: faults a kind of chip cannot have, and why
 REFUSED_ON_CHIP = {name: dict(spec.refused) for name, spec in CHIPS.items() if spec.refused}
 

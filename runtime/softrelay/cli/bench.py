@@ -100,15 +100,11 @@ def mapped_reads(regmap, table: str = "input_register", limit: int = 125
     used = sorted({a for e in regmap.in_table(table)
                    for a in range(e.address, e.address + e.width)})
     reads: list[tuple[int, int]] = []
-    start = previous = None
-    for address in [*used, None]:
-        if address is not None and previous is not None and address == previous + 1 \
-                and address - start < limit:
-            previous = address
-            continue
-        if start is not None:
-            reads.append((start, previous - start + 1))
-        start = previous = address
+    for address in used:
+        if reads and address == sum(reads[-1]) and reads[-1][1] < limit:  # the run goes on
+            reads[-1] = (reads[-1][0], reads[-1][1] + 1)
+        else:
+            reads.append((address, 1))
     return reads
 
 

@@ -8,6 +8,7 @@ I/O, coils and the Modbus slave are the runtime's job (``softrelay run``, issue 
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Iterator
 
@@ -44,8 +45,8 @@ def busbar_temperatures(seconds: int) -> Iterator[tuple[int, np.ndarray]]:
         yield t, np.array([36.0, 36.5, 36.0 + joint_heat, 25.0]) + rng.normal(0.0, 0.3, 4)
 
 
-def describe(flags: int, names: type) -> str:
-    return "|".join(f.name for f in names if f and flags & f) or "-"
+def describe(flags: int, names: type[enum.IntFlag]) -> str:
+    return "|".join(f.name for f in names if f.name and flags & f) or "-"
 
 
 def main(seconds: int = 1800, every: int = 60) -> int:

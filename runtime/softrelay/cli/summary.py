@@ -42,8 +42,8 @@ def describe(config: RelayConfig) -> list[str]:
         lines.append(f"  bus {bus.name} ({bus.kind}): {len(by_bus[bus.name])} signals, "
                      f"polled every {rates}, timeout {bus.timeout * 1000:g} ms")
     for point in config.points:
-        s = point.settings
         if point.kind == "thermal":
+            s = point.settings
             lines.append(
                 f"  point {point.name} (thermal, {s.input_mode}"
                 + (f" of {point.samples}: {config.sampling.cycles} x "
@@ -57,12 +57,13 @@ def describe(config: RelayConfig) -> list[str]:
             )
             lines.append("    " + input_loss_line(s))
         else:
+            b = point.settings
             lines.append(
-                f"  point {point.name} (busbar): warning {s.warning_delta:g} C, critical "
-                f"{s.critical_delta:g} C, imbalance {s.imbalance_max:g} C, rate "
-                f"{s.rate_limit:g} C/min{', with currents' if point.currents else ''}"
+                f"  point {point.name} (busbar): warning {b.warning_delta:g} C, critical "
+                f"{b.critical_delta:g} C, imbalance {b.imbalance_max:g} C, rate "
+                f"{b.rate_limit:g} C/min{', with currents' if point.currents else ''}"
             )
-            lines.append("    " + busbar_input_loss_line(s))
+            lines.append("    " + busbar_input_loss_line(b))
     for out in config.outputs:
         source = "healthy" if out.healthy else " OR ".join(out.flags)
         extras = [w for w, on in (("inverted", out.invert), ("latched", out.latched),

@@ -169,6 +169,10 @@ class AdcSensor(_SpiChip):
         return self
 
 
+#: a chip on an I2C or SPI bus (what a simulated bus gives a twin)
+Sensor = I2CSensor | SpiSensor | AdcSensor
+
+
 class SpiBus(FieldBus):
     """An SPI bus (/dev/spidevB.D through spidev), or its simulated twin fed by the plant."""
 

@@ -111,8 +111,9 @@ def union_tags(model: type[BaseModel]) -> frozenset[str]:
                 tags.update(get_args(annotation.model_fields[discriminator].annotation))
             if annotation not in seen:
                 seen.add(annotation)
-                for field in annotation.model_fields.values():
-                    walk(field.annotation, field.discriminator)
+                for field in annotation.model_fields.values():  # a tag names a field (a str)
+                    tag = field.discriminator
+                    walk(field.annotation, tag if isinstance(tag, str) else None)
             return
         if get_origin(annotation) is Annotated:
             inner, *meta = get_args(annotation)
@@ -152,8 +153,9 @@ def path_problems(config: RelayConfig, environ: Mapping[str, str] | None = None
     be made or written is not refused: the relay runs and reports it as a fault, as it does
     when that happens in service."""
     paths = state_paths(config, environ)
-    files = [(("state", "file"), "the thermal memory", paths.memory),
-             (("state", "file"), "the settings changed in service", settings_path(paths.memory))]
+    files: list[tuple[tuple[str, ...], str, Path]] = [
+        (("state", "file"), "the thermal memory", paths.memory),
+        (("state", "file"), "the settings changed in service", settings_path(paths.memory))]
     if paths.events is not None:
         files.append((("events", "file"), "the event file", paths.events))
     if paths.mqtt_queue is not None:

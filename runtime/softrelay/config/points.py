@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 
 #: the flags outputs and SNMP name as '<point>.<flag>', by the point's kind
-THERMAL_FLAGS = {f.name.lower(): f for f in ThermalFlag if f}
-BUSBAR_FLAGS = {f.name.lower(): f for f in BusbarFlag if f}
+THERMAL_FLAGS = {f.name.lower(): f for f in ThermalFlag if f and f.name}  # members are named
+BUSBAR_FLAGS = {f.name.lower(): f for f in BusbarFlag if f and f.name}
 
 
 class Signal(BaseModel):

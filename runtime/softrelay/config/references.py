@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from softrelay.catalog.chips import CHIP_QUANTITIES, REFUSED_ON_CHIP
 from softrelay.catalog.faults import fault_refusal
 from softrelay.catalog.profiles import device_quantities
-from softrelay.config.buses import adc_problems
+from softrelay.config.buses import ModbusRtuBus, ModbusTcpBus, SpiBus, adc_problems
 from softrelay.config.pins import gpio_pin
 from softrelay.config.points import BUSBAR_FLAGS, THERMAL_FLAGS, flag_of, window_signals_of
 from softrelay.config.relay import RelayConfig
@@ -69,7 +69,7 @@ def signal_addresses(config: RelayConfig) -> list[Problem]:
     registers = {b.name: {d.name: device_quantities(d.profile, d.channels,
                                                     (r.name for r in d.registers))
                           for d in b.devices}
-                 for b in config.buses if b.kind in MODBUS_KINDS}
+                 for b in config.buses if isinstance(b, ModbusTcpBus | ModbusRtuBus)}
     for i, signal in enumerate(config.signals):
         bus = buses.get(signal.bus)
         if bus is None:
@@ -104,9 +104,9 @@ def point_signals(config: RelayConfig) -> list[Problem]:
     signals = by_name(config.signals)
     windows = set(window_signals_of(config))
     for i, point in enumerate(config.points):
-        sampled = point.kind == "thermal" and point.samples is not None
-        if sampled and point.samples in signals and point.samples not in windows:
-            errors.append((("points", i, "samples"), f"signal {point.samples!r} is not a "
+        samples = point.samples if point.kind == "thermal" else None
+        if samples is not None and samples in signals and samples not in windows:
+            errors.append((("points", i, "samples"), f"signal {samples!r} is not a "
                            "sample window (an MCP3208's '<sensor>.window')"))
         fields = (("currents", "angles", "samples") if point.kind == "thermal"
                   else ("phases", "ambient", "currents"))
@@ -186,10 +186,10 @@ def bus_needs(config: RelayConfig) -> list[Problem]:
     (``adc_problems``), a plant for a simulated bus."""
     errors: list[Problem] = []
     for i, bus in enumerate(config.buses):
-        for j, sensor in enumerate(bus.sensors if bus.kind == "spi" else ()):
-            if sensor.chip == "mcp3208":
-                errors += [(("buses", i, "sensors", j, *path), why)
-                           for path, why in adc_problems(sensor, bus, config.sampling)]
+        if isinstance(bus, SpiBus):
+            errors += [(("buses", i, "sensors", j, *path), why)
+                       for j, sensor in enumerate(bus.sensors) if sensor.chip == "mcp3208"
+                       for path, why in adc_problems(sensor, bus, config.sampling)]
         if bus.is_simulated and config.plant is None:
             errors.append((("buses", i, "kind" if bus.kind == "simulated" else "simulated"),
                            "a simulated bus needs a plant (the 'plant' section)"))

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from softrelay.core.settings import BusbarSettings, ThermalSettings
+
 KINDS = ("reset", "acknowledge", "preset", "clear_statistics")
 
 
@@ -46,6 +48,7 @@ class SettingsChanges(Protocol):
     now, ``put`` queues a whole new settings object for the next scan (any thread)."""
 
     @property
-    def current(self) -> Mapping[str, object]: ...
+    def current(self) -> Mapping[str, ThermalSettings | BusbarSettings]: ...
 
-    def put(self, point: str, settings: object, source: str = "local") -> None: ...
+    def put(self, point: str, settings: ThermalSettings | BusbarSettings,
+            source: str = "local") -> None: ...

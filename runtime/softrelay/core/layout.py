@@ -120,7 +120,7 @@ class ChannelFault(enum.IntFlag):
 def flag_bits(flags: type[enum.IntFlag]) -> list[tuple[str, int]]:
     """(name, bit) of each flag of a class, in bit order: the lowercase names the map, the
     events, the configuration and the metrics use."""
-    return [(f.name.lower(), int(f)) for f in flags if f]
+    return [(f.name.lower(), int(f)) for f in flags if f and f.name]  # members are named
 
 
 def set_flags(word: int, flags: type[enum.IntFlag]) -> list[str]:

@@ -20,6 +20,7 @@ Pure data: it computes nothing and imports nothing of the runtime (the core's la
 
 from __future__ import annotations
 
+import builtins
 import enum
 from dataclasses import dataclass
 
@@ -57,7 +58,7 @@ class Quantity:
     zero_while_tripped: bool = False
     why: str = ""  #: why it has no metric family (a deliberate absence, said here)
     #: a word of fault bits: the MQTT document names the bits set (and leaves it out at 0)
-    bits: type[enum.IntFlag] | None = None
+    bits: builtins.type[enum.IntFlag] | None = None  # builtins': ``type`` is a field here
 
     @property
     def path(self) -> tuple[str, ...]:

@@ -17,8 +17,12 @@ IMPLEMENTATION = "reference"
 class Scanner:
     """Same contract as ``softrelay._core.Scanner``: tables bound once, one ``scan`` per scan."""
 
-    def __init__(self, *tables: np.ndarray, samples_per_cycle: int) -> None:
-        self.tables = tables
+    def __init__(self, th_settings: np.ndarray, th_inputs: np.ndarray, th_window: np.ndarray,
+                 th_state: np.ndarray, th_out: np.ndarray, bb_settings: np.ndarray,
+                 bb_inputs: np.ndarray, bb_state: np.ndarray, bb_out: np.ndarray, *,
+                 samples_per_cycle: int) -> None:
+        self.tables = (th_settings, th_inputs, th_window, th_state, th_out, bb_settings,
+                       bb_inputs, bb_state, bb_out)
         self.samples_per_cycle = samples_per_cycle
 
     def scan(self, now: float, dt: float) -> None:

@@ -52,10 +52,10 @@ class BusKindError(ValueError):
     bus, the module and the reason."""
 
 
-def load(reference: str, what: str) -> Callable[..., Any]:
+def load(reference: str, what: str) -> Any:
     """The object a ``"module:factory"`` ``reference`` names, its module imported now;
     ``BusKindError`` naming ``what`` (the bus or chip it is for), the module and the reason
-    when it cannot be had."""
+    when it cannot be had. (Typed ``Any``: what a reference names is known once imported.)"""
     module_name, colon, name = reference.partition(":")
     if not colon or not module_name or not name:
         raise BusKindError(f"{what}: {reference!r} is not 'module:factory'")
@@ -69,7 +69,7 @@ def load(reference: str, what: str) -> Callable[..., Any]:
         raise BusKindError(f"{what}: {module_name} has no {name!r}") from None
 
 
-def look_up(table: Mapping[str, str], key: str, what: str, of: str) -> Callable[..., Any]:
+def look_up(table: Mapping[str, str], key: str, what: str, of: str) -> Any:
     """``table[key]`` loaded (``load``); ``BusKindError`` naming the known keys when there is
     no such ``of`` (kind, chip)."""
     reference = table.get(key)

@@ -48,6 +48,9 @@ class SensorBusDevice(Device):
         self._close = close
         self.faults = faults
         self.opened: dict[str, str] = {}
+        #: the bus the sensors are read through (an SMBus or its twin), where the opener
+        #: keeps it (``field.i2c.device``); for tests and diagnostics
+        self.bus: object | None = None
 
     def inject(self, address: str, kind: str, **params: float) -> None:
         """Inject a fault into a simulated bus (see ``chip_faults``)."""
@@ -125,10 +128,10 @@ class DeferredBus(Device):
     def clear(self, address: str | None = None) -> None:
         pass
 
-    def _attach(self) -> bool:
-        """Try to open the bus once; whether it is open."""
+    def _attach(self) -> Device | None:
+        """Try to open the bus once; the open device, None while it does not open."""
         if self.device is not None:
-            return True
+            return self.device
         self.attempts += 1
         try:
             device = self.build()
@@ -139,11 +142,11 @@ class DeferredBus(Device):
             self.last_error = f"I/O error: {why}"
             if self.attempts == 1:
                 log.warning("bus %s: %s (tried again until it opens)", self.name, why)
-            return False
+            return None
         self.device = device
         if self.attempts > 1:
             log.info("bus %s: opened after %d attempts", self.name, self.attempts)
-        return True
+        return device
 
     def open(self) -> None:
         self._attach()
@@ -153,9 +156,10 @@ class DeferredBus(Device):
             self.device.close()
 
     def read(self, addresses: Sequence[str]) -> list[Reading]:
-        if not self._attach():
+        device = self._attach()
+        if device is None:
             return [(math.nan, int(Quality.IO_ERROR))] * len(addresses)
-        readings = self.device.read(addresses)
-        self.errors = self.device.errors
-        self.last_error = self.device.last_error
+        readings = device.read(addresses)
+        self.errors = device.errors
+        self.last_error = device.last_error
         return readings

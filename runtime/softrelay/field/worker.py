@@ -23,6 +23,11 @@ import numpy as np
 from softrelay.core import Quality
 from softrelay.field.device import Device
 
+#: ``publish(indices, values, stamps, qualities, windows)``: one batch into the input image
+#: (``image.signals.signal_writer``)
+Publish = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[int, np.ndarray]],
+                   None]
+
 
 @dataclass
 class Polled:
@@ -95,7 +100,7 @@ class PollSchedule:
                 values[k] = value * s.scale + s.offset
         qualities = np.array([q for _, q in readings], dtype=np.uint8)
         for k, ((value, quality), s) in enumerate(zip(readings, due, strict=True)):
-            if not s.stuck_after or quality != Quality.GOOD or s.index in windows:
+            if not s.stuck_after or quality != Quality.GOOD or isinstance(value, np.ndarray):
                 continue
             s.repeats = s.repeats + 1 if value == s.last_value else 1
             s.last_value = value
@@ -115,10 +120,11 @@ class PollSchedule:
 
 class BusWorker:
     def __init__(self, device: Device, signals: Sequence[Polled],
-                 publish: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None],
+                 publish: Publish,
                  *, clock: Callable[[], float] = time.monotonic, max_backoff: float = 5.0,
                  after_read: Callable[[], None] | None = None) -> None:
-        """``publish(indices, values, stamps, qualities)`` writes one batch into the image;
+        """``publish(indices, values, stamps, qualities, windows)`` writes one batch into the
+        image;
         ``after_read()`` then publishes the bus counters and link state (so a link-down is
         seen with the read that took the link down)."""
         self.device = device

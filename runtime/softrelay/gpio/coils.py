@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from gpiozero import OutputDevice
 from gpiozero.pins.mock import MockFactory
 
 from softrelay.config.outputs import Output
-from softrelay.config.points import flag_of
+from softrelay.config.points import BusbarPoint, ThermalPoint, flag_of
 from softrelay.core import ProtectionCore
 
 #: gpiozero's pin factories by their names (``gpio.factory``), imported only when asked for
@@ -170,7 +170,8 @@ class Coil:
 class CoilBank:
     """Every configured coil; ``drive`` once per scan."""
 
-    def __init__(self, outputs: Sequence[Output], point_index: dict[str, tuple[str, int, object]],
+    def __init__(self, outputs: Sequence[Output],
+                 point_index: Mapping[str, tuple[str, int, ThermalPoint | BusbarPoint]],
                  *, factory: object | None = None,
                  on_change: Callable[[str, bool, float], None] | None = None) -> None:
         """``point_index`` maps a point's name to (table, row, point config)."""
@@ -183,7 +184,9 @@ class CoilBank:
             for ref in out.flags:
                 point_name, _, flag = ref.rpartition(".")
                 table, row, point = point_index[point_name]
-                sources.append((table, row, int(flag_of(point, flag))))
+                bit = flag_of(point, flag)
+                assert bit is not None, f"{ref}: the configuration's check names known flags"
+                sources.append((table, row, int(bit)))
             device = OutputDevice(out.pin, active_high=out.active_high, initial_value=False,
                                   pin_factory=self.factory)
             # Every coil starts de-energised: for a fail-safe coil that is "operated".

@@ -16,7 +16,7 @@ from softrelay.config.modbus import LocalRemote
 
 class LocalRemoteSwitch:
     def __init__(self, config: LocalRemote, *, factory: object,
-                 record: Callable[..., None] | None = None,
+                 record: Callable[..., object] | None = None,
                  bounce_time: float | None = 0.05) -> None:
         self.button = Button(config.pin, pull_up=config.pull_up, bounce_time=bounce_time,
                              pin_factory=factory)

@@ -224,6 +224,8 @@ class SharedImage:
             self._name = (name or f"softrelay-{os.getpid()}-{secrets.token_hex(4)}").lstrip("/")
             self.map = _create_segment(self._name, total)
         else:
+            if name is None:
+                raise ValueError("attaching a shared image needs its name")
             self._name = name.lstrip("/")
             fd = os.open(SHM / self._name, os.O_RDWR)
             try:
@@ -238,8 +240,9 @@ class SharedImage:
                 os.close(fd)
         buffer = memoryview(self.map)
         self.owner = create
-        self._buffer = buffer
-        self.region = np.frombuffer(buffer, dtype=np.uint8, count=total)
+        self._buffer: memoryview | None = buffer  #: None once closed
+        region = np.frombuffer(buffer, dtype=np.uint8, count=total)
+        self.region = region  #: the whole segment (deleted on close: the buffer is released)
         self.data_size = total - _shm.HEADER
         self._copy = np.zeros(self.data_size, np.uint8)
         self.copies = {
@@ -260,9 +263,9 @@ class SharedImage:
         if create:
             self._staging[offsets[FINGERPRINT]:offsets[FINGERPRINT] + 32] = np.frombuffer(
                 self._fingerprint, np.uint8)
-            self.region[at:at + 32] = np.frombuffer(self._fingerprint, np.uint8)
+            region[at:at + 32] = np.frombuffer(self._fingerprint, np.uint8)
         else:
-            mark = bytes(self.region[at:at + 32])
+            mark = bytes(region[at:at + 32])
             if mark != self._fingerprint:
                 self.close()
                 raise LayoutMismatchError(_refusal(self._name, mark, self._fingerprint))
@@ -305,11 +308,10 @@ class SharedImage:
         """Detach; the creator also removes the segment. Safe to call twice."""
         if self._buffer is None:
             return
-        self.region = None
+        del self.region  # its view of the buffer, which is released next
         buffer, self._buffer = self._buffer, None
         if self.owner:
             with contextlib.suppress(FileNotFoundError):
                 (SHM / self._name).unlink()
         buffer.release()
         self.map.close()
-        self.map = None

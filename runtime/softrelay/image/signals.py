@@ -19,9 +19,11 @@ indicator is then not evaluated.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
-from softrelay.config.points import window_signals_of
+from softrelay.config.points import ThermalPoint, window_signals_of
 from softrelay.config.relay import RelayConfig
 from softrelay.core import ProtectionCore, Quality
 from softrelay.image.shared import SharedImage
@@ -81,7 +83,18 @@ def signal_writer(image: SharedImage, rows: dict[int, int] | None = None):
     return publish
 
 
-def bus_counter_writer(image: SharedImage, schedules: dict[int, object]):
+class BusCounters(Protocol):
+    """A bus's read counters and link state (``field.worker.PollSchedule`` keeps them)."""
+
+    reads: int
+    failures: int
+    consecutive_failures: int
+    downs: int
+    down: bool
+    reason: str
+
+
+def bus_counter_writer(image: SharedImage, schedules: dict[int, BusCounters]):
     """``publish()`` copies each bus's read counters into the image's ``buses`` table;
     ``schedules``: bus row -> its ``PollSchedule``. Counters only: a reader may see them a
     moment behind the signals."""
@@ -104,6 +117,15 @@ def bus_counter_writer(image: SharedImage, schedules: dict[int, object]):
     return publish
 
 
+def _magnitude_rows(point: ThermalPoint, index: dict[str, int]) -> list[int]:
+    """The signal rows of a thermal point's three magnitudes: its currents', or its sample
+    window's three times (the configuration gives a point one or the other)."""
+    if point.currents:
+        return [index[n] for n in point.currents]
+    assert point.samples is not None, f"{point.name}: neither currents nor samples"
+    return [index[point.samples]] * 3
+
+
 class InputMap:
     """Where each core input comes from in the image (indices into the signal table)."""
 
@@ -114,8 +136,7 @@ class InputMap:
         self.n_signals = len(config.signals)
         # a sampled point's "magnitudes" are its window signal's record (largest RMS): its
         # stamp and quality are the window's
-        self.mag = np.array([[index[n] for n in p.currents] if p.currents
-                             else [index[p.samples]] * 3 for p in thermal],
+        self.mag = np.array([_magnitude_rows(p, index) for p in thermal],
                             dtype=np.intp).reshape(-1, 3)
         rows = window_rows(config)
         self.sampled = np.array([k for k, p in enumerate(thermal) if p.samples], dtype=np.intp)

@@ -37,7 +37,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-Record = Callable[..., None]
+Record = Callable[..., object]
 Clock = Callable[[], float]
 
 READ, OPERATOR, ENGINEER = 0, 1, 2
@@ -187,8 +187,9 @@ class Authority:
     lockout: LockoutPolicy = field(default_factory=LockoutPolicy)
     clock: Clock = time.monotonic
     record: Record | None = None
-    refusals: RefusalLog | None = None
     local: Callable[[], bool] | None = None  #: True while the local/remote switch is in local
+    #: refusals aggregated into a few events (made from ``record`` and ``clock``)
+    refusals: RefusalLog = field(init=False)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -196,8 +197,7 @@ class Authority:
         self._certified: dict[Hashable, _Held] = {}  #: until: inf, for the connection's life
         self._peers: OrderedDict[str, _Peer] = OrderedDict()
         self.counters = Counters()
-        if self.refusals is None:
-            self.refusals = RefusalLog(self.record, self.clock)
+        self.refusals = RefusalLog(self.record, self.clock)
 
     # ------------------------------------------------------------ queries
 

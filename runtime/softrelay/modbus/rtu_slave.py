@@ -49,10 +49,11 @@ class RtuSlave:
         self.logic = logic
         self.snapshot = snapshot.reader()  # this thread's own copy buffers
         self.writes = writes
-        self.line = serial.Serial(port or config.port, baudrate=config.baudrate, bytesize=8,
+        path = port or config.port
+        self.line = serial.Serial(path, baudrate=config.baudrate, bytesize=8,
                                   parity=config.parity, stopbits=config.stopbits,
                                   timeout=0.2, inter_byte_timeout=silence(config.baudrate))
-        self.session = Session.rtu(self.line.port, config.unit)
+        self.session = Session.rtu(path, config.unit)  # the line's port
         self.frames = self.crc_errors = self.answered = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

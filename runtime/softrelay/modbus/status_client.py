@@ -76,7 +76,7 @@ def read_input_registers(client: ModbusTcpClient, start: int, count: int,
         code = int(getattr(reply, "exception_code", 0) or 0)
         raise ExceptionResponseError(f"input registers {start}..{start + count - 1}: exception "
                              f"{code:02d} ({exception_text(code)})", code)
-    return reply.registers
+    return list(reply.registers)
 
 
 def values(regmap: RegisterMap, prefix: str, words: list[int], start: int) -> dict[str, float]:

@@ -163,7 +163,9 @@ class SlaveService:
         refused connections and the aggregated refusals."""
         authority = self.writes.authority
         for key in authority.held_keys():
-            if key[0] == "tcp" and not self.server.is_open(key[1], key[2]):
+            # a TCP session's key is ("tcp", slot, generation) (``Session.tcp``)
+            if isinstance(key, tuple) and key[0] == "tcp" \
+                    and not self.server.is_open(key[1], key[2]):
                 authority.drop(key, "connection closed")
         refused = self.server.counters["refused"]
         if refused > self._refused:

@@ -42,6 +42,7 @@ import threading
 import time
 import unicodedata
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 
 from softrelay.config.modbus import MODBUS_ROLE_OID, ModbusSlave, ModbusTls
 from softrelay.config.modbus_tls import ssl_reason as _ssl_reason
@@ -252,7 +253,7 @@ class TlsSlave:
         self.channel.settimeout(0.2)
         self._ctx = multiprocessing.get_context("spawn")
         self._stop = self._ctx.Event()
-        self._front = None
+        self._front: BaseProcess | None = None  #: the front process, while one runs
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._start_error: str | None = None
@@ -287,19 +288,19 @@ class TlsSlave:
         from softrelay.scan import realtime
 
         answer, ready = self._ctx.Pipe(duplex=False)
-        self._front = self._ctx.Process(
+        self._front = front = self._ctx.Process(
             target=front_main, name="softrelay-tls",
             args=(self.tls, self.config.max_connections, self.listener, self._front_end,
                   self._stop, ready, self.avoid_cpu, self.quiet, os.getpid(), self.priority,
                   self.config.allow, per_peer(self.config)),
             daemon=True)
         with realtime.at_normal_priority():
-            self._front.start()
+            front.start()
         ready.close()
         try:
             said = answer.recv() if answer.poll(30.0) else "no answer in 30 s"
         except EOFError:
-            said = f"it exited (code {self._front.exitcode})"
+            said = f"it exited (code {front.exitcode})"
         finally:
             answer.close()
         return None if said == "ready" else f"the TLS front did not start: {said}"

@@ -87,7 +87,7 @@ class Front:
                 await asyncio.wait(list(self.clients), timeout=2.0)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
+        task = _this_task()
         self.clients.add(task)
         try:
             await self._serve_client(reader, writer)
@@ -139,7 +139,7 @@ class Front:
         address, port = writer.get_extra_info("peername")[:2]
         if not self._admitted(address, f"{address}:{port}"):
             return
-        task = asyncio.current_task()
+        task = _this_task()
         self.handshaking[task] = (address, f"{address}:{port}")
         try:
             await writer.start_tls(self.context,
@@ -239,3 +239,10 @@ def front_main(tls: ModbusTls, max_connections: int, listener: socket.socket,
     ready.send("ready")
     ready.close()
     asyncio.run(front.serve(stop, parent_pid))
+
+
+def _this_task() -> asyncio.Task:
+    """The task serving this client (``asyncio.start_server`` runs each client in one)."""
+    task = asyncio.current_task()
+    assert task is not None, "a client is served in a task of its own"
+    return task

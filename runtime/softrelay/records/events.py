@@ -115,11 +115,14 @@ class EventFile:
         return self._size
 
     def _write(self, data: bytes) -> None:
+        """``data`` appended to the live file (``_open`` opened it)."""
+        fd = self._fd
+        assert fd is not None, "EventFile._open() first"
         try:
-            write_all(self._fd, data)
+            write_all(fd, data)
         except OSError:
             with contextlib.suppress(OSError):  # keep the file whole lines
-                os.ftruncate(self._fd, self._size)
+                os.ftruncate(fd, self._size)
             self.close()
             raise
         self._size += len(data)
@@ -240,7 +243,7 @@ class EventRecorder:
             if self._out is not None:
                 self._held.extend(events)
                 if None in batch or time.monotonic() >= self._retry_at:
-                    self._write_held()
+                    self._write_held(self._out)
                 self._drop_beyond_held_max()  # only while the file is in trouble
             with self._done:
                 self._pending -= len(events)
@@ -254,20 +257,20 @@ class EventRecorder:
             self._held.popleft()
             self.lost_to_file += 1
 
-    def _write_held(self) -> None:
-        """Everything held to the file; on failure a fault (once per trouble) and a retry
-        after the backoff."""
+    def _write_held(self, out: EventFile) -> None:
+        """Everything held to the file ``out`` (``file``'s); on failure a fault (once per
+        trouble) and a retry after the backoff."""
         if not self._held:
             return
         lines = [(json.dumps(asdict(e)) + "\n").encode() for e in self._held]
         try:
-            self._out.append(lines)
+            out.append(lines)
         except Exception as exc:  # never the end of the writer
-            for _ in range(self._out.accepted):  # those are in the file
+            for _ in range(out.accepted):  # those are in the file
                 self._held.popleft()
             self.write_errors += 1
-            why = (trouble_text(self.file, exc) if isinstance(exc, OSError)
-                   else f"cannot write {self.file}: {exc.__class__.__name__}: {exc}")
+            why = (trouble_text(out.path, exc) if isinstance(exc, OSError)
+                   else f"cannot write {out.path}: {exc.__class__.__name__}: {exc}")
             self._retry_at = time.monotonic() + self._backoff
             if why != self._trouble:
                 self._trouble = why

@@ -251,8 +251,8 @@ class Checkpointer:
     checkpoint is written again. Each later checkpoint is the retry.
     """
 
-    def __init__(self, path: Path, on_error: Callable[[str], None] | None = None,
-                 on_clear: Callable[[str], None] | None = None) -> None:
+    def __init__(self, path: Path, on_error: Callable[[str], object] | None = None,
+                 on_clear: Callable[[str], object] | None = None) -> None:
         self.path = path
         self.on_error = on_error
         self.on_clear = on_clear

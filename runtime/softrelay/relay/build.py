@@ -9,8 +9,10 @@ failure part-way is undone by the relay (``Relay._undo_assembly``), so nothing l
 from __future__ import annotations
 
 import logging
+import socket
 from typing import TYPE_CHECKING
 
+from softrelay.config.points import BusbarPoint, ThermalPoint
 from softrelay.config.relay import RelayConfig
 from softrelay.core import (
     CHANNEL_NAMES,
@@ -53,7 +55,7 @@ from softrelay.relay.errors import StartupError, port_error
 from softrelay.relay.inputs import InputLatch, LostMeasurements
 from softrelay.relay.memory import ThermalMemory
 from softrelay.relay.settings import SettingsService
-from softrelay.scan.clock import MonotonicClock
+from softrelay.scan.clock import MonotonicClock, ScanClock
 from softrelay.scan.loop import ScanLoop, ScanStats
 from softrelay.service.notify import Notifier
 from softrelay.supervision.health import Supervision
@@ -72,8 +74,9 @@ if TYPE_CHECKING:
     from softrelay.relay.relay import Relay
 
 
-def build_relay(config: RelayConfig, config_path: str | None = None, *, clock=None,
-                factory=None, status: bool = False) -> Relay:
+def build_relay(config: RelayConfig, config_path: str | None = None, *,
+                clock: ScanClock | None = None, factory: object | None = None,
+                status: bool = False) -> Relay:
     """The relay of ``config``, assembled (not started): ``start()``, ``run()``, ``stop()``.
     ``config_path``: where ``config`` was read from, for the messages only (the helpers are
     given ``config`` itself); ``clock``: the scan's (default: CLOCK_MONOTONIC at the
@@ -83,8 +86,8 @@ def build_relay(config: RelayConfig, config_path: str | None = None, *, clock=No
     return Relay(config, config_path, clock=clock, factory=factory, status=status)
 
 
-def assemble(relay: Relay, config: RelayConfig, prefix: str, clock, factory,
-             status: bool) -> None:
+def assemble(relay: Relay, config: RelayConfig, prefix: str, clock: ScanClock | None,
+             factory: object | None, status: bool) -> None:
     """Everything ``relay`` is made of, in the order data flows, set as its attributes;
     ``prefix``: its shared images' (``image.shared.segment_prefix``)."""
     relay.status = status
@@ -97,11 +100,8 @@ def assemble(relay: Relay, config: RelayConfig, prefix: str, clock, factory,
     relay.settings = SettingsService(config, relay.paths.memory)
     relay.maps = register_maps(config)  #: by snapshot prefix: the whole map, unit groups
     relay.regmap = relay.maps[IMAGE_PREFIX]
-    relay._config_hash = relay.regmap.config_hash
-    settings_of = relay.settings.start_with
     sampled = any(p.samples for p in thermal)
-    relay.core = ProtectionCore([settings_of[p.name] for p in thermal],
-                                [settings_of[p.name] for p in busbar],
+    relay.core = ProtectionCore(relay.settings.thermal_start, relay.settings.busbar_start,
                                 window_length=config.sampling.window_length if sampled else 0,
                                 samples_per_cycle=config.sampling.samples_per_cycle)
     period_ns = round(config.scan.period * 1e9)
@@ -111,15 +111,16 @@ def assemble(relay: Relay, config: RelayConfig, prefix: str, clock, factory,
     first_seq = last_seq(relay.paths.events) + 1 if relay.paths.events else 1
     relay.events = EventRecorder(ev.ring_size, relay.paths.events, first_seq,
                                  max_bytes=ev.max_bytes, keep=ev.keep)
-    relay.feed: EventFeed | None = None  # to the telemetry: from the first event on
-    relay._feed_receiver = None
+    relay.feed = None  # to the telemetry: from the first event on
+    feed_receiver: socket.socket | None = None  # the telemetry process's end
     if config.metrics is not None or config.mqtt is not None or config.snmp is not None:
-        sender, relay._feed_receiver = feed_pair()
+        sender, feed_receiver = feed_pair()
         relay.feed = EventFeed(sender)
         relay.events.listeners.append(relay.feed.send)
     relay.memory = ThermalMemory(config, relay.paths.memory, relay.thermal_names, relay.core,
                                  relay.events)
     relay.memory.restore()
+    assert relay.memory.checkpointer is not None, "restore() makes the checkpointer"
     relay.checkpointer = relay.memory.checkpointer
 
     if relay.instance.previous is not None:
@@ -134,9 +135,10 @@ def assemble(relay: Relay, config: RelayConfig, prefix: str, clock, factory,
     relay.input_map = InputMap(config)
     relay.helpers = Helpers(config, relay.inputs.attachment(), relay.snapshot.attachment(),
                             relay.events, status=status, feed=relay.feed,
-                            feed_receiver=relay._feed_receiver)
+                            feed_receiver=feed_receiver)
 
-    index = {p.name: ("thermal", i, p) for i, p in enumerate(thermal)}
+    index: dict[str, tuple[str, int, ThermalPoint | BusbarPoint]] = {
+        p.name: ("thermal", i, p) for i, p in enumerate(thermal)}
     index.update({p.name: ("busbar", i, p) for i, p in enumerate(busbar)})
     if factory is not None:  # the caller's (tests): it wins over gpio.factory
         relay.gpio = GpioChoice(factory, "given", f"{type(factory).__name__} given by the "
@@ -186,55 +188,24 @@ def assemble(relay: Relay, config: RelayConfig, prefix: str, clock, factory,
          lambda core: core.busbar_outputs["fault"].reshape(-1)),
     ]
     relay.event_window = EventWindow(relay.events, relay.regmap.event_sources)
-    relay.slave: SlaveService | None = None
-    relay.rtu: RtuSlave | None = None
-    relay.authority: Authority | None = None
-    relay.local_remote: LocalRemoteSwitch | None = None
+    relay.slave = None
+    relay.rtu = None
+    relay.authority = None
+    relay.local_remote = None
     if config.modbus is not None or config.modbus_rtu is not None:
-        access = config.access
-        if access.local_remote is not None:
-            relay.local_remote = LocalRemoteSwitch(access.local_remote, factory=relay.factory,
-                                                   record=relay.events.record)
-        relay.authority = Authority(
-            access.codes(), access.minutes, access.levels.model_dump(),
-            LockoutPolicy(**access.lockout.model_dump()), record=relay.events.record,
-            local=relay.local_remote.local if relay.local_remote is not None else None)
-    if config.modbus is not None:
-        m = config.modbus
-        try:
-            relay.slave = SlaveService(m, relay.maps, relay.snapshot, RelayWrites(
-                relay.commands, relay.settings, relay.authority, relay.events.record,
-                events=relay.event_window), avoid_cpu=config.scan.realtime.cpu,
-                quiet=status, helper_priority=config.scan.realtime.helper_priority)
-        except TlsPortError as exc:
-            raise StartupError(port_error("the Modbus TLS port", "modbus.tls.port", m.host,
-                                          m.tls.port, exc)) from None
-        except OSError as exc:
-            raise StartupError(port_error("the Modbus slave", "modbus.port", m.host,
-                                          m.port, exc)) from None
-    if config.modbus_rtu is not None:
-        logic = (relay.slave.logic[IMAGE_PREFIX] if relay.slave is not None
-                 else SlaveLogic(relay.regmap))  # the TCP side's, when there is one
-        try:
-            relay.rtu = RtuSlave(config.modbus_rtu, logic, relay.snapshot,
-                                 RelayWrites(relay.commands, relay.settings, relay.authority,
-                                             relay.events.record, source="modbus-rtu",
-                                             events=relay.event_window))
-        except OSError as exc:  # pyserial's SerialException is one
-            raise StartupError(str(open_fault("serial", config.modbus_rtu.port, exc,
-                                              " for the RTU slave"))) from None
+        _modbus_slaves(relay, config, status)
+    authority = relay.authority
     relay.publisher = SnapshotPublisher(
         relay.snapshot, stats, lambda: list(relay.coils.state().values()),
         lambda: relay.events.next_seq - 1, lambda: relay.supervision.healthy,
         providers=[RegisterPublisher(
             regmap, lambda: relay.settings.applied,
-            (lambda: relay.authority.engineer_held) if relay.authority is not None
-            else lambda: False,
+            (lambda: authority.engineer_held) if authority is not None else lambda: False,
             relay.event_window, prefix, tables={"links": relay.links.table})
             for prefix, regmap in relay.maps.items()],
         modbus_counters=relay._modbus_counters if relay.slave is not None else None,
         supervision=relay.lost.figures,
-        access=relay._access_figures if relay.authority is not None else None)
+        access=relay._access_figures if authority is not None else None)
     relay.loop = ScanLoop(
         relay.core, relay.clock, stages.bind({
             stages.LATCH.name: relay.latch, stages.SETTINGS.name: relay.settings.apply,
@@ -253,3 +224,41 @@ def assemble(relay: Relay, config: RelayConfig, prefix: str, clock, factory,
     )
     relay.systemd.describe = relay.describe
     relay.running = False
+
+
+def _modbus_slaves(relay: Relay, config: RelayConfig, status: bool) -> None:
+    """The access levels (and the local/remote switch), then the Modbus/TCP slave and the RTU
+    slave the configuration asks for, their ports taken (``StartupError`` when one cannot be)."""
+    access = config.access
+    if access.local_remote is not None:
+        relay.local_remote = LocalRemoteSwitch(access.local_remote, factory=relay.factory,
+                                               record=relay.events.record)
+    relay.authority = authority = Authority(
+        access.codes(), access.minutes, access.levels.model_dump(),
+        LockoutPolicy(**access.lockout.model_dump()), record=relay.events.record,
+        local=relay.local_remote.local if relay.local_remote is not None else None)
+    if config.modbus is not None:
+        m = config.modbus
+        try:
+            relay.slave = SlaveService(m, relay.maps, relay.snapshot, RelayWrites(
+                relay.commands, relay.settings, authority, relay.events.record,
+                events=relay.event_window), avoid_cpu=config.scan.realtime.cpu,
+                quiet=status, helper_priority=config.scan.realtime.helper_priority)
+        except TlsPortError as exc:
+            raise StartupError(port_error("the Modbus TLS port", "modbus.tls.port", m.host,
+                                          m.tls.port if m.tls is not None else None,
+                                          exc)) from None
+        except OSError as exc:
+            raise StartupError(port_error("the Modbus slave", "modbus.port", m.host,
+                                          m.port, exc)) from None
+    if config.modbus_rtu is not None:
+        logic = (relay.slave.logic[IMAGE_PREFIX] if relay.slave is not None
+                 else SlaveLogic(relay.regmap))  # the TCP side's, when there is one
+        try:
+            relay.rtu = RtuSlave(config.modbus_rtu, logic, relay.snapshot,
+                                 RelayWrites(relay.commands, relay.settings, authority,
+                                             relay.events.record, source="modbus-rtu",
+                                             events=relay.event_window))
+        except OSError as exc:  # pyserial's SerialException is one
+            raise StartupError(str(open_fault("serial", config.modbus_rtu.port, exc,
+                                              " for the RTU slave"))) from None

@@ -24,9 +24,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event as ProcessEvent
 
 from softrelay.config.relay import RelayConfig
 from softrelay.field.companion import companion_main
@@ -54,7 +57,7 @@ class Helpers:
 
     def __init__(self, config: RelayConfig, inputs: Attachment, snapshot: Attachment,
                  events: EventRecorder, *, status: bool = False, feed: EventFeed | None = None,
-                 feed_receiver=None) -> None:
+                 feed_receiver: socket.socket | None = None) -> None:
         """``inputs``, ``snapshot``: the images the relay created, as its helpers attach them
         (``SharedImage.attachment()``)."""
         self.config = config
@@ -64,8 +67,8 @@ class Helpers:
         self.status = status
         self.feed = feed
         self._feed_receiver = feed_receiver
-        self.companion: multiprocessing.Process | None = None
-        self.telemetry: multiprocessing.Process | None = None
+        self.companion: BaseProcess | None = None
+        self.telemetry: BaseProcess | None = None
         #: what the telemetry process serves on, e.g. {"metrics": 9650} (once started)
         self.ports: dict[str, int] = {}
         self._supervisor: threading.Thread | None = None
@@ -87,15 +90,15 @@ class Helpers:
         ctx = multiprocessing.get_context("spawn")
         ready = ctx.Event()
         parent, cpu, priority = self._common()
-        self.companion = ctx.Process(
+        self.companion = companion = ctx.Process(
             target=companion_main, name="softrelay-io",
             args=(self.config.model_dump_json(), self.inputs, self.snapshot,
                   self._stop, ready, self.status, STATUS_EVERY_S, cpu, parent, priority,
                   terminal_view if self.status else None),
             daemon=True)
         with realtime.at_normal_priority():  # not the scan's: its own, from the start
-            self.companion.start()
-        wait_ready(self.companion, ready, HELPER_READY_S)
+            companion.start()
+        wait_ready(companion, ready, HELPER_READY_S)
 
     def companion_trouble(self) -> str | None:
         """The self-supervision's "I/O process" test: why it fails, None while it passes."""
@@ -109,23 +112,25 @@ class Helpers:
     def start_telemetry(self) -> None:
         """The telemetry process (metrics, MQTT, SNMP); not waited on after it said it is
         ready (or why it cannot be: a ``StartupError``)."""
+        receiver = self._feed_receiver
+        assert receiver is not None, "the telemetry is started only with a feed"
         ctx = multiprocessing.get_context("spawn")
         answer, ready = ctx.Pipe(duplex=False)
         parent, cpu, priority = self._common()
-        self.telemetry = ctx.Process(
+        self.telemetry = telemetry = ctx.Process(
             target=telemetry_main, name="softrelay-telemetry",
             args=(self.config.model_dump_json(), self.snapshot.name, self.inputs.name,
-                  self._feed_receiver, self._stop, ready, cpu, self.status, parent, priority),
+                  receiver, self._stop, ready, cpu, self.status, parent, priority),
             daemon=True)
         with realtime.at_normal_priority():
-            self.telemetry.start()
+            telemetry.start()
         ready.close()
-        self._feed_receiver.close()  # the child has its own: the feed fails when it dies
+        receiver.close()  # the child has its own: the feed fails when it dies
         try:
             said = (answer.recv() if answer.poll(HELPER_READY_S)
                     else f"no answer in {HELPER_READY_S:g} s")
         except EOFError:
-            said = f"it exited ({self.telemetry.exitcode})"
+            said = f"it exited ({telemetry.exitcode})"
         finally:
             answer.close()
         if isinstance(said, str):
@@ -186,6 +191,7 @@ class Helpers:
                 try:
                     sender, self._feed_receiver = feed_pair()
                     self.start_telemetry()
+                    assert self.feed is not None, "a telemetry process has a feed"
                     self.feed.attach(sender, self.events.since)
                 except Exception as exc:  # tried again in 10 s
                     self.events.record("fault", "telemetry", f"not started again: {exc}")
@@ -231,7 +237,7 @@ class Helpers:
         setter.join(2.0)
 
 
-def wait_ready(process, ready, within: float,
+def wait_ready(process: BaseProcess, ready: ProcessEvent, within: float,
                now: Callable[[], float] = time.monotonic) -> None:
     """Until the I/O process says it is ready; a ``StartupError`` when it exits first (its
     own messages say why) or stays silent."""

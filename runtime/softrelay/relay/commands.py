@@ -32,7 +32,7 @@ class CommandQueue:
 
     def __init__(self, thermal_names: Sequence[str],
                  release_latches: Callable[[ProtectionCore], list[str]] | None = None,
-                 record: Callable[[str, str, str, float], None] | None = None,
+                 record: Callable[[str, str, str, float], object] | None = None,
                  clear_statistics: Callable[[], None] | None = None) -> None:
         self.rows = {name: i for i, name in enumerate(thermal_names)}
         self.release_latches = release_latches

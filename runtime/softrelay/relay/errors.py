@@ -11,8 +11,11 @@ class StartupError(RuntimeError):
     the one line the user reads (what and why); nothing the relay took is left behind."""
 
 
-def port_error(what: str, key: str, host: str, port: int, exc: OSError) -> str:
-    """One line on a port the relay cannot listen on (``key``: the setting that names it)."""
+def port_error(what: str, key: str, host: str, port: int | None, exc: OSError) -> str:
+    """One line on a port the relay cannot listen on (``key``: the setting that names it;
+    ``port`` None: none configured, the failure was elsewhere: its reason alone)."""
+    if port is None:
+        return f"{what}: {exc}"
     if exc.errno == errno.EADDRINUSE:
         return (f"port {port} in use: {what} cannot listen on {host}:{port} (another relay or "
                 f"program holds it: ss -ltnp 'sport = :{port}'; or set {key})")

@@ -61,6 +61,7 @@ class ThermalMemory:
             self._last = now
         elif now - self._last >= self.every:
             self._last = now
+            assert self.checkpointer is not None, "restore() first: it makes the checkpointer"
             self.checkpointer.submit(self.copy())  # a copy now, the JSON on its thread
 
     def copy(self) -> Callable[[], dict]:

@@ -20,6 +20,10 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from softrelay.config.relay import RelayConfig
 from softrelay.config.state import state_paths
@@ -33,13 +37,93 @@ from softrelay.relay.errors import StartupError
 from softrelay.scan import realtime
 from softrelay.service.notify import status_line
 
+if TYPE_CHECKING:
+    from softrelay.config.state import StatePaths
+    from softrelay.gpio.buttons import CommandButtons
+    from softrelay.gpio.coils import CoilBank, GpioChoice
+    from softrelay.gpio.local_remote import LocalRemoteSwitch
+    from softrelay.image.shared import SharedImage
+    from softrelay.image.signals import InputMap
+    from softrelay.image.snapshot import SnapshotPublisher
+    from softrelay.modbus.authority import Authority
+    from softrelay.modbus.event_window import EventWindow
+    from softrelay.modbus.regmap import RegisterMap
+    from softrelay.modbus.rtu_slave import RtuSlave
+    from softrelay.modbus.tcp_slave import SlaveService
+    from softrelay.records.events import EventRecorder, FlagWatcher
+    from softrelay.records.thermal_memory import Checkpointer
+    from softrelay.relay.children import Helpers
+    from softrelay.relay.commands import CommandQueue
+    from softrelay.relay.inputs import InputLatch, LostMeasurements
+    from softrelay.relay.memory import ThermalMemory
+    from softrelay.relay.settings import SettingsService
+    from softrelay.scan.clock import ScanClock
+    from softrelay.scan.loop import ScanLoop
+    from softrelay.service.notify import Notifier
+    from softrelay.supervision.health import Supervision
+    from softrelay.supervision.links import LinkWatcher
+    from softrelay.supervision.watchdog import Watchdog
+    from softrelay.telemetry.feed import EventFeed
+
 log = logging.getLogger("softrelay")
+
 
 class Relay:
     """One relay. ``start()``, then ``run()`` (or ``step()`` in tests), then ``stop()``."""
 
-    def __init__(self, config: RelayConfig, config_path: str | None = None, *, clock=None,
-                 factory=None, status: bool = False) -> None:
+    # What the relay is made of, set by ``relay.build.assemble`` in the order data flows.
+    # the configuration and where its state lives
+    config: RelayConfig  # the validated configuration the relay runs
+    config_path: str | None  # where ``config`` was read from (messages only)
+    paths: StatePaths  # the state directory's files (thermal memory, events)
+    instance: InstanceLock  # one instance per relay name and state file
+    status: bool  # the terminal status view is on (the helpers keep quiet on stderr)
+    thermal_names: list[str]  # the thermal points' names, in core order
+    busbar_names: list[str]  # the busbar points' names, in core order
+    # the protection and its memory
+    settings: SettingsService  # settings in service: the queue, the store, the keeper
+    maps: dict[str, RegisterMap]  # the register maps by snapshot prefix (whole map, units)
+    regmap: RegisterMap  # the whole map (``maps[IMAGE_PREFIX]``)
+    core: ProtectionCore  # the compiled protection: one pass per scan
+    clock: ScanClock  # the scan's deadlines (CLOCK_MONOTONIC, or a test's)
+    events: EventRecorder  # the event ring and its file
+    feed: EventFeed | None  # events to the telemetry process (None: no telemetry)
+    memory: ThermalMemory  # thermal memory and latches, restored at start
+    checkpointer: Checkpointer  # writes the thermal memory atomically, off the scan
+    # the shared images and the helper processes
+    inputs: SharedImage  # the input image (the companion writes, the scan latches)
+    snapshot: SharedImage  # the output snapshot (the scan publishes, everyone reads)
+    input_map: InputMap  # signals of the input image -> the core's inputs
+    helpers: Helpers  # the companion and telemetry processes, spawned and supervised
+    # the contacts and commands
+    gpio: GpioChoice  # which pin factory drives the coils, and why
+    factory: object  # that pin factory (gpiozero's Factory)
+    coils: CoilBank  # the relay's output contacts, the healthy contact among them
+    commands: CommandQueue  # reset / acknowledge commands, applied at the next scan
+    buttons: CommandButtons  # command inputs wired to GPIO
+    # self-supervision
+    systemd: Notifier  # sd_notify: READY, STATUS, WATCHDOG, STOPPING
+    supervision: Supervision  # what drops the healthy contact
+    watchdog: Watchdog  # the scan-stall watchdog thread
+    links: LinkWatcher  # each field bus's link up / down
+    latch: InputLatch  # the scan's stage that latches the input image
+    lost: LostMeasurements  # the scan's stage that declares measurement lost
+    watchers: list[tuple[FlagWatcher, Callable[[ProtectionCore], np.ndarray]]]  # flag edges
+    # the Modbus slave and its authority
+    event_window: EventWindow  # the events readable over Modbus
+    slave: SlaveService | None  # the Modbus/TCP slave (None: not configured)
+    rtu: RtuSlave | None  # the Modbus RTU slave (None: not configured)
+    authority: Authority | None  # access levels of the Modbus sessions (None: no slave)
+    local_remote: LocalRemoteSwitch | None  # the local/remote switch (None: not wired)
+    # the scan
+    publisher: SnapshotPublisher  # the scan's last stage: the output snapshot
+    loop: ScanLoop  # the scan loop over the stages of ``relay.stages.SCAN_ORDER``
+    running: bool  # started and not yet stopped
+    _given_back: bool  # what was taken has been given back (stop or failed start)
+
+    def __init__(self, config: RelayConfig, config_path: str | None = None, *,
+                 clock: ScanClock | None = None, factory: object | None = None,
+                 status: bool = False) -> None:
         self.config = config
         #: where ``config`` was read from, if anywhere; the helper processes are given
         #: ``config`` itself (as JSON, validated again there), never this path: a file edited
@@ -90,14 +174,18 @@ class Relay:
                            self.slave.server.connections if self.slave is not None else None)
 
     def _access_figures(self) -> dict[str, int]:
-        """The access levels' figures for the map and the metrics (``ACCESS_FIGURES``)."""
+        """The access levels' figures for the map and the metrics (``ACCESS_FIGURES``);
+        given to the publisher only when the relay has an authority (a Modbus slave)."""
         authority = self.authority
+        assert authority is not None, "access figures without a Modbus slave"
         c = authority.counters
         return {"wrong_codes": c.wrong_codes, "lockouts": c.lockouts,
                 "refused_writes": c.refused_writes, "sessions": authority.sessions,
                 "local": int(authority.is_local())}
 
     def _modbus_counters(self) -> dict[str, int]:
+        """The Modbus/TCP slave's counters; given to the publisher only when there is one."""
+        assert self.slave is not None, "Modbus counters without a Modbus/TCP slave"
         return self.slave.counters()
 
     # ---------------------------------------------------------------- stages
@@ -130,7 +218,9 @@ class Relay:
     def _start(self, companion: bool) -> None:
         if self.feed is not None:  # first: a port it cannot bind stops the start here
             self.helpers.start_telemetry()
-        latches = self.memory.restored.extra.get("coil_latches", {})
+        restored = self.memory.restored
+        assert restored is not None, "assemble() restores the thermal memory"
+        latches = restored.extra.get("coil_latches", {})
         for coil in self.coils.coils:
             coil.latched = bool(latches.get(coil.name, False)) and coil.config.latched
         if companion:
@@ -144,8 +234,9 @@ class Relay:
             except RuntimeError as exc:  # the TLS front could not serve: its reason
                 raise StartupError(str(exc)) from None
             tls = self.slave.tls_port
-            self.events.record("system", "modbus", f"slave on {self.config.modbus.host}:"
-                               + (f"{self.slave.port}" if self.config.modbus.port is not None
+            m = self.slave.config
+            self.events.record("system", "modbus", f"slave on {m.host}:"
+                               + (f"{self.slave.port}" if m.port is not None
                                   else "(no plain port)")
                                + (f", Modbus/TCP Security (TLS) on port {tls}" if tls else ""))
         self.helpers.supervise()

@@ -41,17 +41,17 @@ class SettingsService:
         kept, self._messages = load_kept_settings(self.file, self.configured, config)
         #: point -> the settings it starts on (the file's, over them the kept ones)
         self.start_with: dict[str, ThermalSettings | BusbarSettings] = self.configured | kept
-        self.queue: SettingsQueue | None = None
-        self.keeper: Checkpointer | None = None
+        self.queue: SettingsQueue | None = None  #: None until ``open``
+        self.keeper: Checkpointer | None = None  #: None until ``open``
         self._kept = 0
 
     def open(self, record: Callable[..., object]) -> None:
         """The queue and the keeper, their events to ``record``; what the kept file said is
         recorded now, and what is kept is written again under this configuration's hash."""
-        start = self.start_with
-        self.queue = SettingsQueue([(p.name, start[p.name]) for p in self.config.thermal_points],
-                                   [(p.name, start[p.name]) for p in self.config.busbar_points],
-                                   record)
+        thermal = [p.name for p in self.config.thermal_points]
+        busbar = [p.name for p in self.config.busbar_points]
+        self.queue = SettingsQueue(list(zip(thermal, self.thermal_start, strict=True)),
+                                   list(zip(busbar, self.busbar_start, strict=True)), record)
         for message in self._messages:
             record("system", "settings", message)
         self.keeper = Checkpointer(
@@ -61,23 +61,38 @@ class SettingsService:
         if self.file.exists():  # what is kept now, under this configuration's hash
             self._submit()
 
+    @property
+    def thermal_start(self) -> list[ThermalSettings]:
+        """The settings the thermal points start on, in the core's row order."""
+        return [_thermal(self.start_with[p.name]) for p in self.config.thermal_points]
+
+    @property
+    def busbar_start(self) -> list[BusbarSettings]:
+        """The settings the busbar points start on, in the core's row order."""
+        return [_busbar(self.start_with[p.name]) for p in self.config.busbar_points]
+
+    def _opened(self) -> tuple[SettingsQueue, Checkpointer]:
+        """The queue and the keeper (``open`` makes them; nothing uses them before)."""
+        assert self.queue is not None and self.keeper is not None, "SettingsService.open() first"
+        return self.queue, self.keeper
+
     # ---------------------------------------------------------------- a writer's interface
 
     @property
     def current(self) -> Mapping[str, ThermalSettings | BusbarSettings]:
         """What each point runs on now (changes applied by the scan included)."""
-        return self.queue.current
+        return self._opened()[0].current
 
     def put(self, point: str, settings: ThermalSettings | BusbarSettings,
             source: str = "local") -> None:
         """Queue a change for the next scan (``SettingsQueue.put``: refused at once when it
         does not validate)."""
-        self.queue.put(point, settings, source)
+        self._opened()[0].put(point, settings, source)
 
     @property
     def applied(self) -> int:
         """Changes applied so far (readers of the settings table watch it)."""
-        return self.queue.applied
+        return self._opened()[0].applied
 
     @property
     def trouble(self) -> str | None:
@@ -88,21 +103,35 @@ class SettingsService:
 
     def apply(self, core: ProtectionCore, now: float) -> None:
         """The ``settings`` stage: queued changes into the core's settings table."""
-        self.queue.apply(core, now)
+        self._opened()[0].apply(core, now)
 
     def keep(self, core: ProtectionCore, now: float) -> None:
         """The ``keep_settings`` stage: after a change, the changed points' settings to the
         keeper (written on its thread)."""
-        if self.queue.applied != self._kept:
-            self._kept = self.queue.applied
+        queue = self._opened()[0]
+        if queue.applied != self._kept:
+            self._kept = queue.applied
             self._submit()
 
     def _submit(self) -> None:
         """The points whose settings differ from the file's, written on the keeper's thread."""
-        changed = changed_points(self.queue.current, self.configured)
-        self.keeper.submit(lambda: settings_document(changed, self.config))
+        queue, keeper = self._opened()
+        changed = changed_points(queue.current, self.configured)
+        keeper.submit(lambda: settings_document(changed, self.config))
 
     def close(self) -> None:
         """The keeper's last write finished; safe to call twice, and before ``open``."""
         if self.keeper is not None:
             self.keeper.close()
+
+
+def _thermal(settings: ThermalSettings | BusbarSettings) -> ThermalSettings:
+    """A thermal point's settings (its configuration says so: a ``ThermalPoint``)."""
+    assert isinstance(settings, ThermalSettings), f"thermal settings expected: {settings!r}"
+    return settings
+
+
+def _busbar(settings: ThermalSettings | BusbarSettings) -> BusbarSettings:
+    """A busbar point's settings (its configuration says so: a ``BusbarPoint``)."""
+    assert isinstance(settings, BusbarSettings), f"busbar settings expected: {settings!r}"
+    return settings

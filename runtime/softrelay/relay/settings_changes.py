@@ -23,14 +23,15 @@ from softrelay.core.settings import pack_busbar, pack_thermal
 class SettingsQueue:
     def __init__(self, thermal: Sequence[tuple[str, ThermalSettings]],
                  busbar: Sequence[tuple[str, BusbarSettings]],
-                 record: Callable[[str, str, str, float], None] | None = None) -> None:
+                 record: Callable[[str, str, str, float], object] | None = None) -> None:
         self.current: dict[str, ThermalSettings | BusbarSettings] = dict(thermal)
         self.current.update(dict(busbar))
         self.rows = {name: ("thermal", i) for i, (name, _) in enumerate(thermal)}
         self.rows.update({name: ("busbar", i) for i, (name, _) in enumerate(busbar)})
         self.record = record
         self.applied = 0  #: changes applied so far (readers of the settings table watch it)
-        self._pending: collections.deque[tuple[str, object, str]] = collections.deque()
+        self._pending: collections.deque[tuple[str, ThermalSettings | BusbarSettings, str]] = (
+            collections.deque())
         self._lock = threading.Lock()
 
     def put(self, point: str, settings: ThermalSettings | BusbarSettings,
@@ -54,9 +55,9 @@ class SettingsQueue:
             changes = list(self._pending)
             self._pending.clear()
         for point, settings, source in changes:
-            kind, row = self.rows[point]
+            _, row = self.rows[point]
             old = self.current[point]
-            if kind == "thermal":
+            if isinstance(settings, ThermalSettings):  # put() held it to the point's kind
                 core.thermal_settings[row] = pack_thermal([settings])[0]
             else:
                 core.busbar_settings[row] = pack_busbar([settings])[0]

@@ -7,7 +7,27 @@ scan-by-scan behaviour.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from softrelay import _timing
+
+
+class ScanClock(Protocol):
+    """What the scan loop and the relay ask of a clock (``MonotonicClock``,
+    ``SimulatedClock``)."""
+
+    period_ns: int  #: the scan period
+
+    def restart(self) -> None:
+        """Put the grid's origin at now."""
+
+    def wait(self) -> tuple[int, int, int]:
+        """Sleep to the next deadline: (deadline_ns, lateness_ns, missed periods)."""
+        ...
+
+    def now_ns(self) -> int:
+        """Now, on the deadlines' time base."""
+        ...
 
 
 class MonotonicClock:

@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 from softrelay import _timing
 from softrelay.core import ProtectionCore
+from softrelay.scan.clock import ScanClock
 
 log = logging.getLogger("softrelay.scan")
 
@@ -72,9 +73,10 @@ class ScanStats:
 class ScanLoop:
     """One relay's scan. ``step()`` runs exactly one scan; ``run()`` scans until stopped."""
 
-    def __init__(self, core: ProtectionCore, clock, stages: Sequence[BoundStage] = CORE_ONLY,
+    def __init__(self, core: ProtectionCore, clock: ScanClock,
+                 stages: Sequence[BoundStage] = CORE_ONLY,
                  stage_timer: Callable[[str, int], None] | None = None, *,
-                 on_overrun: Callable[[int, float], None] | None = None,
+                 on_overrun: Callable[[int, float], object] | None = None,
                  heartbeat: Callable[[int], None] | None = None,
                  stats: ScanStats | None = None) -> None:
         """``stages``: (name, callable) in scan order, exactly one of them the core's pass

@@ -57,10 +57,11 @@ class SimulatedSMBus:
                         read, i = follow, i + 2
                     else:
                         read, i = None, i + 1
-                fault = self.faults.wire(self.names[msg.addr]) if self.faults else None
+                faults = self.faults
+                fault = faults.wire(self.names[msg.addr]) if faults else None
                 answer = chip.transfer(data, read.len if read is not None else 0)
-                if fault is not None and read is not None:  # garbage: corrupted on the wire
-                    answer = self.faults.scramble(answer)
+                if fault is not None and faults is not None and read is not None:
+                    answer = faults.scramble(answer)  # garbage: corrupted on the wire
                 if read is not None:
                     ctypes.memmove(read.buf, bytes(answer), read.len)
                 self.transactions += 1

@@ -61,15 +61,16 @@ class SimulatedSpiDev:
         return self.clock() - self.behind
 
     def _period(self, data: list[int], at: float, speed_hz: int) -> list[int]:
-        fault = self.faults.wire(self.name) if self.faults else None
+        faults = self.faults
+        fault = faults.wire(self.name) if faults else None
         if fault is not None and fault.kind == FaultKind.NACK:
             return [0xFF] * len(data)  # nobody drives MISO
         if self.mode not in self.chip.modes:
             return [0xFF] * len(data)  # the wrong clock phase: garbage, as on the wire
         self.transfers += 1
         answer = self.chip.transfer(list(data), at, speed_hz)
-        if fault is not None and self.faults is not None:
-            answer = list(self.faults.scramble(bytes(answer)))
+        if fault is not None and faults is not None:
+            answer = list(faults.scramble(bytes(answer)))
         return answer
 
     def xfer2(self, data: list[int]) -> list[int]:

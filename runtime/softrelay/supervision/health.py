@@ -91,5 +91,5 @@ class Supervision:
                 found = f"check raised {exc!r}"
             if found:
                 troubles[cause].append(f"{what}: {found}")
-        for cause, found in troubles.items():
-            self.set(cause, bool(found), "; ".join(found))
+        for cause, causes in troubles.items():
+            self.set(cause, bool(causes), "; ".join(causes))

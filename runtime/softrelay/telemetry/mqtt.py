@@ -47,12 +47,16 @@ class MqttPublisher:
     def __init__(self, config: RelayConfig, read: Callable[[], Reading],
                  clock: Callable[[], float] = time.monotonic) -> None:
         m = config.mqtt
+        if m is None:
+            raise ValueError(f"relay {config.name}: no mqtt section: nothing to publish to")
+        queue = state_paths(config).mqtt_queue
+        assert queue is not None, "with an mqtt section, state_paths names its queue file"
         self.config = config
         self.settings = m
         self.read = read
         self.clock = clock
         self.prefix = m.prefix(config.name)
-        self.spool = EventSpool(state_paths(config).mqtt_queue, m.queue.max_events)
+        self.spool = EventSpool(queue, m.queue.max_events)
         self.published = 0  #: events the broker acknowledged
         self.connected = False
         self._connections = 0  #: set by the network thread on each CONNACK

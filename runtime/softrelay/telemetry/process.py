@@ -57,8 +57,9 @@ class Telemetry:
 
     def own_figures(self) -> list[tuple[str, str, float, str]]:
         """The telemetry's own figures for the metrics: (name, help, value, kind)."""
-        figures = [("telemetry_events_missed", "events the telemetry never received (the "
-                    "feed was full)", self.receiver.missed, "counter")]
+        figures: list[tuple[str, str, float, str]] = [
+            ("telemetry_events_missed", "events the telemetry never received (the feed was "
+             "full)", self.receiver.missed, "counter")]
         if self.mqtt is not None:
             figures += self.mqtt.figures()
         if self.snmp is not None:

@@ -90,6 +90,8 @@ def trap_of(event: dict, flags: tuple[str, ...], healthy: bool) -> int | None:
 class TrapSender:
     def __init__(self, config: RelayConfig) -> None:
         s = config.snmp
+        if s is None:
+            raise ValueError(f"relay {config.name}: no snmp section: no trap receiver")
         self.config = config
         self.settings = s
         auth, priv = s.keys()

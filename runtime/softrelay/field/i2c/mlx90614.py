@@ -58,12 +58,12 @@ class MLX90614:
         """The configured ``sensor`` on ``bus``: opening writes its emissivity to EEPROM
         and verifies it (or reports the one found, when none is configured)."""
         mlx = cls(bus, sensor.address)
-        if sensor.emissivity is not None:
-            def opener(e: float = sensor.emissivity) -> str:
-                return f"emissivity {mlx.set_emissivity(e):.4f} verified"
-        else:
-            def opener() -> str:
-                return f"emissivity {mlx.emissivity():.4f} (as found)"
+        emissivity = sensor.emissivity
+
+        def opener() -> str:
+            if emissivity is not None:
+                return f"emissivity {mlx.set_emissivity(emissivity):.4f} verified"
+            return f"emissivity {mlx.emissivity():.4f} (as found)"
         return ChipOnBus(opener, {"object": mlx.object_temperature,
                                   "ambient": mlx.ambient_temperature})
 
@@ -71,7 +71,8 @@ class MLX90614:
         write = i2c_msg.write(self.address, [command])
         read = i2c_msg.read(self.address, 3)
         self.bus.i2c_rdwr(write, read)
-        low, high, pec = list(read)
+        # smbus2's stub types i2c_msg.__iter__ as returning int (it yields the bytes read)
+        low, high, pec = list(read)  # type: ignore[call-overload]
         expected = crc8([self.address << 1, command, (self.address << 1) | 1, low, high])
         if pec != expected:
             raise PecError(errno.EIO, f"PEC 0x{pec:02x}, expected 0x{expected:02x}")

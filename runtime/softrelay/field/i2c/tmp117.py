@@ -45,13 +45,18 @@ class TMP117:
     def on_bus(cls, bus, sensor) -> ChipOnBus:
         """The configured ``sensor`` on ``bus``: opening checks its Device_ID."""
         tmp = cls(bus, sensor.address)
-        return ChipOnBus(lambda: (tmp.open(), "TMP117 identified")[1],
-                         {"temperature": tmp.temperature})
+
+        def opener() -> str:
+            tmp.open()
+            return "TMP117 identified"
+
+        return ChipOnBus(opener, {"temperature": tmp.temperature})
 
     def read_register(self, register: int) -> int:
         read = i2c_msg.read(self.address, 2)
         self.bus.i2c_rdwr(i2c_msg.write(self.address, [register]), read)
-        high, low = list(read)
+        # smbus2's stub types i2c_msg.__iter__ as returning int (it yields the bytes read)
+        high, low = list(read)  # type: ignore[call-overload]
         return high << 8 | low
 
     def open(self) -> None:

@@ -34,8 +34,9 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient, ModbusBaseClient
 from pymodbus.exceptions import ModbusException
+from pymodbus.pdu import ModbusPDU
 
 from softrelay.core import Quality
 from softrelay.field.device import link_fault
@@ -99,7 +100,7 @@ def plan(devices: dict[str, DeviceMap], addresses: Sequence[str]) -> list[Reques
 
 
 class ModbusLink:
-    def __init__(self, name: str, client_factory: Callable[[], object],
+    def __init__(self, name: str, client_factory: Callable[[], ModbusBaseClient],
                  devices: Sequence[DeviceMap], timeout: float, max_backoff: float = 5.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
@@ -108,7 +109,7 @@ class ModbusLink:
         self.timeout = timeout
         self.max_backoff = max_backoff
         self.clock = clock
-        self.client = None
+        self.client: ModbusBaseClient | None = None  #: None while not connected
         self.connected = False
         self.retry_at = 0.0
         self.backoff = 0.0
@@ -161,7 +162,14 @@ class ModbusLink:
         self._drop()
 
     # --- requests ------------------------------------------------------------------------
-    async def _call(self, what: str, request: Callable[[], Awaitable]) -> object | None:
+    def _live(self) -> ModbusBaseClient:
+        """The client of the connection ``_connect`` made (requests are made only after it
+        said True, and none after a failed one dropped it)."""
+        assert self.client is not None, f"{self.name}: a request without a connection"
+        return self.client
+
+    async def _call(self, what: str, request: Callable[[], Awaitable[ModbusPDU]]
+                    ) -> ModbusPDU | None:
         """Run one request (``request()`` makes it: pymodbus may raise while making it, when
         the connection is gone); None, and the reason in ``last_error``, when it failed. A
         request that got no valid answer at all also drops the connection (``connected``
@@ -185,7 +193,7 @@ class ModbusLink:
 
     async def _read_one(self, device: DeviceMap, address: int, what: str) -> int | None:
         response = await self._call(f"{device.name} {what} {address}", functools.partial(
-            self.client.read_holding_registers, address, count=1, device_id=device.unit))
+            self._live().read_holding_registers, address, count=1, device_id=device.unit))
         return None if response is None else response.registers[0]
 
     async def _setup(self, device: DeviceMap) -> bool:
@@ -202,7 +210,7 @@ class ModbusLink:
                 continue
             what = f"{device.name} write {address}={value}"
             if await self._call(what, functools.partial(
-                    self.client.write_register, address, value, device_id=device.unit)) is None:
+                    self._live().write_register, address, value, device_id=device.unit)) is None:
                 return False
             device.setup_writes += 1
             stored = await self._read_one(device, address, "read back")
@@ -236,8 +244,9 @@ class ModbusLink:
                 if not self.connected:  # no answer: the call dropped the connection
                     silent.add(device.name)
                 continue
-            read = (self.client.read_holding_registers if request.table == "holding"
-                    else self.client.read_input_registers)
+            client = self._live()
+            read = (client.read_holding_registers if request.table == "holding"
+                    else client.read_input_registers)
             what = f"{device.name} {request.table} {request.start}+{request.count}"
             response = await self._call(what, functools.partial(
                 read, request.start, count=request.count, device_id=device.unit))

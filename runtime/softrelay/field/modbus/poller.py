@@ -17,13 +17,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-import numpy as np
-
 from softrelay.field.modbus.master import IO_ERROR, ModbusLink
-from softrelay.field.worker import Polled, PollSchedule
+from softrelay.field.worker import Polled, PollSchedule, Publish
 
 log = logging.getLogger("softrelay.modbus")
-Publish = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
 
 
 class GarbageLog:
@@ -88,9 +85,10 @@ class ModbusPoller:
         self._started = threading.Event()
         self.garbage = GarbageLog(garbage_every, clock)
 
-    async def _poll(self, link: ModbusLink, schedule: PollSchedule) -> None:
+    async def _poll(self, link: ModbusLink, schedule: PollSchedule,
+                    stopping: asyncio.Event) -> None:
         try:
-            while not self._stopping.is_set():
+            while not stopping.is_set():
                 now = self.clock()
                 due = schedule.due(now)
                 if due:
@@ -114,7 +112,7 @@ class ModbusPoller:
                 self.garbage.flush()
                 wait = max(0.0, schedule.next_due(now) - self.clock())
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), min(wait, 1.0))
+                    await asyncio.wait_for(stopping.wait(), min(wait, 1.0))
         finally:
             await link.close()
 
@@ -132,13 +130,13 @@ class ModbusPoller:
         log.error("Modbus master: %s (%s)", context.get("message", "event loop error"), what)
 
     async def _main(self) -> None:
-        self._stopping = asyncio.Event()
+        self._stopping = stopping = asyncio.Event()
         self.loop = asyncio.get_running_loop()
         self._link_names = {link.name for link, _ in self.links}
         self.loop.set_exception_handler(self._loop_error)
         self._started.set()
         try:
-            await asyncio.gather(*(self._poll(link, schedule)
+            await asyncio.gather(*(self._poll(link, schedule, stopping)
                                    for link, schedule in self.links))
         finally:
             self.garbage.flush(final=True)

@@ -80,8 +80,12 @@ class MAX31865:
         (``sampling``: unused, it converts on its own): opening configures it."""
         rtd = cls(port, sensor.r0, sensor.r_ref, sensor.wires, sensor.filter_50hz,
                   sensor.speed(bus), sensor.spi_mode())
-        return ChipOnBus(lambda: (rtd.open(), "MAX31865 configured")[1],
-                         {"temperature": rtd.temperature})
+
+        def opener() -> str:
+            rtd.open()
+            return "MAX31865 configured"
+
+        return ChipOnBus(opener, {"temperature": rtd.temperature})
 
     def read(self, register: int, count: int) -> list[int]:
         return self.spi.xfer2([register & 0x7F] + [0] * count)[1:]

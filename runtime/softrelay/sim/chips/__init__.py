@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from softrelay.config.buses import Sensor
 from softrelay.sim.chip_faults import BusFaults
 
 
@@ -28,7 +29,7 @@ class ChipInputs:
     """What the twin of one configured ``sensor`` on a simulated bus senses: the plant values
     its ``simulate`` mapping names, through the bus's element faults (``faults``)."""
 
-    sensor: object  #: the sensor's configuration (``name``, ``simulate``, the chip's settings)
+    sensor: Sensor  #: the sensor's configuration (``name``, ``simulate``, the chip's settings)
     faults: BusFaults
     plant_value: Callable[[str], float]  #: a plant address -> its value now
     plant: object | None = None  #: the plant model itself (an ADC's twin samples waveforms)
