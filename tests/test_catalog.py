@@ -96,6 +96,18 @@ def test_the_tables_are_views_of_the_specs():
     assert chips.chips_on("spi") == ("max31865", "mcp3208")
 
 
+@pytest.mark.parametrize("missing", [{"spi_modes": ()}, {"max_speed_hz": None}])
+def test_an_spi_chip_without_its_modes_or_clock_is_refused_naming_it(missing):
+    """SPI_CHIPS (what the configuration checks a chip's mode and clock against) takes both
+    from the spec: an SPI chip added without them is refused where it is written."""
+    given = {"spi_modes": (0,), "max_speed_hz": 1_000_000} | missing
+    with pytest.raises(ValueError, match="chip ads1118: an SPI chip states its spi_modes"):
+        ChipSpec("ads1118", "spi", ("voltage",), driver="softrelay.field.spi.x:X",
+                 twin="softrelay.sim.chips.x:XTwin", **given)
+    ChipSpec("ads1118", "i2c", ("voltage",), driver="softrelay.field.i2c.x:X",
+             twin="softrelay.sim.chips.x:XTwin")  # an I2C chip has neither
+
+
 def test_the_injectors_read_the_catalog():
     from softrelay.sim import chip_faults
 

@@ -241,8 +241,8 @@ class SharedImage:
         buffer = memoryview(self.map)
         self.owner = create
         self._buffer: memoryview | None = buffer  #: None once closed
-        region = np.frombuffer(buffer, dtype=np.uint8, count=total)
-        self.region = region  #: the whole segment (deleted on close: the buffer is released)
+        #: the whole segment (deleted on close: the buffer is released)
+        self.region = np.frombuffer(buffer, dtype=np.uint8, count=total)
         self.data_size = total - _shm.HEADER
         self._copy = np.zeros(self.data_size, np.uint8)
         self.copies = {
@@ -263,9 +263,9 @@ class SharedImage:
         if create:
             self._staging[offsets[FINGERPRINT]:offsets[FINGERPRINT] + 32] = np.frombuffer(
                 self._fingerprint, np.uint8)
-            region[at:at + 32] = np.frombuffer(self._fingerprint, np.uint8)
+            self.region[at:at + 32] = np.frombuffer(self._fingerprint, np.uint8)
         else:
-            mark = bytes(region[at:at + 32])
+            mark = bytes(self.region[at:at + 32])
             if mark != self._fingerprint:
                 self.close()
                 raise LayoutMismatchError(_refusal(self._name, mark, self._fingerprint))
