@@ -29,7 +29,7 @@ from softrelay.field.registry import BusKindError, open_bus, plant_model
 from softrelay.field.sensor_bus import DeferredBus
 from softrelay.field.worker import BusWorker, Polled
 from softrelay.image.shared import Attachment, LayoutMismatchError, SharedImage
-from softrelay.image.signals import bus_counter_writer, signal_writer, window_rows
+from softrelay.image.signals import BusCounters, bus_counter_writer, signal_writer, window_rows
 from softrelay.logs import configure_logging
 from softrelay.scan.helper import enter_helper
 from softrelay.scan.lifeline import ORPHANED_EXIT, orphaned
@@ -131,7 +131,7 @@ class FieldBuses:
         self.devices: dict[str, Device] = {}  #: bus name -> what faults are injected into
         self.workers: list[Any] = []
         self.modbus_devices: list[Device] = []  #: closed (twins stopped) after the poller
-        schedules: dict[int, object] = {}  #: bus row -> its poll schedule (the counters)
+        schedules: dict[int, BusCounters] = {}  #: bus row -> its poll schedule (the counters)
         modbus_links = []
         for row, bus in enumerate(config.buses):
             polled = [Polled(i, s.address, s.poll, s.scale, s.offset, s.stuck_after or 0)

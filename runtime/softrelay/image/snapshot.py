@@ -140,6 +140,7 @@ class SnapshotPublisher:
                 or self.stats.cleared != self._cleared):  # cleared: shown at once
             self._refresh()
         summary = self._summary
+        assert summary is not None  # refreshed just above on the first scan
         with self.image.writing() as t:
             t["thermal"][:] = core.thermal_outputs
             t["busbar"][:] = core.busbar_outputs

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,6 +39,9 @@ from softrelay.image.snapshot import Figures
 from softrelay.modbus.event_window import EVENT_WINDOW, WINDOW, EventWindow
 from softrelay.modbus.regmap import GLOBAL_READINGS, TABLES, RegisterMap, firmware_version
 from softrelay.supervision.health import CAUSES
+
+if TYPE_CHECKING:
+    from softrelay._regimage import ImageEncoder
 
 WORD_TABLES = ("input_register", "holding_register")
 #: the relay's global quantities, one row, filled by the publisher every scan
@@ -153,7 +157,9 @@ def plan(regmap: RegisterMap, sources: dict[str, np.ndarray],
         table, field, row, *index = e.source
         bit = index.pop() if e.type == "bool" and table != "relay" else -1
         array = sources[table]
-        ftype, offset = array.dtype.fields[field][:2]
+        fields = array.dtype.fields
+        assert fields is not None, f"{table}: a source table is a record array"
+        ftype, offset = fields[field][:2]
         base = ftype.base
         if index:
             offset += int(np.ravel_multi_index(index, ftype.shape)) * base.itemsize
@@ -168,7 +174,7 @@ def plan(regmap: RegisterMap, sources: dict[str, np.ndarray],
 
 def compiled_encoder(regmap: RegisterMap, sources: dict[str, np.ndarray],
                      image: dict[str, np.ndarray],
-                     only: Callable[[str], bool] = lambda table: True):
+                     only: Callable[[str], bool] = lambda table: True) -> ImageEncoder:
     """A bound ``ImageEncoder``: ``.fill()`` recodes ``image`` from ``sources`` (those
     ``only`` accepts)."""
     from softrelay._regimage import ImageEncoder
@@ -238,7 +244,8 @@ class RegisterPublisher:
                             ("firmware_minor", minor), ("firmware_patch", patch),
                             ("config_hash", regmap.config_hash), ("points", regmap.points)):
             self.relay[name] = value
-        self._encoder = None
+        self._encoder: ImageEncoder | None = None  #: bound at the first fill
+        self._settings: ImageEncoder | None = None
 
     def fill(self, core: ProtectionCore, tables: dict[str, np.ndarray],
              figures: Figures) -> None:
@@ -263,7 +270,7 @@ class RegisterPublisher:
             self.events.refresh()
         self._encoder.fill()
         version = self.settings_version()
-        if version != self._settings_seen:
+        if version != self._settings_seen and self._settings is not None:
             self._settings.fill()
             self._settings_seen = version
 

@@ -44,7 +44,7 @@ from softrelay.modbus.event_window import EventWindow
 from softrelay.modbus.pdu import ILLEGAL_FUNCTION, ILLEGAL_VALUE
 from softrelay.modbus.regmap import ENUM_SETTINGS, Entry
 
-Record = Callable[..., None]
+Record = Callable[..., object]  #: the event recorder's record (what it returns is not used)
 REFUSED = ILLEGAL_FUNCTION  #: a write without the authority it needs (see the docstring)
 #: enumerated settings whose register holds a code: code -> the model's word
 ENUM_WORDS = {"input_loss": {int(v): k for k, v in INPUT_LOSS.items()}}
