@@ -1,6 +1,7 @@
 """The companion attaches to the scan's shared images with the layouts the scan process handed
 it (``SharedImage.attachment()``), never with layouts of its own making: a segment made with
-another layout refuses it, its reason naming both fingerprints, before it says it is ready."""
+another layout refuses it, its reason naming both fingerprints, before it says it is ready; so
+does a segment of the same layout made for another configuration (both hashes named)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from softrelay.config import load
+from softrelay.config.identity import config_hash
 from softrelay.field.companion import REFUSED_EXIT, attach_images, companion_main
 from softrelay.image.shared import (
     Attachment,
@@ -22,6 +24,7 @@ from softrelay.image.shared import (
 from softrelay.image.signals import input_layout
 from softrelay.image.snapshot import snapshot_layout
 from softrelay.modbus.register_image import register_layout, register_maps
+from softrelay.telemetry.reading import RelayView
 
 PADDED = np.dtype({"names": ["quality", "value", "window"],
                    "formats": ["u1", "<f8", ("<f4", (3,))], "offsets": [0, 8, 20],
@@ -60,7 +63,7 @@ def test_the_images_attach_with_the_layouts_handed_over():
         with snapshot.writing() as tables:
             tables["coils"][1] = 1
         attached_inputs, attached_snapshot = attach_images(inputs.attachment(),
-                                                           snapshot.attachment())
+                                                           snapshot.attachment(), 0)
         assert attached_snapshot.read()["coils"][1] == 1
         assert attached_inputs.offsets == inputs.offsets
         attached_inputs.close()
@@ -76,7 +79,7 @@ def test_a_companion_handed_another_layout_is_refused_naming_both_digests():
     wrong = Attachment(snapshot.name, layout_json(other_layout(snapshot_layout_)))
     try:
         with pytest.raises(LayoutMismatchError) as refused:
-            attach_images(inputs.attachment(), wrong)
+            attach_images(inputs.attachment(), wrong, 0)
         made = fingerprint(snapshot_layout_).hex()[:12]
         handed = fingerprint(layout_from_json(wrong.layout)).hex()[:12]
         assert made != handed
@@ -85,6 +88,70 @@ def test_a_companion_handed_another_layout_is_refused_naming_both_digests():
     finally:
         inputs.close()
         snapshot.close()
+
+
+def edited(config):
+    """``config`` as a file edited under a running relay: a setting changed, the same images."""
+    point = config.thermal_points[0]
+    changed = config.model_copy(update={"points": tuple(
+        p.model_copy(update={"settings": p.settings.model_copy(
+            update={"theta_trip": p.settings.theta_trip * 0.9})}) if p is point else p
+        for p in config.points)})
+    assert config_hash(changed) != config_hash(config)
+    return changed
+
+
+def test_images_made_for_one_configuration_refuse_a_process_on_another_naming_both_hashes():
+    config, inputs_layout, snapshot_layout_ = demo_layouts()
+    other = edited(config)
+    assert input_layout(other) == inputs_layout  # the layouts alone could not tell them apart
+    made = config_hash(config)
+    inputs = SharedImage(inputs_layout, configuration=made)
+    snapshot = SharedImage(snapshot_layout_, configuration=made)
+    try:
+        attached = attach_images(inputs.attachment(), snapshot.attachment(), made)
+        for image in attached:
+            image.close()
+        for attach in (lambda: attach_images(inputs.attachment(), snapshot.attachment(),
+                                             config_hash(other)),
+                       lambda: RelayView(other, snapshot.attachment(), inputs.attachment())):
+            with pytest.raises(LayoutMismatchError) as refused:
+                attach()
+            said = str(refused.value)
+            assert f"{made:08x}" in said and f"{config_hash(other):08x}" in said, said
+            assert "another configuration" in said
+        view = RelayView(config, snapshot.attachment(), inputs.attachment())  # its own: reads
+        assert view.read() is not None
+    finally:
+        inputs.close()
+        snapshot.close()
+
+
+@pytest.mark.e2e
+def test_a_spawned_companion_on_another_configuration_than_the_images_exits_refused(capfd):
+    config, inputs_layout, snapshot_layout_ = demo_layouts()
+    made = config_hash(config)
+    inputs = SharedImage(inputs_layout, configuration=made)
+    snapshot = SharedImage(snapshot_layout_, configuration=made)
+    ctx = multiprocessing.get_context("spawn")
+    stop, ready = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=companion_main, args=(
+        edited(config).model_dump_json(), inputs.attachment(), snapshot.attachment(), stop,
+        ready))
+    try:
+        child.start()
+        child.join(60.0)
+        assert not child.is_alive(), "the refused companion kept running"
+        assert child.exitcode == REFUSED_EXIT and not ready.is_set()
+    finally:
+        if child.is_alive():
+            child.kill()
+            child.join(5.0)
+        inputs.close()
+        snapshot.close()
+    said = capfd.readouterr().err
+    assert "the I/O process cannot attach" in said and f"{made:08x}" in said
+    assert "Traceback" not in said
 
 
 @pytest.mark.e2e

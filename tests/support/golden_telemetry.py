@@ -64,7 +64,7 @@ def shapes() -> tuple[list[dict], list[str]]:
         try:
             for _ in range(3):
                 relay.loop.step()
-            view = RelayView(config, relay.snapshot.name, relay.inputs.name)
+            view = RelayView(config, relay.snapshot.attachment(), relay.inputs.attachment())
             try:
                 reading = view.read()
                 metrics = families(RelayCollector(config, lambda: reading))

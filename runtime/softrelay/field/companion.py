@@ -22,6 +22,7 @@ from multiprocessing.synchronize import Event
 from typing import Any, Protocol, runtime_checkable
 
 from softrelay.config.buses import Sampling
+from softrelay.config.identity import config_hash
 from softrelay.config.plant import PlantFault
 from softrelay.config.relay import RelayConfig
 from softrelay.field.device import Device
@@ -70,14 +71,15 @@ class CoilReader:
         return self._coils[self.index[name]]
 
 
-def attach_images(inputs: Attachment, snapshot: Attachment
+def attach_images(inputs: Attachment, snapshot: Attachment, configuration: int
                   ) -> tuple[SharedImage, SharedImage]:
     """(the input image, the output snapshot), attached with the layouts the scan process
     handed over (it created them): ``LayoutMismatchError``, naming both fingerprints, when a
-    segment was made with another."""
-    attached = inputs.attach()
+    segment was made with another layout, or both hashes when made for a configuration other
+    than ``configuration`` (the hash of the one this process runs on)."""
+    attached = inputs.attach(configuration)
     try:
-        return attached, snapshot.attach()
+        return attached, snapshot.attach(configuration)
     except BaseException:
         attached.close()
         raise
@@ -203,8 +205,9 @@ def companion_main(config_json: str, inputs: Attachment, snapshot: Attachment, s
     validated again here: the same configuration whatever the file says by now.
     ``inputs``, ``snapshot``: the two images the scan process created, with their layouts
     (``SharedImage.attachment()``): attached as handed over, never computed again here; a
-    segment of another layout refuses the companion (its log line names both fingerprints,
-    it exits with ``REFUSED_EXIT`` before it is ready).
+    segment of another layout, or made for another configuration, refuses the companion (its
+    log line names both fingerprints or both hashes; it exits with ``REFUSED_EXIT`` before it
+    is ready).
 
     ``avoid_cpu``: the CPU the scan is pinned to; the companion keeps off it (it would
     otherwise inherit the scan's affinity), so the scan's CPU serves the scan alone.
@@ -217,7 +220,7 @@ def companion_main(config_json: str, inputs: Attachment, snapshot: Attachment, s
         terminal=status and sys.stdout.isatty()))  # as the scan process does
     config = RelayConfig.model_validate_json(config_json)
     try:
-        input_image, snapshot_image = attach_images(inputs, snapshot)
+        input_image, snapshot_image = attach_images(inputs, snapshot, config_hash(config))
     except LayoutMismatchError as exc:
         log.error("the I/O process cannot attach: %s", exc)
         sys.exit(REFUSED_EXIT)

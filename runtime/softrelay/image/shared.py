@@ -68,8 +68,11 @@ class LayoutMismatchError(RuntimeError):
     """A segment attached with a layout other than the one it was created with."""
 
 
-#: the table before all others: the fingerprint of the layout the creator used
+#: the table before all others: the fingerprint of the layout the creator used (32 bytes),
+#: then the hash of the configuration it was made for (``config.identity.config_hash``, 8
+#: bytes big-endian; 0: not said)
 FINGERPRINT = "__layout__"
+MARK = 40
 
 
 def fingerprint(layout: Layout) -> bytes:
@@ -106,17 +109,21 @@ def _descr(value):
 @dataclass(frozen=True)
 class Attachment:
     """What a process needs to attach to a shared image another one created: the segment's
-    ``name`` and its ``layout`` (``layout_json`` text). The creator hands it over
-    (``SharedImage.attachment()``) instead of the other process computing the layout again;
-    ``attach()`` refuses a segment of another layout (``LayoutMismatchError``, naming both
-    fingerprints)."""
+    ``name``, its ``layout`` (``layout_json`` text) and the ``configuration`` hash it was made
+    for. The creator hands it over (``SharedImage.attachment()``) instead of the other process
+    computing the layout again; ``attach()`` refuses a segment of another layout or made for
+    another configuration (``LayoutMismatchError``, naming both fingerprints or hashes)."""
 
     name: str
     layout: str
+    configuration: int = 0
 
-    def attach(self) -> SharedImage:
-        """The image, attached (not created): closed by whoever attached it."""
-        return SharedImage(layout_from_json(self.layout), name=self.name, create=False)
+    def attach(self, configuration: int | None = None) -> SharedImage:
+        """The image, attached (not created): closed by whoever attached it. ``configuration``:
+        the hash of the configuration this process runs on (default: the one handed over)."""
+        return SharedImage(layout_from_json(self.layout), name=self.name, create=False,
+                           configuration=(self.configuration if configuration is None
+                                          else configuration))
 
 
 class RelayRunningError(RuntimeError):
@@ -169,6 +176,14 @@ class InstanceLock:
             self._fd = None
 
 
+def _configuration_refusal(name: str, made: int, ours: int) -> str:
+    """Why segment ``name``, of this process's layout, refuses it: made for another
+    configuration (both hashes, as the map's config_hash register shows them)."""
+    return (f"shared image {name}: made for configuration {made:08x}, this process's is "
+            f"{ours:08x} (same layout, another configuration: the process was not started "
+            "by this relay, or its configuration was changed under it): refused")
+
+
 def _refusal(name: str, made: bytes, ours: bytes, detail: str = "") -> str:
     """Why segment ``name`` refuses this process: both layouts' fingerprints (12 hex digits
     of each) and what else was seen."""
@@ -214,10 +229,14 @@ class SharedImage:
     """``layout`` maps a table's name to (dtype, shape). Create it (under ``name``, reclaiming
     a segment left under it; no name: a unique one), or attach to it by name."""
 
-    def __init__(self, layout: Layout, name: str | None = None, create: bool = True) -> None:
+    def __init__(self, layout: Layout, name: str | None = None, create: bool = True,
+                 configuration: int = 0) -> None:
         self.layout = dict(layout)
         self._fingerprint = fingerprint(self.layout)
-        offsets, data_size = _offsets({FINGERPRINT: (np.dtype("u1"), (32,))} | self.layout)
+        #: the hash of the configuration the creator made it for (0: not said); an attacher
+        #: that says one is refused by a segment made for another
+        self.configuration = configuration
+        offsets, data_size = _offsets({FINGERPRINT: (np.dtype("u1"), (MARK,))} | self.layout)
         self.offsets = offsets  #: each table's byte offset in the data (after the header)
         total = _shm.HEADER + max(data_size, 8)
         if create:  # the creator owns the segment: unlinked on close
@@ -261,14 +280,22 @@ class SharedImage:
         # after: every version written carries the same bytes (the staging copy has them).
         at = _shm.HEADER + offsets[FINGERPRINT]
         if create:
-            self._staging[offsets[FINGERPRINT]:offsets[FINGERPRINT] + 32] = np.frombuffer(
-                self._fingerprint, np.uint8)
-            self.region[at:at + 32] = np.frombuffer(self._fingerprint, np.uint8)
+            mark = self._fingerprint + configuration.to_bytes(MARK - 32, "big")
+            self._staging[offsets[FINGERPRINT]:offsets[FINGERPRINT] + MARK] = np.frombuffer(
+                mark, np.uint8)
+            self.region[at:at + MARK] = np.frombuffer(mark, np.uint8)
         else:
-            mark = bytes(self.region[at:at + 32])
-            if mark != self._fingerprint:
+            mark = bytes(self.region[at:at + MARK])
+            made_for = int.from_bytes(mark[32:], "big")
+            if mark[:32] != self._fingerprint:
                 self.close()
-                raise LayoutMismatchError(_refusal(self._name, mark, self._fingerprint))
+                raise LayoutMismatchError(_refusal(self._name, mark[:32], self._fingerprint))
+            if configuration and made_for and made_for != configuration:
+                self.close()
+                raise LayoutMismatchError(_configuration_refusal(self._name, made_for,
+                                                                 configuration))
+            if not configuration:
+                self.configuration = made_for
 
     @property
     def name(self) -> str:
@@ -276,13 +303,14 @@ class SharedImage:
 
     def attachment(self) -> Attachment:
         """What another process is handed to attach to this image (its name and layout)."""
-        return Attachment(self._name, layout_json(self.layout))
+        return Attachment(self._name, layout_json(self.layout), self.configuration)
 
     def reader(self) -> SharedImage:
         """Another attachment to the same segment, with copy buffers of its own: for a second
         reading thread (``read`` refills one set of arrays, so two threads must not share
         it). Close it before its creator."""
-        return SharedImage(self.layout, name=self._name, create=False)
+        return SharedImage(self.layout, name=self._name, create=False,
+                           configuration=self.configuration)
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[dict[str, np.ndarray]]:

@@ -12,6 +12,7 @@ import logging
 import socket
 from typing import TYPE_CHECKING
 
+from softrelay.config.identity import config_hash
 from softrelay.config.points import BusbarPoint, ThermalPoint
 from softrelay.config.relay import RelayConfig
 from softrelay.core import (
@@ -127,11 +128,13 @@ def assemble(relay: Relay, config: RelayConfig, prefix: str, clock: ScanClock | 
         relay.events.record("system", "relay", f"the previous instance (pid "
                             f"{relay.instance.previous}) did not stop cleanly: its shared "
                             "memory reclaimed")
-    relay.inputs = SharedImage(input_layout(config), name=f"{prefix}-inputs")
+    made_for = config_hash(config)  # the helpers, handed it, attach only to what it made
+    relay.inputs = SharedImage(input_layout(config), name=f"{prefix}-inputs",
+                               configuration=made_for)
     with relay.inputs.writing() as t:
         t["signals"][:] = empty_signals(len(config.signals))
     relay.snapshot = SharedImage(snapshot_layout(config, register_layout(relay.maps)),
-                                 name=f"{prefix}-snapshot")
+                                 name=f"{prefix}-snapshot", configuration=made_for)
     relay.input_map = InputMap(config)
     relay.helpers = Helpers(config, relay.inputs.attachment(), relay.snapshot.attachment(),
                             relay.events, status=status, feed=relay.feed,

@@ -119,7 +119,7 @@ class Helpers:
         parent, cpu, priority = self._common()
         self.telemetry = telemetry = ctx.Process(
             target=telemetry_main, name="softrelay-telemetry",
-            args=(self.config.model_dump_json(), self.snapshot.name, self.inputs.name,
+            args=(self.config.model_dump_json(), self.snapshot, self.inputs,
                   receiver, self._stop, ready, cpu, self.status, parent, priority),
             daemon=True)
         with realtime.at_normal_priority():

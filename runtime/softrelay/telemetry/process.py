@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as StopEvent
 
 from softrelay.config.relay import RelayConfig
+from softrelay.image.shared import Attachment
 from softrelay.logs import configure_logging
 from softrelay.scan.helper import enter_helper
 from softrelay.scan.lifeline import ORPHANED_EXIT, orphaned
@@ -90,7 +91,7 @@ class Telemetry:
             self.metrics.close()
 
 
-def telemetry_main(config_json: str, snapshot_name: str, input_name: str,
+def telemetry_main(config_json: str, snapshot: Attachment, inputs: Attachment,
                    events: socket.socket, stop: StopEvent, ready: Connection,
                    avoid_cpu: int | None = None, quiet: bool = False,
                    parent_pid: int | None = None, priority: int = 0) -> None:
@@ -100,7 +101,7 @@ def telemetry_main(config_json: str, snapshot_name: str, input_name: str,
     parent); ``priority``: SCHED_FIFO priority of its threads, 0: normal (never the scan's)."""
     parent_pid = enter_helper(parent_pid, priority, avoid_cpu, lambda: configure_logging(quiet))
     config = RelayConfig.model_validate_json(config_json)  # the scan's, not the file's
-    view = RelayView(config, snapshot_name, input_name)
+    view = RelayView(config, snapshot, inputs)
     receiver = EventReceiver(events)
     try:
         telemetry = Telemetry(config, view, receiver)

@@ -14,14 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from softrelay.config.identity import config_hash
 from softrelay.config.relay import RelayConfig
 from softrelay.core import BusbarFlag, Quality, ThermalFlag, set_flags
 from softrelay.core.quantities import QUANTITIES
 from softrelay.core.times import time_to_trip
-from softrelay.image.shared import SharedImage
-from softrelay.image.signals import input_layout
-from softrelay.image.snapshot import MODBUS_COUNTERS, snapshot_layout
-from softrelay.modbus.register_image import register_layout, register_maps
+from softrelay.image.shared import Attachment
+from softrelay.image.snapshot import MODBUS_COUNTERS
 from softrelay.supervision.health import causes_of
 
 
@@ -40,11 +39,18 @@ class Reading:
 
 
 class RelayView:
-    def __init__(self, config: RelayConfig, snapshot_name: str, input_name: str) -> None:
+    def __init__(self, config: RelayConfig, snapshot: Attachment, inputs: Attachment) -> None:
+        """``snapshot``, ``inputs``: the images the scan process made, as it hands them over
+        (``SharedImage.attachment()``): attached with their layouts, refused
+        (``LayoutMismatchError``) when made for a configuration other than ``config``."""
         self.config = config
-        self.snapshot = SharedImage(snapshot_layout(config, register_layout(register_maps(config))),
-                                    name=snapshot_name, create=False)
-        self.inputs = SharedImage(input_layout(config), name=input_name, create=False)
+        made_for = config_hash(config)
+        self.snapshot = snapshot.attach(made_for)
+        try:
+            self.inputs = inputs.attach(made_for)
+        except BaseException:
+            self.snapshot.close()
+            raise
         self._lock = threading.Lock()
 
     def read(self) -> Reading:
