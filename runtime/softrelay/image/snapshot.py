@@ -76,9 +76,16 @@ def snapshot_layout(config: RelayConfig, extra: Layout | None = None) -> Layout:
 
 @dataclass(frozen=True)
 class Figures:
-    """This scan's figures, as the snapshot's statistics row has them, for the providers."""
+    """This scan's figures, as the snapshot's statistics row has them, for the providers: as
+    Python values (reading a field back from the row, a NumPy record, costs about a
+    microsecond, and a provider reads a score of them every scan)."""
 
-    stats: np.void  #: the statistics row just written (``STATS``)
+    scans: int  #: this scan's number (counted after it ends)
+    healthy: bool
+    events: int  #: events recorded so far
+    supervision: int  #: the supervision word (``supervision.health`` causes)
+    points_lost: int  #: points whose measurement is lost
+    links_down: int  #: field links down
     summary: dict  #: ``ScanStats.summary()`` (lateness, execution: ns)
     overruns: int
     missed: int
@@ -146,11 +153,13 @@ class SnapshotPublisher:
             t["busbar"][:] = core.busbar_outputs
             t["coils"][:] = self.coil_state()
             s = t["stats"][0]
+            scans = self.stats.scans + 1  # this scan's number (counted after it ends)
+            events = self.event_count()
             s["now"] = now
-            s["scans"] = self.stats.scans + 1  # this scan's number (counted after it ends)
+            s["scans"] = scans
             s["overruns"] = self.stats.overruns
             s["missed"] = self.stats.missed
-            s["events"] = self.event_count()
+            s["events"] = events
             s["period_ns"] = self.stats.period_ns
             for k in _HIST:
                 s[f"late_{k}"] = summary["lateness"][k]
@@ -163,10 +172,12 @@ class SnapshotPublisher:
                 s[f"modbus_{key}"] = value
             for key, value in self._access.items():
                 s[f"access_{key}"] = value
-            s["healthy"] = self.healthy()
+            healthy = bool(self.healthy())
+            s["healthy"] = healthy
             word, lost, down = self.supervision()
             s["supervision"], s["points_lost"], s["links_down"] = word, lost, down
-            figures = Figures(s, summary, self.stats.overruns, self.stats.missed,
-                              self.stats.period_ns, self._access)
+            figures = Figures(scans, healthy, events, word, lost, down, summary,
+                              self.stats.overruns, self.stats.missed, self.stats.period_ns,
+                              self._access)
             for provider in self.providers:
                 provider.fill(core, t, figures)

@@ -276,19 +276,19 @@ class RegisterPublisher:
 
     def _relay_figures(self, figures: Figures) -> None:
         """The global block's figures of this scan."""
-        s, summary = figures.stats, figures.summary
-        shared = (("scans", s["scans"]), ("heartbeat", s["scans"] % 65536),
-                  ("healthy", s["healthy"]), ("overruns", figures.overruns),
-                  ("missed", figures.missed), ("events", s["events"]),
+        f, summary = figures, figures.summary
+        shared = (("scans", f.scans), ("heartbeat", f.scans % 65536),
+                  ("healthy", f.healthy), ("overruns", f.overruns),
+                  ("missed", f.missed), ("events", f.events),
                   ("period", figures.period_ns * 1e-6),
                   ("lateness_p99", summary["lateness"]["p99"] * 1e-3),  # ns -> us
                   ("lateness_max", summary["lateness"]["max"] * 1e-3),
                   ("execution_p99", summary["execution"]["p99"] * 1e-3),
                   ("execution_max", summary["execution"]["max"] * 1e-3),
-                  ("supervision", s["supervision"]), ("points_lost", s["points_lost"]),
-                  ("links_down", s["links_down"]), ("measurement_lost", s["points_lost"]),
-                  ("link_down", s["links_down"]),
-                  ("self_test_failed", s["supervision"] & SELF_TEST), *figures.access.items())
+                  ("supervision", f.supervision), ("points_lost", f.points_lost),
+                  ("links_down", f.links_down), ("measurement_lost", f.points_lost),
+                  ("link_down", f.links_down),
+                  ("self_test_failed", f.supervision & SELF_TEST), *f.access.items())
         r = self.relay
         for name, value in shared:
             r[name] = value
