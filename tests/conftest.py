@@ -72,3 +72,14 @@ def pty_pair(tmp_path):
     yield str(a), str(b)
     proc.terminate()
     proc.wait(5)
+
+
+@pytest.fixture
+def modbus_relay(tmp_path):
+    """A started relay with its Modbus slave and the DCS's side of it (``support.modbus``'s
+    ``Running``: the client, codes, the relay), closed after the test."""
+    from support.modbus import Running, make_relay
+
+    running = Running(make_relay(tmp_path))
+    yield running
+    running.close()

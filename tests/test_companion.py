@@ -127,28 +127,36 @@ def test_images_made_for_one_configuration_refuse_a_process_on_another_naming_bo
         snapshot.close()
 
 
+def spawned_companion(config_json: str, inputs: Attachment, snapshot: Attachment
+                      ) -> tuple[int | None, bool]:
+    """A companion process spawned as the relay spawns it: (its exit code, whether it said it
+    was ready), killed if it is still running after 60 s."""
+    ctx = multiprocessing.get_context("spawn")
+    stop, ready = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=companion_main, args=(config_json, inputs, snapshot, stop, ready))
+    child.start()
+    child.join(60.0)
+    if child.is_alive():
+        child.kill()
+        child.join(5.0)
+        return None, ready.is_set()
+    return child.exitcode, ready.is_set()
+
+
 @pytest.mark.e2e
 def test_a_spawned_companion_on_another_configuration_than_the_images_exits_refused(capfd):
     config, inputs_layout, snapshot_layout_ = demo_layouts()
     made = config_hash(config)
     inputs = SharedImage(inputs_layout, configuration=made)
     snapshot = SharedImage(snapshot_layout_, configuration=made)
-    ctx = multiprocessing.get_context("spawn")
-    stop, ready = ctx.Event(), ctx.Event()
-    child = ctx.Process(target=companion_main, args=(
-        edited(config).model_dump_json(), inputs.attachment(), snapshot.attachment(), stop,
-        ready))
     try:
-        child.start()
-        child.join(60.0)
-        assert not child.is_alive(), "the refused companion kept running"
-        assert child.exitcode == REFUSED_EXIT and not ready.is_set()
+        exitcode, ready = spawned_companion(edited(config).model_dump_json(),
+                                            inputs.attachment(), snapshot.attachment())
     finally:
-        if child.is_alive():
-            child.kill()
-            child.join(5.0)
         inputs.close()
         snapshot.close()
+    assert exitcode is not None, "the refused companion kept running"
+    assert exitcode == REFUSED_EXIT and not ready
     said = capfd.readouterr().err
     assert "the I/O process cannot attach" in said and f"{made:08x}" in said
     assert "Traceback" not in said
@@ -159,21 +167,13 @@ def test_a_spawned_companion_refused_by_the_snapshot_exits_before_it_is_ready(ca
     config, inputs_layout, snapshot_layout_ = demo_layouts()
     inputs, snapshot = SharedImage(inputs_layout), SharedImage(snapshot_layout_)
     wrong = Attachment(snapshot.name, layout_json(other_layout(snapshot_layout_)))
-    ctx = multiprocessing.get_context("spawn")
-    stop, ready = ctx.Event(), ctx.Event()
-    child = ctx.Process(target=companion_main, args=(
-        config.model_dump_json(), inputs.attachment(), wrong, stop, ready))
     try:
-        child.start()
-        child.join(60.0)
-        assert not child.is_alive(), "the refused companion kept running"
-        assert child.exitcode == REFUSED_EXIT and not ready.is_set()
+        exitcode, ready = spawned_companion(config.model_dump_json(), inputs.attachment(), wrong)
     finally:
-        if child.is_alive():
-            child.kill()
-            child.join(5.0)
         inputs.close()
         snapshot.close()
+    assert exitcode is not None, "the refused companion kept running"
+    assert exitcode == REFUSED_EXIT and not ready
     said = capfd.readouterr().err
     assert "the I/O process cannot attach" in said
     assert fingerprint(snapshot_layout_).hex()[:12] in said

@@ -22,42 +22,36 @@ from support.waits import wait_for
 pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
 
-@pytest.fixture
-def running(tmp_path):
-    r = Running(make_relay(tmp_path))
-    yield r
-    r.close()
-
 
 def words(value: float) -> list[int]:
     return list(struct.unpack(">HH", struct.pack(">f", value)))
 
 
-def texts(running: Running) -> list[str]:
-    return [e.text for e in running.relay.events.ring]
+def texts(modbus_relay: Running) -> list[str]:
+    return [e.text for e in modbus_relay.relay.events.ring]
 
 
-def test_a_preset_from_level_0_is_refused_and_recorded_with_the_peer(running):
+def test_a_preset_from_level_0_is_refused_and_recorded_with_the_peer(modbus_relay):
     """The finding: any admitted client wrote motor1.preset_theta = 10 (trip within 0.3 s)."""
-    regmap, relay = running.relay.regmap, running.relay
-    with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as client:
+    regmap, relay = modbus_relay.relay.regmap, modbus_relay.relay
+    with ModbusTcpClient("127.0.0.1", port=modbus_relay.port, timeout=2) as client:
         preset = regmap.get("motor1.preset_theta").address
         answer = client.write_registers(preset, words(10.0), device_id=1)
         assert answer.isError() and answer.exception_code == 1
         peer = f"127.0.0.1:{client.socket.getsockname()[1]}"
-        running.scans(5)
+        modbus_relay.scans(5)
         theta = client.read_input_registers(regmap.get("motor1.theta").address, count=2,
                                             device_id=1).registers
     assert f32(theta) < 1.0  # not preset: no trip
     assert not any(e.kind == "command" and e.source.startswith("preset") for e in
                    relay.events.ring)
     wait_for(lambda: any(peer in t and "preset needs level 2 engineer" in t
-                         for t in texts(running)), what="the refusal's event")
+                         for t in texts(modbus_relay)), what="the refusal's event")
 
 
-def test_reset_at_level_1_settings_at_level_2_named_in_their_events(running):
-    regmap, relay = running.relay.regmap, running.relay
-    client = ModbusClient(host="127.0.0.1", port=running.port, unit_id=1, auto_open=True,
+def test_reset_at_level_1_settings_at_level_2_named_in_their_events(modbus_relay):
+    regmap, relay = modbus_relay.relay.regmap, modbus_relay.relay
+    client = ModbusClient(host="127.0.0.1", port=modbus_relay.port, unit_id=1, auto_open=True,
                           auto_close=False, timeout=2.0)
     try:
         unlock = regmap.get("relay.unlock").address
@@ -72,7 +66,7 @@ def test_reset_at_level_1_settings_at_level_2_named_in_their_events(running):
         preset = regmap.get("motor1.preset_theta").address
         assert client.write_multiple_registers(preset, words(0.5))
         peer = f"127.0.0.1:{client._sock.getsockname()[1]}"
-        running.scans()
+        modbus_relay.scans()
     finally:
         client.close()
     events = relay.events.ring
@@ -85,31 +79,31 @@ def test_reset_at_level_1_settings_at_level_2_named_in_their_events(running):
     assert preset.text.endswith(" -> 0.5"), preset.text  # old -> new
 
 
-def test_five_wrong_codes_lock_the_peer_out_and_make_one_lockout_event(running):
-    regmap = running.relay.regmap
-    with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as client:
+def test_five_wrong_codes_lock_the_peer_out_and_make_one_lockout_event(modbus_relay):
+    regmap = modbus_relay.relay.regmap
+    with ModbusTcpClient("127.0.0.1", port=modbus_relay.port, timeout=2) as client:
         unlock = regmap.get("relay.unlock").address
         for k in range(5):
             wrong = client.write_registers(unlock, [0, 1000 + k], device_id=1)
             assert wrong.isError() and wrong.exception_code == 1
         right = client.write_registers(unlock, [CODE >> 16, CODE & 0xFFFF], device_id=1)
         assert right.isError() and right.exception_code == 1  # locked out: even the code
-    with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as again:  # a new port
+    with ModbusTcpClient("127.0.0.1", port=modbus_relay.port, timeout=2) as again:  # a new port
         right = again.write_registers(unlock, [CODE >> 16, CODE & 0xFFFF], device_id=1)
         assert right.isError() and right.exception_code == 1
-    lockouts = [t for t in texts(running) if "locked out for" in t and " after " in t]
+    lockouts = [t for t in texts(modbus_relay) if "locked out for" in t and " after " in t]
     assert lockouts == ["127.0.0.1 locked out for 1 min after 5 wrong codes (lockout 1)"]
-    assert running.relay.authority.counters.wrong_codes == 5
+    assert modbus_relay.relay.authority.counters.wrong_codes == 5
     # the DCS reads the counters in the map (version 3), the NMS in the metrics
     first = regmap.get("relay.wrong_codes").address
-    with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as reader:
+    with ModbusTcpClient("127.0.0.1", port=modbus_relay.port, timeout=2) as reader:
 
         def figures() -> list[int]:
             return reader.read_input_registers(first, count=8, device_id=1).registers
 
         wait_for(lambda: figures()[:4] == [0, 5, 0, 1], what="wrong codes 5, lockouts 1")
         assert figures()[4:] == [0, 0, 0, 0]  # no write refused, no session, remote
-    port = running.relay.telemetry_ports["metrics"]
+    port = modbus_relay.relay.telemetry_ports["metrics"]
 
     def metric(name: str) -> float | None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
@@ -122,11 +116,11 @@ def test_five_wrong_codes_lock_the_peer_out_and_make_one_lockout_event(running):
     assert metric("access_wrong_codes_total") == 5.0
 
 
-def test_a_second_connection_that_never_sent_a_code_is_refused(running):
-    regmap = running.relay.regmap
+def test_a_second_connection_that_never_sent_a_code_is_refused(modbus_relay):
+    regmap = modbus_relay.relay.regmap
     k2 = regmap.get("motor1.k2").address
-    with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as engineer, \
-            ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as other:
+    with ModbusTcpClient("127.0.0.1", port=modbus_relay.port, timeout=2) as engineer, \
+            ModbusTcpClient("127.0.0.1", port=modbus_relay.port, timeout=2) as other:
         send_code(engineer, CODE, regmap)
         assert not engineer.write_registers(k2, words(4.0), device_id=1).isError()
         refused = other.write_registers(k2, words(5.0), device_id=1)
@@ -136,29 +130,29 @@ def test_a_second_connection_that_never_sent_a_code_is_refused(running):
         assert preset.isError() and preset.exception_code == 1
 
 
-def test_authority_ends_when_the_connection_closes(running):
-    regmap, authority = running.relay.regmap, running.relay.authority
-    with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as engineer:
+def test_authority_ends_when_the_connection_closes(modbus_relay):
+    regmap, authority = modbus_relay.relay.regmap, modbus_relay.relay.authority
+    with ModbusTcpClient("127.0.0.1", port=modbus_relay.port, timeout=2) as engineer:
         send_code(engineer, CODE, regmap)
         assert authority.engineer_held
         peer = f"127.0.0.1:{engineer.socket.getsockname()[1]}"
     wait_for(lambda: not authority.engineer_held, what="the level dropped after the close")
     assert any(f"level 2 engineer of {peer} ended: connection closed" in t
-               for t in texts(running))
-    with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as later:  # its slot
+               for t in texts(modbus_relay))
+    with ModbusTcpClient("127.0.0.1", port=modbus_relay.port, timeout=2) as later:  # its slot
         refused = later.write_registers(regmap.get("motor1.k2").address, words(4.0),
                                         device_id=1)
         assert refused.isError() and refused.exception_code == 1
 
 
-def test_authority_expires_after_the_minutes(running):
+def test_authority_expires_after_the_minutes(modbus_relay):
     """access.minutes is 1: on an injected clock, 61 s after the code the same connection is
     refused again (and the expiry is recorded)."""
-    authority, regmap = running.relay.authority, running.relay.regmap
+    authority, regmap = modbus_relay.relay.authority, modbus_relay.relay.regmap
     now = [time.monotonic()]
     authority.clock = authority.refusals.clock = lambda: now[0]
     k2 = regmap.get("motor1.k2").address
-    with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as client:
+    with ModbusTcpClient("127.0.0.1", port=modbus_relay.port, timeout=2) as client:
         send_code(client, CODE, regmap)
         now[0] += 59.0
         assert not client.write_registers(k2, words(4.0), device_id=1).isError()
@@ -166,7 +160,7 @@ def test_authority_expires_after_the_minutes(running):
         refused = client.write_registers(k2, words(4.5), device_id=1)
         assert refused.isError() and refused.exception_code == 1
     assert any("level 2 engineer of 127.0.0.1:" in t and "expired after 1 min" in t
-               for t in texts(running))
+               for t in texts(modbus_relay))
 
 
 def test_refused_connections_are_events_aggregated(tmp_path):

@@ -35,16 +35,10 @@ from support.modbus import CODE, OPERATOR, SLAVE, Running, f32, make_relay, mbap
 pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
 
-@pytest.fixture
-def running(tmp_path):
-    r = Running(make_relay(tmp_path))
-    yield r
-    r.close()
 
-
-def test_pymodbus_reads_the_map(running):
-    regmap = running.relay.regmap
-    with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as client:
+def test_pymodbus_reads_the_map(modbus_relay):
+    regmap = modbus_relay.relay.regmap
+    with ModbusTcpClient("127.0.0.1", port=modbus_relay.port, timeout=2) as client:
         version = client.read_input_registers(0, count=6, device_id=1)
         assert not version.isError()
         assert version.registers[0] == MAP_VERSION
@@ -71,10 +65,10 @@ def test_pymodbus_reads_the_map(running):
             device_id=1).registers
 
 
-def test_a_multi_register_read_is_one_scans(running):
+def test_a_multi_register_read_is_one_scans(modbus_relay):
     """scans and heartbeat are written by every scan: a response mixing two scans would
     show them disagreeing. Reads for 0.6 s (thousands) while the relay scans every 10 ms."""
-    with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as client:
+    with ModbusTcpClient("127.0.0.1", port=modbus_relay.port, timeout=2) as client:
         seen, reads, until = set(), 0, time.monotonic() + 0.6
         while time.monotonic() < until or reads < 2000:
             reads += 1
@@ -85,23 +79,23 @@ def test_a_multi_register_read_is_one_scans(running):
     assert len(seen) > 20  # the reads did span many scans
 
 
-def test_the_dcs_clears_the_scan_statistics_after_commissioning(running):
+def test_the_dcs_clears_the_scan_statistics_after_commissioning(modbus_relay):
     """A stall during commissioning stays in the lateness max and the overrun count until the
     DCS writes relay.clear_statistics: then they start again at the next scan (recorded as an
     event), and the scan counter goes on."""
-    regmap = running.relay.regmap
-    stats = running.relay.loop.stats
+    regmap = modbus_relay.relay.regmap
+    stats = modbus_relay.relay.loop.stats
     stats.lateness.record(80_000_000)  # an 80 ms wake-up, as a stalled machine gives
     stats.overruns += 3
     address = {name: regmap.get(f"relay.{name}").address
                for name in ("scans", "overruns", "lateness_max")}
-    with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as client:
+    with ModbusTcpClient("127.0.0.1", port=modbus_relay.port, timeout=2) as client:
 
         def read(name: str) -> float:
             words = client.read_input_registers(address[name], count=2, device_id=1).registers
             return f32(words) if name == "lateness_max" else words[0] << 16 | words[1]
 
-        running.scans(60)  # the percentiles are worked out every 50 scans
+        modbus_relay.scans(60)  # the percentiles are worked out every 50 scans
         assert read("overruns") >= 3 and read("lateness_max") >= 80_000
         before = read("scans")
         clear = regmap.get("relay.clear_statistics").address
@@ -109,17 +103,17 @@ def test_the_dcs_clears_the_scan_statistics_after_commissioning(running):
         assert refused.isError() and refused.exception_code == 1
         send_code(client, CODE, regmap)
         assert not client.write_coil(clear, True, device_id=1).isError()
-        running.scans()
+        modbus_relay.scans()
         assert read("overruns") == 0
         assert read("lateness_max") < 80_000
         assert read("scans") > before
     assert any(e.kind == "command" and e.source == "scan" and "statistics cleared from modbus"
-               in e.text for e in running.relay.events.ring)
+               in e.text for e in modbus_relay.relay.events.ring)
 
 
-def test_pymodbustcp_an_independent_client_reads_and_writes(running):
-    regmap = running.relay.regmap
-    client = ModbusClient(host="127.0.0.1", port=running.port, unit_id=1, auto_open=True,
+def test_pymodbustcp_an_independent_client_reads_and_writes(modbus_relay):
+    regmap = modbus_relay.relay.regmap
+    client = ModbusClient(host="127.0.0.1", port=modbus_relay.port, unit_id=1, auto_open=True,
                           timeout=2.0)
     try:
         words = client.read_holding_registers(regmap.get("motor1.theta_trip").address, 2)
@@ -129,9 +123,9 @@ def test_pymodbustcp_an_independent_client_reads_and_writes(running):
         unlock = regmap.get("relay.unlock").address
         assert client.write_multiple_registers(unlock, [OPERATOR >> 16, OPERATOR & 0xFFFF])
         assert client.write_single_coil(regmap.get("relay.reset_all").address, True)
-        running.scans()
+        modbus_relay.scans()
         assert any(e.kind == "command" and e.source == "reset all"
-                   for e in running.relay.events.ring)
+                   for e in modbus_relay.relay.events.ring)
         assert client.read_input_registers(96, 1) is None
         assert client.last_except == 2
         # settings: refused at level 1 (01), then at level 2 written and read back
@@ -141,14 +135,14 @@ def test_pymodbustcp_an_independent_client_reads_and_writes(running):
         assert client.last_except == 1
         assert client.write_multiple_registers(unlock, [CODE >> 16, CODE & 0xFFFF])
         assert client.write_multiple_registers(k2, four)
-        running.scans()
+        modbus_relay.scans()
         assert f32(client.read_holding_registers(k2, 2)) == 4.0
-        assert running.relay.core.thermal_settings["k2"][0] == 4.0
+        assert modbus_relay.relay.core.thermal_settings["k2"][0] == 4.0
         assert client.read_input_registers(regmap.get("relay.unlocked", "input_register")
                                            .address, 1) == [1]
     finally:
         client.close()
-    texts = [e.text for e in running.relay.events.ring]
+    texts = [e.text for e in modbus_relay.relay.events.ring]
     assert any("level 2 engineer granted to 127.0.0.1:" in t for t in texts)
     assert any("k2 3.0 -> 4.0" in t and "level 2 engineer" in t for t in texts)
     assert not any(str(CODE) in t or str(OPERATOR) in t for t in texts)  # never recorded
@@ -164,16 +158,16 @@ def test_pymodbustcp_an_independent_client_reads_and_writes(running):
         (struct.pack(">BHH", 5, 0, 0x1234), 1, bytes([0x85, 3])),  # a coil value
     ],
 )
-def test_exceptions_on_the_wire(running, pdu, unit, answer):
-    reply = raw(running.port, mbap(pdu, unit))
+def test_exceptions_on_the_wire(modbus_relay, pdu, unit, answer):
+    reply = raw(modbus_relay.port, mbap(pdu, unit))
     assert reply == struct.pack(">HHHB", 7, 0, len(answer) + 1, unit) + answer
 
 
-def test_pipelined_requests_are_answered_in_order(running):
+def test_pipelined_requests_are_answered_in_order(modbus_relay):
     frames = b"".join(mbap(struct.pack(">BHH", 4, 0, 1), transaction=t) for t in range(1, 6))
     frames += mbap(struct.pack(">BHH", 5, 0, 0xFF00), transaction=6)  # a write between reads
     frames += mbap(struct.pack(">BHH", 4, 0, 1), transaction=7)
-    with socket.create_connection(("127.0.0.1", running.port), 2.0) as s:
+    with socket.create_connection(("127.0.0.1", modbus_relay.port), 2.0) as s:
         s.sendall(frames)
         got = b""
         while got.count(b"\x00\x00\x00") < 7 and len(got) < 7 * 12:
@@ -201,8 +195,8 @@ def closed_within(sock: socket.socket, seconds: float) -> float | None:
     return time.monotonic() - start if data == b"" else None
 
 
-def test_connection_limits_idle_and_half_frames_and_bad_headers(running):
-    port = running.port
+def test_connection_limits_idle_and_half_frames_and_bad_headers(modbus_relay):
+    port = modbus_relay.port
     held = []
     for k in range(3):  # from three addresses (each may hold 2 of the 3)
         held.append(socket.create_connection(("127.0.0.1", port), 1.0,
@@ -216,14 +210,14 @@ def test_connection_limits_idle_and_half_frames_and_bad_headers(running):
         assert closed_within(held[0], 1.0) is not None  # ... the longest idle made room
         extra.close()
         deadline = time.monotonic() + 2.0
-        while running.relay.slave.server.connections != 2:  # what systemd's STATUS shows
-            assert time.monotonic() < deadline, running.relay.slave.server.connections
+        while modbus_relay.relay.slave.server.connections != 2:  # what systemd's STATUS shows
+            assert time.monotonic() < deadline, modbus_relay.relay.slave.server.connections
             time.sleep(0.01)
     finally:
         for s in held:
             s.close()
     time.sleep(0.1)
-    assert running.relay.slave.server.connections == 0
+    assert modbus_relay.relay.slave.server.connections == 0
     half = socket.create_connection(("127.0.0.1", port), 1.0)
     half.sendall(mbap(struct.pack(">BHH", 4, 0, 1))[:9])
     took = closed_within(half, 2.0)
@@ -237,7 +231,7 @@ def test_connection_limits_idle_and_half_frames_and_bad_headers(running):
     bad.sendall(struct.pack(">HHHB", 1, 5, 6, 1) + struct.pack(">BHH", 4, 0, 1))  # protocol 5
     assert closed_within(bad, 1.0) is not None
     bad.close()
-    server = running.relay.slave.server  # its thread publishes the counts after closing
+    server = modbus_relay.relay.slave.server  # its thread publishes the counts after closing
     deadline = time.monotonic() + 5.0
     while server.counters["dropped"] < 2:
         assert time.monotonic() < deadline, server.counters
@@ -293,8 +287,8 @@ def test_compiled_reads_of_any_bytes_answer_as_the_specification(still, function
     assert relay.slave.server.read_pdu(pdu) == logic.respond(pdu, image, writes=None)
 
 
-def test_device_identification_over_the_wire(running):
-    reply = raw(running.port, mbap(bytes([43, 0x0E, 1, 0])))
+def test_device_identification_over_the_wire(modbus_relay):
+    reply = raw(modbus_relay.port, mbap(bytes([43, 0x0E, 1, 0])))
     assert reply[7:14] == bytes([43, 0x0E, 1, 0x82, 0, 0, 3])
     assert b"softrelay" in reply and np.frombuffer(reply[4:6], ">u2")[0] == len(reply) - 6
 
@@ -313,23 +307,23 @@ def mbpoll(port: int, *args: str, write: tuple[str, ...] = ()) -> str:
     return run.stdout + run.stderr
 
 
-def test_mbpoll_reads_floats_and_its_reset_without_a_code_is_refused(running):
-    regmap = running.relay.regmap
+def test_mbpoll_reads_floats_and_its_reset_without_a_code_is_refused(modbus_relay):
+    regmap = modbus_relay.relay.regmap
     theta_trip = regmap.get("motor1.theta_trip").address
-    out = mbpoll(running.port, "-t", "4:float", "-B", "-r", str(theta_trip), "-c", "1")
+    out = mbpoll(modbus_relay.port, "-t", "4:float", "-B", "-r", str(theta_trip), "-c", "1")
     assert f"[{theta_trip}]: \t1.2" in out, out
-    out = mbpoll(running.port, "-t", "3:hex", "-r", "0", "-c", "4")
+    out = mbpoll(modbus_relay.port, "-t", "3:hex", "-r", "0", "-c", "4")
     assert f"[0]: \t0x{MAP_VERSION:04x}" in out and "[1]: \t0x0000" in out, out  # map, 0.
-    out = mbpoll(running.port, "-t", "3", "-r", "96", "-c", "1")
+    out = mbpoll(modbus_relay.port, "-t", "3", "-r", "96", "-c", "1")
     assert "Illegal data address" in out, out
-    out = mbpoll(running.port, "-t", "0", "-r", str(regmap.get("motor1.reset").address),
+    out = mbpoll(modbus_relay.port, "-t", "0", "-r", str(regmap.get("motor1.reset").address),
                  write=("1",))  # a connection of its own that never sent a code
     assert "Illegal function" in out, out
-    running.scans()
+    modbus_relay.scans()
     assert not any(e.kind == "command" and e.source == "reset motor1"
-                   for e in running.relay.events.ring)
+                   for e in modbus_relay.relay.events.ring)
     assert any("write refused: reset needs level 1 operator, the session has level 0 read "
-               "(from 127.0.0.1:" in e.text for e in running.relay.events.ring)
+               "(from 127.0.0.1:" in e.text for e in modbus_relay.relay.events.ring)
 
 
 def fuzz_frames(rng: np.random.Generator, n: int, hot: list[int]):
@@ -379,19 +373,19 @@ def read_answers(sock: socket.socket, count: int) -> list[bytes]:
     return answers
 
 
-def test_fuzz_100000_frames_the_server_answers_by_the_specification(running):
+def test_fuzz_100000_frames_the_server_answers_by_the_specification(modbus_relay):
     """100 000 well-formed frames with random, mutated and valid PDUs (pipelined 100 at a
     time), then malformed headers on their own connections: every
     well-formed frame is answered, exceptions are those the specification module gives, the
     server stays up, and the scan keeps its period."""
-    relay = running.relay
+    relay = modbus_relay.relay
     logic = SlaveLogic(relay.regmap)
     rng = np.random.default_rng(20261121)
     hot = sorted({e.address for e in relay.regmap.entries})
     frames = list(fuzz_frames(rng, 100_000, hot))
     started, scans0 = time.monotonic(), relay.loop.stats.scans
     checked = 0
-    with socket.create_connection(("127.0.0.1", running.port), 5.0) as sock:
+    with socket.create_connection(("127.0.0.1", modbus_relay.port), 5.0) as sock:
         for k in range(0, len(frames), 100):
             batch = frames[k:k + 100]
             sock.sendall(b"".join(f for f, _, _ in batch))
@@ -413,7 +407,7 @@ def test_fuzz_100000_frames_the_server_answers_by_the_specification(running):
                         assert len(got) == 2 and got[1] in (1, 2, 3, 4)
     # malformed headers (a protocol other than 0, a length outside 2..254): dropped unanswered
     for k in range(200):
-        with socket.create_connection(("127.0.0.1", running.port), 2.0) as sock:
+        with socket.create_connection(("127.0.0.1", modbus_relay.port), 2.0) as sock:
             length = int(rng.choice([0, 1, 255, 300, 65535]))
             protocol = 0 if length in (255, 300, 65535, 0, 1) and k % 2 else int(
                 rng.integers(1, 65536))
@@ -422,7 +416,7 @@ def test_fuzz_100000_frames_the_server_answers_by_the_specification(running):
     elapsed, scans = time.monotonic() - started, relay.loop.stats.scans - scans0
     assert checked > 15_000  # read PDUs compared with the specification module
     assert scans >= 0.5 * elapsed / relay.config.scan.period, (scans, elapsed)
-    with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as client:
+    with ModbusTcpClient("127.0.0.1", port=modbus_relay.port, timeout=2) as client:
         assert not client.read_input_registers(0, count=1, device_id=1).isError()
 
 
@@ -438,31 +432,31 @@ def window(client: ModbusTcpClient, regmap) -> list[dict]:
     return rows
 
 
-def test_events_are_read_through_the_window_without_losing_one(running):
+def test_events_are_read_through_the_window_without_losing_one(modbus_relay):
     """Twenty commands make twenty events; the DCS walks the window from an old cursor to
     the newest, writing back the last number it read, and sees every event once, in order,
     with the kinds and sources the map's tables name."""
-    relay, regmap = running.relay, running.relay.regmap
+    relay, regmap = modbus_relay.relay, modbus_relay.relay.regmap
     kinds, sources = json.loads(regmap.to_json())["event_kinds"], regmap.event_sources
-    with ModbusTcpClient("127.0.0.1", port=running.port, timeout=2) as client:
+    with ModbusTcpClient("127.0.0.1", port=modbus_relay.port, timeout=2) as client:
         send_code(client, OPERATOR, regmap)
         start = relay.events.next_seq - 1
         reset = regmap.get("motor1.reset").address
         for _ in range(20):
             client.write_coil(reset, True, device_id=1)
-        running.scans(3)
+        modbus_relay.scans(3)
         # cursor 0: the newest 8, as of the last scan's snapshot: other threads (the watchdog,
         # the write worker) may record events meanwhile, so wait (bounded) for a scan that has
         # published the recorder's newest
         deadline = time.monotonic() + 5.0
         while (newest := window(client, regmap))[-1]["seq"] != relay.events.next_seq - 1:
             assert time.monotonic() < deadline, (newest[-1], relay.events.next_seq - 1)
-            running.scans(1)
+            modbus_relay.scans(1)
         assert len(newest) == 8
         cursor, seen = regmap.get("relay.event_cursor").address, []
         client.write_registers(cursor, [start >> 16, start & 0xFFFF], device_id=1)
         while True:
-            running.scans(2)
+            modbus_relay.scans(2)
             rows = window(client, regmap)
             if not rows:
                 break
@@ -558,20 +552,20 @@ def test_unit_groups_show_their_points_as_relays_of_their_own(tmp_path):
     assert any("modbus.groups[2][0]: no point named 'motor9'" in p for p in problems_of(bad))
 
 
-def test_softrelay_status_reads_a_running_relay_through_its_map(running, tmp_path):
+def test_softrelay_status_reads_a_running_relay_through_its_map(modbus_relay, tmp_path):
     """What an engineer types beside the panel: the points' figures and the scan's, read over
     Modbus; a relay running another configuration is called out; no relay: exit 1, why."""
     from softrelay.relay.commands import Request
 
-    running.relay.commands.put(Request("preset", ("motor1",), 0.5, "test"))
-    running.scans()
-    config = running.relay.config_path
+    modbus_relay.relay.commands.put(Request("preset", ("motor1",), 0.5, "test"))
+    modbus_relay.scans()
+    config = modbus_relay.relay.config_path
 
     def status(*argv: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "softrelay", "status", *argv],
                               capture_output=True, text=True, timeout=60)
 
-    shown = status(f"127.0.0.1:{running.port}", "--config", config)
+    shown = status(f"127.0.0.1:{modbus_relay.port}", "--config", config)
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     motor1 = next(line for line in lines if line.startswith("motor1 "))
@@ -585,7 +579,7 @@ def test_softrelay_status_reads_a_running_relay_through_its_map(running, tmp_pat
     assert blind and f"measurement lost on {blind} point(s)" in shown.stdout, shown.stdout
     other = tmp_path / "other.yaml"
     other.write_text(Path(config).read_text().replace("t_heat: ", "t_heat: 1", 1))
-    assert "NOT this file's" in status(f"127.0.0.1:{running.port}", "--config",
+    assert "NOT this file's" in status(f"127.0.0.1:{modbus_relay.port}", "--config",
                                        str(other)).stdout
     with socket.socket() as spare:
         spare.bind(("127.0.0.1", 0))
@@ -600,18 +594,18 @@ def status_of(*argv: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
-def test_softrelay_status_without_a_config_shows_what_the_relay_says(running, tmp_path):
+def test_softrelay_status_without_a_config_shows_what_the_relay_says(modbus_relay, tmp_path):
     """HOST:PORT alone: the relay's own globals and summary, its points by number (their
     kinds told apart), and where the names are; localhost is accepted."""
     from softrelay.relay.commands import Request
 
-    running.relay.commands.put(Request("preset", ("motor1",), 0.5, "test"))
-    running.scans()
-    shown = status_of(f"localhost:{running.port}")
+    modbus_relay.relay.commands.put(Request("preset", ("motor1",), 0.5, "test"))
+    modbus_relay.scans()
+    shown = status_of(f"localhost:{modbus_relay.port}")
     assert shown.returncode == 0, shown.stderr
     assert shown.stderr == ""
     text = shown.stdout
-    assert (f"map {MAP_VERSION}, configuration 0x{running.relay.regmap.config_hash:08x}, "
+    assert (f"map {MAP_VERSION}, configuration 0x{modbus_relay.relay.regmap.config_hash:08x}, "
             "3 point(s)") in text
     assert "--config FILE gives names and full figures" in text
     assert "NOT HEALTHY; scan 10 ms," in text  # no companion: blind, and said so
@@ -623,25 +617,25 @@ def test_softrelay_status_without_a_config_shows_what_the_relay_says(running, tm
     assert "motor1" not in text  # the names are the configuration's
 
 
-def test_softrelay_status_with_a_config_of_another_layout_falls_back_to_the_relays(running,
+def test_softrelay_status_with_a_config_of_another_layout_falls_back_to_the_relays(modbus_relay,
                                                                                    tmp_path):
     """A file with one point more (its block 3 is unmapped on this relay): not an exception
     response, but the relay's own view, and the file named as not its configuration."""
     other = tmp_path / "other.yaml"
-    text = Path(running.relay.config_path).read_text()
+    text = Path(modbus_relay.relay.config_path).read_text()
     other.write_text(text.replace("\noutputs:", "\n  - name: motor3\n    kind: thermal\n"
                                   "    samples: m2.win\n    settings: {i_b: 50.0, t_heat: 120.0,"
                                   " t_cool: 360.0, input_mode: samples}\n\noutputs:", 1))
-    shown = status_of(f"127.0.0.1:{running.port}", "--config", str(other))
+    shown = status_of(f"127.0.0.1:{modbus_relay.port}", "--config", str(other))
     assert shown.returncode == 0, shown.stderr
     assert f"is NOT {other}'s" in shown.stdout and "layout does not fit" in shown.stdout
     assert "point 2" in shown.stdout and "point 3" not in shown.stdout
 
 
-def test_softrelay_status_says_when_the_relays_map_version_is_not_its_own(running):
-    running.relay.publisher.providers[0].relay["map_version"] = MAP_VERSION + 1
-    running.scans()
-    shown = status_of(f"127.0.0.1:{running.port}")
+def test_softrelay_status_says_when_the_relays_map_version_is_not_its_own(modbus_relay):
+    modbus_relay.relay.publisher.providers[0].relay["map_version"] = MAP_VERSION + 1
+    modbus_relay.scans()
+    shown = status_of(f"127.0.0.1:{modbus_relay.port}")
     assert shown.returncode == 0, shown.stderr
     assert (f"map {MAP_VERSION + 1} is newer than this softrelay's {MAP_VERSION}"
             in shown.stdout), shown.stdout
@@ -657,15 +651,15 @@ def test_softrelay_status_of_a_port_where_nothing_listens_is_one_line():
     assert refused.stdout == ""
 
 
-def test_softrelay_status_watch_refreshes_until_ctrl_c(running):
+def test_softrelay_status_watch_refreshes_until_ctrl_c(modbus_relay):
     """--watch: the figures move as the relay's do; Ctrl-C ends it cleanly."""
     from softrelay.relay.commands import Request
 
-    running.relay.commands.put(Request("preset", ("motor1",), 0.5, "test"))
-    running.scans()
+    modbus_relay.relay.commands.put(Request("preset", ("motor1",), 0.5, "test"))
+    modbus_relay.scans()
     watch = subprocess.Popen([sys.executable, "-m", "softrelay", "status",
-                              f"127.0.0.1:{running.port}", "--config",
-                              running.relay.config_path, "--watch", "0.2"],
+                              f"127.0.0.1:{modbus_relay.port}", "--config",
+                              modbus_relay.relay.config_path, "--watch", "0.2"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=dict(os.environ, PYTHONFAULTHANDLER="1"),
                              # as from a terminal: a suite started in the background (a
@@ -682,7 +676,7 @@ def test_softrelay_status_watch_refreshes_until_ctrl_c(running):
     deadline = time.monotonic() + 30.0
     while not thetas() and time.monotonic() < deadline:
         time.sleep(0.05)
-    running.relay.commands.put(Request("preset", ("motor1",), 0.8, "test"))
+    modbus_relay.relay.commands.put(Request("preset", ("motor1",), 0.8, "test"))
     while (not thetas() or thetas()[-1] < 0.79) and time.monotonic() < deadline:
         time.sleep(0.05)
     watch.send_signal(signal.SIGINT)

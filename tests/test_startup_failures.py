@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,7 @@ from softrelay.field.worker import BusWorker, Polled
 from softrelay.relay.relay import Relay, StartupError
 
 from support.configs import left_behind, relay_config
+from support.waits import wait_for
 
 pytestmark = pytest.mark.e2e  #: slow, end to end: `make test` runs it, `make test-fast` not
 
@@ -40,16 +40,6 @@ def events_of(tmp_path: Path) -> list[dict]:
     if not file.exists():
         return []
     return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
-
-
-def wait_for(condition, within: float, what: str):
-    deadline = time.monotonic() + within
-    while True:
-        found = condition()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"not within {within} s: {what}"
-        time.sleep(0.05)
 
 
 def run(path: Path) -> subprocess.Popen:
