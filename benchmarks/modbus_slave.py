@@ -389,12 +389,7 @@ def bare_comparison(args, client: Path, run, results: dict) -> int:
             server.stop()
     runs = results["runs"] = {key: medians(found, {"rates": "rate", "p99s_us": "p99_us"})
                               for key, found in samples.items()}
-    for connections, rate in PHASES:
-        label = label_of(connections, rate)
-        ours, base = runs[f"softrelay {label}"], runs[f"baseline {label}"]
-        print(f"bare {label:13s} vs baseline: rate {ours['rate'] / base['rate']:5.3f}x, p99 "
-              f"{ours['p99_us']:.1f} us vs {base['p99_us']:.1f} us "
-              f"({ours['p99_us'] / base['p99_us']:5.3f}x)")
+    print_against_baseline(runs, "bare ")
     if args.json:
         results["machine"] = machine()
         args.json.write_text(json.dumps(results, indent=2) + "\n")
@@ -527,11 +522,13 @@ def lateness_windows(args, client: Path, relay_port: int, libmodbus_port: int | 
     return {window: medians(f, {"p99s_us": "lateness_p99_us"}) for window, f in found.items()}
 
 
-def print_against_baseline(runs: dict) -> None:
+def print_against_baseline(runs: dict, what: str = "") -> None:
+    """Each phase's rate and p99 of this build against the baseline's (``what``: a prefix
+    naming the comparison)."""
     for connections, rate in PHASES:
         label = label_of(connections, rate)
         ours, base = runs[f"softrelay {label}"], runs[f"baseline {label}"]
-        print(f"{label:13s} vs baseline: rate {ours['rate'] / base['rate']:5.3f}x, p99 "
+        print(f"{what}{label:13s} vs baseline: rate {ours['rate'] / base['rate']:5.3f}x, p99 "
               f"{ours['p99_us']:.1f} us vs {base['p99_us']:.1f} us "
               f"({ours['p99_us'] / base['p99_us']:5.3f}x)")
 
