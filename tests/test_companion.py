@@ -24,6 +24,8 @@ from softrelay.image.shared import (
 from softrelay.image.signals import input_layout
 from softrelay.image.snapshot import snapshot_layout
 from softrelay.modbus.register_image import register_layout, register_maps
+from softrelay.telemetry.feed import feed_pair
+from softrelay.telemetry.process import telemetry_main
 from softrelay.telemetry.reading import RelayView
 
 PADDED = np.dtype({"names": ["quality", "value", "window"],
@@ -121,7 +123,10 @@ def test_images_made_for_one_configuration_refuse_a_process_on_another_naming_bo
             assert f"{made:08x}" in said and f"{config_hash(other):08x}" in said, said
             assert "another configuration" in said
         view = RelayView(config, snapshot.attachment(), inputs.attachment())  # its own: reads
-        assert view.read() is not None
+        try:
+            assert view.read() is not None
+        finally:
+            view.close()
     finally:
         inputs.close()
         snapshot.close()
@@ -130,12 +135,12 @@ def test_images_made_for_one_configuration_refuse_a_process_on_another_naming_bo
 def spawned_companion(config_json: str, inputs: Attachment, snapshot: Attachment
                       ) -> tuple[int | None, bool]:
     """A companion process spawned as the relay spawns it: (its exit code, whether it said it
-    was ready), killed if it is still running after 60 s."""
+    was ready), killed if it is still running after 30 s."""
     ctx = multiprocessing.get_context("spawn")
     stop, ready = ctx.Event(), ctx.Event()
     child = ctx.Process(target=companion_main, args=(config_json, inputs, snapshot, stop, ready))
     child.start()
-    child.join(60.0)
+    child.join(30.0)
     if child.is_alive():
         child.kill()
         child.join(5.0)
@@ -179,3 +184,44 @@ def test_a_spawned_companion_refused_by_the_snapshot_exits_before_it_is_ready(ca
     assert fingerprint(snapshot_layout_).hex()[:12] in said
     assert fingerprint(layout_from_json(wrong.layout)).hex()[:12] in said
     assert "Traceback" not in said
+
+
+@pytest.mark.e2e
+def test_a_spawned_telemetry_process_on_another_configuration_says_why_and_exits_refused(capfd):
+    """The telemetry process is the first helper the relay starts: refused by the images, it
+    tells the relay why (which refuses to start saying so) and exits with REFUSED_EXIT,
+    without a traceback."""
+    config, inputs_layout, snapshot_layout_ = demo_layouts()
+    made = config_hash(config)
+    other = edited(config)
+    inputs = SharedImage(inputs_layout, configuration=made)
+    snapshot = SharedImage(snapshot_layout_, configuration=made)
+    ctx = multiprocessing.get_context("spawn")
+    answer, ready = ctx.Pipe(duplex=False)
+    sender, receiver = feed_pair()
+    stop = ctx.Event()  # held here until the child has it
+    child = ctx.Process(target=telemetry_main, args=(
+        other.model_dump_json(), snapshot.attachment(), inputs.attachment(), receiver, stop,
+        ready))
+    try:
+        child.start()
+        ready.close()
+        assert answer.poll(30.0), "the refused telemetry process said nothing"
+        said = answer.recv()
+        child.join(30.0)
+        assert not child.is_alive(), "the refused telemetry process kept running"
+    finally:
+        if child.is_alive():
+            child.kill()
+            child.join(5.0)
+        answer.close()
+        sender.close()
+        receiver.close()
+        inputs.close()
+        snapshot.close()
+    assert isinstance(said, str) and "cannot attach" in said, said
+    assert f"{made:08x}" in said and f"{config_hash(other):08x}" in said, said
+    assert child.exitcode == REFUSED_EXIT
+    logged = capfd.readouterr().err
+    assert "the telemetry process cannot attach" in logged
+    assert "Traceback" not in logged

@@ -149,7 +149,9 @@ def test_plant_faults():
             {"bus": "i2c1", "address": "amb.temperature", "kind": "nack"},
             {"bus": "i2c1", "address": "amx", "kind": "sentinel"},
             {"bus": "meters", "address": "m3.current.a", "kind": "stuck"},
-            {"bus": "meters", "address": "m1.current.a", "kind": "stuck"}]
+            {"bus": "meters", "address": "m1.current.a", "kind": "stuck"},
+            {"bus": "meters", "address": "m1.current.a", "kind": "nack"},
+            {"bus": "meters", "address": "m1", "kind": "nack"}]
     assert refs.plant_faults(demo(change)) == [
         (("plant", "faults", 0, "bus"), "no bus named 'nowhere'"),
         (("plant", "faults", 1, "bus"), "faults are injected on simulated buses; 'real' is a "
@@ -164,7 +166,10 @@ def test_plant_faults():
         (("plant", "faults", 5, "address"), "'amx': no sensor 'amx' on this bus (sensors: "
                                             "amb)"),
         (("plant", "faults", 6, "address"), "'m3.current.a': bus 'meters' has no device 'm3' "
-                                            "(devices: m1, b1)")]
+                                            "(devices: m1, b1)"),
+        (("plant", "faults", 8, "address"), "'nack' is a fault of a device or of the server, "
+                                            "not of 'm1.current.a': address it as 'm1' (or "
+                                            "'*')")]
 
 
 def test_plant_coils():

@@ -8,6 +8,7 @@ configuration accepts exactly the enum's words, with the error text it always ga
 from __future__ import annotations
 
 import ast
+import errno
 import math
 from pathlib import Path
 
@@ -46,7 +47,8 @@ def test_every_kind_has_one_row_in_every_medium_s_table():
                 assert medium.not_on[kind], (medium.name, kind.value)  # a reason, not a blank
 
 
-def test_the_table_is_where_the_twins_inject():
+def test_the_table_is_the_one_agreed():
+    """Moving a fault to another place on a medium is a deliberate edit of TABLE too."""
     found = {kind.value: tuple(MEDIA[m].where.get(kind, "-")
                                for m in ("simulated", "i2c", "spi", "modbus"))
              for kind in FaultKind}
@@ -210,3 +212,28 @@ def test_a_configured_kind_is_its_word_in_the_json_a_child_process_is_given(tmp_
     dumped = config.model_dump_json()
     assert '"kind":"slow"' in dumped
     assert RelayConfig.model_validate_json(dumped) == config
+
+
+@pytest.mark.parametrize("bus", ["i2c", "spi"])
+def test_a_chip_bus_acts_on_each_fault_where_its_table_says(bus):
+    """On I2C and SPI a transaction fault fails the call as the kernel's would (I2C: no
+    acknowledge EREMOTEIO, a clock stretched past the timeout ETIMEDOUT), a wire fault reaches
+    the twin (which scrambles its answer, or leaves MISO at 0xFF), and an element fault lets
+    the chip answer with what it senses."""
+    from softrelay.sim.chip_faults import BusFaults
+
+    medium = MEDIA[bus]
+    for kind, where in medium.where.items():
+        faults = BusFaults(bus, {"t": ("temperature",)}, timeout=0.01, sleep=lambda s: None)
+        faults.inject("t", kind.value)
+        if where is Where.TRANSACTION:
+            with pytest.raises(OSError) as failed:
+                faults.wire("t")
+            expected = {FaultKind.NACK: errno.EREMOTEIO, FaultKind.SLOW: errno.ETIMEDOUT}
+            assert failed.value.errno == expected[kind], (bus, kind)
+        elif where is Where.WIRE:
+            fault = faults.wire("t")
+            assert fault is not None and fault.kind == kind, (bus, kind)
+            assert faults.scramble(b"\x01\x02\x03") != b"\x01\x02\x03"
+        else:
+            assert where is Where.ELEMENT and faults.wire("t") is None, (bus, kind)

@@ -132,6 +132,17 @@ def medium_of(bus_kind: str) -> Medium:
     return MEDIA[_BUS_MEDIUM.get(bus_kind, bus_kind)]
 
 
+def device_fault_refusal(address: str, kind: FaultKind) -> str | None:
+    """Why ``kind`` cannot be injected at ``address`` of a simulated Modbus line, or None: a
+    fault of the transaction or the wire belongs to a device (or the whole server, '*'),
+    never to one quantity of it. The reason ``sim.twin_server.TwinServer.inject`` raises and
+    the configuration refuses with."""
+    if "." in address and MEDIA["modbus"].where.get(kind) is not Where.VALUE:
+        return (f"{kind.value!r} is a fault of a device or of the server, not of {address!r}: "
+                f"address it as {address.partition('.')[0]!r} (or '*')")
+    return None
+
+
 def fault_refusal(bus: str, sensors: dict[str, tuple[str, ...]],
                   refused: Mapping[str, Mapping[str, str]], address: str, kind: str
                   ) -> tuple[str, str] | None:

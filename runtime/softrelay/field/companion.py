@@ -33,12 +33,10 @@ from softrelay.image.shared import Attachment, LayoutMismatchError, SharedImage
 from softrelay.image.signals import BusCounters, bus_counter_writer, signal_writer, window_rows
 from softrelay.logs import configure_logging
 from softrelay.scan.helper import enter_helper
-from softrelay.scan.lifeline import ORPHANED_EXIT, orphaned
+from softrelay.scan.lifeline import ORPHANED_EXIT, REFUSED_EXIT, orphaned
 
 log = logging.getLogger("softrelay.field")
 
-#: the exit code of a companion refused by a shared image (made with another layout)
-REFUSED_EXIT = 2
 
 
 def bus_device(bus, plant, sampling: Sampling | None = None) -> Device:

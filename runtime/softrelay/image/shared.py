@@ -118,12 +118,13 @@ class Attachment:
     layout: str
     configuration: int = 0
 
-    def attach(self, configuration: int | None = None) -> SharedImage:
-        """The image, attached (not created): closed by whoever attached it. ``configuration``:
-        the hash of the configuration this process runs on (default: the one handed over)."""
+    def attach(self, configuration: int) -> SharedImage:
+        """The image, attached (not created): closed by whoever attached it.
+        ``configuration``: the hash of the configuration this process runs on (its own, not
+        the one handed over: that would check nothing); 0 attaches whatever it was made
+        for."""
         return SharedImage(layout_from_json(self.layout), name=self.name, create=False,
-                           configuration=(self.configuration if configuration is None
-                                          else configuration))
+                           configuration=configuration)
 
 
 class RelayRunningError(RuntimeError):

@@ -3,7 +3,7 @@
 A thread reads the line: a frame ends at a silence of 3.5 characters (at least 1.75 ms above
 19 200 baud, as the specification says); a frame with a wrong CRC, or for another address, is
 ignored (RTU has no answer for those); address 0 is a broadcast: its writes are done, nothing
-is answered. A request is answered by ``modbus_pdu.SlaveLogic`` from the register image of the
+is answered. A request is answered by ``pdu.SlaveLogic`` from the register image of the
 newest published scan (exception 06, server device busy, before the first scan's), and writes
 go through the same ``RelayWrites`` as over TCP. The line is one session
 (``authority.Session.rtu``: "rtu:<port> unit <u>"): a level earned by a code on it holds for

@@ -4,7 +4,7 @@ Reads (01 02 03 04, 43/14) are answered by the compiled thread straight from the
 in the snapshot (``softrelay._mbserver``): no Python, no GIL, one scan's words per response.
 Before the first scan's snapshot is published, reads answer exception 06 (server device busy).
 Writes (05 06 15 16 23) come to the write worker, a Python thread that answers them with the
-readable specification (``modbus_pdu.SlaveLogic``) and ``writes.RelayWrites``: commands and
+readable specification (``pdu.SlaveLogic``) and ``writes.RelayWrites``: commands and
 settings queued for the next scan, the access codes, all-or-nothing. Writes are rare; reads,
 which a DCS sends many times a second, never touch the interpreter the scan runs in.
 

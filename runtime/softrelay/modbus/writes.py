@@ -1,7 +1,7 @@
 """What a Modbus write does to the relay: commands, preset theta, the access codes, settings.
 
 ``RelayWrites.write(items, session)`` takes the whole entries one request writes (see
-``modbus_pdu.Writes``) and either applies all of them or refuses all with an exception code.
+``pdu.Writes``) and either applies all of them or refuses all with an exception code.
 ``session`` (``authority.Session``: a TCP connection or an RTU line) is who writes: each write
 needs the level ``authority.Authority`` says the session holds (``for_session`` binds one, for
 ``SlaveLogic.respond``):

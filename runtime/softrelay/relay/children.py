@@ -129,7 +129,8 @@ class Helpers:
         try:
             said = (answer.recv() if answer.poll(HELPER_READY_S)
                     else f"no answer in {HELPER_READY_S:g} s")
-        except EOFError:
+        except EOFError:  # it died before it could say why
+            telemetry.join(1.0)
             said = f"it exited ({telemetry.exitcode})"
         finally:
             answer.close()

@@ -24,6 +24,8 @@ log = logging.getLogger("softrelay")
 
 PR_SET_PDEATHSIG = 1
 ORPHANED_EXIT = 3  #: the exit code of a helper that found its scan process gone
+#: the exit code of a helper refused by a shared image (another layout or configuration)
+REFUSED_EXIT = 2
 
 
 def bind_to_parent(parent_pid: int) -> bool:

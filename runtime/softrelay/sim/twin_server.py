@@ -24,7 +24,7 @@ import tty
 
 import numpy as np
 
-from softrelay.catalog.faults import FaultKind, Where, kind_named
+from softrelay.catalog.faults import FaultKind, Where, device_fault_refusal, kind_named
 from softrelay.modbus import protocol
 from softrelay.modbus.pdu import answer
 from softrelay.modbus.protocol import (
@@ -154,9 +154,9 @@ class TwinServer:
             for twin in targets:
                 twin.value_faults[quantity or "*"] = Fault(known, **params)
             return
-        if quantity:
-            raise ValueError(f"{known.value!r} is a fault of a device or of the server, not "
-                             f"of {address!r}")
+        refusal = device_fault_refusal(address, known)
+        if refusal is not None:
+            raise ValueError(refusal)
         self.faults[address] = Fault(known, **params)
         if known == FaultKind.REFUSED and address == "*" and self._server is not None:
             self._call(self._close_tcp())

@@ -20,10 +20,10 @@ from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as StopEvent
 
 from softrelay.config.relay import RelayConfig
-from softrelay.image.shared import Attachment
+from softrelay.image.shared import Attachment, LayoutMismatchError
 from softrelay.logs import configure_logging
 from softrelay.scan.helper import enter_helper
-from softrelay.scan.lifeline import ORPHANED_EXIT, orphaned
+from softrelay.scan.lifeline import ORPHANED_EXIT, REFUSED_EXIT, orphaned
 from softrelay.telemetry.feed import EventReceiver
 from softrelay.telemetry.reading import RelayView
 
@@ -101,11 +101,17 @@ def telemetry_main(config_json: str, snapshot: Attachment, inputs: Attachment,
     parent); ``priority``: SCHED_FIFO priority of its threads, 0: normal (never the scan's)."""
     parent_pid = enter_helper(parent_pid, priority, avoid_cpu, lambda: configure_logging(quiet))
     config = RelayConfig.model_validate_json(config_json)  # the scan's, not the file's
-    view = RelayView(config, snapshot, inputs)
+    try:
+        view = RelayView(config, snapshot, inputs)
+    except LayoutMismatchError as exc:  # said to the relay, which refuses to start with it
+        log.error("the telemetry process cannot attach: %s", exc)
+        ready.send(f"it cannot attach: {exc}")
+        raise SystemExit(REFUSED_EXIT) from None
     receiver = EventReceiver(events)
     try:
         telemetry = Telemetry(config, view, receiver)
     except Exception as exc:  # said to the relay, which refuses to start with it
+        view.close()
         ready.send(str(exc) or repr(exc))
         raise SystemExit(1) from None  # the relay says it, in one line
     ready.send({"metrics": telemetry.metrics.port} if telemetry.metrics else {})
