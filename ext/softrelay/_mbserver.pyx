@@ -227,7 +227,8 @@ cdef class ModbusServer:
 
     def adopted_slot(self, uint64_t generation):
         """The adopted connection ``generation``'s slot while open; -1 while it waits to be
-        placed; -2 gone (refused or closed)."""
+        placed (a refused one until the network thread has finished the batch it was refused
+        in: its peer may see the close a moment before); -2 gone (refused or closed)."""
         return sr_adopted_slot(self.s, generation)
 
     def complete(self, int slot, uint64_t generation, bytes mbap, bytes pdu):
