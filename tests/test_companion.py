@@ -132,10 +132,11 @@ def test_images_made_for_one_configuration_refuse_a_process_on_another_naming_bo
         snapshot.close()
 
 
-def spawned_companion(config_json: str, inputs: Attachment, snapshot: Attachment
-                      ) -> tuple[int | None, bool]:
-    """A companion process spawned as the relay spawns it: (its exit code, whether it said it
-    was ready), killed if it is still running after 30 s."""
+def refused_companion(config_json: str, inputs: Attachment, snapshot: Attachment,
+                      capfd) -> str:
+    """Spawn a companion as the relay spawns it (killed if still running after 30 s), assert
+    that it was refused (exit REFUSED_EXIT, never ready, one line saying it cannot attach, no
+    traceback) and return what it wrote to stderr."""
     ctx = multiprocessing.get_context("spawn")
     stop, ready = ctx.Event(), ctx.Event()
     child = ctx.Process(target=companion_main, args=(config_json, inputs, snapshot, stop, ready))
@@ -144,8 +145,12 @@ def spawned_companion(config_json: str, inputs: Attachment, snapshot: Attachment
     if child.is_alive():
         child.kill()
         child.join(5.0)
-        return None, ready.is_set()
-    return child.exitcode, ready.is_set()
+        raise AssertionError("the refused companion kept running")
+    assert child.exitcode == REFUSED_EXIT and not ready.is_set()
+    said = capfd.readouterr().err
+    assert "the I/O process cannot attach" in said
+    assert "Traceback" not in said
+    return said
 
 
 @pytest.mark.e2e
@@ -155,16 +160,12 @@ def test_a_spawned_companion_on_another_configuration_than_the_images_exits_refu
     inputs = SharedImage(inputs_layout, configuration=made)
     snapshot = SharedImage(snapshot_layout_, configuration=made)
     try:
-        exitcode, ready = spawned_companion(edited(config).model_dump_json(),
-                                            inputs.attachment(), snapshot.attachment())
+        said = refused_companion(edited(config).model_dump_json(), inputs.attachment(),
+                                 snapshot.attachment(), capfd)
     finally:
         inputs.close()
         snapshot.close()
-    assert exitcode is not None, "the refused companion kept running"
-    assert exitcode == REFUSED_EXIT and not ready
-    said = capfd.readouterr().err
-    assert "the I/O process cannot attach" in said and f"{made:08x}" in said
-    assert "Traceback" not in said
+    assert f"{made:08x}" in said
 
 
 @pytest.mark.e2e
@@ -173,17 +174,12 @@ def test_a_spawned_companion_refused_by_the_snapshot_exits_before_it_is_ready(ca
     inputs, snapshot = SharedImage(inputs_layout), SharedImage(snapshot_layout_)
     wrong = Attachment(snapshot.name, layout_json(other_layout(snapshot_layout_)))
     try:
-        exitcode, ready = spawned_companion(config.model_dump_json(), inputs.attachment(), wrong)
+        said = refused_companion(config.model_dump_json(), inputs.attachment(), wrong, capfd)
     finally:
         inputs.close()
         snapshot.close()
-    assert exitcode is not None, "the refused companion kept running"
-    assert exitcode == REFUSED_EXIT and not ready
-    said = capfd.readouterr().err
-    assert "the I/O process cannot attach" in said
     assert fingerprint(snapshot_layout_).hex()[:12] in said
     assert fingerprint(layout_from_json(wrong.layout)).hex()[:12] in said
-    assert "Traceback" not in said
 
 
 @pytest.mark.e2e

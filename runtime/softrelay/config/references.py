@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from softrelay.catalog.chips import CHIP_QUANTITIES, REFUSED_ON_CHIP
-from softrelay.catalog.faults import device_fault_refusal, fault_refusal, kind_named
+from softrelay.catalog.faults import device_fault_refusal, fault_refusal
 from softrelay.catalog.profiles import device_quantities
 from softrelay.config.buses import ModbusRtuBus, ModbusTcpBus, SpiBus, adc_problems
 from softrelay.config.pins import gpio_pin
@@ -221,11 +221,10 @@ def plant_faults(config: RelayConfig) -> list[Problem]:
         elif bus.kind != "simulated" and fault.address != "*":
             device = fault.address.partition(".")[0]
             names = [d.name for d in bus.devices]
-            known = kind_named(fault.kind)
             if device not in names:
                 errors.append(((*where, "address"), f"{fault.address!r}: bus {fault.bus!r} "
                                f"has no device {device!r} (devices: {', '.join(names)})"))
-            elif known is not None and (refused := device_fault_refusal(fault.address, known)):
+            elif refused := device_fault_refusal(fault.address, fault.kind):
                 errors.append(((*where, "address"), refused))
     return errors
 

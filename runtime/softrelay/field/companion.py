@@ -29,14 +29,13 @@ from softrelay.field.device import Device
 from softrelay.field.registry import BusKindError, open_bus, plant_model
 from softrelay.field.sensor_bus import DeferredBus
 from softrelay.field.worker import BusWorker, Polled
-from softrelay.image.shared import Attachment, LayoutMismatchError, SharedImage
+from softrelay.image.shared import Attachment, LayoutMismatchError, SharedImage, attach_all
 from softrelay.image.signals import BusCounters, bus_counter_writer, signal_writer, window_rows
 from softrelay.logs import configure_logging
 from softrelay.scan.helper import enter_helper
 from softrelay.scan.lifeline import ORPHANED_EXIT, REFUSED_EXIT, orphaned
 
 log = logging.getLogger("softrelay.field")
-
 
 
 def bus_device(bus, plant, sampling: Sampling | None = None) -> Device:
@@ -75,12 +74,8 @@ def attach_images(inputs: Attachment, snapshot: Attachment, configuration: int
     handed over (it created them): ``LayoutMismatchError``, naming both fingerprints, when a
     segment was made with another layout, or both hashes when made for a configuration other
     than ``configuration`` (the hash of the one this process runs on)."""
-    attached = inputs.attach(configuration)
-    try:
-        return attached, snapshot.attach(configuration)
-    except BaseException:
-        attached.close()
-        raise
+    input_image, snapshot_image = attach_all((inputs, snapshot), configuration)
+    return input_image, snapshot_image
 
 
 @runtime_checkable

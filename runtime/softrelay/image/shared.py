@@ -37,7 +37,7 @@ import os
 import secrets
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,14 +109,13 @@ def _descr(value):
 @dataclass(frozen=True)
 class Attachment:
     """What a process needs to attach to a shared image another one created: the segment's
-    ``name``, its ``layout`` (``layout_json`` text) and the ``configuration`` hash it was made
-    for. The creator hands it over (``SharedImage.attachment()``) instead of the other process
-    computing the layout again; ``attach()`` refuses a segment of another layout or made for
-    another configuration (``LayoutMismatchError``, naming both fingerprints or hashes)."""
+    ``name`` and its ``layout`` (``layout_json`` text). The creator hands it over
+    (``SharedImage.attachment()``) instead of the other process computing the layout again;
+    ``attach()`` refuses a segment of another layout, or made for a configuration other than
+    the attaching process's (``LayoutMismatchError``, naming both fingerprints or hashes)."""
 
     name: str
     layout: str
-    configuration: int = 0
 
     def attach(self, configuration: int) -> SharedImage:
         """The image, attached (not created): closed by whoever attached it.
@@ -125,6 +124,20 @@ class Attachment:
         for."""
         return SharedImage(layout_from_json(self.layout), name=self.name, create=False,
                            configuration=configuration)
+
+
+def attach_all(attachments: Sequence[Attachment], configuration: int) -> list[SharedImage]:
+    """Each of ``attachments`` attached (``Attachment.attach``), in order; when one is
+    refused, those already attached are closed before the error goes on."""
+    attached: list[SharedImage] = []
+    try:
+        for attachment in attachments:
+            attached.append(attachment.attach(configuration))
+    except BaseException:
+        for image in attached:
+            image.close()
+        raise
+    return attached
 
 
 class RelayRunningError(RuntimeError):
@@ -304,7 +317,7 @@ class SharedImage:
 
     def attachment(self) -> Attachment:
         """What another process is handed to attach to this image (its name and layout)."""
-        return Attachment(self._name, layout_json(self.layout), self.configuration)
+        return Attachment(self._name, layout_json(self.layout))
 
     def reader(self) -> SharedImage:
         """Another attachment to the same segment, with copy buffers of its own: for a second

@@ -12,7 +12,6 @@ import logging
 import socket
 from typing import TYPE_CHECKING
 
-from softrelay.config.identity import config_hash
 from softrelay.config.points import BusbarPoint, ThermalPoint
 from softrelay.config.relay import RelayConfig
 from softrelay.core import (
@@ -128,7 +127,7 @@ def assemble(relay: Relay, config: RelayConfig, prefix: str, clock: ScanClock | 
         relay.events.record("system", "relay", f"the previous instance (pid "
                             f"{relay.instance.previous}) did not stop cleanly: its shared "
                             "memory reclaimed")
-    made_for = config_hash(config)  # the helpers, handed it, attach only to what it made
+    made_for = relay.regmap.config_hash  # the map's register; the helpers check their own
     relay.inputs = SharedImage(input_layout(config), name=f"{prefix}-inputs",
                                configuration=made_for)
     with relay.inputs.writing() as t:

@@ -19,7 +19,7 @@ from softrelay.config.relay import RelayConfig
 from softrelay.core import BusbarFlag, Quality, ThermalFlag, set_flags
 from softrelay.core.quantities import QUANTITIES
 from softrelay.core.times import time_to_trip
-from softrelay.image.shared import Attachment
+from softrelay.image.shared import Attachment, attach_all
 from softrelay.image.snapshot import MODBUS_COUNTERS
 from softrelay.supervision.health import causes_of
 
@@ -44,13 +44,7 @@ class RelayView:
         (``SharedImage.attachment()``): attached with their layouts, refused
         (``LayoutMismatchError``) when made for a configuration other than ``config``."""
         self.config = config
-        made_for = config_hash(config)
-        self.snapshot = snapshot.attach(made_for)
-        try:
-            self.inputs = inputs.attach(made_for)
-        except BaseException:
-            self.snapshot.close()
-            raise
+        self.snapshot, self.inputs = attach_all((snapshot, inputs), config_hash(config))
         self._lock = threading.Lock()
 
     def read(self) -> Reading:
